@@ -1,0 +1,37 @@
+"""Typed exceptions of eiesim.
+
+Library code raises only subclasses of :class:`EieError`; the command line
+(`eiesim.cli`) turns them into a one-line message and exit code 2.
+"""
+
+__all__ = [
+    "EieError",
+    "EieConfigError",
+    "EieFormatError",
+    "EieInputError",
+]
+
+
+class EieError(Exception):
+    """Base class of every error eiesim raises on purpose."""
+
+
+class EieConfigError(EieError, ValueError):
+    """A hardware configuration value is missing, of the wrong type or out of range.
+
+    The message names the offending field.
+    """
+
+
+class EieFormatError(EieError, ValueError):
+    """A compressed-weight file or in-memory layout breaks a format rule.
+
+    The message names the file (when there is one), the field and the rule.
+    """
+
+
+class EieInputError(EieError, ValueError):
+    """An input to the simulator (activation vector, layer/config pairing) is malformed.
+
+    The message names the array and the problem (length, dtype, non-finite value).
+    """

@@ -1,0 +1,37 @@
+"""Build script: compiles every ``kernels/*.pyx`` into ``eiesim._kernels.<name>``.
+
+Metadata lives in ``pyproject.toml``; this file only declares the Cython
+extensions (setuptools cannot glob extensions from ``pyproject.toml``).
+"""
+
+from pathlib import Path
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = Path(__file__).resolve().parent
+
+extensions = [
+    Extension(
+        f"eiesim._kernels.{pyx.stem}",
+        [str(pyx.relative_to(HERE))],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"],
+    )
+    for pyx in sorted((HERE / "kernels").glob("*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    ),
+)
