@@ -1,0 +1,327 @@
+"""Reader and writer of the authors' EIE simulator dump directory.
+
+Layout (docs/FORMAT.md §2; RalphMao/EIE-simulator, the C++ simulator of
+EIE by its authors)::
+
+    <dir>/ptr/ptr{k}.dat   uint32 LE column pointers of PE k, k = 0 ... N-1
+    <dir>/spm/spm{k}.dat   uint32 LE pairs (code v, relative index z), 8 bytes per entry
+    <dir>/arithm.dat       16 float32 LE: the codebook, entry 0 = 0.0
+    <dir>/act.dat          float32 LE input activations (optional)
+
+Per PE the pointer array has ``ceil(C / N) * N + 2`` values: a leading 0,
+one end pointer per column (the C input columns padded up to a multiple of
+N; padding columns are empty) and one end pointer for the bias column,
+which the dump always has. ``z`` counts zeros among the PE's own rows
+(PE k owns global rows ``i % N == k``). Codes and relative indices are 4 bits
+(codes < 16, z < 16).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EieFormatError, EieInputError
+from .layout import CompressedLayer
+
+__all__ = ["EieDump", "read_dump", "write_dump", "DUMP_CODE_BITS", "DUMP_INDEX_BITS"]
+
+#: Bits of the codebook index in the authors' dump (16-entry codebook, docs/FORMAT.md §2).
+DUMP_CODE_BITS = 4
+#: Bits of the relative index in the authors' dump (EIE Section III: 4-bit z).
+DUMP_INDEX_BITS = 4
+
+_PTR_RE = re.compile(r"ptr(0|[1-9][0-9]*)\.dat")
+_SPM_RE = re.compile(r"spm(0|[1-9][0-9]*)\.dat")
+
+
+@dataclass(frozen=True, eq=False)
+class EieDump:
+    """Contents of one dump directory.
+
+    Attributes
+    ----------
+    layer : CompressedLayer
+        The layer, ``has_bias=True`` (the dump always carries a bias column,
+        possibly empty), ``code_bits = index_bits = 4``.
+    activations : numpy.ndarray of float32, shape (n_in,), or None
+        ``act.dat`` when present.
+    path : pathlib.Path
+        The directory read.
+    """
+
+    layer: CompressedLayer
+    activations: np.ndarray | None
+    path: Path
+
+
+def _read_array(path: Path, dtype: str, elem: int, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise EieFormatError(f"{path}: {what} file is missing")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise EieFormatError(f"{path}: cannot read {what} file ({exc.strerror})") from None
+    if len(raw) % elem:
+        raise EieFormatError(
+            f"{path}: size {len(raw)} bytes is not a multiple of {elem} ({what}; truncated?)"
+        )
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _index_files(folder: Path, pattern: re.Pattern, what: str) -> dict[int, Path]:
+    if not folder.is_dir():
+        raise EieFormatError(f"{folder}: {what} directory is missing")
+    found = {}
+    for entry in folder.iterdir():
+        m = pattern.fullmatch(entry.name)
+        if m:
+            found[int(m.group(1))] = entry
+    return found
+
+
+def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
+              n_pe: int | None = None) -> EieDump:
+    """Read the authors' simulator dump directory into a :class:`CompressedLayer`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The dump directory.
+    n_out : int, optional
+        Output rows. When omitted it is **inferred** as the largest decoded
+        global row + 1 (the dump does not record it; trailing all-zero rows
+        cannot be seen).
+    n_in : int, optional
+        Input columns. Defaults to the length of ``act.dat`` when present,
+        else the padded column count of the pointer arrays. Must satisfy
+        ``ceil(n_in / N) * N == padded count``; the padding columns
+        ``n_in ... padded - 1`` must be empty.
+    n_pe : int, optional
+        Expected number of PEs; N itself is the number of ``ptr/ptr{k}.dat``
+        files.
+
+    Returns
+    -------
+    EieDump
+
+    Raises
+    ------
+    EieFormatError
+        If the directory or a file is missing, the ptr files are not
+        numbered 0 ... N-1, N does not match ``n_pe``, a file size is not a
+        multiple of its element size, pointer arrays differ in length or do
+        not start at 0 / decrease, ``ptr[-1]`` differs from the number of
+        entries in ``spm{k}.dat``, a code or z is >= 16, the codebook is not
+        16 values with entry 0 = +0.0, padding columns are not empty, or the
+        decoded layer breaks a rule of :meth:`CompressedLayer.check_format`.
+        Every message names the file or directory.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise EieFormatError(f"{root}: dump directory is missing")
+    ptr_files = _index_files(root / "ptr", _PTR_RE, "ptr")
+    if not ptr_files:
+        raise EieFormatError(f"{root / 'ptr'}: no ptr{{k}}.dat files")
+    N = len(ptr_files)
+    if sorted(ptr_files) != list(range(N)):
+        missing = sorted(set(range(max(ptr_files) + 1)) - set(ptr_files))
+        raise EieFormatError(
+            f"{root / 'ptr'}: ptr files must be numbered 0..N-1 contiguously; "
+            f"missing ptr{missing[0]}.dat"
+        )
+    if n_pe is not None and n_pe != N:
+        raise EieFormatError(f"{root}: N does not match the dump (n_pe={n_pe}, dump has {N} ptr files)")
+    spm_files = _index_files(root / "spm", _SPM_RE, "spm")
+    extra = sorted(set(spm_files) - set(range(N)))
+    if extra:
+        raise EieFormatError(f"{spm_files[extra[0]]}: has no matching ptr file (N = {N})")
+
+    cb_path = root / "arithm.dat"
+    codebook = _read_array(cb_path, "<f4", 4, "codebook").astype(np.float32)
+    if codebook.size != 1 << DUMP_CODE_BITS:
+        raise EieFormatError(f"{cb_path}: holds {codebook.size} float32 values, expected {1 << DUMP_CODE_BITS}")
+    if codebook.view(np.uint32)[0] != 0:
+        raise EieFormatError(f"{cb_path}: entry 0 is {codebook[0].item()!r}, must be +0.0")
+    if not np.all(np.isfinite(codebook)):
+        raise EieFormatError(f"{cb_path}: codebook holds a non-finite value")
+
+    act_path = root / "act.dat"
+    act = None
+    if act_path.exists():
+        act = _read_array(act_path, "<f4", 4, "activation").astype(np.float32)
+
+    ptrs, vs, zs = [], [], []
+    length = None
+    for k in range(N):
+        pf = ptr_files[k]
+        p = _read_array(pf, "<u4", 4, "pointer").astype(np.int64)
+        if length is None:
+            length = p.size
+            if length < N + 2 or (length - 2) % N:
+                raise EieFormatError(
+                    f"{pf}: {length} pointers; expected ceil(C/N)*N + 2 with N={N} "
+                    "(leading 0, padded columns, bias column)"
+                )
+        elif p.size != length:
+            raise EieFormatError(f"{pf}: {p.size} pointers, but {ptr_files[0]} has {length}")
+        if p[0] != 0:
+            raise EieFormatError(f"{pf}: first pointer is {int(p[0])}, must be 0")
+        dp = np.diff(p)
+        if dp.min() < 0:
+            j = int(np.flatnonzero(dp < 0)[0])
+            raise EieFormatError(f"{pf}: pointer of column {j} decreases ({int(p[j])} -> {int(p[j + 1])})")
+        sf = spm_files.get(k, root / "spm" / f"spm{k}.dat")
+        s = _read_array(sf, "<u4", 8, "sparse-matrix").reshape(-1, 2)
+        if p[-1] != s.shape[0]:
+            raise EieFormatError(
+                f"{pf}: last pointer {int(p[-1])} != number of entries {s.shape[0]} in {sf.name}"
+            )
+        for col, what, lim in ((0, "code", 1 << DUMP_CODE_BITS), (1, "relative index z", 1 << DUMP_INDEX_BITS)):
+            if s.shape[0] and int(s[:, col].max()) >= lim:
+                i = int(np.flatnonzero(s[:, col] >= lim)[0])
+                raise EieFormatError(f"{sf}: entry {i} has {what} {int(s[i, col])} >= {lim}")
+        ptrs.append(p)
+        vs.append(s[:, 0].astype(np.uint8))
+        zs.append(s[:, 1].astype(np.uint8))
+    ptr_full = np.stack(ptrs)  # (N, padded + 2)
+    padded = length - 2
+
+    if n_in is None:
+        n_in = act.size if act is not None else padded
+    if act is not None and act.size != n_in:
+        raise EieFormatError(f"{act_path}: holds {act.size} activations, but n_in = {n_in}")
+    if not isinstance(n_in, (int, np.integer)) or n_in < 1 or -(-int(n_in) // N) * N != padded:
+        raise EieFormatError(
+            f"{root / 'ptr'}: pointer arrays hold {padded} padded columns, which is not "
+            f"ceil(n_in/N)*N for n_in={n_in}, N={N}"
+        )
+    n_in = int(n_in)
+    pad_bad = np.flatnonzero(ptr_full[:, n_in] != ptr_full[:, padded])
+    if pad_bad.size:
+        k = int(pad_bad[0])
+        raise EieFormatError(
+            f"{ptr_files[k]}: padding columns {n_in}..{padded - 1} hold "
+            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty"
+        )
+    ptr = np.concatenate([ptr_full[:, : n_in + 1], ptr_full[:, padded + 1:]], axis=1)
+    v = np.concatenate(vs)
+    z = np.concatenate(zs)
+
+    if n_out is None:
+        # infer from the largest decoded global row of a real entry
+        from .relindex import decode_segments
+
+        counts = np.diff(ptr, axis=1).ravel()
+        lrow = decode_segments(v, z, counts)
+        pe = np.repeat(np.arange(N, dtype=np.int64), ptr[:, -1])
+        real = v != 0
+        if not real.any():
+            raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly")
+        n_out = int((lrow[real] * N + pe[real]).max()) + 1
+    try:
+        layer = CompressedLayer(
+            shape=(n_out, n_in), n_pe=N, codebook=codebook, ptr=ptr, v=v, z=z,
+            has_bias=True, code_bits=DUMP_CODE_BITS, index_bits=DUMP_INDEX_BITS,
+            name=root.name,
+        )
+        layer.check_format(full=True)
+    except EieFormatError as exc:
+        raise EieFormatError(f"{root}: {exc}") from None
+    return EieDump(layer=layer, activations=act, path=root)
+
+
+def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
+    """Write ``layer`` as the authors' simulator dump directory.
+
+    Columns are padded to a multiple of N with empty columns and a bias
+    column is always written (empty when ``layer.has_bias`` is False), so
+    reading the authors' FC8 dump and writing it back is byte-identical.
+
+    The directory is built under a temporary name in the same parent and
+    renamed into place; on failure the temporary directory is removed and
+    ``path`` is left untouched.
+
+    Parameters
+    ----------
+    layer : CompressedLayer
+        Must have ``code_bits == index_bits == 4`` (the dump's 4-bit codes
+        and relative indices).
+    path : str or os.PathLike
+        Target directory; must not exist or be an empty directory.
+    activations : array_like of float, shape (n_in,), optional
+        Written as ``act.dat`` (float32 LE).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    EieFormatError
+        If the layer's bit widths are not 4/4, a pointer exceeds uint32,
+        ``path`` exists and is not an empty directory, or its parent is missing.
+    EieInputError
+        If ``activations`` is not 1-D of length ``n_in``.
+    """
+    if not isinstance(layer, CompressedLayer):
+        raise EieFormatError(f"write_dump: expected a CompressedLayer, got {type(layer).__name__}")
+    if layer.code_bits != DUMP_CODE_BITS or layer.index_bits != DUMP_INDEX_BITS:
+        raise EieFormatError(
+            f"write_dump: the dump format needs code_bits = index_bits = 4, layer has "
+            f"{layer.code_bits}/{layer.index_bits}"
+        )
+    dest = Path(path)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise EieFormatError(f"{dest}: exists and is not an empty directory; refusing to overwrite")
+    parent = dest.parent
+    if not parent.is_dir():
+        raise EieFormatError(f"{parent}: parent directory of the dump is missing")
+    act = None
+    if activations is not None:
+        act = np.asarray(activations)
+        if act.shape != (layer.n_in,):
+            raise EieInputError(f"activations: expected shape ({layer.n_in},), got {act.shape}")
+        act = act.astype("<f4")
+
+    N, n_in = layer.n_pe, layer.n_in
+    padded = -(-n_in // N) * N
+    ptr_full = np.empty((N, padded + 2), dtype=np.int64)
+    ptr_full[:, : n_in + 1] = layer.ptr[:, : n_in + 1]
+    ptr_full[:, n_in + 1: padded + 1] = layer.ptr[:, n_in: n_in + 1]
+    ptr_full[:, padded + 1] = layer.ptr[:, -1]
+    if int(ptr_full[:, -1].max()) > np.iinfo(np.uint32).max:
+        raise EieFormatError("write_dump: a PE holds more entries than a uint32 pointer can address")
+    ptr_full = ptr_full.astype("<u4")
+    off = layer.pe_offsets
+    spm = np.empty((layer.n_entries, 2), dtype="<u4")
+    spm[:, 0] = layer.v
+    spm[:, 1] = layer.z
+
+    # os.mkdir (unlike tempfile.mkdtemp) honours the umask, so the renamed
+    # directory gets ordinary permissions
+    tmp = parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        (tmp / "ptr").mkdir()
+        (tmp / "spm").mkdir()
+        for k in range(N):
+            (tmp / "ptr" / f"ptr{k}.dat").write_bytes(ptr_full[k].tobytes())
+            (tmp / "spm" / f"spm{k}.dat").write_bytes(spm[off[k]:off[k + 1]].tobytes())
+        (tmp / "arithm.dat").write_bytes(layer.codebook.astype("<f4").tobytes())
+        if act is not None:
+            (tmp / "act.dat").write_bytes(act.tobytes())
+        if dest.exists():
+            dest.rmdir()  # empty directory (checked above)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

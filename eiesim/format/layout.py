@@ -1,0 +1,677 @@
+"""``CompressedLayer``: a fully-connected layer laid out over N EIE PEs.
+
+Storage (EIE, Han et al., ISCA 2016, Section III and Fig. 2/3): the weight
+matrix W has shape ``(n_out, n_in)`` (rows = outputs, columns = inputs).
+PE ``k`` owns every row ``i`` with ``i % N == k``; local row ``r`` of PE ``k``
+is global row ``r * N + k``. Each PE stores its slice in compressed sparse
+column form: per-PE column pointers and a list of ``(v, z)`` entries, where
+``v`` indexes a shared codebook (``codebook[0] == 0.0``, used by fillers)
+and ``z`` is the relative row index (see :mod:`eiesim.format.relindex`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import EieFormatError
+from .relindex import decode_segments, encode_segments
+
+__all__ = ["CompressedLayer"]
+
+
+def _as_int(val, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)):
+        raise EieFormatError(f"{name}: expected an integer, got {val!r}")
+    val = int(val)
+    if val < lo or (hi is not None and val > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise EieFormatError(f"{name}: {val} is outside {rng}")
+    return val
+
+
+def _coerce_int_array(a, name: str, dtype, ndim: int) -> np.ndarray:
+    """Contiguous array of ``dtype``; values are range-checked before any narrowing cast."""
+    arr = np.asarray(a)
+    if arr.ndim != ndim:
+        raise EieFormatError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    dtype = np.dtype(dtype)
+    if arr.dtype == dtype:
+        return np.ascontiguousarray(arr)
+    if arr.size == 0:
+        return np.ascontiguousarray(arr.astype(dtype))
+    if arr.dtype.kind not in "iu":
+        raise EieFormatError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+    info = np.iinfo(dtype)
+    lo, hi = arr.min(), arr.max()
+    if lo < info.min or hi > info.max:
+        bad = int(np.flatnonzero(((arr < info.min) | (arr > info.max)).ravel())[0])
+        idx = np.unravel_index(bad, arr.shape)
+        idx = idx[0] if len(idx) == 1 else tuple(int(i) for i in idx)
+        raise EieFormatError(
+            f"{name}[{idx}] = {arr.ravel()[bad].item()} does not fit {dtype} "
+            f"(range [{info.min}, {info.max}])"
+        )
+    return np.ascontiguousarray(arr.astype(dtype))
+
+
+def _n_local_rows(n_out: int, n_pe: int, k):
+    """Rows owned by PE ``k`` (scalar or array): ``len(range(k, n_out, n_pe))``."""
+    return np.maximum(0, (n_out - np.asarray(k) + n_pe - 1) // n_pe)
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    """A read-only, C-contiguous copy of ``arr`` owned by the layer."""
+    out = np.array(arr, order="C", copy=True)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class CompressedLayer:
+    """One fully-connected layer encoded for N PEs the way EIE stores it.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_out, n_in)`` of the weight matrix W (rows = outputs).
+    n_pe : int
+        Number of PEs N. PE ``k`` owns global rows ``i`` with ``i % N == k``;
+        its local row ``r`` is global row ``r * N + k`` (EIE, Section III).
+    codebook : numpy.ndarray of float32, shape (2**code_bits,)
+        Shared weights; ``codebook[0]`` must be +0.0 (bit pattern 0): it is
+        the value of fillers and pruned weights (EIE, Section III).
+    ptr : numpy.ndarray of int64, shape (n_pe, n_cols + 1)
+        Per-PE local column pointers: the entries of column ``j`` of PE ``k``
+        are ``v_k[ptr[k, j]:ptr[k, j+1]]`` where ``v_k`` is PE k's part of
+        ``v`` (see :attr:`pe_offsets`). ``ptr[k, 0] == 0``.
+    v : numpy.ndarray of uint8, shape (n_entries,)
+        Codebook indices of all entries, PE 0 first, column order within a PE.
+        ``v == 0`` marks a filler.
+    z : numpy.ndarray of uint8, shape (n_entries,)
+        Relative row indices, same order (zero rows of the PE's own slice
+        skipped before the entry).
+    has_bias : bool, default False
+        When True, column ``n_in`` is the bias column (its input activation is
+        the constant 1.0), quantised with the same codebook, as in EIE
+        Section III and the authors' C++ simulator. This is lossy and is
+        declared, not hidden.
+    code_bits : int, default 4
+        Bits of ``v`` (EIE: 4, a 16-entry codebook), in ``[1, 8]``.
+    index_bits : int, default 4
+        Bits of ``z`` (EIE: 4), in ``[1, 8]``.
+    name : str, default ""
+        Free-form layer name.
+
+    Raises
+    ------
+    EieFormatError
+        On construction, when a cheap (O(N)) check of :meth:`check_format`
+        fails or an array cannot be coerced to its dtype without changing
+        values. The message names the field.
+
+    Notes
+    -----
+    Arrays are copied into C-contiguous arrays of the stated dtypes
+    (int64 / uint8 / float32) and made read-only, so a layer validated once
+    stays valid (the simulator caches its full check per layer object).
+    ``eq=False``: instances compare by identity.
+    """
+
+    shape: tuple[int, int]
+    n_pe: int
+    codebook: np.ndarray
+    ptr: np.ndarray
+    v: np.ndarray
+    z: np.ndarray
+    has_bias: bool = False
+    code_bits: int = 4
+    index_bits: int = 4
+    name: str = ""
+
+    # ------------------------------------------------------------------ construction
+    def __post_init__(self) -> None:
+        try:
+            shp = tuple(self.shape)
+        except TypeError:
+            raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}") from None
+        if len(shp) != 2:
+            raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}")
+        shp = (_as_int(shp[0], "shape[0] (n_out)", 1), _as_int(shp[1], "shape[1] (n_in)", 1))
+        object.__setattr__(self, "shape", shp)
+        object.__setattr__(self, "n_pe", _as_int(self.n_pe, "n_pe", 1))
+        object.__setattr__(self, "code_bits", _as_int(self.code_bits, "code_bits", 1, 8))
+        object.__setattr__(self, "index_bits", _as_int(self.index_bits, "index_bits", 1, 8))
+        if not isinstance(self.has_bias, (bool, np.bool_)):
+            raise EieFormatError(f"has_bias: expected True/False, got {self.has_bias!r}")
+        object.__setattr__(self, "has_bias", bool(self.has_bias))
+        if not isinstance(self.name, str):
+            raise EieFormatError(f"name: expected a string, got {self.name!r}")
+
+        cb = np.asarray(self.codebook)
+        if cb.ndim != 1:
+            raise EieFormatError(f"codebook: expected a 1-D array, got shape {cb.shape}")
+        if cb.size and cb.dtype.kind not in "fiu":
+            raise EieFormatError(f"codebook: expected a real-valued array, got dtype {cb.dtype}")
+        object.__setattr__(self, "codebook", _frozen(np.asarray(cb, dtype=np.float32)))
+        object.__setattr__(self, "ptr", _frozen(_coerce_int_array(self.ptr, "ptr", np.int64, 2)))
+        object.__setattr__(self, "v", _frozen(_coerce_int_array(self.v, "v", np.uint8, 1)))
+        object.__setattr__(self, "z", _frozen(_coerce_int_array(self.z, "z", np.uint8, 1)))
+        self.check_format(full=False)
+
+    @classmethod
+    def from_codes(
+        cls,
+        codes,
+        codebook,
+        n_pe: int,
+        *,
+        bias_codes=None,
+        code_bits: int = 4,
+        index_bits: int = 4,
+        name: str = "",
+    ) -> "CompressedLayer":
+        """Build a layer from an integer code matrix.
+
+        Parameters
+        ----------
+        codes : numpy.ndarray or scipy.sparse array/matrix, shape (n_out, n_in)
+            Codebook index of every weight, in ``[0, 2**code_bits)``; 0 means
+            pruned. Integer dtype (integral floats are accepted too). Sparse
+            inputs must not hold duplicate coordinates; explicit zeros are
+            treated as pruned.
+        codebook : array_like of float, shape (2**code_bits,)
+            Shared weight values; ``codebook[0]`` must be +0.0.
+        n_pe : int
+            Number of PEs N.
+        bias_codes : array_like of int, shape (n_out,), optional
+            Codes of the bias; it becomes column ``n_in`` (input 1.0),
+            quantised with the same codebook (EIE, Section III).
+        code_bits, index_bits : int, default 4
+            Bit widths of ``v`` and ``z`` (EIE: 4 and 4).
+        name : str, default ""
+
+        Returns
+        -------
+        CompressedLayer
+
+        Raises
+        ------
+        EieFormatError
+            If ``codes`` is not 2-D, holds a non-integral value, a value out of
+            ``[0, 2**code_bits)`` (the message names its (row, col)), duplicate
+            sparse coordinates, if ``bias_codes`` has the wrong shape or
+            values, or if the codebook breaks a rule.
+        """
+        if sp.issparse(codes):
+            coo = sp.coo_array(codes)
+            shape = coo.shape
+            rows = np.asarray(coo.row, dtype=np.int64)
+            cols = np.asarray(coo.col, dtype=np.int64)
+            data = np.asarray(coo.data)
+            if rows.size > 1:
+                key = rows * max(shape[1], 1) + cols
+                if np.unique(key).size != key.size:
+                    raise EieFormatError("codes: sparse matrix holds duplicate coordinates")
+            keep = data != 0
+            rows, cols, data = rows[keep], cols[keep], data[keep]
+        else:
+            dense = np.asarray(codes)
+            if dense.ndim != 2:
+                raise EieFormatError(f"codes: expected a 2-D matrix, got shape {dense.shape}")
+            shape = dense.shape
+            rows, cols = np.nonzero(dense)
+            data = dense[rows, cols]
+        if len(shape) != 2:
+            raise EieFormatError(f"codes: expected a 2-D matrix, got shape {shape}")
+        code_bits = _as_int(code_bits, "code_bits", 1, 8)
+        data = _check_codes(data, rows, cols, code_bits, "codes")
+        return cls._from_entries(
+            shape, rows, cols, data, codebook, n_pe, bias_codes=bias_codes,
+            code_bits=code_bits, index_bits=index_bits, name=name,
+        )
+
+    @classmethod
+    def from_weights(
+        cls,
+        weights,
+        codebook,
+        n_pe: int,
+        *,
+        bias=None,
+        code_bits: int = 4,
+        index_bits: int = 4,
+        name: str = "",
+    ) -> "CompressedLayer":
+        """Build a layer from float weights that are all codebook values.
+
+        Each weight is mapped exactly (bit-for-bit after widening to float64)
+        to its codebook index; 0.0 (either sign) means pruned. When the
+        codebook holds a value twice, the lower index is used.
+
+        Parameters
+        ----------
+        weights : numpy.ndarray or scipy.sparse array/matrix, shape (n_out, n_in)
+            Weight values.
+        codebook : array_like of float, shape (2**code_bits,)
+            Shared weights; ``codebook[0]`` must be +0.0.
+        n_pe : int
+            Number of PEs N.
+        bias : array_like of float, shape (n_out,), optional
+            Bias values, each 0.0 or a codebook value; becomes column ``n_in``.
+        code_bits, index_bits : int, default 4
+        name : str, default ""
+
+        Returns
+        -------
+        CompressedLayer
+
+        Raises
+        ------
+        EieFormatError
+            If a non-zero weight is not a codebook value (the message names
+            the (row, col) of the first offender in row-major order), a bias
+            value is not one (names ``bias[i]``), or shapes are wrong.
+        """
+        code_bits = _as_int(code_bits, "code_bits", 1, 8)
+        cb = np.asarray(codebook)
+        if cb.ndim != 1 or cb.size != (1 << code_bits):
+            raise EieFormatError(
+                f"codebook: expected shape ({1 << code_bits},) for code_bits={code_bits}, got {cb.shape}"
+            )
+        cb64 = cb.astype(np.float32).astype(np.float64)
+        if sp.issparse(weights):
+            coo = sp.coo_array(weights)
+            coo.sum_duplicates()  # also sorts by (row, col)
+            shape = coo.shape
+            rows = np.asarray(coo.row, dtype=np.int64)
+            cols = np.asarray(coo.col, dtype=np.int64)
+            vals = np.asarray(coo.data)
+            keep = vals != 0
+            rows, cols, vals = rows[keep], cols[keep], vals[keep]
+        else:
+            dense = np.asarray(weights)
+            if dense.ndim != 2:
+                raise EieFormatError(f"weights: expected a 2-D matrix, got shape {dense.shape}")
+            shape = dense.shape
+            rows, cols = np.nonzero(dense)
+            vals = dense[rows, cols]
+        if vals.size and vals.dtype.kind not in "fiu":
+            raise EieFormatError(f"weights: expected real values, got dtype {vals.dtype}")
+        codes, bad = _lookup(vals, cb64)
+        if bad is not None:
+            raise EieFormatError(
+                f"weights[{int(rows[bad])}, {int(cols[bad])}] = {vals[bad].item()!r} is not a codebook value"
+            )
+        bias_codes = None
+        if bias is not None:
+            b = np.asarray(bias)
+            if b.shape != (shape[0],):
+                raise EieFormatError(f"bias: expected shape ({shape[0]},), got {b.shape}")
+            if b.size and b.dtype.kind not in "fiu":
+                raise EieFormatError(f"bias: expected real values, got dtype {b.dtype}")
+            nzb = np.flatnonzero(b != 0)
+            bcodes, bad = _lookup(b[nzb], cb64)
+            if bad is not None:
+                raise EieFormatError(f"bias[{int(nzb[bad])}] = {b[nzb[bad]].item()!r} is not a codebook value")
+            bias_codes = np.zeros(shape[0], dtype=np.int64)
+            bias_codes[nzb] = bcodes
+        return cls._from_entries(
+            shape, rows, cols, codes, codebook, n_pe, bias_codes=bias_codes,
+            code_bits=code_bits, index_bits=index_bits, name=name,
+        )
+
+    @classmethod
+    def _from_entries(cls, shape, rows, cols, codes, codebook, n_pe, *, bias_codes,
+                      code_bits, index_bits, name) -> "CompressedLayer":
+        """Encode validated COO entries (codes >= 1) for ``n_pe`` PEs."""
+        n_out = _as_int(shape[0], "shape[0] (n_out)", 1)
+        n_in = _as_int(shape[1], "shape[1] (n_in)", 1)
+        n_pe = _as_int(n_pe, "n_pe", 1)
+        index_bits = _as_int(index_bits, "index_bits", 1, 8)
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        codes = np.asarray(codes, dtype=np.int64)
+        has_bias = bias_codes is not None
+        if has_bias:
+            bc = np.asarray(bias_codes)
+            if bc.shape != (n_out,):
+                raise EieFormatError(f"bias_codes: expected shape ({n_out},), got {bc.shape}")
+            brow = np.flatnonzero(bc)
+            bdata = _check_codes(bc[brow], brow, np.full(brow.size, n_in), code_bits, "bias_codes")
+            rows = np.concatenate([rows, brow.astype(np.int64)])
+            cols = np.concatenate([cols, np.full(brow.size, n_in, dtype=np.int64)])
+            codes = np.concatenate([codes, bdata])
+        n_cols = n_in + has_bias
+        pe = rows % n_pe
+        lrow = rows // n_pe
+        seg = pe * n_cols + cols
+        order = np.lexsort((lrow, seg))
+        v, z, counts = encode_segments(seg[order], lrow[order], codes[order], n_pe * n_cols, index_bits)
+        ptr = np.zeros((n_pe, n_cols + 1), dtype=np.int64)
+        np.cumsum(counts.reshape(n_pe, n_cols), axis=1, out=ptr[:, 1:])
+        return cls(
+            shape=(n_out, n_in), n_pe=n_pe, codebook=codebook, ptr=ptr, v=v, z=z,
+            has_bias=has_bias, code_bits=code_bits, index_bits=index_bits, name=name,
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_out(self) -> int:
+        """Number of output rows of W."""
+        return self.shape[0]
+
+    @property
+    def n_in(self) -> int:
+        """Number of input columns of W (bias column excluded)."""
+        return self.shape[1]
+
+    @property
+    def n_cols(self) -> int:
+        """Stored columns: ``n_in + has_bias``."""
+        return self.shape[1] + int(self.has_bias)
+
+    @property
+    def pe_offsets(self) -> np.ndarray:
+        """int64 (n_pe + 1,): start of PE k's entries in ``v``/``z``; last value = n_entries."""
+        out = np.zeros(self.n_pe + 1, dtype=np.int64)
+        np.cumsum(self.ptr[:, -1], out=out[1:])
+        return out
+
+    @property
+    def n_entries(self) -> int:
+        """Stored entries, fillers included."""
+        return int(self.v.size)
+
+    @property
+    def n_fillers(self) -> int:
+        """Filler entries (``v == 0``)."""
+        return int(np.count_nonzero(self.v == 0))
+
+    @property
+    def n_nonzeros(self) -> int:
+        """Real (non-filler) entries, bias column included."""
+        return self.n_entries - self.n_fillers
+
+    @property
+    def weight_density(self) -> float:
+        """Real non-zeros of W (bias column excluded) divided by ``n_out * n_in``."""
+        real = self.v != 0
+        if self.has_bias:
+            real &= self.entry_cols() != self.n_in
+        return int(np.count_nonzero(real)) / (self.n_out * self.n_in)
+
+    def n_local_rows(self, k: int) -> int:
+        """Number of rows PE ``k`` owns: ``len(range(k, n_out, n_pe))`` (EIE, Section III)."""
+        k = _as_int(k, "k", 0, self.n_pe - 1)
+        return int(_n_local_rows(self.n_out, self.n_pe, k))
+
+    # ------------------------------------------------------------------ per-entry views
+    def _segment_counts(self) -> np.ndarray:
+        return np.diff(self.ptr, axis=1).ravel()
+
+    def entry_pes(self) -> np.ndarray:
+        """int64 (n_entries,): PE of each entry."""
+        return np.repeat(np.arange(self.n_pe, dtype=np.int64), self.ptr[:, -1])
+
+    def entry_cols(self) -> np.ndarray:
+        """int64 (n_entries,): column of each entry (``n_in`` for the bias column)."""
+        cols = np.tile(np.arange(self.n_cols, dtype=np.int64), self.n_pe)
+        return np.repeat(cols, self._segment_counts())
+
+    def entry_local_rows(self) -> np.ndarray:
+        """int64 (n_entries,): local row of each entry within its PE, fillers included."""
+        return decode_segments(self.v, self.z, self._segment_counts())
+
+    def entry_rows(self) -> np.ndarray:
+        """int64 (n_entries,): global row ``local * n_pe + pe`` of each entry, fillers included."""
+        return self.entry_local_rows() * self.n_pe + self.entry_pes()
+
+    def pe_slice(self, k: int):
+        """PE ``k``'s part of the layout, as views.
+
+        Returns
+        -------
+        ptr_k : numpy.ndarray of int64, shape (n_cols + 1,)
+        v_k, z_k : numpy.ndarray of uint8, shape (ptr_k[-1],)
+
+        Raises
+        ------
+        EieFormatError
+            If ``k`` is not in ``[0, n_pe)``.
+        """
+        k = _as_int(k, "k", 0, self.n_pe - 1)
+        off = self.pe_offsets
+        return self.ptr[k], self.v[off[k]:off[k + 1]], self.z[off[k]:off[k + 1]]
+
+    # ------------------------------------------------------------------ conversions
+    def _real_entries(self):
+        rows = self.entry_rows()
+        cols = self.entry_cols()
+        real = self.v != 0
+        return rows[real], cols[real], self.v[real]
+
+    def to_codes(self) -> np.ndarray:
+        """Dense code matrix.
+
+        Returns
+        -------
+        numpy.ndarray of uint8, shape (n_out, n_cols)
+            Codebook index of every weight (0 = pruned); column ``n_in`` is the
+            bias column when :attr:`has_bias`.
+        """
+        out = np.zeros((self.n_out, self.n_cols), dtype=np.uint8)
+        rows, cols, v = self._real_entries()
+        out[rows, cols] = v
+        return out
+
+    def to_dense(self) -> np.ndarray:
+        """Dense float32 weights W, shape (n_out, n_in) (bias excluded)."""
+        return self.codebook[self.to_codes()[:, : self.n_in]]
+
+    def bias_values(self):
+        """float32 (n_out,) quantised bias, or None when the layer has no bias column."""
+        if not self.has_bias:
+            return None
+        rows, cols, v = self._real_entries()
+        out = np.zeros(self.n_out, dtype=np.float32)
+        m = cols == self.n_in
+        out[rows[m]] = self.codebook[v[m]]
+        return out
+
+    def to_scipy(self, fmt: str = "csc"):
+        """Weights W as a scipy sparse array (float32, shape (n_out, n_in), bias excluded).
+
+        Parameters
+        ----------
+        fmt : str, default "csc"
+            Any scipy.sparse format name (``"csc"``, ``"csr"``, ``"coo"``, ...).
+
+        Returns
+        -------
+        scipy.sparse.sparray
+            No explicit zeros are stored (a codebook entry equal to 0.0 at an
+            index > 0 is dropped).
+        """
+        rows, cols, v = self._real_entries()
+        m = cols < self.n_in
+        data = self.codebook[v[m]]
+        keep = data != 0
+        coo = sp.coo_array(
+            (data[keep], (rows[m][keep], cols[m][keep])), shape=self.shape, dtype=np.float32
+        )
+        return coo.asformat(fmt)
+
+    # ------------------------------------------------------------------ checks
+    def check_format(self, full: bool = False) -> None:
+        """Check the layout rules; raise on the first violation.
+
+        Cheap checks (O(N), run on every construction): dtypes and shapes
+        (``ptr`` is ``(n_pe, n_cols + 1)``), ``ptr[:, 0] == 0``,
+        ``len(v) == len(z) == ptr[:, -1].sum()``, codebook of length
+        ``2**code_bits``, finite, ``codebook[0]`` is +0.0 by bit pattern.
+
+        Full checks (O(nnz), ``full=True``): ``ptr`` non-decreasing,
+        ``v < 2**code_bits``, ``z < 2**index_bits``, every filler is
+        ``(0, 2**index_bits - 1)``, no segment ends with a filler, every
+        decoded local row lies inside the PE's rows. Together these imply the
+        canonical filler count of EIE Section III: a run of ``f`` fillers
+        before a real entry with index ``z`` encodes the gap
+        ``f * 2**index_bits + z`` with ``z < 2**index_bits``, so
+        ``f = gap // 2**index_bits`` exactly.
+
+        Parameters
+        ----------
+        full : bool, default False
+
+        Raises
+        ------
+        EieFormatError
+            Naming the field and, where it applies, the PE, column and entry.
+        """
+        n_pe, n_cols = self.n_pe, self.n_cols
+        cb, ptr, v, z = self.codebook, self.ptr, self.v, self.z
+        # ---- cheap
+        if cb.dtype != np.float32 or cb.ndim != 1:
+            raise EieFormatError(f"codebook: expected 1-D float32, got {cb.dtype} {cb.shape}")
+        if cb.size != (1 << self.code_bits):
+            raise EieFormatError(
+                f"codebook: has {cb.size} entries, code_bits={self.code_bits} needs {1 << self.code_bits}"
+            )
+        if not np.all(np.isfinite(cb)):
+            i = int(np.flatnonzero(~np.isfinite(cb))[0])
+            raise EieFormatError(f"codebook[{i}] = {cb[i].item()} is not finite")
+        if cb.view(np.uint32)[0] != 0:
+            raise EieFormatError(
+                f"codebook[0] = {cb[0].item()!r} must be +0.0 (bit pattern 0): it is the value of "
+                "fillers and pruned weights (EIE Section III)"
+            )
+        if ptr.dtype != np.int64 or ptr.shape != (n_pe, n_cols + 1):
+            raise EieFormatError(
+                f"ptr: expected int64 of shape (n_pe, n_cols + 1) = ({n_pe}, {n_cols + 1}), "
+                f"got {ptr.dtype} {ptr.shape}"
+            )
+        for name, arr in (("v", v), ("z", z)):
+            if arr.dtype != np.uint8 or arr.ndim != 1:
+                raise EieFormatError(f"{name}: expected 1-D uint8, got {arr.dtype} {arr.shape}")
+        if np.any(ptr[:, 0] != 0):
+            k = int(np.flatnonzero(ptr[:, 0] != 0)[0])
+            raise EieFormatError(f"ptr[{k}, 0] = {int(ptr[k, 0])}: PE {k}'s pointers must start at 0")
+        if np.any(ptr[:, -1] < 0):
+            k = int(np.flatnonzero(ptr[:, -1] < 0)[0])
+            raise EieFormatError(f"ptr[{k}, -1] = {int(ptr[k, -1])}: PE {k} has a negative entry count")
+        total = int(ptr[:, -1].sum())
+        if not v.size == z.size == total:
+            raise EieFormatError(
+                f"v, z: lengths {v.size}, {z.size} must both equal ptr[:, -1].sum() = {total}"
+            )
+        if not full:
+            return
+        # ---- full
+        d = np.diff(ptr, axis=1)
+        if d.size and d.min() < 0:
+            k, j = (int(x) for x in np.argwhere(d < 0)[0])
+            raise EieFormatError(
+                f"ptr: PE {k}, column {j}: pointer decreases ({int(ptr[k, j])} -> {int(ptr[k, j + 1])})"
+            )
+        off = self.pe_offsets
+
+        def where(i: int) -> str:
+            k = int(np.searchsorted(off, i, side="right") - 1)
+            j = int(np.searchsorted(ptr[k], i - off[k], side="right") - 1)
+            return f"entry {i} (PE {k}, column {j})"
+
+        vmax, zmax = (1 << self.code_bits) - 1, (1 << self.index_bits) - 1
+        if v.size and int(v.max()) > vmax:
+            i = int(np.flatnonzero(v > vmax)[0])
+            raise EieFormatError(f"v: {where(i)} has code {int(v[i])} > {vmax} (code_bits={self.code_bits})")
+        if z.size and int(z.max()) > zmax:
+            i = int(np.flatnonzero(z > zmax)[0])
+            raise EieFormatError(
+                f"z: {where(i)} has relative index {int(z[i])} > {zmax} (index_bits={self.index_bits})"
+            )
+        fill = v == 0
+        bad = np.flatnonzero(fill & (z != zmax))
+        if bad.size:
+            i = int(bad[0])
+            raise EieFormatError(
+                f"v/z: {where(i)} is a filler (v=0) with z={int(z[i])}; a filler must have z={zmax} "
+                "(code 0 is reserved for fillers, EIE Section III)"
+            )
+        counts = d.ravel()
+        seg_end = np.repeat(off[:-1], n_cols) + ptr[:, 1:].ravel() - 1
+        ends = seg_end[counts > 0]
+        bad = ends[fill[ends]]
+        if bad.size:
+            i = int(bad[0])
+            raise EieFormatError(f"v: {where(i)} is a filler at the end of its column segment (non-canonical)")
+        lrow = decode_segments(v, z, counts)
+        limit = _n_local_rows(self.n_out, n_pe, self.entry_pes())
+        bad = np.flatnonzero(lrow >= limit)
+        if bad.size:
+            i = int(bad[0])
+            k = int(np.searchsorted(off, i, side="right") - 1)
+            raise EieFormatError(
+                f"z: {where(i)} decodes to local row {int(lrow[i])} (global row "
+                f"{int(lrow[i]) * n_pe + k}) but PE {k} owns only {int(limit[i])} rows of {self.n_out}"
+            )
+
+    # ------------------------------------------------------------------ misc
+    def __repr__(self) -> str:
+        nm = f"{self.name!r}, " if self.name else ""
+        bias = ", bias" if self.has_bias else ""
+        return (
+            f"CompressedLayer({nm}shape={self.shape}{bias}, n_pe={self.n_pe}, "
+            f"entries={self.n_entries}, fillers={self.n_fillers}, "
+            f"density={self.weight_density:.4f}, code_bits={self.code_bits}, "
+            f"index_bits={self.index_bits})"
+        )
+
+
+def _check_codes(data, rows, cols, code_bits: int, name: str) -> np.ndarray:
+    """Validate code values (integral, in [1, 2**code_bits)) and return them as int64."""
+    data = np.asarray(data)
+    if data.size == 0:
+        return data.astype(np.int64)
+    if data.dtype.kind == "b":
+        data = data.astype(np.int64)
+    if data.dtype.kind not in "iu":
+        if data.dtype.kind != "f":
+            raise EieFormatError(f"{name}: expected integer codes, got dtype {data.dtype}")
+        bad = np.flatnonzero(~np.isfinite(data) | (data != np.round(data)))
+        if bad.size:
+            b = _first_rowmajor(bad, rows, cols)
+            raise EieFormatError(
+                f"{name}[{int(rows[b])}, {int(cols[b])}] = {data[b].item()!r} is not an integer code"
+            )
+    hi = 1 << code_bits
+    bad = np.flatnonzero((data < 0) | (data >= hi))
+    if bad.size:
+        b = _first_rowmajor(bad, rows, cols)
+        where = f"[{int(rows[b])}]" if name == "bias_codes" else f"[{int(rows[b])}, {int(cols[b])}]"
+        raise EieFormatError(
+            f"{name}{where} = {data[b].item()!r} is outside [0, {hi}) for code_bits={code_bits}"
+        )
+    return data.astype(np.int64)
+
+
+def _first_rowmajor(bad, rows, cols) -> int:
+    """Index (into ``bad``'s domain) of the first offender in row-major order."""
+    rows = np.asarray(rows)[bad]
+    cols = np.asarray(cols)[bad]
+    return int(bad[np.lexsort((cols, rows))[0]])
+
+
+def _lookup(vals, cb64):
+    """Exact codebook lookup of non-zero ``vals``; returns (codes int64, first bad index or None)."""
+    order = np.argsort(cb64[1:], kind="stable") + 1
+    srt = cb64[order]
+    x = np.asarray(vals).astype(np.float64)
+    idx = np.searchsorted(srt, x, side="left")
+    idx_c = np.minimum(idx, srt.size - 1)
+    ok = (idx < srt.size) & (srt[idx_c] == x)
+    if not np.all(ok):
+        return None, int(np.flatnonzero(~ok)[0])
+    return order[idx_c].astype(np.int64), None

@@ -1,0 +1,253 @@
+"""Validated, flat inputs of one simulated layer (shared by the reference model and the kernel).
+
+Following scikit-learn's Cython pattern, every check and coercion happens here,
+in Python, before either backend runs: the kernel then sees only contiguous
+arrays of the declared dtypes whose indices are known to be in range.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import EIEConfig
+from ..errors import EieFormatError, EieInputError
+from .fixedpoint import fixed_format, quantize
+
+__all__ = ["LayerProgram", "prepare", "ARITH_PIPELINE_DRAIN"]
+
+#: Cycles the arithmetic unit needs after the last entry fetch: codebook decode and
+#: row-address accumulation, then multiply-add and accumulator write-back
+#: (EIE, Section IV "Arithmetic Unit" and Fig. 4; two stages behind the spmat read,
+#: as in the authors' C++ simulator).
+ARITH_PIPELINE_DRAIN = 2
+
+
+@dataclass(frozen=True, eq=False)
+class LayerProgram:
+    """Everything a backend needs to simulate one layer on one input vector.
+
+    Attributes
+    ----------
+    name : str
+    n_pe, n_out, n_in, n_cols : int
+        ``n_cols = n_in + 1`` when the layer has a bias column, else ``n_in``.
+    ptr : ndarray of int64, shape (n_pe, n_cols + 1)
+        Per-PE local column pointers.
+    ptr_t : ndarray of int64, shape (n_cols + 1, n_pe)
+        The same, column-major: the N pointer pairs a broadcast touches are adjacent.
+    pe_offsets : ndarray of int64, shape (n_pe + 1,)
+        Start of each PE's entries in ``v`` / ``z``.
+    v, z : ndarray of uint8, shape (n_entries,)
+        Codebook indices and relative row indices, PE 0 first.
+    vz : ndarray of uint8, shape (n_entries, 2)
+        The same interleaved (one memory stream per PE for the kernel).
+    slot_col : ndarray of int64, shape (n_groups * n_pe,)
+        What the CCU/LNZD sees: slot ``g*N + q`` of group ``g`` holds the column
+        index of a non-zero activation, or -1 for a zero (or padding) activation.
+        The last group is the bias group (pseudo-activation 1.0 in slot 0) when
+        the layer has a bias column.
+    act : ndarray of float32, shape (n_cols,)
+        Activation values per column (bias column: 1.0).
+    act_q : ndarray of int64, shape (n_cols,)
+        The same in fixed point (``act_frac_bits``); zeros in float32 mode.
+    codebook : ndarray of float32, shape (2**code_bits,)
+    codebook_q : ndarray of int64, shape (2**code_bits,)
+        Codebook in fixed point (``weight_frac_bits``); zeros in float32 mode.
+    fixed : bool
+        ``True`` for ``fixed16`` arithmetic.
+    fifo_depth, entries_per_line, index_bits : int
+    drain : int
+        Arithmetic pipeline drain in cycles (:data:`ARITH_PIPELINE_DRAIN`).
+    shift, fx_lo, fx_hi, fx_nearest, fx_saturate, fx_total_bits : int
+        Fixed-point narrowing of products: ``shift = weight_frac_bits``, word
+        range, rounding and overflow rule.
+    act_nonzeros : int
+        Non-zero input activations, bias excluded.
+    """
+
+    name: str
+    n_pe: int
+    n_out: int
+    n_in: int
+    n_cols: int
+    ptr: np.ndarray
+    ptr_t: np.ndarray
+    pe_offsets: np.ndarray
+    vz: np.ndarray
+    v: np.ndarray
+    z: np.ndarray
+    slot_col: np.ndarray
+    act: np.ndarray
+    act_q: np.ndarray
+    codebook: np.ndarray
+    codebook_q: np.ndarray
+    fixed: bool
+    fifo_depth: int
+    entries_per_line: int
+    index_bits: int
+    drain: int
+    shift: int
+    fx_lo: int
+    fx_hi: int
+    fx_nearest: int
+    fx_saturate: int
+    fx_total_bits: int
+    act_nonzeros: int
+    act_frac_bits: int
+
+    @property
+    def n_groups(self) -> int:
+        """Groups of N activation slots the CCU scans (bias group included)."""
+        return self.slot_col.shape[0] // self.n_pe
+
+
+def _coerce_activations(activations, n_in: int, name: str) -> np.ndarray:
+    try:
+        a = np.asarray(activations)
+    except Exception as exc:  # pragma: no cover - numpy refuses very odd objects
+        raise EieInputError(f"layer {name!r}: activations cannot be read as an array ({exc})") from None
+    if a.ndim != 1:
+        raise EieInputError(
+            f"layer {name!r}: activations must be a 1-D vector, got shape {a.shape}"
+        )
+    if a.shape[0] != n_in:
+        raise EieInputError(
+            f"layer {name!r}: activation vector has {a.shape[0]} values, the layer has {n_in} inputs"
+        )
+    if a.dtype.kind not in "biuf":
+        raise EieInputError(f"layer {name!r}: activations must be numeric, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        bad = int(np.flatnonzero(~np.isfinite(a))[0])
+        raise EieInputError(f"layer {name!r}: activation {bad} is not finite ({a[bad]!r})")
+    return a
+
+
+# Per-layer work that does not depend on the input: the full format check and the
+# column-major pointer table. Layers are immutable (read-only arrays), so the
+# result stays valid for the layer object's lifetime.
+_STATIC: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _static_arrays(layer):
+    try:
+        cached = _STATIC.get(layer)
+    except TypeError:  # not weak-referenceable: no caching
+        cached = None
+    if cached is not None:
+        return cached
+    layer.check_format(full=True)
+    ptr = np.ascontiguousarray(layer.ptr, dtype=np.int64)
+    ptr_t = np.ascontiguousarray(ptr.T)
+    pe_offsets = np.ascontiguousarray(layer.pe_offsets, dtype=np.int64)
+    if pe_offsets[-1] != layer.v.shape[0]:
+        raise EieFormatError(
+            f"layer {layer.name!r}: pointer ends ({pe_offsets[-1]}) != entries ({layer.v.shape[0]})"
+        )
+    vz = np.ascontiguousarray(np.stack([layer.v, layer.z], axis=1), dtype=np.uint8)
+    out = (ptr, ptr_t, pe_offsets, vz)
+    for arr in out:
+        arr.setflags(write=False)
+    try:
+        _STATIC[layer] = out
+    except TypeError:
+        pass
+    return out
+
+
+def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
+    """Check a layer against a config and an input vector; build the flat program.
+
+    Parameters
+    ----------
+    layer : eiesim.format.layout.CompressedLayer
+        The compressed layer; its ``n_pe``, ``code_bits`` and ``index_bits``
+        must equal the config's.
+    activations : array_like, shape (n_in,)
+        Input activations. Every value ``!= 0`` is a non-zero (negative values
+        included: EIE's LNZD detects non-zeros, not positives).
+    config : EIEConfig
+
+    Returns
+    -------
+    LayerProgram
+
+    Raises
+    ------
+    EieInputError
+        If the activation vector has the wrong length or rank, a non-numeric
+        dtype or a non-finite value, or the layer does not match the config.
+    EieFormatError
+        If the layer's arrays break a format rule (full check).
+    """
+    name = getattr(layer, "name", "") or "layer"
+    if layer.n_pe != config.n_pe:
+        raise EieInputError(
+            f"layer {name!r} is laid out for {layer.n_pe} PEs but the config has n_pe = {config.n_pe}"
+        )
+    if layer.code_bits != config.code_bits or layer.index_bits != config.index_bits:
+        raise EieInputError(
+            f"layer {name!r} uses {layer.code_bits}-bit codes and {layer.index_bits}-bit relative "
+            f"indices; the config has code_bits = {config.code_bits}, index_bits = {config.index_bits}"
+        )
+    ptr, ptr_t, pe_offsets, vz = _static_arrays(layer)
+    n_pe = layer.n_pe
+    n_out, n_in = layer.shape
+    n_cols = layer.n_cols
+    a = _coerce_activations(activations, n_in, name)
+
+    # What the LNZD sees: groups of N consecutive activations, then the bias group.
+    n_real_groups = -(-n_in // n_pe)
+    n_groups = n_real_groups + (1 if layer.has_bias else 0)
+    slot_col = np.full(n_groups * n_pe, -1, dtype=np.int64)
+    nz = np.flatnonzero(a != 0)
+    slot_col[nz] = nz
+    act = np.empty(n_cols, dtype=np.float32)
+    act[:n_in] = a
+    if layer.has_bias:
+        slot_col[n_real_groups * n_pe] = n_in
+        act[n_in] = np.float32(1.0)
+
+    fixed = config.arith == "fixed16"
+    fmt = fixed_format(config)
+    if fixed:
+        act_q = quantize(act, config.act_frac_bits, fmt)
+        codebook_q = quantize(layer.codebook, config.weight_frac_bits, fmt)
+    else:
+        act_q = np.zeros(n_cols, dtype=np.int64)
+        codebook_q = np.zeros(layer.codebook.shape[0], dtype=np.int64)
+
+    return LayerProgram(
+        name=name,
+        n_pe=n_pe,
+        n_out=n_out,
+        n_in=n_in,
+        n_cols=n_cols,
+        ptr=ptr,
+        ptr_t=ptr_t,
+        pe_offsets=pe_offsets,
+        vz=vz,
+        v=np.ascontiguousarray(layer.v, dtype=np.uint8),
+        z=np.ascontiguousarray(layer.z, dtype=np.uint8),
+        slot_col=slot_col,
+        act=act,
+        act_q=np.ascontiguousarray(act_q, dtype=np.int64),
+        codebook=np.ascontiguousarray(layer.codebook, dtype=np.float32),
+        codebook_q=np.ascontiguousarray(codebook_q, dtype=np.int64),
+        fixed=fixed,
+        fifo_depth=config.fifo_depth,
+        entries_per_line=config.entries_per_line,
+        index_bits=config.index_bits,
+        drain=ARITH_PIPELINE_DRAIN,
+        shift=config.weight_frac_bits,
+        fx_lo=fmt.lo,
+        fx_hi=fmt.hi,
+        fx_nearest=1 if config.rounding == "nearest" else 0,
+        fx_saturate=1 if config.saturate else 0,
+        fx_total_bits=config.fixed_total_bits,
+        act_nonzeros=int(nz.shape[0]),
+        act_frac_bits=config.act_frac_bits,
+    )

@@ -1,0 +1,252 @@
+"""The authors' EIE simulator dump directory (docs/FORMAT.md §2)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eiesim.errors import EieFormatError, EieInputError
+from eiesim.format import CompressedLayer, read_dump, write_dump
+from eiesim.format import eiedump as eiedump_mod
+
+CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
+
+
+def _all_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------- the real FC8 dump
+def test_read_fc8(fc8_dir):
+    d = read_dump(fc8_dir)
+    lay = d.layer
+    assert lay.n_pe == 64
+    assert lay.shape == (1000, 4096)  # n_out inferred, n_in from act.dat
+    assert lay.has_bias and lay.n_cols == 4097
+    assert lay.codebook.shape == (16,) and lay.codebook[0] == 0.0
+    spm_entries = sum(os.path.getsize(fc8_dir / "spm" / f"spm{k}.dat") for k in range(64)) // 8
+    assert lay.n_entries == spm_entries
+    assert d.activations.dtype == np.float32 and d.activations.shape == (4096,)
+    assert np.count_nonzero(d.activations) == 1759
+    assert max(lay.n_local_rows(k) for k in range(64)) == 16
+    lay.check_format(full=True)
+    # README: top-1 class of W a + b for this input is 708
+    y = lay.to_scipy() @ d.activations.astype(np.float64) + lay.bias_values()
+    assert int(np.argmax(y)) == 708
+
+
+def test_fc8_write_back_byte_identical(fc8_dir, tmp_path):
+    d = read_dump(fc8_dir, n_pe=64)
+    out = tmp_path / "fc8_copy"
+    write_dump(d.layer, out, activations=d.activations)
+    src_files = [f for f in _all_files(fc8_dir) if f.endswith(".dat")]
+    assert len(src_files) == 2 * 64 + 2
+    assert _all_files(out) == src_files
+    for rel in src_files:
+        assert (out / rel).read_bytes() == (fc8_dir / rel).read_bytes(), rel
+
+
+def test_fc8_reencode_matches(fc8_dir):
+    lay = read_dump(fc8_dir).layer
+    codes = lay.to_codes()
+    again = CompressedLayer.from_codes(codes[:, :4096], lay.codebook, 64, bias_codes=codes[:, 4096])
+    assert np.array_equal(again.ptr, lay.ptr)
+    assert np.array_equal(again.v, lay.v) and np.array_equal(again.z, lay.z)
+
+
+# ---------------------------------------------------------------- synthetic round trips
+def _synthetic(n_out=37, n_in=23, n_pe=5, bias=True, seed=0):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(1, 16, (n_out, n_in)) * (rng.random((n_out, n_in)) < 0.3)
+    codes[:, 4] = 0  # an empty column
+    b = rng.integers(0, 16, n_out) if bias else None
+    return CompressedLayer.from_codes(codes, CB16, n_pe, bias_codes=b)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_synthetic_roundtrip_with_padding(tmp_path, bias):
+    lay = _synthetic(bias=bias)  # 23 columns on 5 PEs -> padded to 25
+    act = np.linspace(-1, 1, 23, dtype=np.float32)
+    out = write_dump(lay, tmp_path / "d", activations=act)
+    p0 = np.fromfile(out / "ptr" / "ptr0.dat", dtype="<u4")
+    assert p0.size == 25 + 2
+    assert p0[23] == p0[24] == p0[25]  # padding columns are empty
+    assert (out / "spm" / "spm4.dat").stat().st_size == 8 * (lay.pe_offsets[5] - lay.pe_offsets[4])
+    d = read_dump(out, n_out=37)
+    assert d.layer.shape == (37, 23) and d.layer.has_bias
+    assert np.array_equal(d.activations, act)
+    codes = d.layer.to_codes()
+    assert np.array_equal(codes[:, :23], lay.to_codes()[:, :23])
+    if bias:
+        assert np.array_equal(d.layer.bias_values(), lay.bias_values())
+    else:
+        assert not codes[:, 23].any()
+    # written again -> same bytes
+    out2 = write_dump(d.layer, tmp_path / "d2", activations=d.activations)
+    for rel in _all_files(out):
+        assert (out2 / rel).read_bytes() == (out / rel).read_bytes()
+
+
+def test_read_without_act_uses_padded_columns(tmp_path):
+    lay = _synthetic()
+    out = write_dump(lay, tmp_path / "d")
+    d = read_dump(out)
+    assert d.activations is None
+    assert d.layer.n_in == 25  # padded count, padding columns empty
+    assert d.layer.n_out <= 37
+    assert np.array_equal(d.layer.to_dense()[:, :23], lay.to_dense()[: d.layer.n_out])
+    d = read_dump(out, n_in=23, n_out=37)
+    assert np.array_equal(d.layer.to_dense(), lay.to_dense())
+
+
+def test_fillers_survive(tmp_path):
+    codes = np.zeros((200, 3), dtype=np.int64)
+    codes[[0, 100, 199], 1] = [1, 2, 3]  # one PE: gaps 99, 98 -> 6 fillers each
+    lay = CompressedLayer.from_codes(codes, CB16, 1)
+    assert lay.n_fillers == 12
+    d = read_dump(write_dump(lay, tmp_path / "d"), n_in=3, n_out=200)
+    assert np.array_equal(d.layer.v, lay.v) and np.array_equal(d.layer.z, lay.z)
+
+
+# ---------------------------------------------------------------- errors
+@pytest.fixture
+def dump(tmp_path):
+    return write_dump(_synthetic(), tmp_path / "d", activations=np.ones(23, np.float32))
+
+
+def test_truncated_spm(dump):
+    f = dump / "spm" / "spm2.dat"
+    f.write_bytes(f.read_bytes()[:-3])
+    with pytest.raises(EieFormatError, match=r"spm2\.dat.*not a multiple of 8"):
+        read_dump(dump)
+
+
+def test_spm_missing_entries(dump):
+    f = dump / "spm" / "spm2.dat"
+    f.write_bytes(f.read_bytes()[:-8])
+    with pytest.raises(EieFormatError, match=r"ptr2\.dat: last pointer .* spm2\.dat"):
+        read_dump(dump)
+
+
+def test_missing_ptr_file(dump):
+    (dump / "ptr" / "ptr3.dat").unlink()
+    with pytest.raises(EieFormatError, match=r"missing ptr3\.dat"):
+        read_dump(dump)
+
+
+def test_missing_last_ptr_file_means_extra_spm(dump):
+    (dump / "ptr" / "ptr4.dat").unlink()
+    with pytest.raises(EieFormatError, match=r"spm4\.dat: has no matching ptr file"):
+        read_dump(dump)
+
+
+def test_missing_spm_file_and_dirs(dump, tmp_path):
+    (dump / "spm" / "spm1.dat").unlink()
+    with pytest.raises(EieFormatError, match=r"spm1\.dat: sparse-matrix file is missing"):
+        read_dump(dump)
+    with pytest.raises(EieFormatError, match="dump directory is missing"):
+        read_dump(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EieFormatError, match="ptr directory is missing"):
+        read_dump(tmp_path / "empty")
+
+
+def test_n_pe_mismatch(dump):
+    with pytest.raises(EieFormatError, match="N does not match the dump"):
+        read_dump(dump, n_pe=4)
+
+
+def test_missing_codebook(dump):
+    (dump / "arithm.dat").unlink()
+    with pytest.raises(EieFormatError, match=r"arithm\.dat: codebook file is missing"):
+        read_dump(dump)
+
+
+def test_bad_codebook(dump):
+    cb = CB16.copy()
+    cb[0] = -0.0
+    (dump / "arithm.dat").write_bytes(cb.astype("<f4").tobytes())
+    with pytest.raises(EieFormatError, match=r"arithm\.dat: entry 0"):
+        read_dump(dump)
+    (dump / "arithm.dat").write_bytes(CB16[:8].astype("<f4").tobytes())
+    with pytest.raises(EieFormatError, match=r"arithm\.dat: holds 8"):
+        read_dump(dump)
+
+
+def test_code_out_of_range(dump):
+    f = dump / "spm" / "spm0.dat"
+    s = np.fromfile(f, dtype="<u4").reshape(-1, 2)
+    s[1, 0] = 16
+    f.write_bytes(s.tobytes())
+    with pytest.raises(EieFormatError, match=r"spm0\.dat: entry 1 has code 16"):
+        read_dump(dump)
+    s[1, 0] = 1
+    s[2, 1] = 99
+    f.write_bytes(s.tobytes())
+    with pytest.raises(EieFormatError, match=r"spm0\.dat: entry 2 has relative index z 99"):
+        read_dump(dump)
+
+
+def test_pointer_length_mismatch(dump):
+    f = dump / "ptr" / "ptr1.dat"
+    p = np.fromfile(f, dtype="<u4")
+    f.write_bytes(np.r_[p, p[-1]].astype("<u4").tobytes())
+    with pytest.raises(EieFormatError, match=r"ptr1\.dat: 28 pointers"):
+        read_dump(dump)
+
+
+def test_padding_column_not_empty(dump):
+    # move the bias column's first entry of PE 0 into padding column 23
+    f = dump / "ptr" / "ptr0.dat"
+    p = np.fromfile(f, dtype="<u4")
+    assert p[25] < p[26]
+    p[24] += 1
+    p[25] += 1
+    f.write_bytes(p.tobytes())
+    with pytest.raises(EieFormatError, match=r"ptr0\.dat: padding columns 23\.\.24 hold 1"):
+        read_dump(dump)
+
+
+def test_act_length_vs_n_in(dump):
+    with pytest.raises(EieFormatError, match=r"act\.dat: holds 23"):
+        read_dump(dump, n_in=22)
+    (dump / "act.dat").unlink()
+    with pytest.raises(EieFormatError, match="ceil"):
+        read_dump(dump, n_in=19)
+
+
+def test_n_out_too_small(dump):
+    with pytest.raises(EieFormatError, match="owns only"):
+        read_dump(dump, n_out=10)
+
+
+def test_write_refuses_non_empty_and_wrong_bits(tmp_path):
+    lay = _synthetic()
+    target = tmp_path / "t"
+    target.mkdir()
+    (target / "x").write_text("keep")
+    with pytest.raises(EieFormatError, match="not an empty directory"):
+        write_dump(lay, target)
+    assert (target / "x").read_text() == "keep"
+    (target / "x").unlink()
+    write_dump(lay, target)  # an empty directory is fine
+    low = CompressedLayer.from_codes(np.eye(3, dtype=int), CB16, 1, index_bits=2)
+    with pytest.raises(EieFormatError, match="code_bits = index_bits = 4"):
+        write_dump(low, tmp_path / "low")
+    with pytest.raises(EieInputError, match="activations"):
+        write_dump(lay, tmp_path / "a", activations=np.ones(5))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "low").exists()
+
+
+def test_write_failure_leaves_nothing(tmp_path, monkeypatch):
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(eiedump_mod.os, "rename", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_dump(_synthetic(), tmp_path / "d")
+    assert list(tmp_path.iterdir()) == []
