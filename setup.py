@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,6 +29,10 @@ extensions = [
 ]
 
 setup(
+    # traces/ (the embedded default workload) ships inside the package as eiesim.traces
+    packages=find_packages(include=["eiesim", "eiesim.*"]) + ["eiesim.traces"],
+    package_dir={"eiesim.traces": "traces"},
+    package_data={"eiesim.traces": ["*.eie", "*.npz", "*.md"]},
     ext_modules=cythonize(
         extensions,
         compiler_directives={

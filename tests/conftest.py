@@ -28,3 +28,13 @@ def squeezenet_dir() -> Path:
     if not (SQUEEZENET_DIR / "compressed_SqueezeNet.net").is_file():
         pytest.skip(f"real fixture not present: {SQUEEZENET_DIR}")
     return SQUEEZENET_DIR
+
+
+# Tests write only to temporary directories: no example database in the checkout.
+try:
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("eiesim", database=None)
+    _hsettings.load_profile("eiesim")
+except ImportError:  # pragma: no cover
+    pass

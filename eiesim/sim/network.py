@@ -1,0 +1,233 @@
+"""Multi-layer simulation: compressed layers with ReLU between them.
+
+EIE keeps a layer's input and output activations in two register files/SRAMs
+per PE and swaps their roles between layers (ping-pong; EIE Section IV,
+"Activation Read/Write"): layer k's output vector is layer k+1's input, after
+the ReLU. Output activation i is produced by PE i mod N and is exactly the
+input activation that PE owns in the next layer, so no data moves between
+PEs. Layers run one after the other; their cycles add.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..config import EIEConfig
+from ..errors import EieInputError
+from .engine import simulate
+from .result import COUNTER_NAMES, SimResult
+
+__all__ = ["NetworkResult", "LayerSummary", "simulate_network", "relu"]
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """ReLU in the activation's own dtype (float32 stays float32)."""
+    return np.maximum(x, np.zeros((), dtype=x.dtype))
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One layer's results summed over every simulated input.
+
+    Attributes
+    ----------
+    name : str
+    shape : tuple of int
+        ``(n_out, n_in)``.
+    n_pe : int
+    n_inputs : int
+        Input vectors simulated.
+    cycles : int
+        Cycles summed over the inputs (inferences run back to back).
+    clock_hz : float
+    counters : dict of str to int
+        Action counters summed over the inputs.
+    act_nonzeros : int
+        Non-zero input activations summed over the inputs.
+    stored_entries, fillers, weight_nonzeros : int
+        Of the compressed layer (bias column included in entries).
+    weight_density : float
+        Real non-zero weights / (n_out * n_in), bias excluded.
+    pe_busy : ndarray of int64, shape (n_pe,)
+        Busy cycles per PE summed over the inputs.
+    """
+
+    name: str
+    shape: tuple
+    n_pe: int
+    n_inputs: int
+    cycles: int
+    clock_hz: float
+    counters: dict
+    act_nonzeros: int
+    stored_entries: int
+    fillers: int
+    weight_nonzeros: int
+    weight_density: float
+    pe_busy: np.ndarray
+
+    @property
+    def time_s(self) -> float:
+        """Simulated time of all inputs in seconds."""
+        return self.cycles / self.clock_hz
+
+    @property
+    def cycles_per_input(self) -> float:
+        """Mean cycles per input vector."""
+        return self.cycles / self.n_inputs if self.n_inputs else 0.0
+
+    @property
+    def activation_density(self) -> float:
+        """Mean fraction of non-zero input activations."""
+        return self.act_nonzeros / (self.n_inputs * self.shape[1]) if self.n_inputs else 0.0
+
+    @property
+    def load_balance_efficiency(self) -> float:
+        """``macs / (cycles * n_pe)`` over all inputs (EIE Section VI-B)."""
+        return self.counters["macs"] / (self.cycles * self.n_pe) if self.cycles else 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (the CLI contract: ``name``, ``shape``, ``cycles``, ``time_s``,
+        ``load_balance_efficiency``, ``counters``)."""
+        return {
+            "name": self.name,
+            "shape": [int(self.shape[0]), int(self.shape[1])],
+            "n_pe": int(self.n_pe),
+            "n_inputs": int(self.n_inputs),
+            "cycles": int(self.cycles),
+            "cycles_per_input": float(self.cycles_per_input),
+            "time_s": float(self.time_s),
+            "load_balance_efficiency": float(self.load_balance_efficiency),
+            "weight_density": float(self.weight_density),
+            "activation_density": float(self.activation_density),
+            "stored_entries": int(self.stored_entries),
+            "fillers": int(self.fillers),
+            "weight_nonzeros": int(self.weight_nonzeros),
+            "counters": {k: int(v) for k, v in self.counters.items()},
+        }
+
+
+@dataclass(frozen=True)
+class NetworkResult:
+    """Results of a network run over one or more inputs.
+
+    Attributes
+    ----------
+    layers : list of LayerSummary
+    outputs : ndarray of float32, shape (n_inputs, n_out)
+        Last layer's outputs (no ReLU after the last layer).
+    clock_hz : float
+    """
+
+    layers: List[LayerSummary]
+    outputs: np.ndarray
+    clock_hz: float
+
+    @property
+    def cycles(self) -> int:
+        """Total cycles over all layers and inputs."""
+        return sum(l.cycles for l in self.layers)
+
+    @property
+    def time_s(self) -> float:
+        """Total simulated time in seconds."""
+        return self.cycles / self.clock_hz
+
+    def to_dict(self) -> dict:
+        """JSON-ready form without the outputs."""
+        return {
+            "layers": [l.to_dict() for l in self.layers],
+            "total": {"cycles": int(self.cycles), "time_s": float(self.time_s)},
+        }
+
+
+def simulate_network(
+    network,
+    inputs,
+    config: Optional[EIEConfig] = None,
+    *,
+    backend: str = "kernel",
+    progress: bool = False,
+) -> NetworkResult:
+    """Run every input through the network on the simulated EIE.
+
+    Parameters
+    ----------
+    network : eiesim.format.container.Network
+    inputs : array_like of float, shape (n_inputs, n_in) or (n_in,)
+    config : EIEConfig, optional
+        Defaults to ``EIEConfig(n_pe=network.layers[0].n_pe)``.
+    backend : {"kernel", "reference"}
+    progress : bool
+        Show a tqdm progress bar (it appears only if the run takes over 1 s).
+
+    Returns
+    -------
+    NetworkResult
+
+    Raises
+    ------
+    EieInputError
+        If the inputs do not have ``n_in`` columns or are not finite.
+    EieFormatError, EieConfigError
+        From :func:`eiesim.sim.engine.simulate`.
+    """
+    x = np.asarray(inputs)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] != network.n_in:
+        raise EieInputError(
+            f"network inputs must have shape (n, {network.n_in}), got {np.asarray(inputs).shape}"
+        )
+    if config is None:
+        first = network.layers[0]
+        config = EIEConfig(n_pe=first.n_pe, code_bits=first.code_bits, index_bits=first.index_bits)
+    n_layers = len(network.layers)
+    sums = [
+        {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0, "busy": None}
+        for _ in range(n_layers)
+    ]
+    outputs = np.zeros((x.shape[0], network.n_out), dtype=np.float32)
+    it = range(x.shape[0])
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="simulating", unit="input", delay=1.0, leave=False)
+    for n in it:
+        a = x[n]
+        for k, layer in enumerate(network.layers):
+            res: SimResult = simulate(layer, a, config, backend=backend)
+            s = sums[k]
+            s["cycles"] += res.cycles
+            s["act_nz"] += res.act_nonzeros
+            for name, val in res.counters.items():
+                s["counters"][name] += val
+            s["busy"] = res.busy if s["busy"] is None else s["busy"] + res.busy
+            a = res.output
+            if k < n_layers - 1 and network.activation == "relu":
+                a = relu(a)
+        outputs[n] = a
+    summaries = []
+    for k, layer in enumerate(network.layers):
+        s = sums[k]
+        summaries.append(
+            LayerSummary(
+                name=layer.name or f"layer{k}",
+                shape=(layer.n_out, layer.n_in),
+                n_pe=layer.n_pe,
+                n_inputs=int(x.shape[0]),
+                cycles=int(s["cycles"]),
+                clock_hz=config.clock_hz,
+                counters=s["counters"],
+                act_nonzeros=int(s["act_nz"]),
+                stored_entries=int(layer.n_entries),
+                fillers=int(layer.n_fillers),
+                weight_nonzeros=int(round(layer.weight_density * layer.n_out * layer.n_in)),
+                weight_density=float(layer.weight_density),
+                pe_busy=s["busy"] if s["busy"] is not None else np.zeros(layer.n_pe, dtype=np.int64),
+            )
+        )
+    return NetworkResult(layers=summaries, outputs=outputs, clock_hz=config.clock_hz)

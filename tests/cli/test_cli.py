@@ -1,0 +1,136 @@
+"""The ``eiesim simulate`` command-line contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from eiesim.cli import main
+
+JSON_LAYER_KEYS = {"name", "shape", "cycles", "time_s", "load_balance_efficiency", "counters"}
+JSON_COUNTER_KEYS = {"broadcasts", "ptr_reads", "spmat_line_reads", "entries", "fillers", "macs"}
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_network_runs_and_reports_accuracy(capsys, tmp_path):
+    js = tmp_path / "r.json"
+    out_npy = tmp_path / "y.npy"
+    code, out, err = run(capsys, "simulate", "--json", str(js), "--save-output", str(out_npy))
+    assert code == 0, err
+    assert "accuracy on these 100 inputs" in out
+    doc = json.loads(js.read_text())
+    assert [l["name"] for l in doc["layers"]] == ["ip1", "ip2", "ip3"]
+    assert [l["shape"] for l in doc["layers"]] == [[300, 784], [100, 300], [10, 100]]
+    for layer in doc["layers"]:
+        assert JSON_LAYER_KEYS <= set(layer)
+        assert JSON_COUNTER_KEYS <= set(layer["counters"])
+        assert layer["cycles"] > 0
+    assert doc["total"]["cycles"] == sum(l["cycles"] for l in doc["layers"])
+    assert doc["total"]["time_s"] == pytest.approx(doc["total"]["cycles"] / 800e6)
+    assert doc["config"]["n_pe"] == 64
+    # the simulated network agrees with its float32 NumPy evaluation on every digit
+    y = np.load(out_npy)
+    assert y.shape == (100, 10)
+    assert 0.80 <= doc["accuracy"]["simulated"] <= 1.0
+
+
+def test_fc8_dump_json_contract(capsys, tmp_path, fc8_dir):
+    js = tmp_path / "fc8.json"
+    y_path = tmp_path / "y.npy"
+    code, out, err = run(
+        capsys, "simulate", "--eie-dump", str(fc8_dir), "--fifo-depth", "7",
+        "--json", str(js), "--save-output", str(y_path),
+    )
+    assert code == 0, err
+    doc = json.loads(js.read_text())
+    (layer,) = doc["layers"]
+    assert layer["shape"] == [1000, 4096]
+    assert abs(layer["cycles"] - 7920) / 7920 < 0.01
+    assert doc["config"]["fifo_depth"] == 7
+    assert layer["counters"]["broadcasts"] == 1759 + 1  # non-zero activations + bias
+    assert int(np.load(y_path).argmax()) == 708
+    assert "top-1 output index: 708" in out
+
+
+def test_input_formats_dat_and_npy_agree(capsys, tmp_path, fc8_dir):
+    a = np.fromfile(fc8_dir / "act.dat", dtype="<f4")
+    np.save(tmp_path / "a.npy", a)
+    a.tofile(tmp_path / "a.dat")
+    results = []
+    for name in ("a.npy", "a.dat"):
+        js = tmp_path / f"{name}.json"
+        code, _, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--input",
+                           str(tmp_path / name), "--json", str(js))
+        assert code == 0, err
+        results.append(json.loads(js.read_text())["layers"][0])
+    assert results[0] == results[1]
+
+
+def test_flags_override_config_file(capsys, tmp_path, fc8_dir):
+    cfg = tmp_path / "eie.toml"
+    cfg.write_text("n_pe = 64\nfifo_depth = 2\nspmat_line_bits = 128\n")
+    js = tmp_path / "r.json"
+    code, _, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--config", str(cfg),
+                       "--fifo-depth", "7", "--json", str(js))
+    assert code == 0, err
+    c = json.loads(js.read_text())["config"]
+    assert (c["fifo_depth"], c["spmat_line_bits"]) == (7, 128)
+
+
+@pytest.mark.parametrize(
+    "argv_tail, needle",
+    [
+        (["--network", "/no/such/file.eie", "--input", "/no/such.npy"], "no such file"),
+        (["--eie-dump", "/no/such/dir"], "missing"),
+        (["--fifo-depth", "0"], "fifo_depth"),
+        (["--line-bits", "60"], "spmat_line_bits"),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys, argv_tail, needle):
+    code, out, err = run(capsys, "simulate", *argv_tail)
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_wrong_input_length_and_n_pe_mismatch(capsys, tmp_path, fc8_dir):
+    np.zeros(100, dtype=np.float32).tofile(tmp_path / "short.dat")
+    code, _, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--input", str(tmp_path / "short.dat"))
+    assert code == 2 and "short.dat" in err and "4096" in err
+    code, _, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--n-pe", "32")
+    assert code == 2 and "N does not match the dump" in err
+    (tmp_path / "bad.npy").write_bytes(b"not a numpy file")
+    code, _, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--input", str(tmp_path / "bad.npy"))
+    assert code == 2 and "bad.npy" in err
+
+
+def test_python_dash_m_entry_point_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "eiesim", "simulate", "--network", str(tmp_path / "missing.eie"),
+         "--input", str(tmp_path / "x.npy")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("eiesim: error:")
+    assert "Traceback" not in proc.stderr
+
+
+def test_relayout_over_other_pe_counts_keeps_outputs(capsys, tmp_path):
+    outs = []
+    for n_pe in ("64", "7"):
+        y = tmp_path / f"y{n_pe}.npy"
+        code, _, err = run(capsys, "simulate", "--n-pe", n_pe, "--save-output", str(y))
+        assert code == 0, err
+        outs.append(np.load(y))
+    # interleaving changes timing, never the arithmetic order of one output row
+    assert np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
