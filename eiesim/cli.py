@@ -1,33 +1,25 @@
-"""Command line: ``eiesim simulate``. Thin: parse, call the library, print.
+"""Command line: ``eiesim <command>``. Thin: parse, call the library, print.
 
-Library errors (:class:`eiesim.errors.EieError`) become one line on stderr and
-exit code 2; nothing else here catches them.
+Each subcommand lives in ``eiesim/commands/<name>.py`` with ``add_parser(sub)``
+(registers its arguments and ``func``) and a ``run(args) -> int``. Library errors
+(:class:`eiesim.errors.EieError`) become one line on stderr and exit code 2;
+nothing else here catches them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import importlib
 import sys
-from importlib import resources
 from typing import List, Optional
 
-import numpy as np
-
 from . import __version__
-from ._io import write_atomic
-from .config import ARITH_MODES, EIEConfig
-from .errors import EieError, EieInputError
+from .errors import EieError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "COMMANDS"]
 
-DEFAULT_NETWORK = "lenet300100.eie"
-DEFAULT_INPUTS = "mnist_test100.npz"
-
-
-def _trace_path(name: str) -> str:
-    return str(resources.files("eiesim.traces") / name)
+#: Subcommands, in help order; a module that does not exist yet is skipped.
+COMMANDS = ("simulate", "compress", "inspect", "validate", "energy", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,237 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eiesim", description="Cycle-level simulator of the EIE accelerator.")
     p.add_argument("--version", action="version", version=f"eiesim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser(
-        "simulate",
-        help="simulate a compressed network or layer",
-        description="Simulate a compressed network (default: the embedded LeNet-300-100 on 100 real "
-        "MNIST test digits) or one layer from the authors' simulator dump directory.",
-    )
-    src = s.add_mutually_exclusive_group()
-    src.add_argument("--network", metavar="PATH", help=".eie container (default: embedded LeNet-300-100)")
-    src.add_argument("--eie-dump", metavar="DIR", help="authors' simulator dump directory (ptr/, spm/, arithm.dat)")
-    s.add_argument(
-        "--input",
-        metavar="FILE",
-        help="input activations: float32 raw (.dat), .npy of shape (n_in,) or (n, n_in), "
-        "or .npz with 'inputs' (and optional 'labels'); default: the embedded digits, or act.dat of a dump",
-    )
-    s.add_argument("--config", metavar="FILE", help="EIE configuration (.toml or .json); flags override it")
-    s.add_argument("--n-pe", type=int, metavar="N", help="processing elements")
-    s.add_argument("--fifo-depth", type=int, metavar="D", help="activations one queue holds")
-    s.add_argument("--line-bits", type=int, metavar="B", help="spmat SRAM line width in bits")
-    s.add_argument("--clock-hz", type=float, metavar="F", help="clock frequency in Hz")
-    s.add_argument("--arith", choices=ARITH_MODES, help="datapath arithmetic")
-    s.add_argument("--backend", choices=("kernel", "reference"), default="kernel",
-                   help="compiled kernel (default) or the pure-Python reference model")
-    s.add_argument("--json", metavar="OUT", help="write results as JSON")
-    s.add_argument("--save-output", metavar="OUT.npy", help="save the last layer's outputs")
-    s.set_defaults(func=_cmd_simulate)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"eiesim.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"eiesim.commands.{name}":
+                continue
+            raise
+        mod.add_parser(sub)
     return p
-
-
-# --------------------------------------------------------------------------- inputs
-def _load_inputs(path: str, n_in: int):
-    """Return (inputs (n, n_in) float32, labels or None, extra dict)."""
-    extra = {}
-    labels = None
-    low = path.lower()
-    try:
-        if low.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as z:
-                if "inputs" not in z.files:
-                    raise EieInputError(f"{path}: .npz has no 'inputs' array (has {sorted(z.files)})")
-                x = z["inputs"]
-                if "labels" in z.files:
-                    labels = np.asarray(z["labels"])
-                for key in ("float_logits", "pruned_quantized_logits"):
-                    if key in z.files:
-                        extra[key] = np.asarray(z[key])
-        elif low.endswith(".npy"):
-            x = np.load(path, allow_pickle=False)
-        else:
-            size = os.path.getsize(path)
-            if size % 4:
-                raise EieInputError(f"{path}: {size} bytes is not a whole number of float32 values")
-            x = np.fromfile(path, dtype="<f4")
-    except EieInputError:
-        raise
-    except FileNotFoundError:
-        raise EieInputError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise EieInputError(f"{path}: cannot read input activations ({exc})") from None
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise EieInputError(f"{path}: input activations must be numeric, got dtype {x.dtype}")
-    if x.ndim == 1:
-        if x.shape[0] == n_in:
-            x = x[None, :]
-        elif n_in and x.shape[0] % n_in == 0 and low.endswith(".dat"):
-            x = x.reshape(-1, n_in)
-        else:
-            raise EieInputError(f"{path}: {x.shape[0]} input values, the first layer has {n_in} inputs")
-    if x.ndim != 2 or x.shape[1] != n_in:
-        raise EieInputError(f"{path}: inputs of shape {x.shape}, expected (n, {n_in})")
-    if labels is not None and labels.shape != (x.shape[0],):
-        raise EieInputError(f"{path}: 'labels' has shape {labels.shape}, expected ({x.shape[0]},)")
-    return x.astype(np.float32), labels, extra
-
-
-def _build_config(args, n_pe_default: int) -> EIEConfig:
-    cfg = EIEConfig.load(args.config) if args.config else EIEConfig()
-    if not args.config or args.n_pe is not None:
-        cfg = cfg.replace(n_pe=args.n_pe if args.n_pe is not None else n_pe_default)
-    return cfg.replace(
-        fifo_depth=args.fifo_depth,
-        spmat_line_bits=args.line_bits,
-        clock_hz=args.clock_hz,
-        arith=args.arith,
-    )
-
-
-def _relayout(network, n_pe: int):
-    """Re-interleave every layer over ``n_pe`` PEs (exact: codes are kept)."""
-    from .format.container import Network
-    from .format.layout import CompressedLayer
-
-    layers = []
-    for layer in network.layers:
-        if layer.n_pe == n_pe:
-            layers.append(layer)
-            continue
-        codes = layer.to_codes()
-        bias = codes[:, layer.n_in] if layer.has_bias else None
-        layers.append(
-            CompressedLayer.from_codes(
-                codes[:, : layer.n_in], layer.codebook, n_pe, bias_codes=bias,
-                code_bits=layer.code_bits, index_bits=layer.index_bits, name=layer.name,
-            )
-        )
-    return Network(tuple(layers), activation=network.activation, metadata=network.metadata)
-
-
-# --------------------------------------------------------------------------- simulate
-def _per(total: int, n: int) -> str:
-    """A count per input: exact for one input, one decimal for a mean."""
-    return f"{total:,}" if n == 1 else f"{total / n:,.1f}"
-
-
-def _cmd_simulate(args) -> int:
-    from .format.container import Network, load_network
-    from .report.text import format_table
-    from .sim.network import simulate_network
-
-    labels = None
-    extra = {}
-    notes = []
-    if args.eie_dump:
-        from .format.eiedump import read_dump
-
-        dump = read_dump(args.eie_dump, n_pe=args.n_pe)
-        network = Network((dump.layer,), activation="none", metadata={"source": args.eie_dump})
-        source = f"dump {args.eie_dump}"
-        if args.input:
-            x, labels, extra = _load_inputs(args.input, network.n_in)
-        elif dump.activations is not None:
-            x = dump.activations[None, :]
-            notes.append(f"input: {os.path.join(args.eie_dump, 'act.dat')}")
-        else:
-            raise EieInputError(f"{args.eie_dump}: no act.dat; give --input FILE")
-        cfg = _build_config(args, dump.layer.n_pe)
-    else:
-        net_path = args.network or _trace_path(DEFAULT_NETWORK)
-        network = load_network(net_path)
-        source = args.network or "embedded LeNet-300-100 (traces/)"
-        in_path = args.input or (None if args.network else _trace_path(DEFAULT_INPUTS))
-        if in_path is None:
-            raise EieInputError("--network needs --input FILE (the network's input activations)")
-        x, labels, extra = _load_inputs(in_path, network.n_in)
-        cfg = _build_config(args, network.layers[0].n_pe)
-        if any(l.n_pe != cfg.n_pe for l in network.layers):
-            network = _relayout(network, cfg.n_pe)
-            notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
-
-    result = simulate_network(network, x, cfg, backend=args.backend, progress=True)
-    n = x.shape[0]
-
-    print(f"eiesim {__version__}: {source}, {n} input{'s' if n != 1 else ''}")
-    print(
-        f"EIE: {cfg.n_pe} PEs, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
-        f"{cfg.clock_hz / 1e6:g} MHz, {cfg.arith}, backend {args.backend}"
-    )
-    for note in notes:
-        print(note)
-    print()
-    per = " per input" if n > 1 else ""
-    header = ["layer", "shape (out x in)", "weights %", "acts %", "entries", "fillers",
-              f"cycles{per}", "time us", "LB eff %", "spmat reads", "ptr reads"]
-    rows = []
-    for l in result.layers:
-        rows.append([
-            l.name, f"{l.shape[0]} x {l.shape[1]}", f"{100 * l.weight_density:.2f}",
-            f"{100 * l.activation_density:.1f}", f"{l.stored_entries:,}", f"{l.fillers:,}",
-            _per(l.cycles, n),
-            f"{1e6 * l.time_s / n:.3f}", f"{100 * l.load_balance_efficiency:.1f}",
-            _per(l.counters["spmat_line_reads"], n),
-            _per(l.counters["ptr_reads"], n),
-        ])
-    tot_macs = sum(l.counters["macs"] for l in result.layers)
-    tot_cyc = result.cycles
-    rows.append(None)
-    rows.append([
-        "total", "", "", "", f"{sum(l.stored_entries for l in result.layers):,}",
-        f"{sum(l.fillers for l in result.layers):,}",
-        _per(tot_cyc, n), f"{1e6 * result.time_s / n:.3f}",
-        f"{100 * tot_macs / (tot_cyc * cfg.n_pe):.1f}" if tot_cyc else "0.0",
-        _per(sum(l.counters["spmat_line_reads"] for l in result.layers), n),
-        _per(sum(l.counters["ptr_reads"] for l in result.layers), n),
-    ])
-    print(format_table(header, rows))
-
-    accuracy = {}
-    if labels is not None:
-        accuracy["simulated"] = float(np.mean(result.outputs.argmax(axis=1) == labels))
-        if "float_logits" in extra:
-            accuracy["float_model"] = float(np.mean(extra["float_logits"].argmax(axis=1) == labels))
-        if "pruned_quantized_logits" in extra:
-            accuracy["compressed_model_numpy"] = float(
-                np.mean(extra["pruned_quantized_logits"].argmax(axis=1) == labels)
-            )
-        print()
-        line = f"accuracy on these {n} inputs: simulated EIE {100 * accuracy['simulated']:.1f} %"
-        if "float_model" in accuracy:
-            line += f", uncompressed float model {100 * accuracy['float_model']:.1f} %"
-        if "compressed_model_numpy" in accuracy:
-            line += f", compressed model in NumPy {100 * accuracy['compressed_model_numpy']:.1f} %"
-        print(line)
-    elif n == 1:
-        top = int(result.outputs[0].argmax())
-        print(f"\ntop-1 output index: {top}")
-
-    if args.json:
-        doc = {
-            "eiesim_version": __version__,
-            "source": source,
-            "n_inputs": int(n),
-            "config": cfg.to_dict(),
-            **result.to_dict(),
-        }
-        if accuracy:
-            doc["accuracy"] = accuracy
-        _write_atomic(args.json, json.dumps(doc, indent=2).encode("utf-8"))
-    if args.save_output:
-        out = result.outputs[0] if n == 1 else result.outputs
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, out, allow_pickle=False)
-        _write_atomic(args.save_output, buf.getvalue())
-    return 0
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    write_atomic(path, data, error=EieInputError)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

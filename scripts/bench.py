@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from eiesim import EIEConfig
 from eiesim.format.layout import CompressedLayer

@@ -21,7 +21,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 

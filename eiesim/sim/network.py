@@ -11,7 +11,7 @@ PEs. Layers run one after the other; their cycles add.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
 

@@ -1,0 +1,1 @@
+"""Subcommands of the ``eiesim`` command line (one module each)."""
