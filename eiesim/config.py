@@ -193,6 +193,19 @@ class EIEConfig:
         """Duration of one clock cycle in seconds."""
         return 1.0 / self.clock_hz
 
+    @classmethod
+    def for_layer(cls, layer) -> "EIEConfig":
+        """The reference design adapted to a layer's N, code and index widths.
+
+        The spmat line stays at the reference 64 bits when the entry width
+        ``code_bits + index_bits`` divides it; otherwise it holds 8 entries
+        (EIE reads 8 entries per 64-bit line, Section VI).
+        """
+        entry = layer.code_bits + layer.index_bits
+        line = 64 if 64 % entry == 0 else 8 * entry
+        return cls(n_pe=layer.n_pe, code_bits=layer.code_bits, index_bits=layer.index_bits,
+                   spmat_line_bits=line)
+
     # ------------------------------------------------------------------ I/O
     def replace(self, **changes: Any) -> "EIEConfig":
         """Return a copy with ``changes`` applied (validated again).

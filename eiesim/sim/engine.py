@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ..config import EIEConfig
-from ..errors import EieError, EieFormatError
+from ..errors import EieError, EieFormatError, EieInputError
 from .program import LayerProgram, prepare
 from .reference import run_reference
 from .result import COUNTER_NAMES, SimResult
@@ -67,7 +67,8 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     activations : array_like of float, shape (n_in,)
         Input activations; every value ``!= 0`` counts as a non-zero.
     config : EIEConfig, optional
-        Hardware configuration; defaults to ``EIEConfig(n_pe=layer.n_pe)``.
+        Hardware configuration; defaults to :meth:`EIEConfig.for_layer` (the reference
+        design with the layer's N, code and index widths).
     backend : {"kernel", "reference"}
         Compiled kernel or the pure-Python reference model (identical results).
 
@@ -81,19 +82,26 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     Raises
     ------
     EieInputError
-        Activation vector of the wrong length, rank or dtype, or a non-finite
-        value; layer and config disagree (N, code or index bits).
+        ``layer`` is not a CompressedLayer; activation vector of the wrong
+        length, rank or dtype, or a non-finite value; layer and config disagree
+        (N, code or index bits).
     EieFormatError
         The layer's arrays break a format rule.
     EieConfigError
-        ``backend`` is unknown.
+        ``backend`` is unknown or ``config`` is not an EIEConfig.
     """
     from ..errors import EieConfigError
 
     if backend not in BACKENDS:
         raise EieConfigError(f"backend {backend!r} is not one of {BACKENDS}")
+    from ..format.layout import CompressedLayer
+
+    if not isinstance(layer, CompressedLayer):
+        raise EieInputError(f"simulate: expected a CompressedLayer, got {type(layer).__name__}")
     if config is None:
-        config = EIEConfig(n_pe=layer.n_pe, code_bits=layer.code_bits, index_bits=layer.index_bits)
+        config = EIEConfig.for_layer(layer)
+    elif not isinstance(config, EIEConfig):
+        raise EieConfigError(f"simulate: config must be an EIEConfig, got {type(config).__name__}")
     prog = prepare(layer, activations, config)
     raw = _run_kernel(prog) if backend == "kernel" else run_reference(prog)
     if prog.fixed:

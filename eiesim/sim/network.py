@@ -159,7 +159,7 @@ def simulate_network(
     network : eiesim.format.container.Network
     inputs : array_like of float, shape (n_inputs, n_in) or (n_in,)
     config : EIEConfig, optional
-        Defaults to ``EIEConfig(n_pe=network.layers[0].n_pe)``.
+        Defaults to :meth:`EIEConfig.for_layer` of the first layer.
     backend : {"kernel", "reference"}
     progress : bool
         Show a tqdm progress bar (it appears only if the run takes over 1 s).
@@ -183,8 +183,7 @@ def simulate_network(
             f"network inputs must have shape (n, {network.n_in}), got {np.asarray(inputs).shape}"
         )
     if config is None:
-        first = network.layers[0]
-        config = EIEConfig(n_pe=first.n_pe, code_bits=first.code_bits, index_bits=first.index_bits)
+        config = EIEConfig.for_layer(network.layers[0])
     n_layers = len(network.layers)
     sums = [
         {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0, "busy": None}

@@ -119,11 +119,17 @@ def _coerce_activations(activations, n_in: int, name: str) -> np.ndarray:
         )
     if a.dtype.kind not in "biuf":
         raise EieInputError(f"layer {name!r}: activations must be numeric, got dtype {a.dtype}")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
         bad = int(np.flatnonzero(~np.isfinite(a))[0])
-        raise EieInputError(f"layer {name!r}: activation {bad} is not finite ({a[bad]!r})")
-    return a
+        raise EieInputError(f"layer {name!r}: activation {bad} is not finite ({a[bad].item()!r})")
+    with np.errstate(over="ignore"):  # a finite value too large for float32 is reported below
+        a32 = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.all(np.isfinite(a32)):
+        bad = int(np.flatnonzero(~np.isfinite(a32))[0])
+        raise EieInputError(
+            f"layer {name!r}: activation {bad} = {a[bad].item()!r} does not fit float32"
+        )
+    return a32
 
 
 # Per-layer work that does not depend on the input: the full format check and the
