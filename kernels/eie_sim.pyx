@@ -21,13 +21,21 @@ The CCU may broadcast activation i at cycle t only if no queue is full at the
 start of t, i.e. every PE has taken activation i - D (D = fifo_depth) by the
 end of cycle t - 1: b_i = max(ready_i, max_k p_k(i - D) + 1). Group loads
 never wait. PE k's queue was full during the stall cycles t <= p_k(i - D).
+
+Entries are read in their packed hardware form, ``(v << index_bits) | z`` in
+one byte (two when code_bits + index_bits > 8): with 64 PEs the kernel walks
+64 entry streams at once, and their compactness is what keeps it fast.
 """
 
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t
 
 cnp.import_array()
+
+ctypedef fused packed_t:
+    uint8_t
+    uint16_t
 
 # Counter slots (same order as eiesim.sim.result.COUNTER_NAMES)
 cdef enum:
@@ -81,7 +89,7 @@ cdef inline int64_t _fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int t
 def run_layer(
     const int64_t[:, ::1] ptr_t,
     const int64_t[::1] pe_offsets,
-    const uint8_t[:, ::1] vz,
+    const packed_t[::1] packed,
     const int64_t[::1] slot_col,
     const float[::1] act,
     const int64_t[::1] act_q,
@@ -95,6 +103,7 @@ def run_layer(
     int n_pe,
     int fifo_depth,
     int entries_per_line,
+    int index_bits,
     bint fixed,
     int shift,
     int64_t fx_lo,
@@ -105,15 +114,18 @@ def run_layer(
 ):
     """Simulate one layer; return the cycle count before the arithmetic drain.
 
-    All arrays come from ``eiesim.sim.program.prepare`` (see ``LayerProgram``);
+    All arrays come from ``eiesim.sim.program.prepare`` (see ``LayerProgram``):
+    ``ptr_t`` (n_cols + 1, n_pe) column-major local pointers, ``pe_offsets``
+    (n_pe + 1), ``packed`` (n_entries,) entries ``(v << index_bits) | z``.
     ``out_f``/``out_q`` (n_out,), ``busy``/``stall`` (n_pe,) and ``counters``
     (10,) are zero-initialised outputs. Returns a negative error code if a
-    decoded row or column index falls outside the layer (never expected after
-    validation; guards the memory accesses).
+    decoded row or broadcast column falls outside the layer (never expected
+    after validation; it guards the memory accesses).
     """
     cdef Py_ssize_t n_out = out_f.shape[0]
     cdef Py_ssize_t n_cols = act.shape[0]
     cdef Py_ssize_t n_slots = slot_col.shape[0]
+    cdef Py_ssize_t n_entries = packed.shape[0]
     cdef Py_ssize_t n_groups
     if n_pe <= 0 or fifo_depth <= 0 or entries_per_line <= 0:
         raise ValueError("n_pe, fifo_depth and entries_per_line must be positive")
@@ -124,30 +136,33 @@ def run_layer(
         raise ValueError("output arrays have the wrong size")
     if out_q.shape[0] != n_out or n_slots != n_groups * n_pe:
         raise ValueError("output / slot arrays have the wrong size")
-    if pe_offsets[n_pe] > vz.shape[0] or vz.shape[1] != 2:
-        raise ValueError("entry arrays are shorter than the pointers claim")
+    if pe_offsets[n_pe] > n_entries:
+        raise ValueError("entry array is shorter than the pointers claim")
+    if index_bits < 1 or index_bits > 8 or codebook.shape[0] != codebook_q.shape[0]:
+        raise ValueError("index_bits or codebook size out of range")
+    cdef int64_t n_codes = codebook.shape[0]
 
-    # Per-PE registers and the pop cycles of the last D activations per PE.
+    # Per-PE registers and the take cycles of the last D activations per PE.
     cdef int64_t[::1] fin = np.full(n_pe, -1, dtype=np.int64)
     cdef int64_t[::1] line_reg = np.full(n_pe, -1, dtype=np.int64)
     cdef int64_t[::1] mac_row_last = np.full(n_pe, -1, dtype=np.int64)
     cdef int64_t[::1] mac_cycle_last = np.full(n_pe, -2, dtype=np.int64)
     cdef int64_t[:, ::1] pop_ring = np.zeros((n_pe, fifo_depth), dtype=np.int64)
-    # Latest pop cycle over all PEs of each broadcast (only the last D are kept).
+    # Latest take cycle over all PEs of each broadcast (only the last D are kept).
     cdef int64_t[::1] pop_max = np.zeros(fifo_depth, dtype=np.int64)
 
     cdef int64_t t = 0  # next cycle the CCU can use
     cdef int64_t n_bc = 0  # broadcasts so far
-    cdef int64_t g, q, base, k, j, e, e0, e1, n, line, row, lr, code, p, total
-    cdef int64_t ready, b, pk, lim, slot, pmax, end_cycle, ccu_last
-    cdef int64_t ebase, extra
+    cdef int64_t g, q, base, k, j, e0, e1, n, g0, g1, gg, line, code, p, nf, lr, row, ent
+    cdef int64_t zmask = (1 << index_bits) - 1
+    cdef int64_t ready, b, pk, lim, slot, pmax, end_cycle, ccu_last, extra
     cdef int line_shift = -1
     cdef bint loaded_in_broadcast
     cdef int err = 0
     cdef float a_f
     cdef int64_t a_q
     cdef int64_t c_broadcasts = 0, c_stall = 0, c_loads = 0, c_ptr = 0, c_lines = 0
-    cdef int64_t c_entries = 0, c_fillers = 0, c_macs = 0, c_bypasses = 0
+    cdef int64_t c_entries = 0, c_fillers = 0, c_bypasses = 0
 
     for k in range(31):
         if (<int64_t>1 << k) == entries_per_line:
@@ -184,10 +199,11 @@ def run_layer(
                 if q == n_pe - 1:
                     loaded_in_broadcast = True
                     c_loads += 1
-                # ---------------- every PE takes and works on column j
+                # ---------------- every PE takes column j and works through its slice
                 a_f = act[j]
                 a_q = act_q[j]
                 pmax = -1
+                c_ptr += n_pe
                 for k in range(n_pe):
                     p = b + 1
                     if fin[k] > p:
@@ -195,56 +211,73 @@ def run_layer(
                     pop_ring[k, slot] = p
                     if p > pmax:
                         pmax = p
-                    c_ptr += 1
                     e0 = ptr_t[j, k]
                     e1 = ptr_t[j + 1, k]
                     n = e1 - e0
-                    ebase = pe_offsets[k]
+                    if n <= 0:  # empty slice: the pointer read costs one cycle
+                        busy[k] += 1
+                        fin[k] = p + 1
+                        mac_cycle_last[k] = -2
+                        continue
+                    # spmat line reads: one division per column, a new line every L entries
+                    if line_shift >= 0:
+                        line = e0 >> line_shift
+                        extra = (e0 - (line << line_shift) + n - 1) >> line_shift
+                    else:
+                        line = e0 // entries_per_line
+                        extra = (e0 - line * entries_per_line + n - 1) // entries_per_line
+                    if line != line_reg[k]:
+                        c_lines += 1
+                    line_reg[k] = line + extra
+                    c_lines += extra
+                    g0 = pe_offsets[k] + e0
+                    g1 = g0 + n
+                    c_entries += n
+                    # bypass: this column's first MAC lands on the row of the MAC one cycle earlier
+                    ent = packed[g0]
+                    if ((ent >> index_bits) != 0 and mac_cycle_last[k] == p
+                            and mac_row_last[k] == (ent & zmask) * n_pe + k):
+                        c_bypasses += 1
+                    nf = 0
                     lr = -1
-                    if n > 0:
-                        # one division per column; the line advances every L entries
-                        if line_shift >= 0:  # power-of-two lines: no division
-                            line = e0 >> line_shift
-                            extra = (e0 - (line << line_shift) + n - 1) >> line_shift
-                        else:
-                            line = e0 // entries_per_line
-                            extra = (e0 - line * entries_per_line + n - 1) // entries_per_line
-                        if line != line_reg[k]:
-                            c_lines += 1
-                        line_reg[k] = line + extra
-                        c_lines += extra
-                    for e in range(e0, e1):
-                        code = vz[ebase + e, 0]
-                        lr = lr + vz[ebase + e, 1] + 1
-                        if code == 0:
-                            c_fillers += 1
-                            continue
-                        row = lr * n_pe + k
-                        if row >= n_out:
-                            err = ERR_ROW_OUT_OF_RANGE
-                            break
-                        c_macs += 1
-                        if e == e0 and mac_cycle_last[k] == p and mac_row_last[k] == row:
-                            c_bypasses += 1
-                        if fixed:
-                            total = out_q[row] + _narrow(codebook_q[code] * a_q, shift, fx_nearest)
-                            out_q[row] = _fit(total, fx_lo, fx_hi, fx_saturate, fx_total_bits)
-                        else:
+                    row = -1
+                    if fixed:
+                        for gg in range(g0, g1):
+                            ent = packed[gg]
+                            lr = lr + (ent & zmask) + 1
+                            code = ent >> index_bits
+                            if code == 0:
+                                nf += 1
+                                continue
+                            row = lr * n_pe + k
+                            if row >= n_out or code >= n_codes:
+                                err = ERR_ROW_OUT_OF_RANGE
+                                break
+                            out_q[row] = _fit(
+                                out_q[row] + _narrow(codebook_q[code] * a_q, shift, fx_nearest),
+                                fx_lo, fx_hi, fx_saturate, fx_total_bits)
+                    else:
+                        for gg in range(g0, g1):
+                            ent = packed[gg]
+                            lr = lr + (ent & zmask) + 1
+                            code = ent >> index_bits
+                            if code == 0:
+                                nf += 1
+                                continue
+                            row = lr * n_pe + k
+                            if row >= n_out or code >= n_codes:
+                                err = ERR_ROW_OUT_OF_RANGE
+                                break
                             out_f[row] = out_f[row] + <float>(codebook[code] * a_f)
                     if err != 0:
                         break
-                    c_entries += n
-                    if n > 0:
-                        busy[k] += n
-                        fin[k] = p + n
-                        if vz[ebase + e1 - 1, 0] != 0:
-                            mac_row_last[k] = row
-                            mac_cycle_last[k] = fin[k]
-                        else:
-                            mac_cycle_last[k] = -2
+                    c_fillers += nf
+                    busy[k] += n
+                    fin[k] = p + n
+                    if (packed[g1 - 1] >> index_bits) != 0:
+                        mac_row_last[k] = row
+                        mac_cycle_last[k] = fin[k]
                     else:
-                        busy[k] += 1
-                        fin[k] = p + 1
                         mac_cycle_last[k] = -2
                 if err != 0:
                     break
@@ -271,7 +304,7 @@ def run_layer(
     counters[C_LINE_READS] = c_lines
     counters[C_ENTRIES] = c_entries
     counters[C_FILLERS] = c_fillers
-    counters[C_MACS] = c_macs
-    counters[C_ACC_WRITES] = c_macs
+    counters[C_MACS] = c_entries - c_fillers
+    counters[C_ACC_WRITES] = c_entries - c_fillers
     counters[C_BYPASSES] = c_bypasses
     return end_cycle + 1

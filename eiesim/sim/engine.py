@@ -37,10 +37,10 @@ def _run_kernel(prog: LayerProgram) -> dict:
     stall = np.zeros(prog.n_pe, dtype=np.int64)
     counters = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
     cycles = eie_sim.run_layer(
-        prog.ptr_t, prog.pe_offsets, prog.vz, prog.slot_col,
-        prog.act, prog.act_q, prog.codebook, prog.codebook_q,
+        prog.ptr_t, prog.pe_offsets, prog.packed,
+        prog.slot_col, prog.act, prog.act_q, prog.codebook, prog.codebook_q,
         out_f, out_q, busy, stall, counters,
-        prog.n_pe, prog.fifo_depth, prog.entries_per_line, prog.fixed,
+        prog.n_pe, prog.fifo_depth, prog.entries_per_line, prog.index_bits, prog.fixed,
         prog.shift, prog.fx_lo, prog.fx_hi, prog.fx_nearest, prog.fx_saturate, prog.fx_total_bits,
     )
     if cycles < 0:

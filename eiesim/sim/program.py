@@ -42,8 +42,8 @@ class LayerProgram:
         Start of each PE's entries in ``v`` / ``z``.
     v, z : ndarray of uint8, shape (n_entries,)
         Codebook indices and relative row indices, PE 0 first.
-    vz : ndarray of uint8, shape (n_entries, 2)
-        The same interleaved (one memory stream per PE for the kernel).
+    packed : ndarray of uint8 (uint16 when code_bits + index_bits > 8), shape (n_entries,)
+        The hardware image of the entries, ``(v << index_bits) | z``.
     slot_col : ndarray of int64, shape (n_groups * n_pe,)
         What the CCU/LNZD sees: slot ``g*N + q`` of group ``g`` holds the column
         index of a non-zero activation, or -1 for a zero (or padding) activation.
@@ -76,7 +76,7 @@ class LayerProgram:
     ptr: np.ndarray
     ptr_t: np.ndarray
     pe_offsets: np.ndarray
-    vz: np.ndarray
+    packed: np.ndarray
     v: np.ndarray
     z: np.ndarray
     slot_col: np.ndarray
@@ -153,8 +153,10 @@ def _static_arrays(layer):
         raise EieFormatError(
             f"layer {layer.name!r}: pointer ends ({pe_offsets[-1]}) != entries ({layer.v.shape[0]})"
         )
-    vz = np.ascontiguousarray(np.stack([layer.v, layer.z], axis=1), dtype=np.uint8)
-    out = (ptr, ptr_t, pe_offsets, vz)
+    # the hardware image: one entry (v << index_bits) | z per byte (two bytes for wider entries)
+    dtype = np.uint8 if layer.code_bits + layer.index_bits <= 8 else np.uint16
+    packed = (layer.v.astype(dtype) << dtype(layer.index_bits)) | layer.z.astype(dtype)
+    out = (ptr, ptr_t, pe_offsets, packed)
     for arr in out:
         arr.setflags(write=False)
     try:
@@ -199,7 +201,7 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
             f"layer {name!r} uses {layer.code_bits}-bit codes and {layer.index_bits}-bit relative "
             f"indices; the config has code_bits = {config.code_bits}, index_bits = {config.index_bits}"
         )
-    ptr, ptr_t, pe_offsets, vz = _static_arrays(layer)
+    ptr, ptr_t, pe_offsets, packed = _static_arrays(layer)
     n_pe = layer.n_pe
     n_out, n_in = layer.shape
     n_cols = layer.n_cols
@@ -235,7 +237,7 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         ptr=ptr,
         ptr_t=ptr_t,
         pe_offsets=pe_offsets,
-        vz=vz,
+        packed=packed,
         v=np.ascontiguousarray(layer.v, dtype=np.uint8),
         z=np.ascontiguousarray(layer.z, dtype=np.uint8),
         slot_col=slot_col,
