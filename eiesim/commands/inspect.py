@@ -1,0 +1,199 @@
+"""``eiesim inspect``: per-layer storage facts of a compressed-weight file.
+
+Three inputs are recognised:
+
+* a directory: the authors' EIE simulator dump (docs/FORMAT.md §2);
+* a ZIP archive (or a ``.eie`` name): an eiesim container (FORMAT.md §3);
+* anything else: a Deep Compression ``.net`` stream (FORMAT.md §1), which
+  carries no layer list, so ``--layers layers.json`` is required.
+
+Bytes are counted as stored: for ``.net`` the layer's bytes in the stream
+(codebook + bias + code stream + index stream; the 4-byte header words are
+counted once in the total); for the per-PE layouts
+``entries * (code_bits + index_bits) / 8 + pointers * pointer_bits / 8 +
+codebook * 4`` (float32 codebook; pointers ``n_pe * (columns + 1)``, bias
+column included when present), rounded up to whole bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from .._io import write_atomic
+from ..config import EIEConfig
+from ..errors import EieInputError
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def add_parser(sub) -> None:
+    """Register the ``inspect`` subcommand on an argparse subparsers object."""
+    s = sub.add_parser(
+        "inspect",
+        help="per-layer storage of a .net stream, .eie container or dump directory",
+        description="Print per layer: shape, stored entries, fillers, real non-zeros, codebook size "
+        "and bytes, for a Deep Compression .net stream (needs --layers), an eiesim .eie container "
+        "or the authors' simulator dump directory.",
+    )
+    s.add_argument("file", metavar="FILE", help=".net stream, .eie container or dump directory")
+    s.add_argument("--layers", metavar="JSON",
+                   help="layer list of a .net stream (names, shapes, code_bits, index_bits)")
+    s.add_argument("--pointer-bits", type=int, metavar="B", default=None,
+                   help=f"pointer width for per-PE layouts (default: {EIEConfig().pointer_bits}, EIE)")
+    s.add_argument("--json", metavar="OUT", help="also write the table as JSON")
+    s.set_defaults(func=run)
+
+
+def _kind(path: str, layers_flag) -> str:
+    if os.path.isdir(path):
+        return "dump"
+    if not os.path.exists(path):
+        raise EieInputError(f"{path}: no such file or directory")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise EieInputError(f"{path}: cannot read ({exc.strerror})") from None
+    if magic == _ZIP_MAGIC or path.lower().endswith(".eie"):
+        return "eie"
+    if layers_flag is None:
+        raise EieInputError(
+            f"{path}: not a container or dump directory, so read as a Deep Compression .net stream, "
+            "which has no layer list: pass --layers layers.json"
+        )
+    return "net"
+
+
+def _shape_str(shape) -> str:
+    return " x ".join(str(d) for d in shape)
+
+
+def _inspect_net(path: str, layers_json: str) -> dict:
+    from ..format.dcnet import load_layer_specs, read_net
+
+    specs = load_layer_specs(layers_json)
+    net = read_net(path, specs)
+    rows = []
+    for l in net.layers:
+        rows.append({
+            "name": l.name,
+            "shape": list(l.shape),
+            "weights": l.spec.n_weights,
+            "entries": l.n_entries,
+            "fillers": l.n_fillers,
+            "nonzeros": l.n_nonzeros,
+            "density": l.n_nonzeros / l.spec.n_weights,
+            "code_bits": l.spec.code_bits,
+            "index_bits": l.spec.index_bits,
+            "codebook_size": l.spec.codebook_size,
+            "bias_values": l.spec.n_out,
+            "bytes": l.stream_bytes,
+        })
+    return {
+        "kind": "net",
+        "format": "Deep Compression .net stream",
+        "layers": rows,
+        "header_bytes": 4 * len(net.layers),
+        "bytes_consumed": net.bytes_consumed,
+        "file_size": os.path.getsize(path),
+        "issues": [
+            {"code": i.code, "severity": i.severity, "layer": i.layer, "message": i.message}
+            for i in net.issues
+        ],
+    }
+
+
+def _layout_row(layer, pointer_bits: int) -> dict:
+    n_ptr = int(layer.ptr.size)
+    bits = (layer.n_entries * (layer.code_bits + layer.index_bits) + n_ptr * pointer_bits
+            + layer.codebook.size * 32)
+    max_ptr = int(layer.ptr[:, -1].max()) if layer.ptr.size else 0
+    return {
+        "name": layer.name,
+        "shape": [layer.n_out, layer.n_in],
+        "has_bias": layer.has_bias,
+        "n_pe": layer.n_pe,
+        "weights": layer.n_out * layer.n_in,
+        "entries": layer.n_entries,
+        "fillers": layer.n_fillers,
+        "nonzeros": layer.n_nonzeros,
+        "density": layer.weight_density,
+        "code_bits": layer.code_bits,
+        "index_bits": layer.index_bits,
+        "codebook_size": int(layer.codebook.size),
+        "pointers": n_ptr,
+        "pointer_bits": pointer_bits,
+        "pointers_fit": max_ptr < (1 << pointer_bits),
+        "bits": bits,
+        "bytes": math.ceil(bits / 8),
+    }
+
+
+def run(args) -> int:
+    """Execute ``eiesim inspect``; returns the exit code."""
+    from ..report.text import format_table
+
+    path = os.fspath(args.file)
+    pointer_bits = args.pointer_bits if args.pointer_bits is not None else EIEConfig().pointer_bits
+    if not 1 <= pointer_bits <= 64:
+        raise EieInputError(f"--pointer-bits: {pointer_bits} is outside [1, 64]")
+    kind = _kind(path, args.layers)
+    if kind == "net":
+        doc = _inspect_net(path, args.layers)
+    elif kind == "eie":
+        from ..format.container import load_network
+
+        net = load_network(path)
+        doc = {"kind": "eie", "format": "eiesim .eie container",
+               "layers": [_layout_row(l, pointer_bits) for l in net.layers],
+               "file_size": os.path.getsize(path)}
+    else:
+        from ..format.eiedump import read_dump
+
+        dump = read_dump(path)
+        doc = {"kind": "dump", "format": "EIE simulator dump directory",
+               "layers": [_layout_row(dump.layer, pointer_bits)]}
+    doc = {"source": path, **doc}
+    rows_doc = doc["layers"]
+    doc["total"] = {k: sum(r[k] for r in rows_doc)
+                    for k in ("weights", "entries", "fillers", "nonzeros", "bytes")}
+    # weight density over all layers (a bias column's entries are not weights)
+    doc["total"]["density"] = (sum(r["density"] * r["weights"] for r in rows_doc) / doc["total"]["weights"]
+                               if doc["total"]["weights"] else 0.0)
+
+    n = len(rows_doc)
+    print(f"{path}: {doc['format']}, {n} layer{'s' if n != 1 else ''}")
+    per_pe = kind != "net"
+    header = ["layer", "shape"] + (["PEs"] if per_pe else []) + [
+        "entries", "fillers", "non-zeros", "density %", "codebook", "bytes"]
+    rows = []
+    for r in rows_doc:
+        shape = _shape_str(r["shape"]) + (" +bias" if r.get("has_bias") else "")
+        rows.append([r["name"], shape] + ([r["n_pe"]] if per_pe else []) + [
+            f"{r['entries']:,}", f"{r['fillers']:,}", f"{r['nonzeros']:,}",
+            f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
+            f"{r['bytes']:,}"])
+    t = doc["total"]
+    rows.append(None)
+    rows.append(["total", ""] + ([""] if per_pe else []) + [
+        f"{t['entries']:,}", f"{t['fillers']:,}", f"{t['nonzeros']:,}",
+        f"{100 * t['density']:.2f}", "",
+        f"{t['bytes']:,}"])
+    print(format_table(header, rows))
+    if kind == "net":
+        print(f"\nbytes consumed: {doc['bytes_consumed']:,} of {doc['file_size']:,} "
+              f"(header {doc['header_bytes']:,} + layers {t['bytes']:,})")
+        for i in doc["issues"]:
+            print(f"{i['severity']} {i['code']} [{i['layer']}]: {i['message']}")
+    else:
+        print(f"\nbytes: entries x (code_bits + index_bits) + pointers x {pointer_bits} bits "
+              "+ float32 codebook, per layer")
+        for r in rows_doc:
+            if not r["pointers_fit"]:
+                print(f"note: layer {r['name']!r}: a pointer does not fit {pointer_bits} bits")
+
+    if args.json:
+        write_atomic(args.json, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), error=EieInputError)
+    return 0

@@ -1,0 +1,97 @@
+"""The ``eiesim inspect`` command-line contract."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from eiesim.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_squeezenet_net_stream(capsys, tmp_path, squeezenet_dir):
+    js = tmp_path / "sq.json"
+    code, out, err = run(
+        capsys, "inspect", squeezenet_dir / "compressed_SqueezeNet.net",
+        "--layers", squeezenet_dir / "layers.json", "--json", js,
+    )
+    assert code == 0, err
+    assert "bytes consumed: 675,763 of 675,763" in out
+    assert "conv_final" in out and "1000 x 512 x 1 x 1" in out
+    doc = json.loads(js.read_text())
+    assert doc["kind"] == "net"
+    assert len(doc["layers"]) == 26
+    assert doc["bytes_consumed"] == doc["file_size"] == 675_763
+    assert doc["header_bytes"] + doc["total"]["bytes"] == 675_763
+    assert doc["total"]["entries"] == 422_083
+    assert doc["total"]["fillers"] == 6_162
+    assert doc["total"]["nonzeros"] == 415_921
+    first = doc["layers"][0]
+    assert first["name"] == "conv1" and first["shape"] == [96, 3, 7, 7]
+    assert first["codebook_size"] == 256 and first["entries"] == 13_902
+    # 256 float32 codebook + 96 float32 bias + 13,902 code bytes + 6,951 index bytes
+    assert first["bytes"] == 1024 + 384 + 13_902 + 6_951
+    assert doc["issues"] == []
+
+
+def test_net_without_layers_names_the_flag(capsys, squeezenet_dir):
+    code, _out, err = run(capsys, "inspect", squeezenet_dir / "compressed_SqueezeNet.net")
+    assert code == 2
+    assert "--layers" in err and err.count("\n") == 1
+
+
+def test_fc8_dump_directory(capsys, tmp_path, fc8_dir):
+    js = tmp_path / "fc8.json"
+    code, out, err = run(capsys, "inspect", fc8_dir, "--json", js)
+    assert code == 0, err
+    doc = json.loads(js.read_text())
+    assert doc["kind"] == "dump" and len(doc["layers"]) == 1
+    layer = doc["layers"][0]
+    assert layer["shape"] == [1000, 4096] and layer["has_bias"] and layer["n_pe"] == 64
+    assert layer["entries"] == 1_051_991 and layer["fillers"] == 0
+    assert layer["codebook_size"] == 16
+    # 64 PEs x (4096 columns + bias column + 1) pointers of 16 bits; 4+4 bits per entry; 16 float32
+    assert layer["pointers"] == 64 * 4098
+    assert layer["bytes"] == 1_051_991 + 64 * 4098 * 2 + 64
+    assert "1,051,991" in out
+
+
+def test_embedded_trace_container(capsys, tmp_path):
+    path = resources.files("eiesim.traces") / "lenet300100.eie"
+    js = tmp_path / "lenet.json"
+    code, out, err = run(capsys, "inspect", str(path), "--json", js, "--pointer-bits", "12")
+    assert code == 0, err
+    doc = json.loads(js.read_text())
+    assert doc["kind"] == "eie"
+    assert [l["name"] for l in doc["layers"]] == ["ip1", "ip2", "ip3"]
+    assert [l["shape"] for l in doc["layers"]] == [[300, 784], [100, 300], [10, 100]]
+    for l in doc["layers"]:
+        assert l["pointer_bits"] == 12
+        assert l["entries"] == l["fillers"] + l["nonzeros"]
+        assert l["bits"] == l["entries"] * 8 + l["pointers"] * 12 + 16 * 32
+    assert "ip1" in out and "300 x 784" in out
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not really a zip", b""])
+def test_bad_inputs_are_one_line_errors(capsys, tmp_path, content):
+    p = tmp_path / "x.eie"
+    p.write_bytes(content)
+    code, _out, err = run(capsys, "inspect", p)
+    assert code == 2 and err.startswith("eiesim: error:") and err.count("\n") == 1
+    code, _out, err = run(capsys, "inspect", tmp_path / "missing.net", "--layers", tmp_path / "l.json")
+    assert code == 2 and "no such file" in err
+
+
+def test_net_errors_are_one_line(capsys, tmp_path, squeezenet_dir):
+    data = (squeezenet_dir / "compressed_SqueezeNet.net").read_bytes()
+    p = tmp_path / "cut.net"
+    p.write_bytes(data[:-10])
+    code, _out, err = run(capsys, "inspect", p, "--layers", squeezenet_dir / "layers.json")
+    assert code == 2 and "truncated" in err and err.count("\n") == 1
