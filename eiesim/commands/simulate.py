@@ -47,6 +47,10 @@ def add_parser(sub) -> None:
     s.add_argument("--backend", choices=("kernel", "reference"), default="kernel",
                    help="compiled kernel (default) or the pure-Python reference model")
     s.add_argument("--json", metavar="OUT", help="write results as JSON")
+    s.add_argument("--energy", action="store_true",
+                   help="add the energy of the run (activity-based and chip power x time) to the report and JSON")
+    s.add_argument("--energy-table", metavar="FILE.toml",
+                   help="energy table overriding the default entry by entry (implies --energy)")
     s.add_argument("--save-output", metavar="OUT.npy", help="save the last layer's outputs")
     s.set_defaults(func=run)
 
@@ -210,6 +214,19 @@ def run(args) -> int:
     ])
     print(format_table(header, rows))
 
+    energy_doc = None
+    if args.energy or args.energy_table:
+        from ..energy.model import RunActivity, price_run
+        from ..energy.tables import DEFAULT_TABLE, load_table
+        from .energy import format_energy
+
+        table = load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
+        priced = [price_run(RunActivity.from_result(l, cfg), table) for l in result.layers]
+        print()
+        print(f"energy table: {table.name}")
+        print(format_energy(priced))
+        energy_doc = {"table": table.name, "layers": priced}
+
     accuracy = {}
     if labels is not None:
         accuracy["simulated"] = float(np.mean(result.outputs.argmax(axis=1) == labels))
@@ -240,6 +257,8 @@ def run(args) -> int:
         }
         if accuracy:
             doc["accuracy"] = accuracy
+        if energy_doc is not None:
+            doc["energy"] = energy_doc
         write_atomic(args.json, json.dumps(doc, indent=2).encode("utf-8"), error=EieInputError)
     if args.save_output:
         out = result.outputs[0] if n == 1 else result.outputs

@@ -1,0 +1,148 @@
+"""``eiesim energy``: re-price the counters of saved results without simulating again.
+
+Reads the JSON of ``eiesim simulate --json`` (or of ``scripts/reproduce_eie.py``),
+prices every layer's counters with the default energy table or a user TOML
+table (``--table``), and prints both methods side by side (activity-based and
+the paper's chip power x time), the breakdowns and the SRAM/DRAM what-ifs.
+The text helpers here are shared with ``eiesim simulate --energy``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import List, Sequence
+
+from .._io import write_atomic
+from ..errors import EieInputError
+
+
+def add_parser(sub) -> None:
+    """Register the ``energy`` subcommand."""
+    s = sub.add_parser(
+        "energy",
+        help="price saved counters with an energy table",
+        description="Re-price the counters of a 'eiesim simulate --json' file (or a reproduction JSON) "
+        "with the default energy table (Horowitz 45 nm + EIE Table II) or your own TOML table.",
+    )
+    s.add_argument("results", metavar="RESULTS.json", help="output of 'eiesim simulate --json'")
+    s.add_argument("--table", metavar="FILE.toml", help="energy table overriding the default entry by entry")
+    s.add_argument("--json", metavar="OUT", help="write the priced results as JSON")
+    s.add_argument("--show-table", action="store_true", help="print every entry of the table with its source")
+    s.add_argument("--write-table", metavar="FILE.toml", help="write the (merged) table as TOML, a starting point for your own")
+    s.set_defaults(func=run)
+
+
+def _uj(pj: float) -> str:
+    return f"{pj / 1e6:,.3f}"
+
+
+def format_energy(priced: Sequence[dict]) -> str:
+    """Text tables of priced layers (output of :func:`eiesim.energy.model.price_run`).
+
+    Energies are per input vector, in µJ.
+    """
+    from ..energy.model import KIND_LABELS, MODULE_LABELS
+    from ..report.text import format_table
+
+    lines: List[str] = []
+    header = ["layer", "paper method uJ", "activity uJ", "activity/paper", "activity W",
+              "SRAM %", "logic %", "clock %"]
+    rows = []
+    for p in priced:
+        a, pp = p["activity"], p["paper"]
+        tot = a["total_pj"] or 1.0
+        c = a["by_class_pj"]
+        rows.append([p["name"], _uj(pp["per_input_pj"]), _uj(a["per_input_pj"]), f"{p['activity_over_paper']:.3f}",
+                     f"{a['avg_power_w']:.3f}", f"{100 * c['sram'] / tot:.1f}", f"{100 * c['logic'] / tot:.1f}",
+                     f"{100 * c['clock'] / tot:.1f}"])
+    if len(priced) > 1:
+        rows.append(None)
+        ta = sum(p["activity"]["per_input_pj"] for p in priced)
+        tp = sum(p["paper"]["per_input_pj"] for p in priced)
+        rows.append(["total", _uj(tp), _uj(ta), f"{ta / tp:.3f}" if tp else "n/a", "", "", "", ""])
+    lines.append("energy per input (two methods, never mixed: 'paper' = chip power x simulated time; "
+                 "'activity' = counters x energy per action, calibrated on EIE Table II)")
+    lines.append(format_table(header, rows))
+    lines.append("")
+    mods = list(MODULE_LABELS)
+    header = ["layer"] + [MODULE_LABELS[m] for m in mods]
+    rows = [[p["name"]] + [_uj(p["activity"]["by_module_pj"][m] / p["activity"]["n_inputs"]) for m in mods] for p in priced]
+    lines.append("activity-based energy by module (uJ per input)")
+    lines.append(format_table(header, rows))
+    lines.append("")
+    kinds = list(KIND_LABELS)
+    header = ["layer"] + [KIND_LABELS[k] for k in kinds]
+    rows = [[p["name"]] + [_uj(p["activity"]["by_kind_pj"][k] / p["activity"]["n_inputs"]) for k in kinds] for p in priced]
+    lines.append("activity-based energy by kind (uJ per input)")
+    lines.append(format_table(header, rows))
+    lines.append("")
+    header = ["layer", "scenario", "weight fetch uJ", "compute uJ", "total uJ", "x EIE"]
+    rows = []
+    for p in priced:
+        n = p["activity"]["n_inputs"]
+        for w in p["whatifs"]:
+            rows.append([p["name"], w["label"], _uj(w["weight_fetch_pj"] / n), _uj(w["compute_pj"] / n),
+                         _uj(w["total_pj"] / n), f"{w['ratio_vs_eie']:,.1f}"])
+    lines.append("where the weights live (what-if, per input)")
+    lines.append(format_table(header, rows, align="llrrrr"))
+    return "\n".join(lines)
+
+
+def price_document(doc: dict, table) -> List[dict]:
+    """Price every layer with counters of a results document.
+
+    Raises
+    ------
+    EieInputError
+        If the document has no layers with counters.
+    """
+    from ..energy.model import RunActivity, price_run
+
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise EieInputError("results hold no 'layers' list (expected the JSON of 'eiesim simulate --json')")
+    config = doc.get("config") or {}
+    priced = []
+    for layer in layers:
+        if not isinstance(layer, dict) or "counters" not in layer:
+            continue
+        priced.append(price_run(RunActivity.from_dict(layer, config), table))
+    if not priced:
+        raise EieInputError("no layer of the results holds 'counters'")
+    return priced
+
+
+def format_table_entries(table) -> str:
+    """Every entry of an energy table with unit and source."""
+    from ..report.text import format_table
+
+    rows = [[k, f"{e.value:g}", e.unit, e.source] for k, e in table.entries.items()]
+    return f"energy table: {table.name}\n" + format_table(["entry", "value", "unit", "source"], rows, align="lrll")
+
+
+def run(args) -> int:
+    """Execute ``eiesim energy``; returns the exit code."""
+    from ..energy.tables import DEFAULT_TABLE, load_table
+
+    try:
+        with open(args.results, "rb") as fh:
+            doc = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise EieInputError(f"{args.results}: no such file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise EieInputError(f"{args.results}: cannot read results JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise EieInputError(f"{args.results}: expected a JSON object")
+    table = load_table(args.table) if args.table else DEFAULT_TABLE
+    if args.show_table:
+        print(format_table_entries(table))
+        print()
+    priced = price_document(doc, table)
+    print(f"energy table: {table.name}")
+    print(format_energy(priced))
+    if args.json:
+        out = {"source": args.results, "table": table.to_dict(), "energy": {"table": table.name, "layers": priced}}
+        write_atomic(args.json, json.dumps(out, indent=2).encode("utf-8"), error=EieInputError)
+    if args.write_table:
+        write_atomic(args.write_table, table.to_toml().encode("utf-8"), error=EieInputError)
+    return 0

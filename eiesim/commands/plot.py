@@ -1,0 +1,46 @@
+"""``eiesim plot``: draw the figures of saved results (PNG, headless)."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import EieInputError
+
+
+def add_parser(sub) -> None:
+    """Register the ``plot`` subcommand."""
+    s = sub.add_parser(
+        "plot",
+        help="draw figures from saved results",
+        description="Draw PNG figures from a results JSON: the energy breakdown (from 'eiesim simulate "
+        "--energy --json' or 'eiesim energy --json'), and with a reproduction JSON "
+        "(scripts/reproduce_eie.py) also the speedup and energy-efficiency bars and the "
+        "throughput vs energy-efficiency scatter.",
+    )
+    s.add_argument("results", metavar="RESULTS.json")
+    s.add_argument("--out", metavar="DIR", default=".", help="folder for the PNG files (default: .)")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Execute ``eiesim plot``; returns the exit code."""
+    from ..report.plots import plot_all
+
+    try:
+        with open(args.results, "rb") as fh:
+            doc = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise EieInputError(f"{args.results}: no such file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise EieInputError(f"{args.results}: cannot read results JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise EieInputError(f"{args.results}: expected a JSON object")
+    try:
+        paths = plot_all(doc, args.out)
+    except OSError as exc:
+        raise EieInputError(f"{args.out}: cannot write the figures ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise EieInputError(f"{args.results}: results lack a field the figures need ({exc})") from None
+    for p in paths:
+        print(f"wrote {p}")
+    return 0

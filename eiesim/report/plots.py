@@ -1,0 +1,277 @@
+"""Figures drawn from saved results (headless: matplotlib's Agg canvas, no pyplot state).
+
+Inputs are the JSON documents eiesim writes:
+
+* ``scripts/reproduce_eie.py`` (``"kind": "eiesim.reproduce_eie"``): every
+  figure -- energy breakdown, speedup and energy-efficiency bars against the
+  baselines, throughput vs energy-efficiency scatter;
+* ``eiesim simulate --json OUT --energy``: the energy breakdown only.
+
+Every function returns the :class:`matplotlib.figure.Figure` it drew and,
+when given a path, saves it as PNG. The plotted numbers are the JSON's,
+unchanged (bars in the paper's layer order, then the geometric mean).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..errors import EieInputError
+
+__all__ = [
+    "energy_layers",
+    "plot_energy_breakdown",
+    "plot_ratios",
+    "plot_throughput_efficiency",
+    "plot_all",
+    "MODULE_ORDER",
+    "KIND_ORDER",
+    "PLATFORM_STYLE",
+]
+
+#: Module order of the breakdown (EIE Table II order, then the CCU estimate).
+MODULE_ORDER = ("act_queue", "ptr_read", "spmat_read", "arithm_unit", "act_rw", "lnzd_ccu")
+_MODULE_LABEL = {"act_queue": "Act queue", "ptr_read": "PtrRead", "spmat_read": "SpmatRead",
+                 "arithm_unit": "ArithmUnit", "act_rw": "ActRW", "lnzd_ccu": "LNZD/CCU (est.)"}
+#: Kind order of the breakdown (EIE Table II "by type").
+KIND_ORDER = ("memory", "register", "combinational", "clock")
+_KIND_LABEL = {"memory": "memory (SRAM)", "register": "register", "combinational": "combinational",
+               "clock": "clock network"}
+#: Colour and label of each platform.
+PLATFORM_STYLE = {
+    "cpu": ("#1f77b4", "CPU (Core i7-5930K)"),
+    "gpu": ("#2ca02c", "GPU (Titan X)"),
+    "mgpu": ("#ff7f0e", "mGPU (Tegra K1)"),
+    "eie": ("#d62728", "EIE (eiesim)"),
+}
+
+
+def _new_figure(size) -> Figure:
+    fig = Figure(figsize=size, dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path) -> None:
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=110)
+
+
+# --------------------------------------------------------------------------- data access
+def energy_layers(doc: dict, method: str = "activity") -> List[Tuple[str, dict]]:
+    """``[(layer name, energy breakdown dict)]`` of a results document.
+
+    Parameters
+    ----------
+    doc : dict
+        A reproduction JSON (layers with ``energy``) or a ``eiesim simulate
+        --energy`` JSON (``energy.layers``).
+    method : {"activity", "paper"}
+
+    Raises
+    ------
+    EieInputError
+        If the document holds no energy results.
+    """
+    out = []
+    if isinstance(doc.get("energy"), dict) and "layers" in doc["energy"]:
+        for e in doc["energy"]["layers"]:
+            out.append((e["name"], e[method]))
+    else:
+        for layer in doc.get("layers", []):
+            if "energy" in layer:
+                out.append((layer["name"], layer["energy"][method]))
+    if not out:
+        raise EieInputError("results hold no energy: run 'eiesim simulate --energy --json OUT' or scripts/reproduce_eie.py")
+    return out
+
+
+def _ordered_layers(doc: dict) -> List[dict]:
+    order = doc.get("layer_order") or [l["name"] for l in doc["layers"]]
+    by_name = {l["name"]: l for l in doc["layers"]}
+    return [by_name[n] for n in order if n in by_name]
+
+
+# --------------------------------------------------------------------------- figures
+def plot_energy_breakdown(doc: dict, path=None, *, method: str = "activity") -> Figure:
+    """Stacked bars of energy per input (µJ) by module and by kind, one bar per layer.
+
+    The values are ``by_module_pj`` and ``by_kind_pj`` of the ``method``'s
+    breakdown divided by ``n_inputs`` and by 1e6 (pJ -> µJ).
+    """
+    layers = energy_layers(doc, method)
+    names = [n for n, _ in layers]
+    x = np.arange(len(names))
+    fig = _new_figure((max(5.0, 1.0 + 0.9 * len(names)) * 2, 4.8))
+    axes = fig.subplots(1, 2)
+    for ax, key, order, labels, title in (
+        (axes[0], "by_module_pj", MODULE_ORDER, _MODULE_LABEL, "by module (EIE Table II units)"),
+        (axes[1], "by_kind_pj", KIND_ORDER, _KIND_LABEL, "by kind"),
+    ):
+        bottom = np.zeros(len(names))
+        cmap = _palette(len(order))
+        for i, k in enumerate(order):
+            vals = np.array([e[key].get(k, 0.0) / e.get("n_inputs", 1) / 1e6 for _, e in layers])
+            ax.bar(x, vals, 0.7, bottom=bottom, label=labels[k], color=cmap[i], gid=k)
+            bottom += vals
+        ax.set_xticks(x, names, rotation=35, ha="right")
+        ax.set_xlim(-0.75, max(len(names), 4) - 0.25)  # keep bars narrow when there are few layers
+        ax.set_ylabel("energy per input (µJ)")
+        ax.set_title(f"EIE energy {title}")
+        ax.set_ylim(0, 1.45 * float(bottom.max()) if bottom.size and bottom.max() > 0 else 1.0)
+        ax.legend(fontsize=8, loc="upper left", ncol=3)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"EIE energy per inference ({'activity-based model' if method == 'activity' else 'paper method: 0.6 W x time'})")
+    _save(fig, path)
+    return fig
+
+
+def _palette(n: int):
+    base = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+    return [base[i % len(base)] for i in range(n)]
+
+
+def plot_ratios(doc: dict, key: str = "speedup", path=None, *, geomean_set: str = "synthetic") -> Figure:
+    """Grouped bars (log scale) of EIE's speedup or energy efficiency over each baseline.
+
+    Parameters
+    ----------
+    doc : dict
+        A reproduction JSON.
+    key : {"speedup", "energy_ratio"}
+    path : path-like, optional
+    geomean_set : str
+        Which ``doc["geomean"]`` set gives the last group.
+
+    Notes
+    -----
+    Bars are labelled ``"<platform> <kind>"`` (e.g. ``"CPU dense"``), one
+    container per platform and kind; layers in ``doc["layer_order"]``, then
+    ``"geomean"``. Dense bars are solid, sparse bars hatched.
+    """
+    if key not in ("speedup", "energy_ratio"):
+        raise EieInputError(f"plot_ratios: key must be 'speedup' or 'energy_ratio', not {key!r}")
+    layers = _ordered_layers(doc)
+    if not layers or key not in layers[0]:
+        raise EieInputError(f"results hold no {key!r}: use the JSON of scripts/reproduce_eie.py")
+    gm = doc["geomean"][geomean_set][key]
+    names = [l["name"] for l in layers] + [f"geomean ({doc['geomean'][geomean_set].get('n_layers', '')} {geomean_set.replace('_', ' ')})"]
+    combos = [(p, k) for p in ("cpu", "gpu", "mgpu") for k in ("dense", "sparse")]
+    width = 0.8 / len(combos)
+    x = np.arange(len(names))
+    fig = _new_figure((max(10.0, 1.2 * len(names)), 5.0))
+    ax = fig.subplots()
+    for i, (p, k) in enumerate(combos):
+        vals = [l[key][f"{p}_{k}"] for l in layers] + [gm[f"{p}_{k}"]]
+        colour, plabel = PLATFORM_STYLE[p]
+        ax.bar(x - 0.4 + width * (i + 0.5), vals, width, color=colour if k == "dense" else "white",
+               edgecolor=colour, hatch=None if k == "dense" else "///",
+               label=f"{plabel.split(' (')[0]} {k}")
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(min(lo, 0.5), hi * 6.0)  # headroom for the legend
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    what = "speedup" if key == "speedup" else "energy efficiency"
+    ax.set_ylabel(f"EIE {what} over platform (×, log scale)")
+    ax.set_title(f"EIE {what} vs CPU / GPU / mGPU, batch 1 (baselines: EIE Table IV; EIE: eiesim)")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.grid(axis="y", which="major", alpha=0.3)
+    ax.legend(ncol=3, fontsize=8, loc="upper right")
+    _save(fig, path)
+    return fig
+
+
+def _throughput_points(doc: dict) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Per-series (GOP/s, GOP/J) arrays over the layers; dense-equivalent operations 2 n_in n_out."""
+    layers = _ordered_layers(doc)
+    power = {p: doc["platforms"][p]["power_w"] for p in ("cpu", "gpu", "mgpu")}
+    series: Dict[str, Tuple[list, list]] = {}
+    for l in layers:
+        ops = float(l["ops"])
+        t = l["sim_time_us"] * 1e-6
+        e = l["energy"]["paper"]["total_pj"] * 1e-12
+        series.setdefault("eie", ([], []))
+        series["eie"][0].append(ops / t / 1e9)
+        series["eie"][1].append(ops / e / 1e9)
+        for p in ("cpu", "gpu", "mgpu"):
+            for k in ("dense", "sparse"):
+                tb = l["baselines_us"][f"{p}_{k}"] * 1e-6
+                s = series.setdefault(f"{p}_{k}", ([], []))
+                s[0].append(ops / tb / 1e9)
+                s[1].append(ops / (power[p] * tb) / 1e9)
+    return {k: (np.array(a), np.array(b)) for k, (a, b) in series.items()}
+
+
+def plot_throughput_efficiency(doc: dict, path=None) -> Figure:
+    """Scatter of throughput (GOP/s) against energy efficiency (GOP/J), log-log.
+
+    Operations are dense-equivalent (``2 n_in n_out`` per layer, as the paper's
+    GOP/s figures). Small markers: one per layer; large markers: the geometric
+    mean over the layers of each series (``"<platform>_<kind>"`` and ``"eie"``,
+    the ``gid`` of each collection). EIE energy = the paper's method (0.6 W x
+    simulated time); platform energy = derived power x published time.
+    """
+    pts = _throughput_points(doc)
+    fig = _new_figure((8.0, 6.0))
+    ax = fig.subplots()
+    for key, (thr, eff) in pts.items():
+        p, _, k = key.partition("_")
+        colour, plabel = PLATFORM_STYLE[p]
+        label = plabel if p == "eie" else f"{plabel.split(' (')[0]} {k}"
+        marker = "*" if p == "eie" else ("o" if k == "dense" else "s")
+        face = colour if (p == "eie" or k == "dense") else "white"
+        ax.scatter(thr, eff, s=18, marker=marker, facecolors=face, edgecolors=colour, alpha=0.5, gid=f"{key}:layers")
+        g_thr = math.exp(np.mean(np.log(thr)))
+        g_eff = math.exp(np.mean(np.log(eff)))
+        ax.scatter([g_thr], [g_eff], s=180 if p == "eie" else 110, marker=marker, facecolors=face,
+                   edgecolors=colour, linewidths=1.8, label=f"{label} (geomean)", gid=f"{key}:geomean")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("throughput (GOP/s, dense-equivalent operations)")
+    ax.set_ylabel("energy efficiency (GOP/J)")
+    ax.set_title("Throughput vs energy efficiency, batch 1\n(small: each layer; large: geomean)")
+    ax.grid(which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    _save(fig, path)
+    return fig
+
+
+def plot_all(doc: dict, out_dir) -> List[Path]:
+    """Draw every figure ``doc`` supports into ``out_dir``; returns the paths written.
+
+    Raises
+    ------
+    EieInputError
+        If the document supports no figure.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        energy_layers(doc)
+        has_energy = True
+    except EieInputError:
+        has_energy = False
+    if has_energy:
+        p = out / "energy_breakdown.png"
+        plot_energy_breakdown(doc, p)
+        written.append(p)
+    layers = doc.get("layers") or []
+    if layers and "speedup" in layers[0] and "geomean" in doc:
+        for key, fname in (("speedup", "speedup.png"), ("energy_ratio", "energy_efficiency.png")):
+            p = out / fname
+            plot_ratios(doc, key, p)
+            written.append(p)
+        p = out / "throughput_vs_efficiency.png"
+        plot_throughput_efficiency(doc, p)
+        written.append(p)
+    if not written:
+        raise EieInputError("nothing to plot: the results hold neither energy nor baseline comparisons")
+    return written

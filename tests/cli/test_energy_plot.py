@@ -1,0 +1,103 @@
+"""``eiesim simulate --energy``, ``eiesim energy`` (re-pricing saved counters) and ``eiesim plot``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eiesim.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def lenet_json(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sim") / "lenet.json"
+    assert main(["simulate", "--energy", "--json", str(path)]) == 0
+    return path
+
+
+def test_simulate_energy_adds_table_and_json(lenet_json, capsys, tmp_path):
+    doc = json.loads(lenet_json.read_text())
+    e = doc["energy"]
+    assert [l["name"] for l in e["layers"]] == ["ip1", "ip2", "ip3"]
+    for l, layer in zip(e["layers"], doc["layers"]):
+        assert l["activity"]["total_pj"] > 0
+        assert l["paper"]["total_pj"] == pytest.approx(0.6 * layer["time_s"] * 1e12)
+        assert l["activity"]["n_inputs"] == 100
+    js = tmp_path / "again.json"
+    code, out, err = run(capsys, "simulate", "--energy", "--json", str(js))
+    assert code == 0, err
+    assert "energy per input" in out and "SpmatRead" in out and "dense fp32 weights from DRAM" in out
+
+
+def test_energy_reprices_saved_counters(lenet_json, capsys, tmp_path):
+    code, out, err = run(capsys, "energy", str(lenet_json))
+    assert code == 0, err
+    assert "activity-based energy by module" in out
+    base = tmp_path / "base.json"
+    run(capsys, "energy", str(lenet_json), "--json", str(base))
+    doc0 = json.loads(base.read_text())
+    # same counters, same table -> same numbers as simulate --energy wrote
+    sim_doc = json.loads(lenet_json.read_text())
+    assert doc0["energy"]["layers"][0]["activity"]["total_pj"] == pytest.approx(
+        sim_doc["energy"]["layers"][0]["activity"]["total_pj"])
+    toml = tmp_path / "chip.toml"
+    toml.write_text('name = "half-power chip"\n[entries.chip_power]\nvalue = 0.3\nunit = "W"\nsource = "test"\n')
+    out_js = tmp_path / "repriced.json"
+    code, out, err = run(capsys, "energy", str(lenet_json), "--table", str(toml), "--json", str(out_js))
+    assert code == 0, err
+    assert "half-power chip" in out
+    doc = json.loads(out_js.read_text())
+    for a, b in zip(doc["energy"]["layers"], doc0["energy"]["layers"]):
+        assert a["paper"]["total_pj"] == pytest.approx(0.5 * b["paper"]["total_pj"])
+        assert a["activity"]["total_pj"] == pytest.approx(b["activity"]["total_pj"])
+    assert doc["table"]["entries"]["chip_power"]["source"] == "test"
+    # the table can be written out and loaded back
+    written = tmp_path / "w.toml"
+    code, out, err = run(capsys, "energy", str(lenet_json), "--show-table", "--write-table", str(written))
+    assert code == 0 and "dram_read_32b" in out and "Horowitz" in out
+    code, _, err = run(capsys, "energy", str(lenet_json), "--table", str(written))
+    assert code == 0, err
+
+
+def test_energy_errors(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    code, out, err = run(capsys, "energy", str(bad))
+    assert code == 2 and "layers" in err
+    code, out, err = run(capsys, "energy", str(tmp_path / "missing.json"))
+    assert code == 2 and "no such file" in err
+    toml = tmp_path / "t.toml"
+    toml.write_text('[entries.x]\nvalue = 1\nunit = "pJ"\n')
+    bad.write_text(json.dumps({"layers": [{"cycles": 1, "counters": {}}]}))
+    code, out, err = run(capsys, "energy", str(bad), "--table", str(toml))
+    assert code == 2 and "source" in err
+
+
+def test_plot_from_simulate_json(lenet_json, capsys, tmp_path):
+    code, out, err = run(capsys, "plot", str(lenet_json), "--out", str(tmp_path / "figs"))
+    assert code == 0, err
+    assert (tmp_path / "figs" / "energy_breakdown.png").stat().st_size > 5_000
+    plain = tmp_path / "plain.json"
+    assert main(["simulate", "--json", str(plain)]) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "plot", str(plain), "--out", str(tmp_path / "none"))
+    assert code == 2 and "energy" in err
+
+
+def test_fc8_energy_matches_table2(fc8_dir, capsys, tmp_path):
+    js = tmp_path / "fc8.json"
+    code, out, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--fifo-depth", "7", "--energy",
+                         "--json", str(js))
+    assert code == 0, err
+    e = json.loads(js.read_text())["energy"]["layers"][0]
+    # activity-based energy at the calibration run = 64 PEs x Table II power x time (+ the CCU estimate)
+    act = e["activity"]
+    assert act["total_pj"] - act["by_module_pj"]["lnzd_ccu"] == pytest.approx(64 * 9.158e-3 * 7923 / 800e6 * 1e12, rel=1e-6)
+    assert e["paper"]["avg_power_w"] == pytest.approx(0.6)

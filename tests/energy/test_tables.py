@@ -1,0 +1,117 @@
+"""Energy tables: every constant has a unit and a source; TOML in and out; the SRAM/DRAM rules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from eiesim.energy.tables import DEFAULT_TABLE, UNITS, EnergyEntry, EnergyTable, load_table
+from eiesim.errors import EieConfigError
+
+
+def test_every_default_entry_has_unit_and_source():
+    assert len(DEFAULT_TABLE.entries) >= 30
+    for key, e in DEFAULT_TABLE.entries.items():
+        assert e.name == key
+        assert e.unit in UNITS
+        assert e.source.strip()
+        assert e.value >= 0
+
+
+@pytest.mark.parametrize("key,value,unit", [
+    ("int32_add", 0.1, "pJ"), ("fp32_add", 0.9, "pJ"), ("int32_mult", 3.1, "pJ"), ("fp32_mult", 3.7, "pJ"),
+    ("sram_read_32b", 5.0, "pJ"), ("dram_read_32b", 640.0, "pJ"), ("int8_add", 0.03, "pJ"),
+    ("fp16_mult", 1.1, "pJ"), ("sram_read_64b_8KB", 10.0, "pJ"), ("sram_read_64b_1MB", 100.0, "pJ"),
+    ("pe_power_spmat_read", 4.955, "mW"), ("pe_power_clock", 1.874, "mW"), ("pe_power_total", 9.157, "mW"),
+    ("chip_power", 0.6, "W"),
+])
+def test_published_values(key, value, unit):
+    e = DEFAULT_TABLE.get(key)
+    assert e.value == pytest.approx(value) and e.unit == unit
+
+
+def test_table2_sums_are_consistent():
+    t = DEFAULT_TABLE
+    mods = sum(t.value(f"pe_power_{m}") for m in ("act_queue", "ptr_read", "spmat_read", "arithm_unit", "act_rw"))
+    kinds = sum(t.value(f"pe_power_{k}") for k in ("memory", "clock", "register", "combinational"))
+    assert mods == pytest.approx(9.157, abs=2e-3)
+    assert kinds == pytest.approx(9.157, abs=2e-3)
+    # 64 PEs x 9.157 mW ~ the chip's 0.59-0.6 W
+    assert 64 * t.value("pe_power_total", "W") == pytest.approx(0.586, abs=1e-3)
+
+
+def test_unit_conversion():
+    assert DEFAULT_TABLE.get("pe_power_total").to("W") == pytest.approx(9.157e-3)
+    assert DEFAULT_TABLE.get("table2_clock").to("Hz") == pytest.approx(800e6)
+    with pytest.raises(EieConfigError, match="cannot convert"):
+        DEFAULT_TABLE.get("chip_power").to("pJ")
+
+
+def test_sram_rule_exact_at_horowitz_points_and_linear_in_width():
+    t = DEFAULT_TABLE
+    assert t.sram_read_pj(8 * 1024) == pytest.approx(10.0)
+    assert t.sram_read_pj(32 * 1024) == pytest.approx(20.0)
+    assert t.sram_read_pj(1024 * 1024) == pytest.approx(100.0)
+    assert t.sram_read_pj(32 * 1024, 32) == pytest.approx(10.0)
+    assert t.sram_read_pj(128 * 1024, 128) == pytest.approx(2 * t.sram_read_pj(128 * 1024, 64))
+    sizes = [1024, 2048, 8192, 16384, 32768, 131072, 1 << 20, 1 << 22]
+    vals = [t.sram_read_pj(s) for s in sizes]
+    assert all(a < b for a, b in zip(vals, vals[1:]))
+    # 128 KB spmat SRAM: 20 pJ x 4 ** (log 5 / log 32)
+    assert t.sram_read_pj(128 * 1024) == pytest.approx(20 * 4 ** (math.log(5) / math.log(32)))
+    with pytest.raises(EieConfigError):
+        t.sram_read_pj(0)
+
+
+def test_dram_per_bit():
+    assert DEFAULT_TABLE.dram_pj_per_bit() == pytest.approx(20.0)
+    assert DEFAULT_TABLE.dram_read_pj(64) == pytest.approx(1280.0)
+    # DRAM / SRAM = 128x for a 32-bit word (Han et al.)
+    assert DEFAULT_TABLE.value("dram_read_32b") / DEFAULT_TABLE.value("sram_read_32b") == pytest.approx(128)
+
+
+def test_toml_round_trip(tmp_path):
+    p = tmp_path / "t.toml"
+    p.write_text(DEFAULT_TABLE.to_toml())
+    t = load_table(p, base=None)
+    assert t.name == DEFAULT_TABLE.name
+    assert set(t.entries) == set(DEFAULT_TABLE.entries)
+    for k, e in DEFAULT_TABLE.entries.items():
+        assert t.get(k) == e
+
+
+def test_user_table_overrides_entry_by_entry(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text('name = "my tech"\n[entries.dram_read_32b]\nvalue = 320.0\nunit = "pJ"\nsource = "my datasheet"\n')
+    t = load_table(p)
+    assert t.name == "my tech"
+    assert t.value("dram_read_32b") == 320.0
+    assert t.get("dram_read_32b").source == "my datasheet"
+    assert t.value("sram_read_32b") == 5.0  # from the default
+
+
+@pytest.mark.parametrize("body,match", [
+    ('[entries.x]\nvalue = 1.0\nunit = "pJ"\n', "lacks source"),
+    ('[entries.x]\nvalue = 1.0\nunit = "parsecs"\nsource = "s"\n', "unit"),
+    ('[entries.x]\nvalue = -1.0\nunit = "pJ"\nsource = "s"\n', ">= 0"),
+    ('[entries.x]\nvalue = 1.0\nunit = "pJ"\nsource = ""\n', "source"),
+    ('[entries.x]\nvalue = 1.0\nunit = "pJ"\nsource = "s"\ncolour = "red"\n', "unknown field"),
+    ('bogus = 1\n', "unknown top-level"),
+    ('this is [ not toml', "not valid TOML"),
+])
+def test_bad_tables_are_refused(tmp_path, body, match):
+    p = tmp_path / "bad.toml"
+    p.write_text(body)
+    with pytest.raises(EieConfigError, match=match):
+        load_table(p)
+
+
+def test_missing_file_and_entry():
+    with pytest.raises(EieConfigError, match="cannot read"):
+        load_table("/nonexistent/table.toml")
+    with pytest.raises(EieConfigError, match="no entry"):
+        DEFAULT_TABLE.get("flux_capacitor")
+    with pytest.raises(EieConfigError):
+        EnergyEntry("x", float("nan"), "pJ", "s")
+    assert isinstance(DEFAULT_TABLE.merged({}), EnergyTable)
