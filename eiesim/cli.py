@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -22,11 +23,18 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 COMMANDS = ("simulate", "compress", "inspect", "validate", "energy", "plot")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house error format: one line on stderr, exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"eiesim: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``eiesim`` command."""
-    p = argparse.ArgumentParser(prog="eiesim", description="Cycle-level simulator of the EIE accelerator.")
+    p = _Parser(prog="eiesim", description="Cycle-level simulator of the EIE accelerator.")
     p.add_argument("--version", action="version", version=f"eiesim {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         try:
             mod = importlib.import_module(f"eiesim.commands.{name}")
@@ -50,6 +58,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover
         print("eiesim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:  # pragma: no cover
+            pass
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

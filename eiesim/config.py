@@ -10,9 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
+
+import numpy as np
 
 from .errors import EieConfigError
 
@@ -56,7 +59,7 @@ class EIEConfig:
         Width of one sparse-matrix SRAM read in bits (EIE: 64 = 8 entries of
         8 bits). Must be a multiple of the entry width ``code_bits + index_bits``.
     clock_hz : float
-        Clock frequency in Hz (EIE: 800e6, TSMC 45 nm, Section VI).
+        Clock frequency in Hz (EIE: 800e6, TSMC 45 nm, Section VI); 1 Hz ... 10 THz.
     code_bits : int
         Bits of the codebook index v (EIE: 4, a 16-entry codebook).
     index_bits : int
@@ -113,6 +116,11 @@ class EIEConfig:
     def __post_init__(self) -> None:
         def _int(name: str, lo: int, hi: int) -> None:
             val = getattr(self, name)
+            if isinstance(val, numbers.Integral) and not isinstance(val, (bool, np.bool_)):
+                val = int(val)  # NumPy integers are integers too
+                object.__setattr__(self, name, val)
+            elif isinstance(val, np.floating):
+                val = float(val)
             if isinstance(val, bool) or not isinstance(val, int):
                 # accept integral floats coming from JSON/TOML (e.g. 64.0)
                 if isinstance(val, float) and val.is_integer():
@@ -148,17 +156,23 @@ class EIEConfig:
                 f"the entry width code_bits + index_bits = {entry_bits}"
             )
         clk = self.clock_hz
-        if isinstance(clk, bool) or not isinstance(clk, (int, float)):
+        if isinstance(clk, (bool, np.bool_)) or not isinstance(clk, numbers.Real):
             raise EieConfigError(f"config field 'clock_hz': expected a number, got {clk!r}")
-        if not (math.isfinite(clk) and clk > 0):
-            raise EieConfigError(f"config field 'clock_hz': {clk!r} must be finite and > 0")
-        object.__setattr__(self, "clock_hz", float(clk))
+        try:
+            clk = float(clk)
+        except OverflowError:
+            raise EieConfigError("config field 'clock_hz': value too large") from None
+        if not (math.isfinite(clk) and 1.0 <= clk <= 1e13):
+            raise EieConfigError(f"config field 'clock_hz': {clk!r} must be between 1 Hz and 10 THz")
+        object.__setattr__(self, "clock_hz", clk)
         if self.arith not in ARITH_MODES:
             raise EieConfigError(f"config field 'arith': {self.arith!r} is not one of {ARITH_MODES}")
         if self.rounding not in ROUNDING_MODES:
             raise EieConfigError(
                 f"config field 'rounding': {self.rounding!r} is not one of {ROUNDING_MODES}"
             )
+        if isinstance(self.saturate, np.bool_):
+            object.__setattr__(self, "saturate", bool(self.saturate))
         if not isinstance(self.saturate, bool):
             raise EieConfigError(f"config field 'saturate': expected true/false, got {self.saturate!r}")
         if self.act_frac_bits >= self.fixed_total_bits:
@@ -248,6 +262,11 @@ class EIEConfig:
             If ``data`` is not a mapping, has an unknown key, or a value is invalid.
         """
         if isinstance(data, Mapping) and "eie" in data and isinstance(data["eie"], Mapping):
+            others = sorted(set(data) - {"eie"})
+            if others:
+                raise EieConfigError(
+                    f"{source}: keys {', '.join(map(repr, others))} outside the [eie] table"
+                )
             data = data["eie"]
         if not isinstance(data, Mapping):
             raise EieConfigError(f"{source}: a configuration must be a table/object of fields")
@@ -267,20 +286,17 @@ class EIEConfig:
         Raises
         ------
         EieConfigError
-            If the file is missing, unreadable, not valid TOML/JSON, or holds an
-            invalid configuration.
+            If the file is missing, not a regular file, over 1 MiB, unreadable,
+            not valid TOML/JSON, or holds an invalid configuration.
         """
+        from ._io import read_regular_file
+
         path = os.fspath(path)
+        raw = read_regular_file(path, 1 << 20, error=EieConfigError, what="config file")
+        kind = "JSON" if path.lower().endswith(".json") else "TOML"
         try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except OSError as exc:
-            raise EieConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
-        try:
-            if path.lower().endswith(".json"):
-                data = json.loads(raw.decode("utf-8"))
-            else:
-                data = _toml.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EieConfigError(f"{path}: not valid {'JSON' if path.lower().endswith('.json') else 'TOML'}: {exc}") from None
+            text = raw.decode("utf-8")
+            data = json.loads(text) if kind == "JSON" else _toml.loads(text)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise EieConfigError(f"{path}: not valid {kind}: {str(exc) or type(exc).__name__}") from None
         return cls.from_dict(data, source=path)

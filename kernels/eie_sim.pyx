@@ -147,9 +147,14 @@ def run_layer(
     cdef int64_t[::1] line_reg = np.full(n_pe, -1, dtype=np.int64)
     cdef int64_t[::1] mac_row_last = np.full(n_pe, -1, dtype=np.int64)
     cdef int64_t[::1] mac_cycle_last = np.full(n_pe, -2, dtype=np.int64)
-    cdef int64_t[:, ::1] pop_ring = np.zeros((n_pe, fifo_depth), dtype=np.int64)
-    # Latest take cycle over all PEs of each broadcast (only the last D are kept).
-    cdef int64_t[::1] pop_max = np.zeros(fifo_depth, dtype=np.int64)
+    # Only the last D broadcasts matter, and never more than the slots can broadcast:
+    # slot = n_bc % D stays below min(D, n_slots) (a huge queue costs no memory).
+    cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
+    if ring < 1:
+        ring = 1
+    cdef int64_t[:, ::1] pop_ring = np.zeros((n_pe, ring), dtype=np.int64)
+    # Latest take cycle over all PEs of each broadcast.
+    cdef int64_t[::1] pop_max = np.zeros(ring, dtype=np.int64)
 
     cdef int64_t t = 0  # next cycle the CCU can use
     cdef int64_t n_bc = 0  # broadcasts so far

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from eiesim.config import CONFIG_SCHEMA_VERSION, EIEConfig
@@ -189,5 +190,30 @@ def test_malformed_file(tmp_path, suffix, text):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(EieConfigError, match="cannot read"):
+    with pytest.raises(EieConfigError, match="no such file"):
         EIEConfig.load(tmp_path / "nope.toml")
+
+
+def test_numpy_scalars_are_accepted():
+    cfg = EIEConfig(n_pe=np.int64(8), clock_hz=np.float32(1e9), saturate=np.True_)
+    assert (cfg.n_pe, cfg.clock_hz, cfg.saturate) == (8, 1e9, True)
+    assert type(cfg.n_pe) is int and type(cfg.saturate) is bool
+
+
+@pytest.mark.parametrize("clock", [10**309, 5e-324, 0.5, 2e13])
+def test_clock_out_of_range_is_a_config_error(clock):
+    with pytest.raises(EieConfigError, match="clock_hz"):
+        EIEConfig(clock_hz=clock)
+
+
+def test_hostile_config_files(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(EieConfigError, match="not valid JSON"):
+        EIEConfig.load(deep)
+    with pytest.raises(EieConfigError, match="not a regular file"):
+        EIEConfig.load("/dev/zero")
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text("x = 1\n[eie]\nn_pe = 8\n")
+    with pytest.raises(EieConfigError, match="outside the \\[eie\\] table"):
+        EIEConfig.load(mixed)

@@ -9,7 +9,14 @@ from importlib import resources
 import numpy as np
 
 from .. import __version__
-from .._io import write_atomic
+from .._io import (
+    check_writable,
+    load_npz_members,
+    parse_npy,
+    read_regular_file,
+    require_regular_file,
+    write_atomic,
+)
 from ..config import ARITH_MODES, EIEConfig
 from ..errors import EieInputError
 
@@ -18,7 +25,11 @@ DEFAULT_INPUTS = "mnist_test100.npz"
 
 
 def _trace_path(name: str) -> str:
-    return str(resources.files("eiesim.traces") / name)
+    """Path of an embedded trace file (installed as ``eiesim.traces``; ``traces/`` in a source tree)."""
+    try:
+        return str(resources.files("eiesim.traces") / name)
+    except ModuleNotFoundError:  # running from a source checkout that is not installed
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "traces", name)
 
 
 def add_parser(sub) -> None:
@@ -56,57 +67,70 @@ def add_parser(sub) -> None:
 
 
 # --------------------------------------------------------------------------- inputs
-def _load_inputs(path: str, n_in: int):
-    """Return (inputs (n, n_in) float32, labels or None, extra dict)."""
+#: Largest input file read (bytes); protects against devices and absurd files.
+MAX_INPUT_BYTES = 1 << 30
+
+
+def _load_inputs(path: str, n_in: int, n_out: int):
+    """Return (inputs (n, n_in) float32, labels or None, extra dict) from a .dat/.npy/.npz file."""
     extra = {}
     labels = None
     low = path.lower()
-    try:
-        if low.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as z:
-                if "inputs" not in z.files:
-                    raise EieInputError(f"{path}: .npz has no 'inputs' array (has {sorted(z.files)})")
-                x = z["inputs"]
-                if "labels" in z.files:
-                    labels = np.asarray(z["labels"])
-                for key in ("float_logits", "pruned_quantized_logits"):
-                    if key in z.files:
-                        extra[key] = np.asarray(z[key])
-        elif low.endswith(".npy"):
-            x = np.load(path, allow_pickle=False)
-        else:
-            size = os.path.getsize(path)
-            if size % 4:
-                raise EieInputError(f"{path}: {size} bytes is not a whole number of float32 values")
-            x = np.fromfile(path, dtype="<f4")
-    except EieInputError:
-        raise
-    except FileNotFoundError:
-        raise EieInputError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise EieInputError(f"{path}: cannot read input activations ({exc})") from None
-    x = np.asarray(x)
+    if low.endswith(".npz"):
+        keys = ("inputs", "labels", "float_logits", "pruned_quantized_logits")
+        arrays = load_npz_members(path, keys, MAX_INPUT_BYTES, error=EieInputError)
+        if "inputs" not in arrays:
+            raise EieInputError(f"{path}: .npz has no 'inputs' array (has {arrays['__files__']})")
+        x = arrays["inputs"]
+        labels = arrays.get("labels")
+        extra = {k: arrays[k] for k in keys[2:] if k in arrays}
+    elif low.endswith(".npy"):
+        x = parse_npy(read_regular_file(path, MAX_INPUT_BYTES, error=EieInputError, what=".npy file"),
+                      path, error=EieInputError)
+    else:
+        raw = read_regular_file(path, MAX_INPUT_BYTES, error=EieInputError, what="float32 .dat file")
+        if len(raw) % 4:
+            raise EieInputError(f"{path}: {len(raw)} bytes is not a whole number of float32 values")
+        x = np.frombuffer(raw, dtype="<f4")
     if x.dtype.kind not in "biuf":
         raise EieInputError(f"{path}: input activations must be numeric, got dtype {x.dtype}")
     if x.ndim == 1:
         if x.shape[0] == n_in:
             x = x[None, :]
-        elif n_in and x.shape[0] % n_in == 0 and low.endswith(".dat"):
+        elif n_in and x.shape[0] and x.shape[0] % n_in == 0 and not low.endswith((".npy", ".npz")):
             x = x.reshape(-1, n_in)
         else:
             raise EieInputError(f"{path}: {x.shape[0]} input values, the first layer has {n_in} inputs")
     if x.ndim != 2 or x.shape[1] != n_in:
         raise EieInputError(f"{path}: inputs of shape {x.shape}, expected (n, {n_in})")
-    if labels is not None and labels.shape != (x.shape[0],):
-        raise EieInputError(f"{path}: 'labels' has shape {labels.shape}, expected ({x.shape[0]},)")
-    return x.astype(np.float32), labels, extra
+    if x.shape[0] == 0:
+        raise EieInputError(f"{path}: holds no input vector")
+    with np.errstate(over="ignore", invalid="ignore"):
+        x32 = x.astype(np.float32)
+    bad = ~np.isfinite(x32)
+    if bad.any():
+        r, c = (int(i[0]) for i in np.nonzero(bad))
+        raise EieInputError(
+            f"{path}: input {r}, activation {c} = {x[r, c].item()!r} is not a finite float32"
+        )
+    if labels is not None:
+        if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
+            raise EieInputError(
+                f"{path}: 'labels' must be integers of shape ({x.shape[0]},), got {labels.dtype} {labels.shape}"
+            )
+    for key, arr in extra.items():
+        if arr.shape != (x.shape[0], n_out) or arr.dtype.kind != "f":
+            raise EieInputError(
+                f"{path}: {key!r} must be floats of shape ({x.shape[0]}, {n_out}), got {arr.dtype} {arr.shape}"
+            )
+    return x32, labels, extra
 
 
-def _build_config(args, n_pe_default: int) -> EIEConfig:
-    cfg = EIEConfig.load(args.config) if args.config else EIEConfig()
-    if not args.config or args.n_pe is not None:
-        cfg = cfg.replace(n_pe=args.n_pe if args.n_pe is not None else n_pe_default)
+def _build_config(args, first_layer) -> EIEConfig:
+    """Defaults adapted to the layer (N, code/index widths), then the config file, then flags."""
+    cfg = EIEConfig.load(args.config) if args.config is not None else EIEConfig.for_layer(first_layer)
     return cfg.replace(
+        n_pe=args.n_pe,
         fifo_depth=args.fifo_depth,
         spmat_line_bits=args.line_bits,
         clock_hz=args.clock_hz,
@@ -147,32 +171,40 @@ def run(args) -> int:
     from ..report.text import format_table
     from ..sim.network import simulate_network
 
+    for flag in ("network", "eie_dump", "input", "config", "json", "save_output", "energy_table"):
+        if getattr(args, flag, None) == "":
+            raise EieInputError(f"--{flag.replace('_', '-')}: empty path")
+    for out_path in (args.json, args.save_output):  # fail before simulating, not after
+        if out_path is not None:
+            check_writable(out_path, error=EieInputError)
     labels = None
     extra = {}
     notes = []
-    if args.eie_dump:
+    if args.eie_dump is not None:
         from ..format.eiedump import read_dump
 
         dump = read_dump(args.eie_dump, n_pe=args.n_pe)
         network = Network((dump.layer,), activation="none", metadata={"source": args.eie_dump})
         source = f"dump {args.eie_dump}"
-        if args.input:
-            x, labels, extra = _load_inputs(args.input, network.n_in)
+        if args.input is not None:
+            x, labels, extra = _load_inputs(args.input, network.n_in, network.n_out)
         elif dump.activations is not None:
             x = dump.activations[None, :]
             notes.append(f"input: {os.path.join(args.eie_dump, 'act.dat')}")
         else:
             raise EieInputError(f"{args.eie_dump}: no act.dat; give --input FILE")
-        cfg = _build_config(args, dump.layer.n_pe)
+        cfg = _build_config(args, dump.layer)
     else:
-        net_path = args.network or _trace_path(DEFAULT_NETWORK)
+        net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
+        require_regular_file(net_path, error=EieInputError, what=".eie container")
         network = load_network(net_path)
         source = args.network or "embedded LeNet-300-100 (traces/)"
-        in_path = args.input or (None if args.network else _trace_path(DEFAULT_INPUTS))
+        in_path = args.input if args.input is not None else (
+            None if args.network is not None else _trace_path(DEFAULT_INPUTS))
         if in_path is None:
             raise EieInputError("--network needs --input FILE (the network's input activations)")
-        x, labels, extra = _load_inputs(in_path, network.n_in)
-        cfg = _build_config(args, network.layers[0].n_pe)
+        x, labels, extra = _load_inputs(in_path, network.n_in, network.n_out)
+        cfg = _build_config(args, network.layers[0])
         if any(l.n_pe != cfg.n_pe for l in network.layers):
             network = _relayout(network, cfg.n_pe)
             notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")

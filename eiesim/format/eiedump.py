@@ -167,7 +167,8 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
             if length < N + 2 or (length - 2) % N:
                 raise EieFormatError(
                     f"{pf}: {length} pointers; expected ceil(C/N)*N + 2 with N={N} "
-                    "(leading 0, padded columns, bias column)"
+                    "(leading 0, padded columns, bias column) -- N is the number of ptr "
+                    f"files: is there a stray ptr{N - 1}.dat?"
                 )
         elif p.size != length:
             raise EieFormatError(f"{pf}: {p.size} pointers, but {ptr_files[0]} has {length}")
@@ -193,6 +194,11 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
     ptr_full = np.stack(ptrs)  # (N, padded + 2)
     padded = length - 2
 
+    if n_in is None and act is not None and -(-act.size // N) * N != padded:
+        raise EieFormatError(
+            f"{act_path}: holds {act.size} activations, but the pointer files describe "
+            f"{padded} padded input columns for N = {N} (act.dat too short or too long?)"
+        )
     if n_in is None:
         n_in = act.size if act is not None else padded
     if act is not None and act.size != n_in:

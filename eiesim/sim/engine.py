@@ -27,9 +27,14 @@ def _run_kernel(prog: LayerProgram) -> dict:
     try:
         from .._kernels import eie_sim
     except ImportError as exc:  # pragma: no cover - only on a broken install
+        import os
+
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         raise EieError(
-            "the compiled kernel eiesim._kernels.eie_sim is missing; reinstall eiesim "
-            f"(pip install .) or use backend='reference' ({exc})"
+            f"the compiled kernel eiesim._kernels.eie_sim is missing from {here}; if that is a "
+            "source checkout shadowing the installed package (e.g. `python -m pytest` run in the "
+            "repository), run from another folder or build in place with `pip install -e .`; "
+            f"or use backend='reference' ({exc})"
         ) from None
     out_f = np.zeros(prog.n_out, dtype=np.float32)
     out_q = np.zeros(prog.n_out, dtype=np.int64)

@@ -171,7 +171,9 @@ def simulate_network(
     Raises
     ------
     EieInputError
-        If the inputs do not have ``n_in`` columns or are not finite.
+        If the inputs do not have ``n_in`` columns or are not finite, or a
+        layer overflows to a non-finite output (the message names the input
+        and the layer).
     EieFormatError, EieConfigError
         From :func:`eiesim.sim.engine.simulate`.
     """
@@ -198,7 +200,15 @@ def simulate_network(
     for n in it:
         a = x[n]
         for k, layer in enumerate(network.layers):
-            res: SimResult = simulate(layer, a, config, backend=backend)
+            try:
+                res: SimResult = simulate(layer, a, config, backend=backend)
+            except EieInputError as exc:
+                raise EieInputError(f"input {n}: {exc}") from None
+            if not np.all(np.isfinite(res.output)):
+                raise EieInputError(
+                    f"input {n}: layer {k} ({layer.name!r}) produced non-finite outputs "
+                    f"(float32 overflow of W·a + b)"
+                )
             s = sums[k]
             s["cycles"] += res.cycles
             s["act_nz"] += res.act_nonzeros

@@ -145,7 +145,10 @@ def _static_arrays(layer):
         cached = None
     if cached is not None:
         return cached
-    layer.check_format(full=True)
+    try:
+        layer.check_format(full=True)
+    except EieFormatError as exc:
+        raise EieFormatError(f"layer {layer.name!r}: {exc}") from None
     ptr = np.ascontiguousarray(layer.ptr, dtype=np.int64)
     ptr_t = np.ascontiguousarray(ptr.T)
     pe_offsets = np.ascontiguousarray(layer.pe_offsets, dtype=np.int64)
