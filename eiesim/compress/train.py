@@ -16,6 +16,12 @@ Conventions
   cross-entropy over a mini-batch.
 * Everything is float32 and deterministic given the seed (same machine,
   same BLAS thread count).  The functions never print.
+
+Building blocks: :func:`loss_and_grads` (one forward/backward pass, also used
+by the centroid fine-tuning of :mod:`eiesim.compress.quantize`),
+:class:`MaskedSGD` (the optimizer: momentum, weight decay and the pruning
+masks, whose state can be carried from one training phase to the next) and
+:func:`train_sgd` (epochs of shuffled mini-batches).
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ import numpy as np
 
 from eiesim.errors import EieInputError
 
-__all__ = ["MLP", "init_mlp", "forward", "train_sgd", "accuracy", "predict"]
+__all__ = [
+    "MLP", "init_mlp", "forward", "train_sgd", "accuracy", "predict",
+    "loss_and_grads", "MaskedSGD", "SGDState", "cosine_lr",
+]
 
 
 @dataclass(frozen=True)
@@ -175,14 +184,13 @@ def accuracy(params: MLP, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(predict(params, X) == y))
 
 
-def _check_masks(params: MLP, masks) -> Optional[List[Optional[np.ndarray]]]:
+def _check_masks(params: MLP, masks, who: str = "train_sgd") -> Optional[List[Optional[np.ndarray]]]:
+    """Validate masks; return the *pruned* positions (``~mask``) per layer, or None."""
     if masks is None:
         return None
     masks = list(masks)
     if len(masks) != len(params.weights):
-        raise EieInputError(
-            f"train_sgd: {len(masks)} masks for {len(params.weights)} layers"
-        )
+        raise EieInputError(f"{who}: {len(masks)} masks for {len(params.weights)} layers")
     out: List[Optional[np.ndarray]] = []
     for k, (m, w) in enumerate(zip(masks, params.weights)):
         if m is None:
@@ -191,10 +199,192 @@ def _check_masks(params: MLP, masks) -> Optional[List[Optional[np.ndarray]]]:
         m = np.asarray(m)
         if m.dtype != np.bool_ or m.shape != w.shape:
             raise EieInputError(
-                f"train_sgd: mask {k} must be bool of shape {w.shape}, got {m.dtype} {m.shape}"
+                f"{who}: mask {k} must be bool of shape {w.shape}, got {m.dtype} {m.shape}"
             )
         out.append(~m)  # store the *pruned* positions
     return out
+
+
+def loss_and_grads(
+    params: MLP, X: np.ndarray, y: np.ndarray
+) -> Tuple[float, Tuple[np.ndarray, ...], Tuple[np.ndarray, ...]]:
+    """Mean softmax cross-entropy of a mini-batch and its gradients.
+
+    Parameters
+    ----------
+    params : MLP
+        The network (weights ``(n_out, n_in)`` float32).
+    X : numpy.ndarray
+        float32 ``(m, n_in)`` inputs, ``m >= 1``.
+    y : numpy.ndarray
+        int ``(m,)`` labels in ``0 .. n_out-1`` (not re-checked: callers
+        validate once per run).
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy in nats.
+    grad_weights : tuple of numpy.ndarray
+        float32, ``grad_weights[k]`` has the shape of ``weights[k]``:
+        ``dL/dW_k`` (no weight decay).
+    grad_biases : tuple of numpy.ndarray
+        float32 ``dL/db_k``.
+
+    Notes
+    -----
+    The gradient of a weight that the caller holds at 0 (pruned) is in
+    general non-zero; masking is the optimizer's job (:class:`MaskedSGD`).
+    """
+    X = _check_x(params, X)
+    y = np.asarray(y)
+    m = X.shape[0]
+    acts = _forward_all(params, X)
+    z = acts[-1]
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    rows = np.arange(m)
+    loss = float(np.mean(np.log(s[:, 0]) - z[rows, y]))
+    g = e / s
+    g[rows, y] -= 1.0
+    g *= np.float32(1.0 / m)
+    L = len(params.weights)
+    gW: List[np.ndarray] = [None] * L  # type: ignore[list-item]
+    gB: List[np.ndarray] = [None] * L  # type: ignore[list-item]
+    for k in range(L - 1, -1, -1):
+        gW[k] = g.T @ acts[k]
+        gB[k] = g.sum(axis=0)
+        if k:
+            g = g @ params.weights[k]
+            g *= acts[k] > 0  # ReLU derivative (acts[k] is post-ReLU)
+    return loss, tuple(gW), tuple(gB)
+
+
+@dataclass(frozen=True)
+class SGDState:
+    """Momentum buffers of :class:`MaskedSGD`, to carry across training phases.
+
+    Attributes
+    ----------
+    velocity_weights, velocity_biases : tuple of numpy.ndarray
+        float32, shapes of the weights / biases.
+    """
+
+    velocity_weights: Tuple[np.ndarray, ...]
+    velocity_biases: Tuple[np.ndarray, ...]
+
+
+class MaskedSGD:
+    """SGD with momentum and weight decay that keeps pruned weights at exactly 0.
+
+    Update (PyTorch / Caffe form) for every parameter ``p`` with gradient
+    ``g`` (weight decay on weights only)::
+
+        g = dL/dp + weight_decay * p
+        g[pruned] = 0
+        v = momentum * v + g
+        v[pruned] = 0
+        p = p - lr_t * v
+        p[pruned] = +0.0
+
+    so neither the momentum buffer (which may hold history from before the
+    weight was pruned) nor weight decay can revive a pruned weight: after
+    **every** :meth:`step` each pruned weight is ``+0.0`` by bit pattern
+    (Deep Compression Section 2: "retrain ... with the sparse connections
+    fixed").  The masks are applied to the weights and the buffers once more
+    on construction.
+
+    Parameters
+    ----------
+    params : MLP
+        Starting point (copied; the input is not modified).
+    momentum : float
+        In [0, 1).
+    weight_decay : float
+        L2 coefficient (>= 0) on weights.
+    masks : sequence of (numpy.ndarray of bool or None), optional
+        One per layer, ``True`` = kept.
+    state : SGDState, optional
+        Momentum buffers to start from (e.g. the end of the previous phase);
+        default zeros.
+
+    Raises
+    ------
+    EieInputError
+        Hyper-parameters out of range, masks or state of the wrong shape.
+    """
+
+    def __init__(self, params: MLP, momentum: float = 0.9, weight_decay: float = 0.0,
+                 masks: Optional[Sequence[Optional[np.ndarray]]] = None,
+                 state: Optional[SGDState] = None) -> None:
+        if not (0.0 <= float(momentum) < 1.0) or not (float(weight_decay) >= 0.0):
+            raise EieInputError(
+                f"MaskedSGD: momentum must lie in [0, 1) and weight_decay be >= 0, got "
+                f"{momentum} and {weight_decay}"
+            )
+        p = params.copy()
+        self.W: List[np.ndarray] = list(p.weights)
+        self.B: List[np.ndarray] = list(p.biases)
+        self.pruned = _check_masks(params, masks, "MaskedSGD")
+        if state is None:
+            self.vW = [np.zeros_like(w) for w in self.W]
+            self.vB = [np.zeros_like(b) for b in self.B]
+        else:
+            if not isinstance(state, SGDState) or \
+                    [v.shape for v in state.velocity_weights] != [w.shape for w in self.W] or \
+                    [v.shape for v in state.velocity_biases] != [b.shape for b in self.B]:
+                raise EieInputError("MaskedSGD: state does not match the network's shapes")
+            self.vW = [np.array(v, dtype=np.float32) for v in state.velocity_weights]
+            self.vB = [np.array(v, dtype=np.float32) for v in state.velocity_biases]
+        self.momentum = np.float32(momentum)
+        self.weight_decay = np.float32(weight_decay)
+        self._apply_masks()
+
+    def _apply_masks(self) -> None:
+        if self.pruned is None:
+            return
+        for w, v, pm in zip(self.W, self.vW, self.pruned):
+            if pm is not None:
+                w[pm] = 0.0
+                v[pm] = 0.0
+
+    def step(self, grad_weights: Sequence[np.ndarray], grad_biases: Sequence[np.ndarray],
+             lr: float) -> None:
+        """One update with learning rate ``lr`` (gradients as from :func:`loss_and_grads`)."""
+        lr_t = np.float32(lr)
+        mom, wd = self.momentum, self.weight_decay
+        for k in range(len(self.W)):
+            gW = np.array(grad_weights[k], dtype=np.float32)
+            if wd:
+                gW += wd * self.W[k]
+            pm = self.pruned[k] if self.pruned is not None else None
+            if pm is not None:
+                gW[pm] = 0.0
+            self.vW[k] *= mom
+            self.vW[k] += gW
+            self.vB[k] *= mom
+            self.vB[k] += grad_biases[k]
+            if pm is not None:
+                self.vW[k][pm] = 0.0
+            self.W[k] -= lr_t * self.vW[k]
+            self.B[k] -= lr_t * self.vB[k]
+            if pm is not None:
+                self.W[k][pm] = 0.0
+
+    @property
+    def params(self) -> MLP:
+        """A view of the live parameters (copy before modifying)."""
+        return MLP(tuple(self.W), tuple(self.B))
+
+    @property
+    def state(self) -> SGDState:
+        """Copy of the momentum buffers."""
+        return SGDState(tuple(v.copy() for v in self.vW), tuple(v.copy() for v in self.vB))
+
+
+def cosine_lr(lr: float, t: int, total: int) -> float:
+    """Cosine learning-rate schedule ``lr * 0.5 * (1 + cos(pi * t / total))`` (``t`` from 0)."""
+    return float(lr * 0.5 * (1.0 + np.cos(np.pi * t / max(1, total))))
 
 
 def train_sgd(
@@ -210,11 +400,13 @@ def train_sgd(
     masks: Optional[Sequence[Optional[np.ndarray]]] = None,
     lr_schedule: str = "cosine",
     callback: Optional[Callable[[int, MLP], None]] = None,
-) -> MLP:
+    state: Optional[SGDState] = None,
+    return_state: bool = False,
+):
     """Mini-batch SGD with momentum on the mean softmax cross-entropy.
 
-    Update (PyTorch / Caffe form), for every parameter ``p`` with gradient
-    ``g`` (weight decay is applied to weights, not biases)::
+    The update is :class:`MaskedSGD`'s: for every parameter ``p`` with
+    gradient ``g`` (weight decay is applied to weights, not biases)::
 
         g = dL/dp + weight_decay * p
         v = momentum * v + g
@@ -253,16 +445,22 @@ def train_sgd(
         ``callback(step, params)`` after every optimizer step (``step`` counts
         from 1).  ``params`` is a view of the live arrays: read it or copy it,
         do not modify it.
+    state : SGDState, optional
+        Momentum buffers to start from (default zeros), e.g. those returned by
+        an earlier run with ``return_state=True``.
+    return_state : bool
+        Also return the final :class:`SGDState`.
 
     Returns
     -------
-    MLP
-        The trained parameters (new arrays).
+    MLP or (MLP, SGDState)
+        The trained parameters (new arrays), and the momentum buffers when
+        ``return_state`` is true.
 
     Raises
     ------
     EieInputError
-        Shapes, labels, masks or hyper-parameters out of range.
+        Shapes, labels, masks, state or hyper-parameters out of range.
     """
     X = _check_x(params, X)
     y = np.asarray(y)
@@ -278,70 +476,24 @@ def train_sgd(
         )
     if lr_schedule not in ("cosine", "constant"):
         raise EieInputError(f"train_sgd: unknown lr_schedule {lr_schedule!r}")
-    pruned = _check_masks(params, masks)
-
-    p = params.copy()
-    W = list(p.weights)
-    B = list(p.biases)
-    vW = [np.zeros_like(w) for w in W]
-    vB = [np.zeros_like(b) for b in B]
-    if pruned is not None:
-        for w, pm in zip(W, pruned):
-            if pm is not None:
-                w[pm] = 0.0
+    _check_masks(params, masks)
+    opt = MaskedSGD(params, momentum=momentum, weight_decay=weight_decay, masks=masks, state=state)
 
     n = X.shape[0]
     bs = int(batch_size)
     steps_per_epoch = -(-n // bs) if n else 0
     total = max(1, int(epochs) * steps_per_epoch)
     rng = np.random.default_rng(seed)
-    mom = np.float32(momentum)
-    wd = np.float32(weight_decay)
-    L = len(W)
     t = 0
-    onehot_rows = np.arange(bs)
     for _ in range(int(epochs)):
         order = rng.permutation(n)
         for s in range(0, n, bs):
             idx = order[s:s + bs]
-            xb = X[idx]
-            yb = y[idx]
-            m = xb.shape[0]
-            acts = _forward_all(p, xb)
-            # softmax cross-entropy gradient w.r.t. logits, mean over batch
-            z = acts[-1]
-            z = z - z.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            g = e / e.sum(axis=1, keepdims=True)
-            g[onehot_rows[:m], yb] -= 1.0
-            g *= np.float32(1.0 / m)
-            if lr_schedule == "cosine":
-                lr_t = np.float32(lr * 0.5 * (1.0 + np.cos(np.pi * t / total)))
-            else:
-                lr_t = np.float32(lr)
-            for k in range(L - 1, -1, -1):
-                h = acts[k]
-                gW = g.T @ h
-                gB = g.sum(axis=0)
-                if k:
-                    g = g @ W[k]
-                    g *= acts[k] > 0  # ReLU derivative (acts[k] is post-ReLU)
-                if wd:
-                    gW += wd * W[k]
-                pm = pruned[k] if pruned is not None else None
-                if pm is not None:
-                    gW[pm] = 0.0
-                vW[k] *= mom
-                vW[k] += gW
-                vB[k] *= mom
-                vB[k] += gB
-                if pm is not None:
-                    vW[k][pm] = 0.0
-                W[k] -= lr_t * vW[k]
-                B[k] -= lr_t * vB[k]
-                if pm is not None:
-                    W[k][pm] = 0.0
+            _, gW, gB = loss_and_grads(opt.params, X[idx], y[idx])
+            lr_t = cosine_lr(lr, t, total) if lr_schedule == "cosine" else lr
+            opt.step(gW, gB, lr_t)
             t += 1
             if callback is not None:
-                callback(t, MLP(tuple(W), tuple(B)))
-    return MLP(tuple(W), tuple(B))
+                callback(t, opt.params)
+    out = MLP(tuple(opt.W), tuple(opt.B))
+    return (out, opt.state) if return_state else out

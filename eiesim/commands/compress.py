@@ -1,0 +1,173 @@
+"""``eiesim compress``: prune and quantise a trained model's fully-connected layers into a ``.eie`` file.
+
+The model is read with :mod:`eiesim.workloads.models` (``.npz``, safetensors, or
+a PyTorch ``.pth`` state dict through a restricted unpickler -- no torch, no
+code from the file), compressed one shot by
+:func:`eiesim.compress.pipeline.compress_arrays` (magnitude pruning, k-means
+weight sharing; no retraining: there is no data), laid out for EIE and written
+with :func:`eiesim.format.container.save_network`.  The storage table (Deep
+Compression Table 2 columns) is printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from .. import __version__
+from .._io import write_atomic
+from ..errors import EieInputError
+
+
+def _floats(text: str, what: str):
+    try:
+        vals = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise EieInputError(f"--{what}: expected a number or a comma-separated list, got {text!r}") from None
+    if not vals:
+        raise EieInputError(f"--{what}: empty list")
+    return vals
+
+
+def _ints(text: str, what: str):
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise EieInputError(f"--{what}: expected an integer or a comma-separated list, got {text!r}") from None
+    if not vals:
+        raise EieInputError(f"--{what}: empty list")
+    return vals
+
+
+def _per_layer(vals, n: int, what: str):
+    if vals is None:
+        return None
+    if len(vals) == 1:
+        return vals * n
+    if len(vals) != n:
+        raise EieInputError(f"--{what}: {len(vals)} values for {n} layers (give one, or one per layer)")
+    return vals
+
+
+def add_parser(sub) -> None:
+    """Register ``eiesim compress``."""
+    s = sub.add_parser(
+        "compress",
+        help="prune + quantise a model's fully-connected layers into a .eie file",
+        description="Prune (magnitude) and quantise (k-means weight sharing, Deep Compression) the 2-D "
+        "weight matrices of a model given as .npz, .safetensors or a PyTorch .pth state dict (read "
+        "without torch), lay them out for EIE and write a .eie container. One shot: no retraining.",
+    )
+    s.add_argument("model", metavar="MODEL", help="model file: .npz, .safetensors, or .pth/.pt state dict")
+    s.add_argument("--out", required=True, metavar="FILE", help="output .eie container")
+    s.add_argument("--layers", metavar="NAMES",
+                   help="comma-separated weight names in layer order (default: every 2-D float array "
+                   "in file order); biases are matched as <prefix>.bias")
+    rule = s.add_mutually_exclusive_group()
+    rule.add_argument("--density", metavar="D[,D...]",
+                      help="fraction of weights kept, one value or one per layer (default: keep all non-zeros)")
+    rule.add_argument("--quality", metavar="Q[,Q...]",
+                      help="keep |w| > Q x std(layer), one value or one per layer")
+    s.add_argument("--bits", default="4", metavar="B[,B...]",
+                   help="codebook index bits per layer, 1..8 (default 4: EIE's 16-entry codebook)")
+    s.add_argument("--index-bits", type=int, default=4, metavar="N",
+                   help="relative row-index bits of the EIE layout (default 4)")
+    s.add_argument("--storage-index-bits", type=int, metavar="N",
+                   help="relative-index bits of the storage accounting (default: --index-bits)")
+    s.add_argument("--huffman", action="store_true",
+                   help="also account Huffman coding of the code and index streams (P+Q+H columns)")
+    s.add_argument("--init", choices=("linear", "density", "random"), default="linear",
+                   help="k-means centroid initialisation (default linear, as Deep Compression)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
+    s.add_argument("--n-pe", type=int, default=64, metavar="N", help="PEs of the layout (default 64)")
+    s.add_argument("--activation", choices=("relu", "none"), default="relu",
+                   help="non-linearity between layers recorded in the container (default relu)")
+    s.add_argument("--json", metavar="OUT", help="also write the storage rows and settings as JSON")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Execute ``eiesim compress``; returns the exit code."""
+    from ..compress.pipeline import compress_arrays
+    from ..compress.storage import BASELINE, storage_table
+    from ..format.container import Network, save_network
+    from ..workloads.models import load_model, select_layers
+
+    tensors = load_model(args.model)
+    names = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
+    chosen = select_layers(tensors, names, source=args.model)
+    n = len(chosen)
+    dens = _per_layer(_floats(args.density, "density") if args.density else None, n, "density")
+    qual = _per_layer(_floats(args.quality, "quality") if args.quality else None, n, "quality")
+    bits = _per_layer(_ints(args.bits, "bits"), n, "bits")
+    for b in bits:
+        if not 1 <= b <= 8:
+            raise EieInputError(f"--bits: {b} is outside 1..8")
+    for d in dens or []:
+        if not 0.0 <= d <= 1.0:
+            raise EieInputError(f"--density: {d} is outside [0, 1]")
+    for q in qual or []:
+        if not q >= 0.0:
+            raise EieInputError(f"--quality: {q} must be >= 0")
+    if args.n_pe < 1:
+        raise EieInputError(f"--n-pe: {args.n_pe} must be >= 1")
+    layer_names = [w_name.rsplit(".", 1)[0] if "." in w_name else w_name for w_name, *_ in chosen]
+    try:
+        res = compress_arrays(
+            [w for _, w, _, _ in chosen], [b for _, _, b, _ in chosen], layer_names,
+            densities=dens, qualities=qual, code_bits=bits, index_bits=args.index_bits,
+            storage_index_bits=args.storage_index_bits, init=args.init, seed=args.seed,
+            n_pe=args.n_pe, huffman=args.huffman,
+        )
+    except EieInputError as exc:
+        if "do not form a chain" in str(exc):
+            raise EieInputError(f"{args.model}: {exc}; pick the layers with --layers") from None
+        raise
+    network = Network(tuple(res.layers), activation=args.activation)
+
+    with open(args.model, "rb") as fh:
+        sha = hashlib.file_digest(fh, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
+            else hashlib.sha256(fh.read()).hexdigest()
+    layers_meta = []
+    for (w_name, w, b, b_name), info, st in zip(chosen, res.infos, res.storage):
+        layers_meta.append({
+            "weight": w_name, "bias": b_name, "shape": [int(w.shape[0]), int(w.shape[1])],
+            "density": info["density"], "n_kept": info["n_kept_weights"], "code_bits": info["code_bits"],
+            "kmeans_iterations": info["iterations"], "kmeans_converged": bool(info["converged"]),
+            "empty_codes": [c + 1 for c in info["empty_clusters"]],
+            "bias_max_abs_error": info["bias_max_abs_error"],
+            "storage": st.to_dict(),
+        })
+    metadata = {
+        "generator": f"eiesim {__version__} compress",
+        "source": {"file": os.path.basename(os.fspath(args.model)), "sha256": sha},
+        "compression": {
+            "pruning": ("magnitude, target density" if dens else
+                        "magnitude, quality x std" if qual else "none (all non-zeros kept)"),
+            "requested_densities": dens, "qualities": qual, "retraining": "none (one shot)",
+            "code_bits": bits, "index_bits": args.index_bits,
+            "kmeans_init": args.init, "kmeans_method": "sorted 1-D Lloyd", "seed": args.seed,
+            "codebook": "2**bits float32 entries: +0.0 then the k-means centroids, ascending",
+            "bias": "folded as an extra column (input 1.0), clustered and coded with the weight "
+                    "codebook (lossy); layers without a <prefix>.bias get none",
+            "n_pe": args.n_pe,
+        },
+        "storage_baseline": BASELINE,
+        "storage_total": res.total.to_dict(),
+        "layers": layers_meta,
+    }
+    save_network(args.out, network, metadata)
+
+    print(f"eiesim {__version__}: compressed {args.model} -> {args.out}")
+    for m, layer in zip(layers_meta, res.layers):
+        bias = f", bias {m['bias']} (max error {m['bias_max_abs_error']:.3g})" if m["bias"] else ", no bias"
+        print(f"  {layer.name}: {m['weight']} {m['shape'][0]} x {m['shape'][1]}, kept {m['n_kept']:,} "
+              f"({100 * m['density']:.2f} %), {m['code_bits']}-bit codes{bias}; EIE layout "
+              f"{layer.n_entries:,} entries ({layer.n_fillers:,} fillers) over {layer.n_pe} PEs")
+    print()
+    print(storage_table(res.storage + [res.total], markdown=False))
+    if args.json:
+        doc = {"eiesim_version": __version__, "out": os.fspath(args.out), **metadata}
+        write_atomic(args.json, json.dumps(doc, indent=2).encode("utf-8"), error=EieInputError)
+    return 0

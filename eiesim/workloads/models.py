@@ -1,0 +1,422 @@
+"""Read the weights of a trained model from ``.npz``, safetensors or a PyTorch ``.pth`` state dict.
+
+Every reader returns an ordered mapping ``name -> numpy.ndarray`` in **file
+order**, and none of them can run code from the file:
+
+* ``.npz`` -- :func:`numpy.load` with ``allow_pickle=False`` (member order of the archive);
+* ``.safetensors`` -- :func:`safetensors.numpy.load_file` (the format holds no code), in
+  the order of the tensors' data in the file (safetensors writes them sorted by dtype
+  alignment, then name);
+* ``.pth`` / ``.pt`` -- PyTorch's zip serialisation (``torch.save`` since
+  PyTorch 1.6: ``<archive>/data.pkl`` plus one raw little-endian file per
+  storage, ``<archive>/data/<key>``), read **without torch** by
+  :class:`_StateDictUnpickler`.  A pickle is a program: the standard
+  unpickler calls whatever importable function the file names (``os.system``
+  included).  Ours resolves exactly these names and refuses every other one
+  before anything is looked up or called:
+
+  - ``collections.OrderedDict`` (the state dict itself);
+  - ``torch._utils._rebuild_tensor_v2`` and ``torch._utils._rebuild_parameter``,
+    replaced by NumPy emulations that only slice a storage we read;
+  - the storage classes ``torch.FloatStorage``, ``torch.DoubleStorage``,
+    ``torch.HalfStorage``, ``torch.BFloat16Storage``, ``torch.LongStorage``,
+    ``torch.IntStorage``, ``torch.ShortStorage``, ``torch.CharStorage``,
+    ``torch.ByteStorage``, ``torch.BoolStorage`` -- by name only, as
+    dtype tokens (nothing of torch is imported);
+
+  persistent ids must be ``('storage', <storage class>, key, location, numel)``
+  naming an existing ``data/<key>`` member of exactly ``numel`` elements.
+  The legacy (pre-1.6, non-zip) format is refused with a message.
+
+:func:`select_layers` picks the fully-connected layers: by default every 2-D
+floating-point array in file order, or the names given; each weight
+``<prefix>.weight`` (or any name ``<prefix>.<x>``) is matched with the bias
+``<prefix>.bias`` when one exists.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import pickle
+import struct
+import zipfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from eiesim.errors import EieInputError
+
+__all__ = ["load_model", "load_npz", "load_safetensors", "load_torch_state_dict", "select_layers"]
+
+_MAX_PICKLE_BYTES = 64 * 1024 * 1024
+
+#: torch storage class name -> NumPy dtype (little-endian); bfloat16 is widened to float32.
+_STORAGE_DTYPES = {
+    "DoubleStorage": np.dtype("<f8"),
+    "FloatStorage": np.dtype("<f4"),
+    "HalfStorage": np.dtype("<f2"),
+    "BFloat16Storage": np.dtype("<u2"),  # raw bits; converted below
+    "LongStorage": np.dtype("<i8"),
+    "IntStorage": np.dtype("<i4"),
+    "ShortStorage": np.dtype("<i2"),
+    "CharStorage": np.dtype("i1"),
+    "ByteStorage": np.dtype("u1"),
+    "BoolStorage": np.dtype("?"),
+}
+
+
+def _err(path, msg: str) -> EieInputError:
+    return EieInputError(f"{os.fspath(path)}: {msg}")
+
+
+# --------------------------------------------------------------------------- npz / safetensors
+
+
+def load_npz(path) -> Dict[str, np.ndarray]:
+    """Arrays of a ``.npz`` file in archive order (``allow_pickle=False``).
+
+    Raises
+    ------
+    EieInputError
+        Missing file, not an npz archive, or an object array (refused: it would need pickle).
+    """
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise _err(path, "is a single .npy array, not an .npz archive of named arrays")
+        with z:
+            out = collections.OrderedDict()
+            for name in z.files:
+                out[name] = np.asarray(z[name])
+            return out
+    except EieInputError:
+        raise
+    except FileNotFoundError:
+        raise _err(path, "no such file") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise _err(path, f"cannot read as .npz ({exc})") from None
+
+
+def load_safetensors(path) -> Dict[str, np.ndarray]:
+    """Tensors of a safetensors file in data order (:func:`safetensors.numpy.load_file`).
+
+    Raises
+    ------
+    EieInputError
+        Missing file, ``safetensors`` not installed, or a malformed file.
+    """
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise _err(path, "reading safetensors needs the 'safetensors' package (pip install safetensors)") from None
+    if not os.path.isfile(path):
+        raise _err(path, "no such file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            if not 2 <= n <= 100 * 1024 * 1024:
+                raise _err(path, "not a safetensors file (bad header length)")
+            header = json.loads(fh.read(n).decode("utf-8"))
+        tensors = load_file(os.fspath(path))
+    except EieInputError:
+        raise
+    except Exception as exc:  # safetensors raises its own SafetensorError, plus OSError / ValueError
+        raise _err(path, f"cannot read as safetensors ({type(exc).__name__}: {exc})") from None
+    order = sorted((k for k in header if k != "__metadata__"),
+                   key=lambda k: (header[k].get("data_offsets", [0])[0], k))
+    return collections.OrderedDict((k, np.asarray(tensors[k])) for k in order if k in tensors)
+
+
+# --------------------------------------------------------------------------- torch .pth without torch
+
+
+class _StorageType:
+    """Stand-in for a ``torch.<X>Storage`` class: only its dtype."""
+
+    __slots__ = ("name", "dtype")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dtype = _STORAGE_DTYPES[name]
+
+
+class _Storage:
+    """A storage read from ``data/<key>``: a flat NumPy array."""
+
+    __slots__ = ("array", "type_name")
+
+    def __init__(self, array: np.ndarray, type_name: str) -> None:
+        self.array = array
+        self.type_name = type_name
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None):
+    """NumPy emulation of ``torch._utils._rebuild_tensor_v2``: a bounds-checked strided copy."""
+    if not isinstance(storage, _Storage):
+        raise EieInputError("torch pickle: a tensor is built from something that is not a storage")
+    if not (_is_int(storage_offset) and storage_offset >= 0):
+        raise EieInputError(f"torch pickle: bad storage offset {storage_offset!r}")
+    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
+            and all(_is_int(s) and s >= 0 for s in size) and all(_is_int(s) and s >= 0 for s in stride)):
+        raise EieInputError(f"torch pickle: bad tensor size {size!r} / stride {stride!r}")
+    flat = storage.array
+    if any(s == 0 for s in size):
+        arr = np.zeros(size, dtype=flat.dtype)
+    else:
+        last = storage_offset + sum((n - 1) * st for n, st in zip(size, stride))
+        if last >= flat.size:
+            raise EieInputError(
+                f"torch pickle: tensor of size {size} stride {stride} at offset {storage_offset} "
+                f"reads element {last} of a storage of {flat.size}"
+            )
+        item = flat.dtype.itemsize
+        arr = np.lib.stride_tricks.as_strided(
+            flat[storage_offset:], shape=size, strides=tuple(st * item for st in stride), writeable=False
+        ).copy()
+    if storage.type_name == "BFloat16Storage":
+        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
+    """NumPy emulation of ``torch._utils._rebuild_parameter``: the tensor itself."""
+    if not isinstance(data, np.ndarray):
+        raise EieInputError("torch pickle: a parameter wraps something that is not a tensor")
+    return data
+
+
+_ALLOWED = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+}
+for _name in _STORAGE_DTYPES:
+    _ALLOWED[("torch", _name)] = _StorageType(_name)
+
+
+class _StateDictUnpickler(pickle.Unpickler):
+    """Unpickler of a torch ``data.pkl`` that can only build tensors and plain containers.
+
+    ``find_class`` is the one place where a pickle turns a name into an
+    object; every name outside the allow-list of the module docstring raises
+    :class:`~eiesim.errors.EieInputError` before it is imported or called.
+    """
+
+    def __init__(self, fh, zf: zipfile.ZipFile, prefix: str, path: str, byteorder: str) -> None:
+        super().__init__(fh, encoding="utf-8")
+        self._zf = zf
+        self._prefix = prefix
+        self._path = path
+        self._byteorder = byteorder
+        self._storages: Dict[str, _Storage] = {}
+
+    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise EieInputError(
+                f"{self._path}: the pickle refers to {module}.{name}; only tensors and plain "
+                "containers are allowed (collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
+                "torch._utils._rebuild_parameter, torch.<Type>Storage) -- refusing to load it"
+            ) from None
+
+    def persistent_load(self, pid):  # noqa: D401 - pickle API
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)
+                and isinstance(pid[3], str) and _is_int(pid[4]) and pid[4] >= 0):
+            raise EieInputError(f"{self._path}: unsupported persistent id in the pickle: {pid!r:.200}")
+        stype, key, numel = pid[1], pid[2], pid[4]
+        if key in self._storages:
+            return self._storages[key]
+        if not key.isalnum():
+            raise EieInputError(f"{self._path}: storage key {key!r} is not a plain name")
+        member = f"{self._prefix}data/{key}"
+        try:
+            info = self._zf.getinfo(member)
+        except KeyError:
+            raise EieInputError(f"{self._path}: storage member {member!r} is missing") from None
+        dt = stype.dtype.newbyteorder("<" if self._byteorder == "little" else ">")
+        need = numel * dt.itemsize
+        if info.file_size != need:
+            raise EieInputError(
+                f"{self._path}: storage {member!r} holds {info.file_size} bytes; {numel} elements of "
+                f"{stype.name} need {need}"
+            )
+        raw = self._zf.read(member)
+        arr = np.frombuffer(raw, dtype=dt).astype(dt.newbyteorder("="), copy=True)
+        st = _Storage(arr, stype.name)
+        self._storages[key] = st
+        return st
+
+
+def _flatten_state(obj, path: str, prefix: str = "") -> "collections.OrderedDict[str, np.ndarray]":
+    """Tensors of a (nested) state dict, names joined with '.'."""
+    out: "collections.OrderedDict[str, np.ndarray]" = collections.OrderedDict()
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise EieInputError(f"{path}: state dict key {k!r} is not a string")
+            name = f"{prefix}{k}"
+            if isinstance(v, np.ndarray):
+                out[name] = v
+            elif isinstance(v, dict):
+                out.update(_flatten_state(v, path, name + "."))
+            # other values (ints such as num_batches_tracked are tensors; plain numbers/strings) skipped
+    elif isinstance(obj, np.ndarray):
+        out[prefix.rstrip(".") or "tensor"] = obj
+    else:
+        raise EieInputError(f"{path}: the pickle holds a {type(obj).__name__}, not a state dict")
+    return out
+
+
+def load_torch_state_dict(path) -> Dict[str, np.ndarray]:
+    """Tensors of a PyTorch zip checkpoint (``torch.save(model.state_dict(), path)``), without torch.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.pth``/``.pt`` file in PyTorch's zip format (PyTorch >= 1.6).
+
+    Returns
+    -------
+    collections.OrderedDict of str to numpy.ndarray
+        In state-dict order; nested dicts (e.g. ``{"state_dict": {...}}``)
+        are flattened with ``.``-joined names.  bfloat16 tensors are widened
+        to float32; other dtypes kept.
+
+    Raises
+    ------
+    EieInputError
+        Missing file; the legacy non-zip format; no single ``*/data.pkl``;
+        a pickle naming anything but the allowed tensor/container
+        constructors (nothing is called then); a storage that is missing,
+        of the wrong size, or read out of bounds.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise _err(path, "no such file")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head[:1] == b"\x80":
+            raise _err(path, "legacy (pre-1.6, non-zip) PyTorch serialisation is not supported; "
+                             "re-save it with torch.save(state_dict, path) from PyTorch >= 1.6")
+        raise _err(path, "not a PyTorch zip checkpoint")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            pkls = [n for n in zf.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
+            pkls = [n for n in pkls if n.count("/") <= 1]
+            if len(pkls) != 1:
+                raise _err(path, f"expected one '<archive>/data.pkl' member, found {len(pkls)}")
+            member = pkls[0]
+            prefix = member[: -len("data.pkl")]
+            byteorder = "little"
+            if f"{prefix}byteorder" in zf.namelist():
+                byteorder = zf.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
+                if byteorder not in ("little", "big"):
+                    raise _err(path, f"unknown byteorder {byteorder!r}")
+            if zf.getinfo(member).file_size > _MAX_PICKLE_BYTES:
+                raise _err(path, f"{member} is larger than {_MAX_PICKLE_BYTES} bytes")
+            data = zf.read(member)
+            obj = _StateDictUnpickler(io.BytesIO(data), zf, prefix, path, byteorder).load()
+    except EieInputError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, MemoryError, struct.error) as exc:
+        raise _err(path, f"cannot read the PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    return _flatten_state(obj, path)
+
+
+# --------------------------------------------------------------------------- dispatch and selection
+
+
+def load_model(path) -> Dict[str, np.ndarray]:
+    """Read a model file by its extension (``.npz``, ``.safetensors``, ``.pth``/``.pt``/``.bin``).
+
+    Returns
+    -------
+    collections.OrderedDict of str to numpy.ndarray
+        In file order.
+
+    Raises
+    ------
+    EieInputError
+        Unknown extension, or the reader's errors.
+    """
+    p = os.fspath(path)
+    low = p.lower()
+    if low.endswith(".npz"):
+        return load_npz(p)
+    if low.endswith(".safetensors"):
+        return load_safetensors(p)
+    if low.endswith((".pth", ".pt", ".bin", ".ckpt")):
+        return load_torch_state_dict(p)
+    raise _err(p, "unknown model format: expected .npz, .safetensors or a PyTorch .pth/.pt state dict")
+
+
+def select_layers(
+    tensors: Dict[str, np.ndarray], names: Optional[Sequence[str]] = None, source: str = "model"
+) -> List[Tuple[str, np.ndarray, Optional[np.ndarray], Optional[str]]]:
+    """Pick the weight matrices that form the layers, and their biases.
+
+    Parameters
+    ----------
+    tensors : mapping of str to numpy.ndarray
+        As returned by :func:`load_model`, in file order.
+    names : sequence of str, optional
+        Weight names in layer order.  Default: every 2-D floating-point
+        array, in file order.
+    source : str
+        File name used in error messages.
+
+    Returns
+    -------
+    list of (name, weight, bias, bias_name)
+        ``weight`` float ``(n_out, n_in)`` as stored (rows = outputs, the
+        ``nn.Linear`` convention); ``bias`` the 1-D float array named
+        ``<prefix>.bias`` where the weight is ``<prefix>.<anything>`` and its
+        length is ``n_out``, else None.
+
+    Raises
+    ------
+    EieInputError
+        A named array is missing, not 2-D or not floating point; no 2-D
+        float array at all; a ``<prefix>.bias`` of the wrong shape.
+    """
+    if names is None:
+        chosen = [k for k, v in tensors.items() if v.ndim == 2 and v.dtype.kind == "f"]
+        if not chosen:
+            raise EieInputError(f"{source}: no 2-D floating-point array (weight matrix) in the file")
+    else:
+        chosen = list(names)
+        for k in chosen:
+            if k not in tensors:
+                raise EieInputError(f"{source}: no array named {k!r} (has {', '.join(list(tensors)[:20])})")
+            v = tensors[k]
+            if v.ndim != 2 or v.dtype.kind != "f":
+                raise EieInputError(f"{source}: {k!r} is {v.dtype} {v.shape}, not a 2-D float matrix")
+    out = []
+    for k in chosen:
+        w = tensors[k]
+        prefix = k.rsplit(".", 1)[0] if "." in k else None
+        bname = f"{prefix}.bias" if prefix is not None else None
+        b = None
+        if bname is not None and bname in tensors and bname != k:
+            b = tensors[bname]
+            if b.shape != (w.shape[0],) or b.dtype.kind != "f":
+                raise EieInputError(
+                    f"{source}: bias {bname!r} is {b.dtype} {b.shape}; weight {k!r} needs float ({w.shape[0]},)"
+                )
+        else:
+            bname = None
+        out.append((k, w, b, bname))
+    return out

@@ -1,0 +1,179 @@
+"""``eiesim compress`` on tiny models in every input format (.npz, safetensors, torch .pth)."""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import pickle
+import sys
+import types
+import zipfile
+
+import numpy as np
+import pytest
+
+from eiesim.cli import main
+from eiesim.format.container import load_network
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _model(seed=0):
+    rng = np.random.default_rng(seed)
+    return collections.OrderedDict([
+        ("net.0.weight", rng.standard_normal((40, 30)).astype(np.float32)),
+        ("net.0.bias", (0.1 * rng.standard_normal(40)).astype(np.float32)),
+        ("net.2.weight", rng.standard_normal((10, 40)).astype(np.float32)),
+        ("net.2.bias", (0.1 * rng.standard_normal(10)).astype(np.float32)),
+    ])
+
+
+def _write_pth(path, tensors, extra=None):
+    """A torch.save-style zip written without torch (stand-in module names while pickling only)."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*a):  # pragma: no cover - never called
+        raise AssertionError
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    torch.FloatStorage = type("FloatStorage", (), {"__module__": "torch"})
+    torch._utils = utils
+
+    class Stor:
+        def __init__(self, key, arr):
+            self.key, self.arr = key, arr
+
+    class T:
+        def __init__(self, st, shape):
+            self.st, self.shape = st, shape
+
+        def __reduce__(self):
+            stride = tuple(int(s) // 4 for s in np.empty(self.shape, np.float32).strides)
+            return (_rebuild_tensor_v2, (self.st, 0, self.shape, stride, False, collections.OrderedDict()))
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Stor):
+                return ("storage", torch.FloatStorage, obj.key, "cpu", obj.arr.size)
+            return None
+
+    stors = [Stor(str(i), np.ascontiguousarray(a, np.float32).ravel()) for i, a in enumerate(tensors.values())]
+    sd = collections.OrderedDict((k, T(s, tuple(a.shape))) for (k, a), s in zip(tensors.items(), stors))
+    sd.update(extra or {})
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    try:
+        sys.modules.update({"torch": torch, "torch._utils": utils})
+        buf = io.BytesIO()
+        P(buf, protocol=2).dump(sd)
+    finally:
+        for k, v in saved.items():
+            sys.modules.pop(k, None) if v is None else sys.modules.__setitem__(k, v)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model/data.pkl", buf.getvalue())
+        for s in stors:
+            zf.writestr(f"model/data/{s.key}", s.arr.astype("<f4").tobytes())
+        zf.writestr("model/version", "3\n")
+
+
+def _write(fmt, path, tensors):
+    if fmt == "npz":
+        np.savez(path, **tensors)
+    elif fmt == "safetensors":
+        from safetensors.numpy import save_file
+
+        save_file(dict(tensors), str(path))
+    else:
+        _write_pth(path, tensors)
+
+
+@pytest.mark.parametrize("fmt, ext", [("npz", ".npz"), ("safetensors", ".safetensors"), ("pth", ".pth")])
+def test_compress_each_format(capsys, tmp_path, fmt, ext):
+    t = _model()
+    src = tmp_path / f"model{ext}"
+    _write(fmt, src, t)
+    out_eie = tmp_path / "out.eie"
+    js = tmp_path / "r.json"
+    code, out, err = run(capsys, "compress", src, "--out", out_eie, "--density", "0.25,0.5",
+                         "--bits", "4", "--huffman", "--json", js)
+    assert code == 0, err
+    assert "compress rate (P+Q+H)" in out and "dense float32 weights and biases" in out
+    net = load_network(out_eie)
+    assert [l.name for l in net.layers] == ["net.0", "net.2"]
+    assert [l.shape for l in net.layers] == [(40, 30), (10, 40)]
+    meta = net.metadata
+    assert meta["source"]["file"] == src.name and len(meta["source"]["sha256"]) == 64
+    c = meta["compression"]
+    assert c["requested_densities"] == [0.25, 0.5] and c["code_bits"] == [4, 4]
+    assert c["kmeans_init"] == "linear" and c["seed"] == 0
+    for layer, (wname, dens) in zip(net.layers, (("net.0.weight", 0.25), ("net.2.weight", 0.5))):
+        w = t[wname]
+        dense = layer.to_dense()
+        kept = dense != 0
+        assert kept.sum() == round(dens * w.size)
+        # the kept ones are the largest in magnitude, each mapped to a codebook value
+        assert np.abs(w[kept]).min() >= np.abs(w[~kept]).max()
+        assert np.isin(dense[kept], layer.codebook[1:]).all()
+        assert layer.has_bias and layer.code_bits == 4 and layer.n_pe == 64
+    doc = json.loads(js.read_text())
+    assert doc["storage_total"]["n_kept"] == 300 + 200
+    assert doc["layers"][0]["bias"] == "net.0.bias"
+
+
+def test_compress_layers_option_and_one_layer(capsys, tmp_path):
+    src = tmp_path / "m.npz"
+    np.savez(src, **_model(1))
+    out_eie = tmp_path / "one.eie"
+    code, out, err = run(capsys, "compress", src, "--out", out_eie, "--layers", "net.2.weight",
+                         "--quality", "0.5", "--bits", "3", "--n-pe", "4", "--init", "density")
+    assert code == 0, err
+    (layer,) = load_network(out_eie).layers
+    assert layer.shape == (10, 40) and layer.code_bits == 3 and layer.n_pe == 4
+    assert "-" in out.splitlines()[-3]  # no --huffman: P+Q+H columns are '-'
+
+
+def test_malicious_pth_refused_nothing_runs(capsys, tmp_path):
+    marker = tmp_path / "it_ran"
+
+    class RunsShell:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    src = tmp_path / "evil.pth"
+    _write_pth(src, _model(), extra={"x": RunsShell()})
+    out_eie = tmp_path / "out.eie"
+    code, out, err = run(capsys, "compress", src, "--out", out_eie)
+    assert code == 2
+    assert "system" in err and "refusing" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not marker.exists() and not out_eie.exists()
+
+
+@pytest.mark.parametrize(
+    "argv_tail, needle",
+    [
+        (["--density", "0.5,0.5,0.5"], "3 values for 2 layers"),
+        (["--density", "1.5"], "outside [0, 1]"),
+        (["--bits", "9"], "outside 1..8"),
+        (["--layers", "net.0.weight,net.0.weight"], "do not form a chain"),
+        (["--layers", "nope"], "no array named"),
+    ],
+)
+def test_compress_bad_arguments_exit_2(capsys, tmp_path, argv_tail, needle):
+    src = tmp_path / "m.npz"
+    np.savez(src, **_model())
+    code, out, err = run(capsys, "compress", src, "--out", tmp_path / "o.eie", *argv_tail)
+    assert code == 2 and needle in err, err
+
+
+def test_compress_missing_file(capsys, tmp_path):
+    code, out, err = run(capsys, "compress", tmp_path / "none.safetensors", "--out", tmp_path / "o.eie")
+    assert code == 2 and "no such file" in err
