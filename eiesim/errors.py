@@ -27,7 +27,25 @@ class EieFormatError(EieError, ValueError):
     """A compressed-weight file or in-memory layout breaks a format rule.
 
     The message names the file (when there is one), the field and the rule.
+
+    Parameters
+    ----------
+    *args
+        As for :class:`Exception` (the first is the message).
+    code : str, optional
+        Stable code of the broken rule (for example ``"PTR-START-NONZERO"``;
+        the rule table is in the project's ``docs/FORMAT.md``), or None when
+        the error has no rule code. Keyword-only; it does not change the
+        message.
+
+    Attributes
+    ----------
+    code : str or None
     """
+
+    def __init__(self, *args, code=None):
+        super().__init__(*args)
+        self.code = code
 
 
 class EieInputError(EieError, ValueError):

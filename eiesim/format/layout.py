@@ -530,42 +530,57 @@ class CompressedLayer:
         ------
         EieFormatError
             Naming the field and, where it applies, the PE, column and entry.
+            Its ``code`` attribute is the stable code of the broken rule
+            (``PTR-START-NONZERO``, ``RELIDX-Z-RANGE``, ... ; table in the
+            project's ``docs/FORMAT.md``). The full validator
+            (:mod:`eiesim.format.validate`) reports every broken rule at once,
+            with severities; this method stops at the first and also refuses
+            layouts that are merely non-canonical.
         """
         n_pe, n_cols = self.n_pe, self.n_cols
         cb, ptr, v, z = self.codebook, self.ptr, self.v, self.z
         # ---- cheap
         if cb.dtype != np.float32 or cb.ndim != 1:
-            raise EieFormatError(f"codebook: expected 1-D float32, got {cb.dtype} {cb.shape}")
+            raise EieFormatError(f"codebook: expected 1-D float32, got {cb.dtype} {cb.shape}",
+                                 code="CODEBOOK-SIZE")
         if cb.size != (1 << self.code_bits):
             raise EieFormatError(
-                f"codebook: has {cb.size} entries, code_bits={self.code_bits} needs {1 << self.code_bits}"
+                f"codebook: has {cb.size} entries, code_bits={self.code_bits} needs {1 << self.code_bits}",
+                code="CODEBOOK-SIZE",
             )
         if not np.all(np.isfinite(cb)):
             i = int(np.flatnonzero(~np.isfinite(cb))[0])
-            raise EieFormatError(f"codebook[{i}] = {cb[i].item()} is not finite")
+            raise EieFormatError(f"codebook[{i}] = {cb[i].item()} is not finite", code="FLOAT-NONFINITE")
         if cb.view(np.uint32)[0] != 0:
             raise EieFormatError(
                 f"codebook[0] = {cb[0].item()!r} must be +0.0 (bit pattern 0): it is the value of "
-                "fillers and pruned weights (EIE Section III)"
+                "fillers and pruned weights (EIE Section III)",
+                code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO",
             )
         if ptr.dtype != np.int64 or ptr.shape != (n_pe, n_cols + 1):
             raise EieFormatError(
                 f"ptr: expected int64 of shape (n_pe, n_cols + 1) = ({n_pe}, {n_cols + 1}), "
-                f"got {ptr.dtype} {ptr.shape}"
+                f"got {ptr.dtype} {ptr.shape}",
+                code=_ptr_shape_code(ptr, n_pe, n_cols),
             )
         for name, arr in (("v", v), ("z", z)):
             if arr.dtype != np.uint8 or arr.ndim != 1:
-                raise EieFormatError(f"{name}: expected 1-D uint8, got {arr.dtype} {arr.shape}")
+                raise EieFormatError(f"{name}: expected 1-D uint8, got {arr.dtype} {arr.shape}",
+                                     code="META-INCONSISTENT")
         if np.any(ptr[:, 0] != 0):
             k = int(np.flatnonzero(ptr[:, 0] != 0)[0])
-            raise EieFormatError(f"ptr[{k}, 0] = {int(ptr[k, 0])}: PE {k}'s pointers must start at 0")
+            raise EieFormatError(f"ptr[{k}, 0] = {int(ptr[k, 0])}: PE {k}'s pointers must start at 0",
+                                 code="PTR-START-NONZERO")
         if np.any(ptr[:, -1] < 0):
             k = int(np.flatnonzero(ptr[:, -1] < 0)[0])
-            raise EieFormatError(f"ptr[{k}, -1] = {int(ptr[k, -1])}: PE {k} has a negative entry count")
+            raise EieFormatError(f"ptr[{k}, -1] = {int(ptr[k, -1])}: PE {k} has a negative entry count",
+                                 code="PTR-DECREASING")
         total = int(ptr[:, -1].sum())
         if not v.size == z.size == total:
             raise EieFormatError(
-                f"v, z: lengths {v.size}, {z.size} must both equal ptr[:, -1].sum() = {total}"
+                f"v, z: lengths {v.size}, {z.size} must both equal ptr[:, -1].sum() = {total}",
+                code=("META-INCONSISTENT" if v.size != z.size
+                      else "PTR-SLACK" if total < v.size else "PTR-OVERRUN"),
             )
         if not full:
             return
@@ -574,7 +589,8 @@ class CompressedLayer:
         if d.size and d.min() < 0:
             k, j = (int(x) for x in np.argwhere(d < 0)[0])
             raise EieFormatError(
-                f"ptr: PE {k}, column {j}: pointer decreases ({int(ptr[k, j])} -> {int(ptr[k, j + 1])})"
+                f"ptr: PE {k}, column {j}: pointer decreases ({int(ptr[k, j])} -> {int(ptr[k, j + 1])})",
+                code="PTR-DECREASING",
             )
         off = self.pe_offsets
 
@@ -586,11 +602,13 @@ class CompressedLayer:
         vmax, zmax = (1 << self.code_bits) - 1, (1 << self.index_bits) - 1
         if v.size and int(v.max()) > vmax:
             i = int(np.flatnonzero(v > vmax)[0])
-            raise EieFormatError(f"v: {where(i)} has code {int(v[i])} > {vmax} (code_bits={self.code_bits})")
+            raise EieFormatError(f"v: {where(i)} has code {int(v[i])} > {vmax} (code_bits={self.code_bits})",
+                                 code="CODE-RANGE")
         if z.size and int(z.max()) > zmax:
             i = int(np.flatnonzero(z > zmax)[0])
             raise EieFormatError(
-                f"z: {where(i)} has relative index {int(z[i])} > {zmax} (index_bits={self.index_bits})"
+                f"z: {where(i)} has relative index {int(z[i])} > {zmax} (index_bits={self.index_bits})",
+                code="RELIDX-Z-RANGE",
             )
         fill = v == 0
         bad = np.flatnonzero(fill & (z != zmax))
@@ -598,7 +616,8 @@ class CompressedLayer:
             i = int(bad[0])
             raise EieFormatError(
                 f"v/z: {where(i)} is a filler (v=0) with z={int(z[i])}; a filler must have z={zmax} "
-                "(code 0 is reserved for fillers, EIE Section III)"
+                "(code 0 is reserved for fillers, EIE Section III)",
+                code="RELIDX-FILLER-NONCANONICAL",
             )
         counts = d.ravel()
         seg_end = np.repeat(off[:-1], n_cols) + ptr[:, 1:].ravel() - 1
@@ -606,7 +625,8 @@ class CompressedLayer:
         bad = ends[fill[ends]]
         if bad.size:
             i = int(bad[0])
-            raise EieFormatError(f"v: {where(i)} is a filler at the end of its column segment (non-canonical)")
+            raise EieFormatError(f"v: {where(i)} is a filler at the end of its column segment (non-canonical)",
+                                 code="FILLER-TRAILING")
         lrow = decode_segments(v, z, counts)
         limit = _n_local_rows(self.n_out, n_pe, self.entry_pes())
         bad = np.flatnonzero(lrow >= limit)
@@ -615,7 +635,8 @@ class CompressedLayer:
             k = int(np.searchsorted(off, i, side="right") - 1)
             raise EieFormatError(
                 f"z: {where(i)} decodes to local row {int(lrow[i])} (global row "
-                f"{int(lrow[i]) * n_pe + k}) but PE {k} owns only {int(limit[i])} rows of {self.n_out}"
+                f"{int(lrow[i]) * n_pe + k}) but PE {k} owns only {int(limit[i])} rows of {self.n_out}",
+                code="FILLER-MISSING",
             )
 
     # ------------------------------------------------------------------ misc
@@ -628,6 +649,13 @@ class CompressedLayer:
             f"density={self.weight_density:.4f}, code_bits={self.code_bits}, "
             f"index_bits={self.index_bits})"
         )
+
+
+def _ptr_shape_code(ptr: np.ndarray, n_pe: int, n_cols: int) -> str:
+    """Rule code of a ``ptr`` array whose dtype or shape is wrong (docs/FORMAT.md rule table)."""
+    if ptr.ndim == 2 and ptr.shape[0] == n_pe and ptr.dtype == np.int64:
+        return "PTR-SHORT" if ptr.shape[1] < n_cols + 1 else "PTR-LONG"
+    return "META-INCONSISTENT"
 
 
 def _check_codes(data, rows, cols, code_bits: int, name: str) -> np.ndarray:
