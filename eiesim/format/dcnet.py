@@ -238,12 +238,12 @@ class DCIssue:
     code : str
         Stable rule code (docs/FORMAT.md §4 style):
 
-        * ``DCNET-PAD-NONZERO`` (warning) — odd ``n``: the padding high
+        * ``NIBBLE-PAD-NONZERO`` (warning) — odd ``n``: the padding high
           nibble of the last code byte (b = 4) or index byte is not 0;
         * ``RELIDX-FILLER-NONCANONICAL`` (warning) — a code-0 entry whose
           ``z`` is not 15 (a filler must be ``(0, 15)``);
-        * ``RELIDX-TRAILING-FILLER`` (warning) — the stream ends with a filler;
-        * ``CODEBOOK-ZERO`` (error) — ``codebook[0]`` is not +0.0 (bit pattern),
+        * ``FILLER-TRAILING`` (warning) — the stream ends with a filler;
+        * ``CODEBOOK-ZERO-NOT-POSITIVE-ZERO`` (error) — ``codebook[0]`` is not +0.0 (bit pattern),
           so never-written positions would not decode to 0;
         * ``FLOAT-NONFINITE`` (error) — a codebook or bias value is NaN/inf.
     severity : {"error", "warning"}
@@ -446,7 +446,7 @@ class DCLayer:
         out = []
         nm = self.name
         if self.codebook.view(np.uint32)[0] != 0:
-            out.append(DCIssue("CODEBOOK-ZERO", "error", nm,
+            out.append(DCIssue("CODEBOOK-ZERO-NOT-POSITIVE-ZERO", "error", nm,
                                f"codebook[0] = {self.codebook[0].item()!r}, must be +0.0"))
         for what, arr in (("codebook", self.codebook), ("bias", self.bias)):
             bad = np.flatnonzero(~np.isfinite(arr))
@@ -462,10 +462,10 @@ class DCLayer:
                                f"entry {int(bad[0])} has code 0 and z = {int(self.z[bad[0]])}; a filler "
                                f"must be (0, {zmax}) ({bad.size} such entries)"))
         if self.n_entries and fill[-1]:
-            out.append(DCIssue("RELIDX-TRAILING-FILLER", "warning", nm,
+            out.append(DCIssue("FILLER-TRAILING", "warning", nm,
                                f"the stream ends with a filler (entry {self.n_entries - 1})"))
         if any(self.pad_nibbles):
-            out.append(DCIssue("DCNET-PAD-NONZERO", "warning", nm,
+            out.append(DCIssue("NIBBLE-PAD-NONZERO", "warning", nm,
                                f"odd entry count {self.n_entries}: padding nibbles (code, index) = "
                                f"{self.pad_nibbles}, must be 0"))
         return out

@@ -178,11 +178,11 @@ def test_nonzero_padding_nibble_is_reported_and_kept():
     data[-1] |= 0xA0  # index stream padding nibble
     data[-3] |= 0x30  # code stream padding nibble
     net = parse_net(bytes(data), [layer.spec])
-    assert [i.code for i in net.issues] == ["DCNET-PAD-NONZERO"]
+    assert [i.code for i in net.issues] == ["NIBBLE-PAD-NONZERO"]
     assert net.layers[0].pad_nibbles == (3, 10)
     assert np.array_equal(net.layers[0].to_codes(), codes)
     assert net_to_bytes(net) == bytes(data)  # byte-exact even when non-canonical
-    with pytest.raises(EieFormatError, match="DCNET-PAD-NONZERO"):
+    with pytest.raises(EieFormatError, match="NIBBLE-PAD-NONZERO"):
         parse_net(bytes(data), [layer.spec], strict=True)
 
 
@@ -192,14 +192,14 @@ def test_noncanonical_content_is_reported():
     # entry 1 is a code-0 entry with z = 3 (not a filler shape); the stream ends with a filler
     layer = DCLayer(spec, cb, np.zeros(40, np.float32), [2, 0, 5, 0], [1, 3, 0, 15])
     codes = {i.code for i in layer.issues()}
-    assert codes == {"RELIDX-FILLER-NONCANONICAL", "RELIDX-TRAILING-FILLER"}
+    assert codes == {"RELIDX-FILLER-NONCANONICAL", "FILLER-TRAILING"}
     assert layer.n_fillers == 2 and layer.n_nonzeros == 2
     assert layer.to_codes().tolist()[:8] == [0, 2, 0, 0, 0, 0, 5, 0]
     bad_cb = cb.copy()
     bad_cb[0] = 0.5
     layer = DCLayer(spec, bad_cb, np.full(40, np.nan, np.float32), [2], [0])
     issue_codes = [i.code for i in layer.issues()]
-    assert "CODEBOOK-ZERO" in issue_codes and "FLOAT-NONFINITE" in issue_codes
+    assert "CODEBOOK-ZERO-NOT-POSITIVE-ZERO" in issue_codes and "FLOAT-NONFINITE" in issue_codes
     with pytest.raises(EieFormatError, match=r"codebook\[0\]"):
         layer.to_dense()
 
