@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from .._io import write_atomic
 from ..errors import EieFormatError
-from .layout import CompressedLayer
+from .layout import CompressedLayer, _frozen
 from .relindex import encode_segments
 
 __all__ = [
@@ -265,12 +265,6 @@ class DCIssue:
 
 
 # --------------------------------------------------------------------------- layer
-def _frozen(arr: np.ndarray) -> np.ndarray:
-    out = np.array(arr, order="C", copy=True)
-    out.setflags(write=False)
-    return out
-
-
 @dataclass(frozen=True, eq=False)
 class DCLayer:
     """One layer of a Deep Compression ``.net`` stream.
@@ -587,28 +581,9 @@ def parse_net(data, specs, *, strict: bool = False, source: str = "<bytes>") -> 
     layers = []
     issues = []
     for spec, (o, n) in zip(specs, spans):
-        cbn, nb = spec.codebook_size, spec.n_out
-        codebook = np.frombuffer(mv[o: o + 4 * cbn], dtype="<f4")
-        o += 4 * cbn
-        bias = np.frombuffer(mv[o: o + 4 * nb], dtype="<f4")
-        o += 4 * nb
-        half = (n + 1) // 2
-        pad_c = pad_z = 0
-        if spec.code_bits == 8:
-            codes = np.frombuffer(mv[o: o + n], dtype=np.uint8)
-            o += n
-        else:
-            raw = np.frombuffer(mv[o: o + half], dtype=np.uint8)
-            codes = _unpack_nibbles(raw, n)
-            if n & 1:
-                pad_c = int(raw[-1] >> 4)
-            o += half
-        raw = np.frombuffer(mv[o: o + half], dtype=np.uint8)
-        z = _unpack_nibbles(raw, n)
-        if n & 1:
-            pad_z = int(raw[-1] >> 4)
+        codebook, bias, codes, z, pads = _layer_body(mv, o, spec, n)
         try:
-            layer = DCLayer(spec, codebook, bias, codes, z, pad_nibbles=(pad_c, pad_z))
+            layer = DCLayer(spec, codebook, bias, codes, z, pad_nibbles=pads)
         except EieFormatError as exc:
             raise EieFormatError(f"{source}: {exc}") from None
         layers.append(layer)
@@ -616,6 +591,37 @@ def parse_net(data, specs, *, strict: bool = False, source: str = "<bytes>") -> 
     if strict and issues:
         raise EieFormatError(f"{source}: {issues[0]} ({len(issues)} issue(s) in strict mode)")
     return DCNet(tuple(layers), bytes_consumed=off, issues=tuple(issues))
+
+
+def _layer_body(buf, o: int, spec, n: int):
+    """Decode one layer's body of ``n`` entries starting at byte ``o`` of ``buf``.
+
+    The span must already be known to fit (:func:`_plan`).  Returns
+    ``(codebook, bias, codes, z, (pad_c, pad_z))``: ``<f4`` views of the
+    codebook and bias, uint8 codes and relative indices, and the high
+    nibbles that pad an odd-length nibble stream.
+    """
+    cbn, nb = spec.codebook_size, spec.n_out
+    codebook = np.frombuffer(buf[o: o + 4 * cbn], dtype="<f4")
+    o += 4 * cbn
+    bias = np.frombuffer(buf[o: o + 4 * nb], dtype="<f4")
+    o += 4 * nb
+    half = (n + 1) // 2
+    pad_c = pad_z = 0
+    if spec.code_bits == 8:
+        codes = np.frombuffer(buf[o: o + n], dtype=np.uint8)
+        o += n
+    else:
+        raw = np.frombuffer(buf[o: o + half], dtype=np.uint8)
+        codes = _unpack_nibbles(raw, n)
+        if n & 1:
+            pad_c = int(raw[-1] >> 4)
+        o += half
+    raw = np.frombuffer(buf[o: o + half], dtype=np.uint8)
+    z = _unpack_nibbles(raw, n)
+    if n & 1:
+        pad_z = int(raw[-1] >> 4)
+    return codebook, bias, codes, z, (pad_c, pad_z)
 
 
 def _plan(specs, header, size: int, source: str):

@@ -240,6 +240,16 @@ def decode_segments(v, z, counts) -> np.ndarray:
         raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count")
     if int(counts.sum()) != z.size:
         raise EieFormatError(f"counts: sum {int(counts.sum())} != number of entries {z.size}")
+    return _segment_positions(z, counts)
+
+
+def _segment_positions(z: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Unchecked core of :func:`decode_segments` (segmented cumsum).
+
+    ``z`` is an integer array, ``counts`` an int64 array of non-negative
+    entries per segment summing to ``z.size``; the caller has checked both.
+    Returns the int64 position of every entry within its segment.
+    """
     c = np.cumsum(z.astype(np.int64) + 1)
     starts = np.cumsum(counts) - counts
     base = np.zeros(counts.size, dtype=np.int64)

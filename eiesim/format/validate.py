@@ -44,7 +44,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import EieFormatError
-from .layout import CompressedLayer
+from .layout import CompressedLayer, _n_local_rows
+from .relindex import _segment_positions
 
 __all__ = [
     "Rule",
@@ -488,10 +489,6 @@ def _check_unused(col: _Collector, v_real: np.ndarray, code_bits: Optional[int],
 
 
 # =========================================================================== the CSC core
-def _n_local_rows(n_out: int, n_pe: int, k) -> np.ndarray:
-    return np.maximum(0, (n_out - np.asarray(k, dtype=np.int64) + n_pe - 1) // n_pe)
-
-
 def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + l)`` for every (s, l), vectorised."""
     lengths = lengths.astype(np.int64)
@@ -678,13 +675,7 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
 
     # ---- decoded positions (full)
     if v.size:
-        zz = z.astype(np.int64)
-        cs = np.cumsum(zz + 1)
-        seg_start = np.cumsum(counts) - counts
-        base = np.zeros(counts.size, dtype=np.int64)
-        ne = counts > 0
-        base[ne] = np.where(seg_start[ne] > 0, cs[np.maximum(seg_start[ne] - 1, 0)], 0)
-        pos = cs - np.repeat(base, counts) - 1
+        pos = _segment_positions(z, counts)
         pe_of = np.repeat(spe, take)
         real = ~fill
         n_out = c.n_out
@@ -890,12 +881,7 @@ def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, refe
     n_cols = P.shape[1] - 1
     v = c.v.astype(np.int64)
     z = c.z.astype(np.int64)
-    cs = np.cumsum(z + 1)
-    seg_start = np.cumsum(counts) - counts
-    base = np.zeros(counts.size, dtype=np.int64)
-    ne = counts > 0
-    base[ne] = np.where(seg_start[ne] > 0, cs[np.maximum(seg_start[ne] - 1, 0)], 0)
-    lrow = cs - np.repeat(base, counts) - 1
+    lrow = _segment_positions(z, counts)
     pe = np.repeat(np.arange(N, dtype=np.int64), P[:, -1])
     rows = lrow * N + pe
     cols = np.repeat(np.tile(np.arange(n_cols, dtype=np.int64), N), counts)
@@ -1387,7 +1373,7 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
 
 def _walk_net(col: _Collector, data: bytes, specs) -> list:
     """Locate the layers of a stream the reader refused; report size rules; return the readable ones."""
-    from .dcnet import _unpack_nibbles
+    from .dcnet import _layer_body
 
     size = len(data)
     L = len(specs)
@@ -1408,26 +1394,8 @@ def _walk_net(col: _Collector, data: bytes, specs) -> list:
             col.add("STREAM-TRUNCATED", f"needs {need} bytes at offset {off} ({n} entries), only {size - off} "
                     "remain", **loc)
             return out
-        o = off
-        cbn = spec.codebook_size
-        cb = np.frombuffer(data[o: o + 4 * cbn], dtype="<f4").astype(np.float32)
-        o += 4 * cbn
-        bias = np.frombuffer(data[o: o + 4 * spec.n_out], dtype="<f4").astype(np.float32)
-        o += 4 * spec.n_out
-        half = (n + 1) // 2
-        pad_c = pad_z = 0
-        if spec.code_bits == 8:
-            codes = np.frombuffer(data[o: o + n], dtype=np.uint8)
-            o += n
-        else:
-            rawc = np.frombuffer(data[o: o + half], dtype=np.uint8)
-            codes = _unpack_nibbles(rawc, n)
-            pad_c = int(rawc[-1] >> 4) if n & 1 else 0
-            o += half
-        rawz = np.frombuffer(data[o: o + half], dtype=np.uint8)
-        z = _unpack_nibbles(rawz, n)
-        pad_z = int(rawz[-1] >> 4) if n & 1 else 0
-        out.append((spec, cb, bias, codes, z, (pad_c, pad_z)))
+        cb, bias, codes, z, pads = _layer_body(data, off, spec, n)
+        out.append((spec, cb.astype(np.float32), bias.astype(np.float32), codes, z, pads))
         off += need
     if off < size:
         col.add("STREAM-TRAILING-BYTES", f"{size - off} bytes after the last layer (the layers end at byte {off} "
