@@ -14,6 +14,7 @@ from typing import List, Sequence
 
 from .._io import write_atomic
 from ..errors import EieInputError
+from ._results import load_results_json
 
 
 def add_parser(sub) -> None:
@@ -64,18 +65,13 @@ def format_energy(priced: Sequence[dict]) -> str:
                  "'activity' = counters x energy per action, calibrated on EIE Table II)")
     lines.append(format_table(header, rows))
     lines.append("")
-    mods = list(MODULE_LABELS)
-    header = ["layer"] + [MODULE_LABELS[m] for m in mods]
-    rows = [[p["name"]] + [_uj(p["activity"]["by_module_pj"][m] / p["activity"]["n_inputs"]) for m in mods] for p in priced]
-    lines.append("activity-based energy by module (uJ per input)")
-    lines.append(format_table(header, rows))
-    lines.append("")
-    kinds = list(KIND_LABELS)
-    header = ["layer"] + [KIND_LABELS[k] for k in kinds]
-    rows = [[p["name"]] + [_uj(p["activity"]["by_kind_pj"][k] / p["activity"]["n_inputs"]) for k in kinds] for p in priced]
-    lines.append("activity-based energy by kind (uJ per input)")
-    lines.append(format_table(header, rows))
-    lines.append("")
+    for labels, field, what in ((MODULE_LABELS, "by_module_pj", "module"), (KIND_LABELS, "by_kind_pj", "kind")):
+        header = ["layer"] + list(labels.values())
+        rows = [[p["name"]] + [_uj(p["activity"][field][k] / p["activity"]["n_inputs"]) for k in labels]
+                for p in priced]
+        lines.append(f"activity-based energy by {what} (uJ per input)")
+        lines.append(format_table(header, rows))
+        lines.append("")
     header = ["layer", "scenario", "weight fetch uJ", "compute uJ", "total uJ", "x EIE"]
     rows = []
     for p in priced:
@@ -124,15 +120,7 @@ def run(args) -> int:
     """Execute ``eiesim energy``; returns the exit code."""
     from ..energy.tables import DEFAULT_TABLE, load_table
 
-    try:
-        with open(args.results, "rb") as fh:
-            doc = json.loads(fh.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise EieInputError(f"{args.results}: no such file") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise EieInputError(f"{args.results}: cannot read results JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise EieInputError(f"{args.results}: expected a JSON object")
+    doc = load_results_json(args.results)
     table = load_table(args.table) if args.table else DEFAULT_TABLE
     if args.show_table:
         print(format_table_entries(table))

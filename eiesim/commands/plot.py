@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from ..errors import EieInputError
+from ._results import load_results_json
 
 
 def add_parser(sub) -> None:
@@ -26,15 +25,7 @@ def run(args) -> int:
     """Execute ``eiesim plot``; returns the exit code."""
     from ..report.plots import plot_all
 
-    try:
-        with open(args.results, "rb") as fh:
-            doc = json.loads(fh.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise EieInputError(f"{args.results}: no such file") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise EieInputError(f"{args.results}: cannot read results JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise EieInputError(f"{args.results}: expected a JSON object")
+    doc = load_results_json(args.results)
     try:
         paths = plot_all(doc, args.out)
     except OSError as exc:
