@@ -58,7 +58,7 @@ from eiesim.energy.tables import DEFAULT_TABLE
 from eiesim.sim.engine import simulate
 from eiesim.workloads.benchmarks import BENCHMARKS, BENCHMARK_ORDER, SOURCE as BENCH_SOURCE, benchmark_spec
 from eiesim.workloads.synthetic import (
-    FC8_MEASURED, PROFILES, generate, layer_statistics, make_activations,
+    FC8_MEASURED, PROFILES, bisect_increasing, generate, layer_statistics, make_activations,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,14 +101,7 @@ def act_density_to_match(syn, target_us: float):
 
     if t(1.0) < target_us:
         return None
-    lo, hi = 0.0, 1.0
-    for _ in range(14):
-        mid = 0.5 * (lo + hi)
-        if t(mid) < target_us:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    return bisect_increasing(t, target_us, 0.0, 1.0, 14)
 
 
 def row_cv_to_match(spec, target_us: float, hi: float = 2.0):
@@ -119,14 +112,7 @@ def row_cv_to_match(spec, target_us: float, hi: float = 2.0):
 
     if t(hi) < target_us:
         return None
-    lo = 0.0
-    for _ in range(9):
-        mid = 0.5 * (lo + hi)
-        if t(mid) < target_us:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    return bisect_increasing(t, target_us, 0.0, hi, 9)
 
 
 def lenet_statistics():

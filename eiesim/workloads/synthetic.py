@@ -50,6 +50,7 @@ __all__ = [
     "layer_statistics",
     "multiplier_cv",
     "fit_affinity",
+    "bisect_increasing",
     "PROFILES",
     "FC8_MEASURED",
     "synthetic_codebook",
@@ -400,13 +401,38 @@ def fit_affinity(col_density: np.ndarray, act_density: float, target_ratio: floa
 
     if ratio(0.0) >= target_ratio:
         return 0.0
-    lo, h = 0.0, hi
-    if ratio(h) < target_ratio:
-        return h
-    for _ in range(30):
-        mid = 0.5 * (lo + h)
-        if ratio(mid) < target_ratio:
+    if ratio(hi) < target_ratio:
+        return hi
+    return bisect_increasing(ratio, target_ratio, 0.0, hi, 30)
+
+
+def bisect_increasing(f, target: float, lo: float, hi: float, n_iter: int) -> float:
+    """Where a non-decreasing function reaches ``target``, by ``n_iter`` bisection steps.
+
+    The caller checks beforehand that the crossing lies in ``[lo, hi]``.
+
+    Parameters
+    ----------
+    f : callable float -> float
+        Non-decreasing in its argument (e.g. simulated time in µs against
+        activation density).
+    target : float
+        Value to reach, in the units of ``f``.
+    lo, hi : float
+        Bracket of the argument.
+    n_iter : int
+        Number of halvings; the answer is within ``(hi - lo) / 2**(n_iter + 1)``.
+
+    Returns
+    -------
+    float
+        Midpoint of the final bracket ``[x, y]`` with ``f(x) < target <= f(y)``
+        (``f`` is evaluated once per step).
+    """
+    for _ in range(n_iter):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < target:
             lo = mid
         else:
-            h = mid
-    return 0.5 * (lo + h)
+            hi = mid
+    return 0.5 * (lo + hi)
