@@ -450,10 +450,18 @@ def paper_energy(run: RunActivity, table: EnergyTable = DEFAULT_TABLE) -> Energy
     Section VI) scaled by ``n_pe / 64``; the module and type splits use
     Table II's per-PE shares (the CCU gets none: Table II has no line for it).
 
+    Parameters
+    ----------
+    run : RunActivity
+        Counters and simulated time (s) of one run.
+    table : EnergyTable, default DEFAULT_TABLE
+        Supplies ``chip_power`` (W), ``chip_n_pe`` and the ``pe_power_*``
+        Table II shares (mW).
+
     Returns
     -------
     EnergyBreakdown
-        ``method="paper"``.
+        ``method="paper"``; energies in pJ.
     """
     p_chip = table.value("chip_power", "W") * run.n_pe / table.value("chip_n_pe")
     total = p_chip * run.time_s * 1e12
@@ -543,6 +551,14 @@ def weight_memory_whatifs(run: RunActivity, table: EnergyTable = DEFAULT_TABLE,
 
 def price_run(run: RunActivity, table: EnergyTable = DEFAULT_TABLE) -> dict:
     """Both methods and the what-ifs for one run, as a JSON-ready dict.
+
+    Parameters
+    ----------
+    run : RunActivity
+        Counters and simulated time of one run.
+    table : EnergyTable, default DEFAULT_TABLE
+        Energy per action (pJ) and chip power; see :func:`activity_energy`
+        and :func:`paper_energy`.
 
     Returns
     -------

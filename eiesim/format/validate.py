@@ -1442,6 +1442,19 @@ def detect_format(path, layers=None) -> str:
     starts with a ZIP local header is a container; any other file is a
     ``.net`` stream when a layer list is given or lies beside it.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File or directory to classify.
+    layers : str or os.PathLike or sequence of LayerSpec, optional
+        Layer list of a ``.net`` stream; when given, a non-ZIP file is taken
+        as a ``.net`` stream.
+
+    Returns
+    -------
+    str
+        ``"dump"``, ``"eie"`` or ``"net"``.
+
     Raises
     ------
     EieFormatError

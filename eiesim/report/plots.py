@@ -105,6 +105,23 @@ def plot_energy_breakdown(doc: dict, path=None, *, method: str = "activity") -> 
 
     The values are ``by_module_pj`` and ``by_kind_pj`` of the ``method``'s
     breakdown divided by ``n_inputs`` and by 1e6 (pJ -> µJ).
+
+    Parameters
+    ----------
+    doc : dict
+        A results document (see :func:`energy_layers`).
+    path : path-like, optional
+        Where to save the PNG; not saved when None.
+    method : {"activity", "paper"}, default "activity"
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    EieInputError
+        As :func:`energy_layers`.
     """
     layers = energy_layers(doc, method)
     names = [n for n, _ in layers]
@@ -217,6 +234,17 @@ def plot_throughput_efficiency(doc: dict, path=None) -> Figure:
     mean over the layers of each series (``"<platform>_<kind>"`` and ``"eie"``,
     the ``gid`` of each collection). EIE energy = the paper's method (0.6 W x
     simulated time); platform energy = derived power x published time.
+
+    Parameters
+    ----------
+    doc : dict
+        A reproduction JSON (``scripts/reproduce_eie.py``).
+    path : path-like, optional
+        Where to save the PNG; not saved when None.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     pts = _throughput_points(doc)
     fig = _new_figure((8.0, 6.0))
@@ -245,6 +273,19 @@ def plot_throughput_efficiency(doc: dict, path=None) -> Figure:
 
 def plot_all(doc: dict, out_dir) -> List[Path]:
     """Draw every figure ``doc`` supports into ``out_dir``; returns the paths written.
+
+    Parameters
+    ----------
+    doc : dict
+        A results document: a ``eiesim simulate --energy --json`` or
+        ``eiesim energy --json`` file, or a reproduction JSON.
+    out_dir : path-like
+        Folder for the PNG files (created when missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
 
     Raises
     ------

@@ -46,7 +46,17 @@ class FixedFormat:
 
 
 def fixed_format(config: EIEConfig) -> FixedFormat:
-    """The :class:`FixedFormat` declared by ``config``."""
+    """The :class:`FixedFormat` declared by ``config``.
+
+    Parameters
+    ----------
+    config : EIEConfig
+        Supplies ``fixed_total_bits``, ``rounding`` and ``saturate``.
+
+    Returns
+    -------
+    FixedFormat
+    """
     return FixedFormat(config.fixed_total_bits, config.rounding, config.saturate)
 
 

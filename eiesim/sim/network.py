@@ -24,7 +24,18 @@ __all__ = ["NetworkResult", "LayerSummary", "simulate_network", "relu"]
 
 
 def relu(x: np.ndarray) -> np.ndarray:
-    """ReLU in the activation's own dtype (float32 stays float32)."""
+    """ReLU in the activation's own dtype (float32 stays float32).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Activations, any shape, any real dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``max(x, 0)``, same shape and dtype.
+    """
     return np.maximum(x, np.zeros((), dtype=x.dtype))
 
 

@@ -60,9 +60,11 @@ class ActivationQueue:
         self.items: deque = deque()
 
     def full(self) -> bool:
+        """Whether the FIFO holds ``depth`` entries (the CCU must not broadcast)."""
         return len(self.items) >= self.depth
 
     def empty(self) -> bool:
+        """Whether the FIFO holds no entry (the PE has nothing to start)."""
         return not self.items
 
 
@@ -88,6 +90,7 @@ class CentralControlUnit:
         return -1
 
     def load_next_group(self) -> None:
+        """Load the next group of ``n_pe`` activation slots into the LNZD; set ``done`` past the last."""
         self.group += 1
         self.last = -1
         if self.group >= self.n_groups:
@@ -112,6 +115,7 @@ class ProcessingElement:
         self.stall = 0
 
     def start_column(self, column: int) -> None:
+        """Begin work on input column ``column`` (its pointer read happens in the first cycle)."""
         self.column = column
         self.first_cycle = True
 

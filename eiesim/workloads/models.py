@@ -342,6 +342,11 @@ def load_torch_state_dict(path) -> Dict[str, np.ndarray]:
 def load_model(path) -> Dict[str, np.ndarray]:
     """Read a model file by its extension (``.npz``, ``.safetensors``, ``.pth``/``.pt``/``.bin``).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file; ``.ckpt`` is read as a PyTorch state dict too.
+
     Returns
     -------
     collections.OrderedDict of str to numpy.ndarray

@@ -196,7 +196,19 @@ def _multipliers(rng: np.random.Generator, n: int, cv: float) -> np.ndarray:
 
 
 def synthetic_codebook(code_bits: int = 4) -> np.ndarray:
-    """Codebook of a synthetic layer: 0.0 then ``2**code_bits - 1`` distinct non-zero values in [-1, 1]."""
+    """Codebook of a synthetic layer: 0.0 then ``2**code_bits - 1`` distinct non-zero values in [-1, 1].
+
+    Parameters
+    ----------
+    code_bits : int, default 4
+        Code width (EIE: 4 bits, a 16-entry codebook; EIE Section III).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (2**code_bits,)
+        Entry 0 is 0.0 (the filler/pruned value); then evenly spaced negative
+        values from -1, then positive values up to 1.
+    """
     n = (1 << code_bits) - 1
     neg = n // 2 + n % 2
     vals = np.concatenate([-np.linspace(1.0, 1.0 / neg, neg), np.linspace(1.0 / neg, 1.0, n - neg)])
