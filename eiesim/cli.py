@@ -31,7 +31,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``eiesim`` command."""
+    """The argument parser of the ``eiesim`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With ``--version`` and one required subcommand per module of
+        :data:`COMMANDS` that is installed (each sets ``func``).
+    """
     p = _Parser(prog="eiesim", description="Cycle-level simulator of the EIE accelerator.")
     p.add_argument("--version", action="version", version=f"eiesim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -47,7 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``eiesim`` console script; returns the exit code."""
+    """Entry point of the ``eiesim`` console script; returns the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments without the program name; None reads
+        ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The subcommand's exit code; 2 after an :class:`~eiesim.errors.EieError`
+        (message printed to stderr), 130 on Ctrl-C, 0 when the output pipe
+        closes early.
+
+    Raises
+    ------
+    SystemExit
+        From argparse, for ``--help``, ``--version`` or a usage error (code 2).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -214,6 +214,22 @@ class EIEConfig:
         The spmat line stays at the reference 64 bits when the entry width
         ``code_bits + index_bits`` divides it; otherwise it holds 8 entries
         (EIE reads 8 entries per 64-bit line, Section VI).
+
+        Parameters
+        ----------
+        layer : CompressedLayer
+            Or any object with integer ``n_pe``, ``code_bits`` and ``index_bits``.
+
+        Returns
+        -------
+        EIEConfig
+            Default fields except ``n_pe``, ``code_bits``, ``index_bits`` and
+            ``spmat_line_bits`` (64, or ``8 * (code_bits + index_bits)`` bits).
+
+        Raises
+        ------
+        EieConfigError
+            If the layer's widths or PE count make an invalid configuration.
         """
         entry = layer.code_bits + layer.index_bits
         line = 64 if 64 % entry == 0 else 8 * entry
@@ -226,6 +242,16 @@ class EIEConfig:
 
         ``None`` values are ignored so that unset command-line flags can be
         passed straight through.
+
+        Parameters
+        ----------
+        **changes
+            Config field names to new values (``None`` = keep the current value).
+
+        Returns
+        -------
+        EIEConfig
+            The new configuration; ``self`` is unchanged.
 
         Raises
         ------
@@ -242,7 +268,13 @@ class EIEConfig:
         return dataclasses.replace(self, **clean)
 
     def to_dict(self) -> dict:
-        """Plain-dict form (JSON/TOML friendly), including ``schema_version``."""
+        """Plain-dict form (JSON/TOML friendly), including ``schema_version``.
+
+        Returns
+        -------
+        dict
+            Field name -> value for every field; :meth:`from_dict` reads it back.
+        """
         return dataclasses.asdict(self)
 
     @classmethod
@@ -255,6 +287,11 @@ class EIEConfig:
             Field names to values. A nested ``[eie]`` table is accepted as well.
         source : str
             Name used in error messages (usually the file path).
+
+        Returns
+        -------
+        EIEConfig
+            Fields not in ``data`` keep their defaults (the EIE reference design).
 
         Raises
         ------
@@ -282,6 +319,16 @@ class EIEConfig:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EIEConfig":
         """Load a configuration from a ``.toml`` or ``.json`` file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; a name ending in ``.json`` (any case) is read as JSON,
+            anything else as TOML (flat fields or an ``[eie]`` table).
+
+        Returns
+        -------
+        EIEConfig
 
         Raises
         ------

@@ -51,7 +51,15 @@ def _per_layer(vals, n: int, what: str):
 
 
 def add_parser(sub) -> None:
-    """Register ``eiesim compress``."""
+    """Register ``eiesim compress``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``eiesim`` parser's subparsers object (from
+        :func:`eiesim.cli.build_parser`); the new subparser sets
+        ``func=run``.
+    """
     s = sub.add_parser(
         "compress",
         help="prune + quantise a model's fully-connected layers into a .eie file",
@@ -88,7 +96,25 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    """Execute ``eiesim compress``; returns the exit code."""
+    """Execute ``eiesim compress``; returns the exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line of the subcommand (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    EieError
+        Bad flags or unreadable/invalid inputs (``EieInputError`` for out-of-range
+        ``--bits``, ``--density``, ``--quality``, ``--n-pe`` or an unusable model file);
+        :func:`eiesim.cli.main` prints the message and exits with code 2.
+    """
     from ..compress.pipeline import compress_arrays
     from ..compress.storage import BASELINE, storage_table
     from ..format.container import Network, save_network

@@ -18,7 +18,15 @@ from ._results import load_results_json
 
 
 def add_parser(sub) -> None:
-    """Register the ``energy`` subcommand."""
+    """Register the ``energy`` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``eiesim`` parser's subparsers object (from
+        :func:`eiesim.cli.build_parser`); the new subparser sets
+        ``func=run``.
+    """
     s = sub.add_parser(
         "energy",
         help="price saved counters with an energy table",
@@ -41,6 +49,20 @@ def format_energy(priced: Sequence[dict]) -> str:
     """Text tables of priced layers (output of :func:`eiesim.energy.model.price_run`).
 
     Energies are per input vector, in µJ.
+
+    Parameters
+    ----------
+    priced : sequence of dict
+        One :func:`eiesim.energy.model.price_run` result per layer (keys
+        ``name``, ``activity``, ``paper``, ``activity_over_paper``,
+        ``whatifs``; energies in pJ).
+
+    Returns
+    -------
+    str
+        The two-method summary table (with a total row for several layers),
+        the activity energy by module and by kind, and the what-if table of
+        where the weights live.
     """
     from ..energy.model import KIND_LABELS, MODULE_LABELS
     from ..report.text import format_table
@@ -87,6 +109,20 @@ def format_energy(priced: Sequence[dict]) -> str:
 def price_document(doc: dict, table) -> List[dict]:
     """Price every layer with counters of a results document.
 
+    Parameters
+    ----------
+    doc : dict
+        The JSON of ``eiesim simulate --json``: ``layers`` (list of dicts with
+        ``counters`` and ``cycles``) and optionally ``config``.
+    table : EnergyTable
+        Prices (see :mod:`eiesim.energy.tables`).
+
+    Returns
+    -------
+    list of dict
+        One :func:`eiesim.energy.model.price_run` result per layer that has
+        counters, in document order.
+
     Raises
     ------
     EieInputError
@@ -109,7 +145,17 @@ def price_document(doc: dict, table) -> List[dict]:
 
 
 def format_table_entries(table) -> str:
-    """Every entry of an energy table with unit and source."""
+    """Every entry of an energy table with unit and source.
+
+    Parameters
+    ----------
+    table : EnergyTable
+
+    Returns
+    -------
+    str
+        The table's name, then one row per entry: key, value, unit, source.
+    """
     from ..report.text import format_table
 
     rows = [[k, f"{e.value:g}", e.unit, e.source] for k, e in table.entries.items()]
@@ -117,7 +163,25 @@ def format_table_entries(table) -> str:
 
 
 def run(args) -> int:
-    """Execute ``eiesim energy``; returns the exit code."""
+    """Execute ``eiesim energy``; returns the exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line of the subcommand (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    EieError
+        Bad flags or unreadable/invalid inputs (``EieInputError`` for results without
+        counters, ``EieConfigError`` for a bad ``--table``); :func:`eiesim.cli.main`
+        prints the message and exits with code 2.
+    """
     from ..energy.tables import DEFAULT_TABLE, load_table
 
     doc = load_results_json(args.results)

@@ -29,7 +29,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 def add_parser(sub) -> None:
-    """Register the ``inspect`` subcommand on an argparse subparsers object."""
+    """Register the ``inspect`` subcommand on an argparse subparsers object.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``eiesim`` parser's subparsers object (from
+        :func:`eiesim.cli.build_parser`); the new subparser sets
+        ``func=run``.
+    """
     s = sub.add_parser(
         "inspect",
         help="per-layer storage of a .net stream, .eie container or dump directory",
@@ -132,7 +140,25 @@ def _layout_row(layer, pointer_bits: int) -> dict:
 
 
 def run(args) -> int:
-    """Execute ``eiesim inspect``; returns the exit code."""
+    """Execute ``eiesim inspect``; returns the exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line of the subcommand (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    EieError
+        Bad flags or unreadable/invalid inputs (``EieInputError`` for ``--pointer-bits``
+        outside [1, 64], ``EieFormatError`` for a malformed file);
+        :func:`eiesim.cli.main` prints the message and exits with code 2.
+    """
     from ..report.text import format_table
 
     path = os.fspath(args.file)

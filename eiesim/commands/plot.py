@@ -7,7 +7,15 @@ from ._results import load_results_json
 
 
 def add_parser(sub) -> None:
-    """Register the ``plot`` subcommand."""
+    """Register the ``plot`` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``eiesim`` parser's subparsers object (from
+        :func:`eiesim.cli.build_parser`); the new subparser sets
+        ``func=run``.
+    """
     s = sub.add_parser(
         "plot",
         help="draw figures from saved results",
@@ -22,7 +30,25 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    """Execute ``eiesim plot``; returns the exit code."""
+    """Execute ``eiesim plot``; returns the exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line of the subcommand (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    EieError
+        Bad flags or unreadable/invalid inputs (``EieInputError`` when the output cannot
+        be written or the results lack a field the figures need);
+        :func:`eiesim.cli.main` prints the message and exits with code 2.
+    """
     from ..report.plots import plot_all
 
     doc = load_results_json(args.results)

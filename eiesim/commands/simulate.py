@@ -33,7 +33,15 @@ def _trace_path(name: str) -> str:
 
 
 def add_parser(sub) -> None:
-    """Register the ``simulate`` subcommand on an argparse subparsers object."""
+    """Register the ``simulate`` subcommand on an argparse subparsers object.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``eiesim`` parser's subparsers object (from
+        :func:`eiesim.cli.build_parser`); the new subparser sets
+        ``func=run``.
+    """
     s = sub.add_parser(
         "simulate",
         help="simulate a compressed network or layer",
@@ -166,7 +174,26 @@ def _per(total: int, n: int) -> str:
 
 
 def run(args) -> int:
-    """Execute ``eiesim simulate``; returns the exit code."""
+    """Execute ``eiesim simulate``; returns the exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line of the subcommand (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    EieError
+        Bad flags or unreadable/invalid inputs (``EieInputError`` for an empty output
+        path or a missing input vector, ``EieFormatError`` / ``EieConfigError`` for a
+        malformed network or configuration); :func:`eiesim.cli.main` prints the message
+        and exits with code 2.
+    """
     from ..format.container import Network, load_network
     from ..report.text import format_table
     from ..sim.network import simulate_network

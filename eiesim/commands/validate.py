@@ -13,7 +13,15 @@ EXIT_OK, EXIT_BROKEN, EXIT_UNREADABLE = 0, 1, 2
 
 
 def add_parser(sub) -> None:
-    """Register the ``validate`` subcommand on an argparse subparsers object."""
+    """Register the ``validate`` subcommand on an argparse subparsers object.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``eiesim`` parser's subparsers object (from
+        :func:`eiesim.cli.build_parser`); the new subparser sets
+        ``func=run``.
+    """
     s = sub.add_parser(
         "validate",
         help="check a compressed model rule by rule",
@@ -57,7 +65,27 @@ def _print_report(report, quiet: bool) -> None:
 
 
 def run(args) -> int:
-    """Execute ``eiesim validate``; returns the exit code (0, 1 or 2)."""
+    """Execute ``eiesim validate``; returns the exit code (0, 1 or 2).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line of the subcommand (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        ``EXIT_OK`` (0) when the file conforms (with ``--strict``: no warning
+        either), ``EXIT_BROKEN`` (1) when a rule is broken, ``EXIT_UNREADABLE`` (2)
+        when validation itself failed on the file.
+
+    Raises
+    ------
+    EieError
+        Bad flags or unreadable/invalid inputs (``EieInputError`` and the like from
+        :func:`eiesim.format.validate.validate` or when writing ``--json``);
+        :func:`eiesim.cli.main` prints the message and exits with code 2.
+    """
     from ..format.validate import validate
 
     try:

@@ -415,7 +415,27 @@ def eie_order_forward(weights, biases, X: np.ndarray) -> np.ndarray:
 
 
 def eie_order_accuracy(weights, biases, X, y, chunk: int = 2500) -> float:
-    """Top-1 accuracy of :func:`eie_order_forward` (evaluated in chunks)."""
+    """Top-1 accuracy of :func:`eie_order_forward` (evaluated in chunks).
+
+    Parameters
+    ----------
+    weights : sequence of numpy.ndarray
+        float32 ``(n_out, n_in)`` per layer.
+    biases : sequence of numpy.ndarray
+        float32 ``(n_out,)`` per layer.
+    X : numpy.ndarray
+        float32 ``(n, n_in)`` inputs (n >= 1).
+    y : numpy.ndarray
+        Integer ``(n,)`` class labels.
+    chunk : int, default 2500
+        Rows of ``X`` evaluated per :func:`eie_order_forward` call (bounds
+        the memory of the logits, not the result).
+
+    Returns
+    -------
+    float
+        Fraction of rows whose arg-max logit equals the label, in [0, 1].
+    """
     hits = 0
     for s in range(0, X.shape[0], chunk):
         logits = eie_order_forward(weights, biases, X[s:s + chunk])
@@ -626,11 +646,24 @@ class LeNetRecipe:
     eie_finetune_lr_candidates: Tuple[float, ...] = (0.03, 0.1)
 
     def schedule(self) -> List[PruneRound]:
-        """The pruning schedule as :class:`PruneRound` objects."""
+        """The pruning schedule as :class:`PruneRound` objects.
+
+        Returns
+        -------
+        list of PruneRound
+            One per entry of ``prune_schedule``: per-layer target densities,
+            retraining epochs and peak learning rate, in order.
+        """
         return [PruneRound(densities=tuple(d), epochs=e, lr=lr) for d, e, lr in self.prune_schedule]
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready dict of every field."""
+        """JSON-ready dict of every field.
+
+        Returns
+        -------
+        dict
+            Field name -> value (tuples as :func:`dataclasses.asdict` leaves them).
+        """
         return asdict(self)
 
 
@@ -698,13 +731,49 @@ def quantize_candidates(
     :func:`centroid_learning_rates`; float biases, if any, trained with
     ``bias_lr``), evaluated on the **validation** split.
 
+    Parameters
+    ----------
+    pruned : PruneResult
+        Output of :func:`prune_retrain`; its ``params`` and ``masks`` are
+        quantised.
+    data : dict of str to numpy.ndarray
+        :func:`eiesim.workloads.mnist.load_mnist` output; ``x_train`` /
+        ``y_train`` (float32 ``(n, 784)`` / int64 ``(n,)``) are used for
+        fine-tuning and ``x_valid`` / ``y_valid`` for the errors.
+    code_bits : sequence of int
+        Code widths to try (1..8 bits, same width for every layer).
+    lr_candidates : sequence of float
+        Per-weight-equivalent fine-tuning rates to try (>= 0).
+    epochs : int
+        Fine-tuning epochs per run.
+    bias_mode : {"float", "column"}, default "float"
+        See :func:`quantize_network`.
+    init : {"linear", "density", "random"}, default "linear"
+        k-means initialisation (see :func:`quantize_network`).
+    seed : int, default 0
+        Seed of the k-means initialisation; fine-tuning uses ``seed + 2000``.
+    batch_size : int, default 128
+        Fine-tuning mini-batch size.
+    momentum : float, default 0.9
+        Fine-tuning momentum.
+    bias_lr : float, default 0.0
+        Learning rate of the float32 biases during fine-tuning (0 freezes them).
+    log : callable, optional
+        Called with one progress line per (width, rate).
+
     Returns
     -------
     list of dict
         One per (width, rate): ``code_bits``, ``lr_per_weight``, ``net``
         (fine-tuned :class:`SharedWeightNet`), ``kmeans`` (per-layer reports),
         ``finetune`` (report), ``valid_error_before`` / ``valid_error`` (%,
-        before / after fine-tuning), ``seconds``.
+        before / after fine-tuning), ``seconds`` (wall time, s, of the
+        k-means plus this fine-tuning run).
+
+    Raises
+    ------
+    EieInputError
+        From :func:`quantize_network` (bad widths or ``bias_mode``).
     """
     out = []
     Xtr, ytr, Xva, yva = data["x_train"], data["y_train"], data["x_valid"], data["y_valid"]
@@ -743,6 +812,24 @@ def select_candidate(cands: Sequence[Dict[str, Any]], baseline_valid_error: floa
        ``baseline_valid_error + max_increase``: the widest code width (the
        closest to the paper's), then the lowest validation error;
     3. if none is within that bound: the lowest validation error.
+
+    Parameters
+    ----------
+    cands : sequence of dict
+        Candidates as :func:`quantize_candidates` returns them; each needs
+        ``code_bits``, ``valid_error`` (%) and ``lr_per_weight``, and may
+        carry ``compression_key``.
+    baseline_valid_error : float
+        Validation error of the unquantised baseline, in %.
+    compression_key : str, default "compression"
+        Key of the candidates' compression rate (x); a missing key counts as
+        reaching the target.
+    target : float, default 40.0
+        Compression rate to reach (x; Deep Compression reports 40x for
+        LeNet-300-100, Han et al., ICLR 2016, Table 1).
+    max_increase : float, default 0.1
+        Allowed validation-error increase over the baseline, in percentage
+        points.
 
     Returns
     -------

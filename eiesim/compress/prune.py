@@ -119,7 +119,18 @@ def threshold_mask(w: np.ndarray, quality: float) -> np.ndarray:
 
 
 def mask_density(mask: np.ndarray) -> float:
-    """Fraction of ``True`` entries of a mask (``nan`` for an empty one)."""
+    """Fraction of ``True`` entries of a mask (``nan`` for an empty one).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Any shape; converted to bool (``True`` = kept weight).
+
+    Returns
+    -------
+    float
+        Kept fraction in [0, 1]; ``nan`` when ``mask`` has no elements.
+    """
     mask = np.asarray(mask, dtype=bool)
     return float(mask.mean()) if mask.size else float("nan")
 

@@ -401,6 +401,19 @@ def quantize_bias(b: np.ndarray, codebook: np.ndarray) -> np.ndarray:
 def decode(codes: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """Dense float32 weights ``codebook[codes]`` (same shape as ``codes``).
 
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Integer codes, any shape (uint8 in eiesim), each in
+        ``0 .. len(codebook) - 1``.
+    codebook : numpy.ndarray
+        ``(n_codes,)`` shared weights, converted to float32.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape of ``codes``.
+
     Raises
     ------
     EieInputError
@@ -469,18 +482,37 @@ class SharedWeightNet:
                 raise EieInputError(f"SharedWeightNet: layer {k} does not chain to layer {k - 1}")
 
     def weights(self) -> Tuple[np.ndarray, ...]:
-        """Decoded float32 weights ``codebooks[k][codes[k]]``."""
+        """Decoded float32 weights ``codebooks[k][codes[k]]``.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            float32 ``(n_out_k, n_in_k)`` per layer (0.0 where pruned).
+        """
         return tuple(cb[c] for c, cb in zip(self.codes, self.codebooks))
 
     def bias_values(self) -> Tuple[np.ndarray, ...]:
-        """float32 biases in effect (decoded when shared)."""
+        """float32 biases in effect (decoded when shared).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            float32 ``(n_out_k,)`` per layer: ``codebooks[k][bias_codes[k]]`` when
+            the bias is shared, else a copy of ``biases[k]``.
+        """
         return tuple(
             b.astype(np.float32, copy=True) if bc is None else cb[bc]
             for b, bc, cb in zip(self.biases, self.bias_codes, self.codebooks)
         )
 
     def to_mlp(self):
-        """The decoded network as :class:`eiesim.compress.train.MLP`."""
+        """The decoded network as :class:`eiesim.compress.train.MLP`.
+
+        Returns
+        -------
+        MLP
+            Weights from :meth:`weights`, biases from :meth:`bias_values`.
+        """
         from eiesim.compress.train import MLP
 
         return MLP(self.weights(), self.bias_values())

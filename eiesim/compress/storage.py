@@ -246,7 +246,16 @@ class LayerStorage:
         return None if self.pqh_bits is None else self.pqh_bits / self.dense_bits
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready dict: the fields plus every derived column (bits; rates as fractions)."""
+        """JSON-ready dict: the fields plus every derived column (bits; rates as fractions).
+
+        Returns
+        -------
+        dict
+            Every dataclass field, the derived properties (``dense_bits``,
+            ``pq_bits``, ``rate_pq``, ... in bits or as fractions),
+            ``compression_pq`` / ``compression_pqh`` (x, None when undefined),
+            ``baseline`` (:data:`BASELINE`) and ``unit`` (``"bits"``).
+        """
         d = asdict(self)
         for key in ("dense_bits", "bias_bits", "pq_bits", "pqh_bits", "kept_fraction",
                     "weight_bits_per_entry_pq", "index_bits_per_entry_pq",
@@ -349,10 +358,23 @@ def layer_storage(
 
 
 def network_total(layers: Sequence[LayerStorage], name: str = "total") -> LayerStorage:
-    """Sum of layer rows (the paper's "Total" row).
+    """Sum of layer rows (the "Total" row of Deep Compression Tables 2-5).
 
     Per-entry bit columns of the total are means weighted by stored entries;
     ``code_bits``/``index_bits`` are kept when every layer has the same width.
+
+    Parameters
+    ----------
+    layers : sequence of LayerStorage
+        The per-layer rows (at least one).
+    name : str, default "total"
+        Name of the returned row.
+
+    Returns
+    -------
+    LayerStorage
+        Counts and bit totals summed over ``layers``; ``code_bits`` /
+        ``index_bits`` None when the layers differ.
 
     Raises
     ------

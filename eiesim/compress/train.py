@@ -78,7 +78,13 @@ class MLP:
         return (self.weights[0].shape[1],) + tuple(w.shape[0] for w in self.weights)
 
     def copy(self) -> "MLP":
-        """Deep copy (new arrays)."""
+        """Deep copy (new arrays).
+
+        Returns
+        -------
+        MLP
+            Same weights and biases in freshly allocated arrays.
+        """
         return MLP(tuple(w.copy() for w in self.weights), tuple(b.copy() for b in self.biases))
 
 
@@ -157,7 +163,26 @@ def forward(params: MLP, X: np.ndarray) -> np.ndarray:
 
 
 def predict(params: MLP, X: np.ndarray, batch_size: int = 2000) -> np.ndarray:
-    """Predicted class (argmax of the logits), int64 ``(batch,)``; evaluated in chunks."""
+    """Predicted class (argmax of the logits); evaluated in chunks.
+
+    Parameters
+    ----------
+    params : MLP
+    X : numpy.ndarray
+        ``(batch, n_in)``, converted to float32.
+    batch_size : int, default 2000
+        Rows per :func:`forward` call (bounds memory, not the result).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(batch,)`` class indices.
+
+    Raises
+    ------
+    EieInputError
+        If ``X`` is not 2-D with ``n_in`` columns.
+    """
     X = _check_x(params, X)
     out = np.empty(X.shape[0], dtype=np.int64)
     for s in range(0, X.shape[0], batch_size):
@@ -175,6 +200,16 @@ def accuracy(params: MLP, X: np.ndarray, y: np.ndarray) -> float:
         float32 ``(n, n_in)``.
     y : numpy.ndarray
         int ``(n,)`` class labels.
+
+    Returns
+    -------
+    float
+        Fraction of rows predicted correctly; ``nan`` when ``n == 0``.
+
+    Raises
+    ------
+    EieInputError
+        If ``y`` is not ``(n,)`` or ``X`` is not ``(n, n_in)``.
     """
     y = np.asarray(y)
     if y.shape != (np.asarray(X).shape[0],):
@@ -350,7 +385,20 @@ class MaskedSGD:
 
     def step(self, grad_weights: Sequence[np.ndarray], grad_biases: Sequence[np.ndarray],
              lr: float) -> None:
-        """One update with learning rate ``lr`` (gradients as from :func:`loss_and_grads`)."""
+        """One update with learning rate ``lr`` (gradients as from :func:`loss_and_grads`).
+
+        Momentum SGD with L2 weight decay on the weights (not the biases);
+        pruned weights, their gradients and their momentum stay 0.
+
+        Parameters
+        ----------
+        grad_weights : sequence of numpy.ndarray
+            ``dL/dW_k``, one per layer, shape of the layer's weights (float32).
+        grad_biases : sequence of numpy.ndarray
+            ``dL/db_k``, one per layer, ``(n_out_k,)`` (float32).
+        lr : float
+            Learning rate of this step.
+        """
         lr_t = np.float32(lr)
         mom, wd = self.momentum, self.weight_decay
         for k in range(len(self.W)):
@@ -383,7 +431,22 @@ class MaskedSGD:
 
 
 def cosine_lr(lr: float, t: int, total: int) -> float:
-    """Cosine learning-rate schedule ``lr * 0.5 * (1 + cos(pi * t / total))`` (``t`` from 0)."""
+    """Cosine learning-rate schedule ``lr * 0.5 * (1 + cos(pi * t / total))`` (``t`` from 0).
+
+    Parameters
+    ----------
+    lr : float
+        Peak (initial) learning rate.
+    t : int
+        Step or epoch index, from 0.
+    total : int
+        Length of the schedule (values < 1 are treated as 1).
+
+    Returns
+    -------
+    float
+        Learning rate at ``t``: ``lr`` at ``t = 0``, 0 at ``t = total``.
+    """
     return float(lr * 0.5 * (1.0 + np.cos(np.pi * t / max(1, total))))
 
 

@@ -168,7 +168,14 @@ class BaselineTime:
     source: str
 
     def to_dict(self) -> dict:
-        """JSON-ready form."""
+        """JSON-ready form.
+
+        Returns
+        -------
+        dict
+            ``layer``, ``platform``, ``kind``, ``batch``, ``time_us`` (µs or None),
+            ``label`` and ``source``.
+        """
         return dict(layer=self.layer, platform=self.platform, kind=self.kind, batch=self.batch,
                     time_us=self.time_us, label=self.label, source=self.source)
 
@@ -184,6 +191,13 @@ def published_time(layer: str, platform: str, kind: str, batch: int = 1) -> Base
     kind : {"dense", "sparse"}
     batch : {1, 64}
         Batch 64 is ``"not available"`` (see the module docstring).
+
+    Returns
+    -------
+    BaselineTime
+        Batch 1: ``time_us`` in µs from EIE (Han et al., ISCA 2016) Table IV,
+        label ``"published"``. Batch 64: ``time_us`` None, label
+        ``"not available"``.
 
     Raises
     ------
@@ -211,6 +225,25 @@ def layer_bytes(n_out: int, n_in: int, weight_density: float, kind: str) -> floa
     ``dense``: fp32 weights ``4 n_out n_in`` plus the two vectors ``4 (n_in + n_out)``.
     ``sparse`` (CSR, fp32 values, int32 column indices): ``8 nnz + 4 (n_out + 1)``
     plus the vectors.
+
+    Parameters
+    ----------
+    n_out, n_in : int
+        Layer shape (rows, columns).
+    weight_density : float
+        Fraction of non-zero weights, in [0, 1] (``nnz = density n_out n_in``;
+        used for ``"sparse"`` only).
+    kind : {"dense", "sparse"}
+
+    Returns
+    -------
+    float
+        Bytes moved.
+
+    Raises
+    ------
+    EieInputError
+        Unknown ``kind``.
     """
     vec = 4.0 * (n_in + n_out)
     if kind == "dense":
@@ -248,15 +281,54 @@ class MemoryBoundModel:
     source: str
 
     def time_us(self, n_out: int, n_in: int, weight_density: float) -> float:
-        """Modelled time in µs of one input vector through an ``(n_out, n_in)`` layer."""
+        """Modelled time in µs of one input vector through an ``(n_out, n_in)`` layer.
+
+        Parameters
+        ----------
+        n_out, n_in : int
+            Layer shape.
+        weight_density : float
+            Fraction of non-zero weights, in [0, 1] (see :func:`layer_bytes`).
+
+        Returns
+        -------
+        float
+            ``t0_us + layer_bytes(...) / bandwidth``, in µs.
+
+        Raises
+        ------
+        EieInputError
+            If the model's ``kind`` is unknown.
+        """
         return self.t0_us + layer_bytes(n_out, n_in, weight_density, self.kind) / (self.bandwidth_gbs * 1e3)
 
     def energy_j(self, n_out: int, n_in: int, weight_density: float) -> float:
-        """Modelled energy in J: ``power_w x time``."""
+        """Modelled energy in J: ``power_w x time``.
+
+        Parameters
+        ----------
+        n_out, n_in : int
+            Layer shape.
+        weight_density : float
+            Fraction of non-zero weights, in [0, 1].
+
+        Returns
+        -------
+        float
+            J, ``power_w * time_us(...) * 1e-6`` (power derived from the paper's
+            headline ratios, see :data:`PLATFORMS`).
+        """
         return self.power_w * self.time_us(n_out, n_in, weight_density) * 1e-6
 
     def to_dict(self) -> dict:
-        """JSON-ready form."""
+        """JSON-ready form.
+
+        Returns
+        -------
+        dict
+            The fields (``t0_us`` in µs, ``bandwidth_gbs`` in GB/s, ``power_w`` in
+            W), plus ``label`` = ``"modelled"``.
+        """
         return dict(platform=self.platform, kind=self.kind, t0_us=self.t0_us,
                     bandwidth_gbs=self.bandwidth_gbs, power_w=self.power_w,
                     max_rel_error=self.max_rel_error, label="modelled", source=self.source)
@@ -298,7 +370,24 @@ def fit_memory_bound_model(platform: str, kind: str, layers: Sequence[Tuple[str,
 
 
 def fitted_models(layers: Sequence[Tuple[str, int, int, float]]) -> Dict[Tuple[str, str], MemoryBoundModel]:
-    """:func:`fit_memory_bound_model` for every platform and kind."""
+    """:func:`fit_memory_bound_model` for every platform and kind.
+
+    Parameters
+    ----------
+    layers : sequence of (name, n_out, n_in, weight_density)
+        Layers with published times (names from :data:`LAYER_ORDER`).
+
+    Returns
+    -------
+    dict of (str, str) to MemoryBoundModel
+        Keyed by ``(platform, kind)`` for every platform of
+        :data:`PLATFORM_ORDER` and kind of :data:`KINDS`.
+
+    Raises
+    ------
+    KeyError
+        If a layer name has no published time.
+    """
     return {(p, k): fit_memory_bound_model(p, k, layers) for p in PLATFORM_ORDER for k in KINDS}
 
 
@@ -377,7 +466,18 @@ def measure_host(n_out: int, n_in: int, weight_density: float, *, seed: int = 0,
 
 
 def geomean(values) -> float:
-    """Geometric mean of positive values (NaN if any is missing or <= 0)."""
+    """Geometric mean of positive values (NaN if any is missing or <= 0).
+
+    Parameters
+    ----------
+    values : iterable of float
+
+    Returns
+    -------
+    float
+        ``exp(mean(log(values)))``; ``nan`` for an empty input or when any
+        value is NaN or <= 0.
+    """
     v = [float(x) for x in values]
     if not v or any(not (x > 0) or math.isnan(x) for x in v):
         return math.nan

@@ -92,7 +92,19 @@ _REQUIRED_COUNTERS = ("broadcasts", "group_loads", "ptr_reads", "spmat_line_read
 
 
 def lnzd_nodes(n_pe: int) -> int:
-    """Nodes of the LNZD quadtree for ``n_pe`` PEs (one per 4 children; EIE Section IV: 21 for 64)."""
+    """Nodes of the LNZD quadtree for ``n_pe`` PEs (one per 4 children; EIE Section IV: 21 for 64).
+
+    Parameters
+    ----------
+    n_pe : int
+        Number of PEs (the tree's leaves), >= 1.
+
+    Returns
+    -------
+    int
+        ``sum_l ceil(n_pe / 4**l)`` over the levels ``l >= 1`` down to the
+        root; at least 1 (EIE, Section IV: 16 + 4 + 1 = 21 nodes for 64 PEs).
+    """
     nodes, width = 0, int(n_pe)
     while width > 1:
         width = -(-width // 4)
@@ -153,8 +165,22 @@ class RunActivity:
         Parameters
         ----------
         result : SimResult or LayerSummary
+            Supplies ``counters``, ``cycles``, ``n_pe``, ``clock_hz`` (Hz),
+            ``name``, ``shape`` and (when present) ``n_inputs``.
         config : EIEConfig, optional
             Gives the spmat line width (default 64 bits).
+        name : str, optional
+            Name of the run (default ``result.name``).
+
+        Returns
+        -------
+        RunActivity
+
+        Raises
+        ------
+        EieInputError
+            If the counters lack one the model needs, or cycles, PEs, clock or
+            inputs are out of range.
         """
         return cls(
             counters={k: int(v) for k, v in result.counters.items()},
@@ -178,11 +204,17 @@ class RunActivity:
             ``n_inputs``, ``clock_hz`` when present.
         config : mapping, optional
             The document's ``config`` (``n_pe``, ``clock_hz``, ``spmat_line_bits``).
+            Values missing from both default to the EIE reference design: 64 PEs,
+            800 MHz, 64-bit spmat lines (EIE Section VI).
+
+        Returns
+        -------
+        RunActivity
 
         Raises
         ------
         EieInputError
-            If counters or cycles are missing.
+            If counters or cycles are missing, or a value is out of range.
         """
         config = config or {}
         if "counters" not in layer or "cycles" not in layer:
@@ -200,7 +232,15 @@ class RunActivity:
         )
 
     def actions(self) -> Dict[str, int]:
-        """Action count of each Table II module (see the module docstring)."""
+        """Action count of each Table II module (see the module docstring).
+
+        Returns
+        -------
+        dict of str to int
+            ``act_queue`` (broadcasts x PEs), ``ptr_read`` (pointer reads),
+            ``spmat_read`` (spmat line reads), ``arithm_unit`` (entries) and
+            ``act_rw`` (accumulator writes); the module names of EIE Table II.
+        """
         c = self.counters
         return {
             "act_queue": int(c["broadcasts"]) * self.n_pe,
@@ -255,11 +295,35 @@ class Calibration:
     ref_line_bits: int
 
     def action_total_pj(self, module: str) -> float:
-        """Dynamic energy of one action of ``module`` over all types (pJ)."""
+        """Dynamic energy of one action of ``module`` over all types (pJ).
+
+        Parameters
+        ----------
+        module : str
+            A Table II module: ``"act_queue"``, ``"ptr_read"``, ``"spmat_read"``,
+            ``"arithm_unit"`` or ``"act_rw"``.
+
+        Returns
+        -------
+        float
+            pJ per action, summed over memory, register, combinational and clock.
+
+        Raises
+        ------
+        KeyError
+            If ``module`` is not calibrated.
+        """
         return sum(self.action_pj[module].values())
 
     def to_dict(self) -> dict:
-        """JSON-ready form."""
+        """JSON-ready form.
+
+        Returns
+        -------
+        dict
+            ``method`` (a sentence), the fields (powers in mW, energies in pJ,
+            ``ref_time_s`` in s, ``ref_line_bits`` in bits).
+        """
         return {
             "method": "EIE Table II powers x reference-run time / reference-run actions (IPF module x type split)",
             "module_kind_mw": self.module_kind_mw,
@@ -383,7 +447,15 @@ class EnergyBreakdown:
         }
 
     def to_dict(self) -> dict:
-        """JSON-ready form (energies in pJ, time in s, power in W)."""
+        """JSON-ready form (energies in pJ, time in s, power in W).
+
+        Returns
+        -------
+        dict
+            ``method``, ``total_pj``, ``per_input_pj``, ``time_s``,
+            ``avg_power_w``, the ``by_module_pj`` / ``by_kind_pj`` /
+            ``by_class_pj`` splits, ``n_inputs`` and ``notes`` (list of str).
+        """
         return {
             "method": self.method,
             "total_pj": float(self.total_pj),

@@ -137,6 +137,17 @@ class EnergyEntry:
     def to(self, unit: str) -> float:
         """The value converted to ``unit`` (same dimension only).
 
+        Parameters
+        ----------
+        unit : str
+            Target unit, one of :data:`UNITS` and of the same dimension as
+            ``self.unit`` (e.g. ``"pJ"`` -> ``"nJ"``, ``"mW"`` -> ``"W"``).
+
+        Returns
+        -------
+        float
+            ``value`` expressed in ``unit``.
+
         Raises
         ------
         EieConfigError
@@ -153,7 +164,14 @@ class EnergyEntry:
         return self.value * f_from / f_to
 
     def to_dict(self) -> dict:
-        """Plain dict (TOML/JSON friendly)."""
+        """Plain dict (TOML/JSON friendly).
+
+        Returns
+        -------
+        dict
+            ``{"value": float, "unit": str, "source": str}``, plus ``"note": str``
+            when the entry has a note.
+        """
         d = {"value": self.value, "unit": self.unit, "source": self.source}
         if self.note:
             d["note"] = self.note
@@ -268,6 +286,16 @@ class EnergyTable:
     def get(self, key: str) -> EnergyEntry:
         """The entry ``key``.
 
+        Parameters
+        ----------
+        key : str
+            Entry name (``"int32_mult"``, ``"pe_power_total"``, ...).
+
+        Returns
+        -------
+        EnergyEntry
+            The entry, with its value, unit and source.
+
         Raises
         ------
         EieConfigError
@@ -279,7 +307,27 @@ class EnergyTable:
             raise EieConfigError(f"energy table {self.name!r} has no entry {key!r}") from None
 
     def value(self, key: str, unit: Optional[str] = None) -> float:
-        """Value of entry ``key``, converted to ``unit`` when given."""
+        """Value of entry ``key``, converted to ``unit`` when given.
+
+        Parameters
+        ----------
+        key : str
+            Entry name.
+        unit : str, optional
+            Unit to convert to (one of :data:`UNITS`, same dimension as the
+            entry's unit). ``None`` returns the value in the entry's own unit.
+
+        Returns
+        -------
+        float
+            The value, in ``unit`` (or the entry's unit).
+
+        Raises
+        ------
+        EieConfigError
+            If the table has no entry ``key``, or ``unit`` is unknown or of
+            another dimension (see :meth:`EnergyEntry.to`).
+        """
         e = self.get(key)
         return e.value if unit is None else e.to(unit)
 
@@ -329,20 +377,66 @@ class EnergyTable:
         return e64 * width_bits / 64.0
 
     def dram_pj_per_bit(self) -> float:
-        """DRAM read energy per bit in pJ: ``dram_read_32b / 32`` (Horowitz: 640 pJ / 32 bits = 20 pJ/bit)."""
+        """DRAM read energy per bit in pJ: ``dram_read_32b / 32``.
+
+        With the default table: Horowitz (ISSCC 2014), 640 pJ per 32-bit DRAM
+        read / 32 bits = 20 pJ/bit.
+
+        Returns
+        -------
+        float
+            pJ per bit read from DRAM.
+
+        Raises
+        ------
+        EieConfigError
+            If the table has no ``dram_read_32b`` entry or its unit is not an
+            energy.
+        """
         return self.value("dram_read_32b", "pJ") / 32.0
 
     def dram_read_pj(self, bits: float) -> float:
-        """Energy in pJ of reading ``bits`` from DRAM (linear in bits)."""
+        """Energy in pJ of reading ``bits`` from DRAM (linear in bits).
+
+        Parameters
+        ----------
+        bits : float
+            Number of bits read (>= 0).
+
+        Returns
+        -------
+        float
+            pJ, ``bits * dram_pj_per_bit()`` (see :meth:`dram_pj_per_bit` for the
+            source of the per-bit price).
+
+        Raises
+        ------
+        EieConfigError
+            If the table has no ``dram_read_32b`` entry.
+        """
         return self.dram_pj_per_bit() * bits
 
     # ------------------------------------------------------------ I/O
     def to_dict(self) -> dict:
-        """``{"name": ..., "entries": {key: {value, unit, source[, note]}}}``."""
+        """Plain dict form of the table (TOML/JSON friendly).
+
+        Returns
+        -------
+        dict
+            ``{"name": str, "entries": {key: {value, unit, source[, note]}}}``;
+            :meth:`from_dict` reads it back.
+        """
         return {"name": self.name, "entries": {k: e.to_dict() for k, e in self.entries.items()}}
 
     def to_toml(self) -> str:
-        """The table as TOML text that :func:`load_table` reads back."""
+        """The table as TOML text that :func:`load_table` reads back.
+
+        Returns
+        -------
+        str
+            A top-level ``name`` followed by one ``[entries.<key>]`` table per
+            entry (``value``, ``unit``, ``source`` and, when set, ``note``).
+        """
         lines = [f"name = {_toml_str(self.name)}", ""]
         for k, e in self.entries.items():
             lines.append(f"[entries.{k}]")
@@ -355,7 +449,21 @@ class EnergyTable:
         return "\n".join(lines)
 
     def merged(self, other: "EnergyTable | Mapping[str, EnergyEntry]", name: Optional[str] = None) -> "EnergyTable":
-        """A copy with ``other``'s entries replacing or adding to this table's."""
+        """A copy with ``other``'s entries replacing or adding to this table's.
+
+        Parameters
+        ----------
+        other : EnergyTable or mapping of str to EnergyEntry
+            Entries that override (same key) or extend this table's.
+        name : str, optional
+            Name of the result. Defaults to ``other.name`` when ``other`` is an
+            :class:`EnergyTable`, else to this table's name.
+
+        Returns
+        -------
+        EnergyTable
+            A new table; ``self`` is unchanged.
+        """
         extra = other.entries if isinstance(other, EnergyTable) else other
         entries = dict(self.entries)
         entries.update(extra)
@@ -369,11 +477,20 @@ class EnergyTable:
         Parameters
         ----------
         data : mapping
+            Top-level keys ``name`` (str, optional) and ``entries`` (mapping of
+            key to a mapping with ``value``, ``unit``, ``source`` and optional
+            ``note``); the layout :meth:`to_dict` writes.
         source : str
             Name used in error messages (the file path).
         base : EnergyTable, optional
             Entries not given in ``data`` are taken from ``base``
             (:func:`load_table` passes :data:`DEFAULT_TABLE`).
+
+        Returns
+        -------
+        EnergyTable
+            The table named ``data["name"]`` (default: ``base.name``, or
+            ``source`` without a base).
 
         Raises
         ------

@@ -147,6 +147,18 @@ class LayerSpec:
 
         ``4 * 2**code_bits`` (codebook) + ``4 * shape[0]`` (bias) + code
         stream (``n`` or ``ceil(n/2)``) + index stream (``ceil(n/2)``).
+
+        Parameters
+        ----------
+        n : int
+            Number of stored entries (fillers included), >= 0.
+
+        Returns
+        -------
+        int
+            Bytes: float32 codebook and biases, then the codes (one byte each
+            for 8-bit codes, two 4-bit codes per byte otherwise) and the 4-bit
+            relative indices (two per byte).
         """
         code = n if self.code_bits == 8 else (n + 1) // 2
         return 4 * self.codebook_size + 4 * self.n_out + code + (n + 1) // 2
@@ -394,9 +406,14 @@ class DCLayer:
 
     # ------------------------------------------------------------------ decoding
     def positions(self) -> np.ndarray:
-        """int64 (n,): flat C-order position of every entry, fillers included.
+        """Flat C-order position of every entry, fillers included.
 
         ``pos_i = pos_{i-1} + z_i + 1`` with ``pos_{-1} = -1`` (FORMAT.md §1).
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 ``(n_entries,)``, strictly increasing.
         """
         return np.cumsum(self.z.astype(np.int64) + 1) - 1
 
@@ -415,6 +432,12 @@ class DCLayer:
 
     def to_dense(self) -> np.ndarray:
         """Dense float32 weights, shape ``spec.shape``: ``codebook[to_codes()]``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shape ``spec.shape``; 0.0 where nothing (or a filler) was
+            written.
 
         Raises
         ------

@@ -404,7 +404,23 @@ class CompressedLayer:
         return int(np.count_nonzero(real)) / (self.n_out * self.n_in)
 
     def n_local_rows(self, k: int) -> int:
-        """Number of rows PE ``k`` owns: ``len(range(k, n_out, n_pe))`` (EIE, Section III)."""
+        """Number of rows PE ``k`` owns: ``len(range(k, n_out, n_pe))`` (EIE, Section III).
+
+        Parameters
+        ----------
+        k : int
+            PE index in ``[0, n_pe)``.
+
+        Returns
+        -------
+        int
+            Rows ``k, k + n_pe, k + 2 n_pe, ...`` below ``n_out``.
+
+        Raises
+        ------
+        EieFormatError
+            If ``k`` is not an integer in ``[0, n_pe)``.
+        """
         k = _as_int(k, "k", 0, self.n_pe - 1)
         return int(_n_local_rows(self.n_out, self.n_pe, k))
 
@@ -413,24 +429,55 @@ class CompressedLayer:
         return np.diff(self.ptr, axis=1).ravel()
 
     def entry_pes(self) -> np.ndarray:
-        """int64 (n_entries,): PE of each entry."""
+        """PE of each entry.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 ``(n_entries,)``, non-decreasing (entries are stored PE by PE).
+        """
         return np.repeat(np.arange(self.n_pe, dtype=np.int64), self.ptr[:, -1])
 
     def entry_cols(self) -> np.ndarray:
-        """int64 (n_entries,): column of each entry (``n_in`` for the bias column)."""
+        """Column of each entry (``n_in`` for the bias column).
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 ``(n_entries,)``, in ``[0, n_cols)``.
+        """
         cols = np.tile(np.arange(self.n_cols, dtype=np.int64), self.n_pe)
         return np.repeat(cols, self._segment_counts())
 
     def entry_local_rows(self) -> np.ndarray:
-        """int64 (n_entries,): local row of each entry within its PE, fillers included."""
+        """Local row of each entry within its PE, fillers included.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 ``(n_entries,)``, decoded from the relative indices ``z``
+            column segment by column segment.
+        """
         return decode_segments(self.v, self.z, self._segment_counts())
 
     def entry_rows(self) -> np.ndarray:
-        """int64 (n_entries,): global row ``local * n_pe + pe`` of each entry, fillers included."""
+        """Global row ``local * n_pe + pe`` of each entry, fillers included.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 ``(n_entries,)`` (EIE, Section III: row ``i`` lives in PE
+            ``i mod n_pe``).
+        """
         return self.entry_local_rows() * self.n_pe + self.entry_pes()
 
     def pe_slice(self, k: int):
         """PE ``k``'s part of the layout, as views.
+
+        Parameters
+        ----------
+        k : int
+            PE index in ``[0, n_pe)``.
 
         Returns
         -------
@@ -468,11 +515,24 @@ class CompressedLayer:
         return out
 
     def to_dense(self) -> np.ndarray:
-        """Dense float32 weights W, shape (n_out, n_in) (bias excluded)."""
+        """Dense float32 weights W (bias excluded).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(n_out, n_in)``: ``codebook[codes]``, 0.0 where pruned.
+        """
         return self.codebook[self.to_codes()[:, : self.n_in]]
 
     def bias_values(self):
-        """float32 (n_out,) quantised bias, or None when the layer has no bias column."""
+        """Quantised bias, or None when the layer has no bias column.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            float32 ``(n_out,)``: ``codebook[v]`` of each row's bias-column
+            entry (0.0 where the row has none); None without :attr:`has_bias`.
+        """
         if not self.has_bias:
             return None
         rows, cols, v = self._real_entries()

@@ -259,7 +259,14 @@ class Finding:
     count: int = 1
 
     def location(self) -> Dict[str, Any]:
-        """The non-empty location fields as a dict."""
+        """The non-empty location fields as a dict.
+
+        Returns
+        -------
+        dict of str to int or str
+            The fields among ``layer``, ``layer_name``, ``pe``, ``column``,
+            ``entry``, ``member`` that are not None.
+        """
         loc = {}
         for key in ("layer", "layer_name", "pe", "column", "entry", "member"):
             val = getattr(self, key)
@@ -268,7 +275,14 @@ class Finding:
         return loc
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready form: code, severity, location, count, message."""
+        """JSON-ready form: code, severity, location, count, message.
+
+        Returns
+        -------
+        dict
+            ``code`` (str), ``severity`` (``"error"`` or ``"warning"``),
+            ``location`` (:meth:`location`), ``count`` (int), ``message`` (str).
+        """
         return {
             "code": self.code,
             "severity": self.severity,
@@ -323,7 +337,13 @@ class LayerCounts:
     empty_pes: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form.
+
+        Returns
+        -------
+        dict
+            The fields; ``shape`` as a list (or None).
+        """
         return {
             "index": self.index,
             "name": self.name,
@@ -373,15 +393,46 @@ class ValidationReport:
         return [f for f in self.findings if f.severity == WARNING]
 
     def conformant(self, strict: bool = False) -> bool:
-        """True when no rule is broken (``strict``: no warning either)."""
+        """True when no rule is broken (``strict``: no warning either).
+
+        Parameters
+        ----------
+        strict : bool, default False
+            Also count warnings as failures.
+
+        Returns
+        -------
+        bool
+        """
         return not self.errors and not (strict and self.warnings)
 
     def codes(self, severity: Optional[str] = None) -> set:
-        """Set of the codes found (optionally of one severity)."""
+        """Set of the codes found (optionally of one severity).
+
+        Parameters
+        ----------
+        severity : {"error", "warning"}, optional
+            Only findings of this severity; None = all.
+
+        Returns
+        -------
+        set of str
+            Rule codes of the findings.
+        """
         return {f.code for f in self.findings if severity is None or f.severity == severity}
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-ready form: source, format, level, conformant, counts, summary, layers, findings."""
+        """JSON-ready form: source, format, level, conformant, counts, summary, layers, findings.
+
+        Returns
+        -------
+        dict
+            ``eiesim_version``, ``source``, ``format`` (the kind), ``version``,
+            ``level``, ``conformant`` / ``conformant_strict`` (bool), ``counts``
+            (errors, warnings), ``summary`` (layers, stored entries, fillers, real
+            non-zeros summed over layers), ``layers`` and ``findings`` (lists of
+            dicts).
+        """
         tot = {
             "layers": len(self.layers),
             "stored_entries": sum(l.stored_entries for l in self.layers),

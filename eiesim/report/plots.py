@@ -75,10 +75,18 @@ def energy_layers(doc: dict, method: str = "activity") -> List[Tuple[str, dict]]
         --energy`` JSON (``energy.layers``).
     method : {"activity", "paper"}
 
+    Returns
+    -------
+    list of (str, dict)
+        Per layer, in document order: its name and the ``method`` breakdown
+        (:meth:`eiesim.energy.model.EnergyBreakdown.to_dict` form, pJ).
+
     Raises
     ------
     EieInputError
         If the document holds no energy results.
+    KeyError
+        If a layer's energy lacks ``method``.
     """
     out = []
     if isinstance(doc.get("energy"), dict) and "layers" in doc["energy"]:
@@ -164,8 +172,19 @@ def plot_ratios(doc: dict, key: str = "speedup", path=None, *, geomean_set: str 
         A reproduction JSON.
     key : {"speedup", "energy_ratio"}
     path : path-like, optional
+        When given, the figure is also saved there (110 dpi).
     geomean_set : str
         Which ``doc["geomean"]`` set gives the last group.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn (Agg canvas, no pyplot state).
+
+    Raises
+    ------
+    EieInputError
+        If ``key`` is not one of the two, or the document holds no ``key``.
 
     Notes
     -----

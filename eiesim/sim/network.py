@@ -102,7 +102,17 @@ class LayerSummary:
 
     def to_dict(self) -> dict:
         """JSON-ready form (the CLI contract: ``name``, ``shape``, ``cycles``, ``time_s``,
-        ``load_balance_efficiency``, ``counters``)."""
+        ``load_balance_efficiency``, ``counters``).
+
+        Returns
+        -------
+        dict
+            ``name``, ``shape`` ([n_out, n_in]), ``n_pe``, ``n_inputs``,
+            ``cycles`` and ``cycles_per_input`` (cycles), ``time_s`` (s),
+            ``load_balance_efficiency``, ``weight_density`` and
+            ``activation_density`` (fractions), ``stored_entries``, ``fillers``,
+            ``weight_nonzeros`` and ``counters`` (counts).
+        """
         return {
             "name": self.name,
             "shape": [int(self.shape[0]), int(self.shape[1])],
@@ -148,7 +158,14 @@ class NetworkResult:
         return self.cycles / self.clock_hz
 
     def to_dict(self) -> dict:
-        """JSON-ready form without the outputs."""
+        """JSON-ready form without the outputs.
+
+        Returns
+        -------
+        dict
+            ``layers`` (list of :meth:`LayerSummary.to_dict`) and ``total``
+            (``cycles`` in cycles, ``time_s`` in s).
+        """
         return {
             "layers": [l.to_dict() for l in self.layers],
             "total": {"cycles": int(self.cycles), "time_s": float(self.time_s)},

@@ -60,11 +60,21 @@ class ActivationQueue:
         self.items: deque = deque()
 
     def full(self) -> bool:
-        """Whether the FIFO holds ``depth`` entries (the CCU must not broadcast)."""
+        """Whether the FIFO holds ``depth`` entries (the CCU must not broadcast).
+
+        Returns
+        -------
+        bool
+        """
         return len(self.items) >= self.depth
 
     def empty(self) -> bool:
-        """Whether the FIFO holds no entry (the PE has nothing to start)."""
+        """Whether the FIFO holds no entry (the PE has nothing to start).
+
+        Returns
+        -------
+        bool
+        """
         return not self.items
 
 
@@ -80,7 +90,14 @@ class CentralControlUnit:
         self.done = self.n_groups == 0
 
     def next_nonzero(self) -> int:
-        """Slot of the next non-zero in the loaded group after the last broadcast, or -1."""
+        """Slot of the next non-zero in the loaded group after the last broadcast, or -1.
+
+        Returns
+        -------
+        int
+            Slot index in ``[0, n_pe)`` within the loaded group; -1 when no group
+            is loaded or no non-zero remains after ``last``.
+        """
         if self.group < 0:
             return -1
         base = self.group * self.n_pe
@@ -115,7 +132,13 @@ class ProcessingElement:
         self.stall = 0
 
     def start_column(self, column: int) -> None:
-        """Begin work on input column ``column`` (its pointer read happens in the first cycle)."""
+        """Begin work on input column ``column`` (its pointer read happens in the first cycle).
+
+        Parameters
+        ----------
+        column : int
+            Input column (activation index) just popped from the PE's queue.
+        """
         self.column = column
         self.first_cycle = True
 

@@ -103,7 +103,17 @@ class SimResult:
         return self.act_nonzeros / n_in if n_in else 0.0
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (no output vector)."""
+        """JSON-ready summary (no output vector).
+
+        Returns
+        -------
+        dict
+            ``name``, ``shape`` ([n_out, n_in]), ``n_pe``, ``arith``, ``cycles``
+            (cycles), ``time_s`` (s), ``load_balance_efficiency`` and
+            ``activation_density`` (fractions), ``act_nonzeros``, ``counters``,
+            ``pe_busy_cycles`` (min/max/mean over PEs, cycles) and
+            ``pe_stall_cycles_total`` (cycles).
+        """
         return {
             "name": self.name,
             "shape": [int(self.shape[0]), int(self.shape[1])],

@@ -92,10 +92,16 @@ def benchmark_spec(name: str, profile: str = "fc8", *, seed: int = 0, act_densit
     act_density : float, optional
         Override the paper's activation density.
 
+    Returns
+    -------
+    SyntheticSpec
+        Shape, weight density and (unless overridden) activation density of
+        EIE (Han et al., ISCA 2016) Table III, plus the profile's knobs.
+
     Raises
     ------
     EieInputError
-        Unknown name or profile.
+        Unknown name or profile (or an out-of-range ``act_density``).
     """
     if name not in BENCHMARKS:
         raise EieInputError(f"unknown benchmark layer {name!r} (have {', '.join(BENCHMARK_ORDER)})")

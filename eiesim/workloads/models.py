@@ -78,6 +78,16 @@ def _err(path, msg: str) -> EieInputError:
 def load_npz(path) -> Dict[str, np.ndarray]:
     """Arrays of a ``.npz`` file in archive order (``allow_pickle=False``).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` archive.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Ordered by archive member; dtypes and shapes as stored.
+
     Raises
     ------
     EieInputError
@@ -102,6 +112,16 @@ def load_npz(path) -> Dict[str, np.ndarray]:
 
 def load_safetensors(path) -> Dict[str, np.ndarray]:
     """Tensors of a safetensors file in data order (:func:`safetensors.numpy.load_file`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The safetensors file (header length at most 100 MiB).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Ordered by the tensors' data offsets; dtypes and shapes as stored.
 
     Raises
     ------

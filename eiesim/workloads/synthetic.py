@@ -155,13 +155,35 @@ class SyntheticSpec:
                 raise EieInputError(f"SyntheticSpec.{nm}: {v} must be finite and >= 0")
 
     def with_profile(self, profile: str) -> "SyntheticSpec":
-        """Copy with the knobs of :data:`PROFILES` ``[profile]``."""
+        """Copy with the knobs of :data:`PROFILES` ``[profile]``.
+
+        Parameters
+        ----------
+        profile : str
+            A key of :data:`PROFILES`.
+
+        Returns
+        -------
+        SyntheticSpec
+            Same shape, densities and seed; the profile's knobs replaced.
+
+        Raises
+        ------
+        EieInputError
+            Unknown profile.
+        """
         if profile not in PROFILES:
             raise EieInputError(f"unknown profile {profile!r} (have {', '.join(PROFILES)})")
         return replace(self, **PROFILES[profile])
 
     def to_dict(self) -> dict:
-        """Plain dict."""
+        """Plain dict.
+
+        Returns
+        -------
+        dict
+            Field name -> value (JSON-ready).
+        """
         return asdict(self)
 
 
