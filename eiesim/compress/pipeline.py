@@ -826,7 +826,7 @@ def select_candidate(cands: Sequence[Dict[str, Any]], baseline_valid_error: floa
         reaching the target.
     target : float, default 40.0
         Compression rate to reach (x; Deep Compression reports 40x for
-        LeNet-300-100, Han et al., ICLR 2016, Table 1).
+        LeNet-300-100, Han et al., ICLR 2016, Table 2).
     max_increase : float, default 0.1
         Allowed validation-error increase over the baseline, in percentage
         points.
