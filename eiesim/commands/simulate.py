@@ -51,6 +51,9 @@ def add_parser(sub) -> None:
     src = s.add_mutually_exclusive_group()
     src.add_argument("--network", metavar="PATH", help=".eie container (default: embedded LeNet-300-100)")
     src.add_argument("--eie-dump", metavar="DIR", help="authors' simulator dump directory (ptr/, spm/, arithm.dat)")
+    s.add_argument("--n-out", type=int, metavar="ROWS",
+                   help="outputs of a dumped layer (a dump does not store it; default: inferred "
+                   "from the largest decoded row)")
     s.add_argument(
         "--input",
         metavar="FILE",
@@ -210,7 +213,7 @@ def run(args) -> int:
     if args.eie_dump is not None:
         from ..format.eiedump import read_dump
 
-        dump = read_dump(args.eie_dump, n_pe=args.n_pe)
+        dump = read_dump(args.eie_dump, n_pe=args.n_pe, n_out=args.n_out)
         network = Network((dump.layer,), activation="none", metadata={"source": args.eie_dump})
         source = f"dump {args.eie_dump}"
         if args.input is not None:

@@ -158,3 +158,14 @@ def test_broken_pipe_is_quiet():
         shell=True, capture_output=True, text=True, timeout=120,
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_dump_n_out_can_be_declared(capsys, tmp_path, fc8_dir):
+    js = tmp_path / "r.json"
+    code, _, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--n-out", "1000", "--json", str(js))
+    assert code == 0, err
+    import json
+
+    assert json.loads(js.read_text())["layers"][0]["shape"] == [1000, 4096]
+    code, _, err = run(capsys, "simulate", "--eie-dump", str(fc8_dir), "--n-out", "900")
+    assert code == 2 and "eiesim: error:" in err and len(err.strip().splitlines()) == 1
