@@ -1,8 +1,10 @@
-"""Atomic file writing shared by every writer (containers, JSON reports, outputs)."""
+"""Bounded, pickle-free file I/O shared by every reader and writer (atomic writes, .npy/.npz parsing)."""
 
 from __future__ import annotations
 
+import ast
 import os
+import struct
 import tempfile
 from typing import Callable
 
@@ -15,6 +17,7 @@ __all__ = [
     "read_regular_file",
     "require_regular_file",
     "parse_npy",
+    "parse_npy_header",
     "load_npz_members",
 ]
 
@@ -166,6 +169,61 @@ def read_regular_file(path, max_bytes: int, *, error=EieFormatError, what: str =
         raise error(f"{path}: cannot read ({exc.strerror})") from None
 
 
+#: Magic bytes of a ``.npy`` image (NumPy format specification).
+NPY_MAGIC = b"\x93NUMPY"
+#: Largest ``.npy`` header (magic + length field + header text), in bytes.
+MAX_NPY_HEADER_BYTES = 4096
+
+
+def parse_npy_header(raw: bytes):
+    """Parse the header of a ``.npy`` image without trusting it.
+
+    The header text is read with :func:`ast.literal_eval` (never pickle), its
+    length is bounded by :data:`MAX_NPY_HEADER_BYTES`, and it must hold exactly
+    ``descr``, ``fortran_order`` and a tuple of non-negative sizes.
+
+    Parameters
+    ----------
+    raw : bytes
+        The whole ``.npy`` image (or at least its header).
+
+    Returns
+    -------
+    tuple or str
+        ``(descr, fortran_order, shape, data_offset)``, or a string naming the problem.
+    """
+    if len(raw) < 10 or raw[:6] != NPY_MAGIC:
+        return "not a .npy array (bad magic)"
+    major = raw[6]
+    if major == 1:
+        (hlen,) = struct.unpack("<H", raw[8:10])
+        start = 10
+    elif major in (2, 3):
+        if len(raw) < 12:
+            return "truncated .npy header"
+        (hlen,) = struct.unpack("<I", raw[8:12])
+        start = 12
+    else:
+        return f"unsupported .npy version {major}"
+    if start + hlen > MAX_NPY_HEADER_BYTES:
+        return f".npy header of {start + hlen} bytes exceeds {MAX_NPY_HEADER_BYTES}"
+    if start + hlen > len(raw):
+        return "truncated .npy header"
+    try:
+        text = raw[start: start + hlen].decode("utf-8" if major == 3 else "latin1")
+        hdr = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError):
+        return ".npy header is not a Python literal"
+    if not isinstance(hdr, dict) or set(hdr) != {"descr", "fortran_order", "shape"}:
+        return ".npy header must have exactly 'descr', 'fortran_order' and 'shape'"
+    shape = hdr["shape"]
+    if not isinstance(shape, tuple) or not all((isinstance(s, int) and not isinstance(s, bool)) and s >= 0 for s in shape):
+        return f".npy header shape {shape!r} is not a tuple of sizes"
+    if not isinstance(hdr["descr"], str) or not isinstance(hdr["fortran_order"], bool):
+        return ".npy header 'descr' must be a string and 'fortran_order' a boolean"
+    return hdr["descr"], hdr["fortran_order"], shape, start + hlen
+
+
 def parse_npy(data: bytes, where: str, *, error=EieFormatError):
     """Parse ``.npy`` bytes without pickle and without trusting the header.
 
@@ -181,25 +239,21 @@ def parse_npy(data: bytes, where: str, *, error=EieFormatError):
     EieFormatError (or ``error``)
         Not a ``.npy`` array, object dtype, or a size that disagrees with the header.
     """
-    import io
-
     import numpy as np
 
-    buf = io.BytesIO(data)
+    hdr = parse_npy_header(data)
+    if isinstance(hdr, str):
+        raise error(f"{where}: {hdr if hdr.startswith('not a .npy') else 'not a .npy array: ' + hdr}")
+    descr, fortran, shape, offset = hdr
     try:
-        version = np.lib.format.read_magic(buf)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
-    except Exception as exc:  # numpy raises ValueError/EOFError/SyntaxError on garbage headers
-        raise error(f"{where}: not a .npy array ({exc})") from None
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError):
+        raise error(f"{where}: .npy header dtype {descr!r} is not a NumPy dtype") from None
     if dtype.hasobject or dtype.kind not in "biufcSUM" or dtype.fields is not None:
         raise error(f"{where}: dtype {dtype} is not a plain array type (object/structured data refused)")
     count = 1
     for s in shape:
         count *= int(s)
-    offset = buf.tell()
     need = count * dtype.itemsize
     if len(data) - offset != need:
         raise error(

@@ -32,7 +32,6 @@ the same folder, then :func:`os.replace`).
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import math
@@ -46,7 +45,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import __version__
-from .._io import write_atomic_with
+from .._io import MAX_NPY_HEADER_BYTES, parse_npy_header, write_atomic_with
 from ..errors import EieFormatError
 from .layout import CompressedLayer
 
@@ -82,8 +81,6 @@ _MAX_MEMBERS = 1 << 16
 _MAX_LAYERS = 1 << 12
 #: Largest matrix dimension / PE count accepted from a manifest.
 MAX_DIM = 1 << 28
-#: Largest ``.npy`` header (magic + length field + header text), in bytes.
-MAX_NPY_HEADER_BYTES = 4096
 # DEFLATE cannot expand data by more than 1032:1 (RFC 1951: a 258-byte match
 # costs at least 2 bits); a member claiming more is lying about its size.
 _DEFLATE_MAX_RATIO = 1032
@@ -96,7 +93,6 @@ _F32 = "<f4"
 _ACTIVATIONS = ("relu", "none")
 _BIAS_HANDLING = ("none", "column")
 _ROUNDING = ("nearest", "floor")
-_NPY_MAGIC = b"\x93NUMPY"
 
 _TOP_FIELDS_V2 = {
     "format", "version", "minor_version", "kind", "activation", "layers", "metadata",
@@ -501,40 +497,6 @@ def _archive_bounds(fh, size: int) -> Tuple[int, int]:
     return -1, 0
 
 
-def _parse_npy_header(raw: bytes):
-    """(descr, fortran_order, shape, data offset) of a ``.npy`` image, or a problem string."""
-    if len(raw) < 10 or raw[:6] != _NPY_MAGIC:
-        return "not a .npy array (bad magic)"
-    major = raw[6]
-    if major == 1:
-        (hlen,) = struct.unpack("<H", raw[8:10])
-        start = 10
-    elif major in (2, 3):
-        if len(raw) < 12:
-            return "truncated .npy header"
-        (hlen,) = struct.unpack("<I", raw[8:12])
-        start = 12
-    else:
-        return f"unsupported .npy version {major}"
-    if start + hlen > MAX_NPY_HEADER_BYTES:
-        return f".npy header of {start + hlen} bytes exceeds {MAX_NPY_HEADER_BYTES}"
-    if start + hlen > len(raw):
-        return "truncated .npy header"
-    try:
-        text = raw[start: start + hlen].decode("utf-8" if major == 3 else "latin1")
-        hdr = ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError):
-        return ".npy header is not a Python literal"
-    if not isinstance(hdr, dict) or set(hdr) != {"descr", "fortran_order", "shape"}:
-        return ".npy header must have exactly 'descr', 'fortran_order' and 'shape'"
-    shape = hdr["shape"]
-    if not isinstance(shape, tuple) or not all(_is_int(s) and s >= 0 for s in shape):
-        return f".npy header shape {shape!r} is not a tuple of sizes"
-    if not isinstance(hdr["descr"], str) or not isinstance(hdr["fortran_order"], bool):
-        return ".npy header 'descr' must be a string and 'fortran_order' a boolean"
-    return hdr["descr"], hdr["fortran_order"], shape, start + hlen
-
-
 # =========================================================================== reading: parser
 @dataclass
 class _RawLayer:
@@ -738,7 +700,7 @@ class _Reader:
         raw = self._read_member(name, **loc)
         if raw is None:
             return None
-        hdr = _parse_npy_header(raw)
+        hdr = parse_npy_header(raw)
         if isinstance(hdr, str):
             self.sink.error("CONTAINER-NPY-HEADER", f"{what}: member {name!r}: {hdr}", **loc)
             return None
