@@ -151,7 +151,12 @@ def test_member_name_twice(base, tmp_path):
     assert codes_of(out) == {"CONTAINER-MEMBER-UNSUPPORTED"}
 
 
-def _patch_central_size(path: Path, name: str, size: int) -> None:
+_CD_COMPRESSED_SIZE = 20  # offsets of the size fields in a ZIP central-directory record
+_CD_UNCOMPRESSED_SIZE = 24
+
+
+def _patch_central(path: Path, name: str, field: int, size: int) -> None:
+    """Overwrite one 32-bit size field of member ``name``'s central-directory record."""
     raw = bytearray(path.read_bytes())
     key = name.encode()
     at = 0
@@ -159,7 +164,7 @@ def _patch_central_size(path: Path, name: str, size: int) -> None:
         at = raw.index(b"PK\x01\x02", at)
         n = struct.unpack("<H", raw[at + 28: at + 30])[0]
         if bytes(raw[at + 46: at + 46 + n]) == key:
-            raw[at + 24: at + 28] = struct.pack("<I", size)
+            raw[at + field: at + field + 4] = struct.pack("<I", size)
             break
         at += 4
     path.write_bytes(bytes(raw))
@@ -167,7 +172,7 @@ def _patch_central_size(path: Path, name: str, size: int) -> None:
 
 def test_zip_bomb_declared_size_refused_before_decompression(base, tmp_path):
     out = rebuild(base, tmp_path / "bomb.eie")
-    _patch_central_size(out, L0 + "v.npy", 0xFFFFFFF0)  # ~4 GiB from a few bytes
+    _patch_central(out, L0 + "v.npy", _CD_UNCOMPRESSED_SIZE, 0xFFFFFFF0)  # ~4 GiB from a few bytes
     tracemalloc.start()
     try:
         rep = validate_container(out)
@@ -182,24 +187,10 @@ def test_zip_bomb_declared_size_refused_before_decompression(base, tmp_path):
     assert ei.value.code == "CONTAINER-SIZE-ABSURD"
 
 
-def _patch_central_compressed_size(path: Path, name: str, size: int) -> None:
-    raw = bytearray(path.read_bytes())
-    key = name.encode()
-    at = 0
-    while True:
-        at = raw.index(b"PK\x01\x02", at)
-        n = struct.unpack("<H", raw[at + 28: at + 30])[0]
-        if bytes(raw[at + 46: at + 46 + n]) == key:
-            raw[at + 20: at + 24] = struct.pack("<I", size)
-            break
-        at += 4
-    path.write_bytes(bytes(raw))
-
-
 def test_lying_compressed_size_refused_before_reading(base, tmp_path):
     """Found by fuzzing: a 2 GiB compressed size made zipfile request 2 GiB from the OS at once."""
     out = rebuild(base, tmp_path / "lie.eie")
-    _patch_central_compressed_size(out, L0 + "z.npy", 0x7FFFFFFF)
+    _patch_central(out, L0 + "z.npy", _CD_COMPRESSED_SIZE, 0x7FFFFFFF)
     tracemalloc.start()
     try:
         rep = validate_container(out)
