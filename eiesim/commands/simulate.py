@@ -14,7 +14,6 @@ from .._io import (
     load_npz_members,
     parse_npy,
     read_regular_file,
-    require_regular_file,
     write_atomic,
 )
 from ..config import ARITH_MODES, EIEConfig
@@ -226,7 +225,6 @@ def run(args) -> int:
         cfg = _build_config(args, dump.layer)
     else:
         net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
-        require_regular_file(net_path, error=EieInputError, what=".eie container")
         network = load_network(net_path)
         source = args.network or "embedded LeNet-300-100 (traces/)"
         in_path = args.input if args.input is not None else (

@@ -36,6 +36,7 @@ import io
 import json
 import math
 import os
+import stat
 import struct
 import zipfile
 import zlib
@@ -560,8 +561,11 @@ class _Reader:
         except OSError as exc:
             raise _fatal(path, "CONTAINER-UNREADABLE", f"cannot open ({exc.strerror or exc})") from None
         with fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):  # a device such as /dev/zero would never end
+                raise _fatal(path, "CONTAINER-UNREADABLE", "not a regular file (device, FIFO or socket)")
             try:
-                size = os.fstat(fh.fileno()).st_size
+                size = st.st_size
                 zf = zipfile.ZipFile(fh, "r")
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
                     struct.error, UnicodeDecodeError, NotImplementedError) as exc:

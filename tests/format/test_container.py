@@ -271,3 +271,13 @@ def test_empty_layer_round_trips(tmp_path):
     rep = validate_container(p)
     assert rep.conformant() and rep.codes() == {"CODEBOOK-UNUSED"}
     assert rep.layers[0].stored_entries == 0 and rep.layers[0].empty_pes == 4
+
+
+def test_device_file_is_refused_without_reading():
+    """/dev/zero would never end: the reader refuses non-regular files up front."""
+    import os
+
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero on this system")
+    with pytest.raises(EieFormatError, match="not a regular file"):
+        load_network("/dev/zero")
