@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from eiesim.compress.prune import master_std, prune_round
+from eiesim.compress.prune import mask_density, master_std, prune_round
 from eiesim.compress.quantize import SharedWeightNet, finetune_centroids, quantize_bias, quantize_layer
 from eiesim.compress.storage import LayerStorage, layer_storage, network_total
 from eiesim.compress.train import MLP, SGDState, accuracy, train_sgd
@@ -181,7 +181,7 @@ def prune_retrain(
             p, state = train_sgd(p, X, y, epochs=rnd.epochs, lr=rnd.lr, momentum=momentum,
                                  weight_decay=weight_decay, batch_size=batch_size, seed=seed + r,
                                  masks=masks, state=state, return_state=True)
-        dens = [float(m.mean()) for m in masks]
+        dens = [mask_density(m) for m in masks]
         va = accuracy(p, X_val, y_val) if X_val is not None else None
         history.append({"round": r, "densities": dens, "epochs": rnd.epochs, "lr": rnd.lr,
                         "valid_accuracy": va, "seconds": time.perf_counter() - t0})
@@ -575,7 +575,7 @@ def compress_arrays(
             bcs.append(np.zeros(w.shape[0], np.uint8))
             bs.append(np.zeros(w.shape[0], np.float32))
             info["bias_max_abs_error"] = None
-        info["density"] = float(m.mean())
+        info["density"] = mask_density(m)
         info["n_kept_weights"] = int(m.sum())
         info["bias"] = b is not None
         cbs.append(cb)

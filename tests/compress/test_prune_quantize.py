@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
-from eiesim.compress.prune import magnitude_mask, threshold_mask
+from eiesim.compress.prune import magnitude_mask, mask_density, threshold_mask
 from eiesim.compress.quantize import decode, kmeans_codebook, quantize_bias, quantize_layer
 from eiesim.compress.train import MLP, accuracy, forward, init_mlp, train_sgd
 from eiesim.errors import EieInputError
@@ -41,6 +41,13 @@ def test_magnitude_mask_ties_lower_index_first():
 def test_magnitude_mask_rejects_bad_density(density):
     with pytest.raises(EieInputError):
         magnitude_mask(np.ones(4), density)
+
+
+def test_mask_density_hand_checked():
+    m = np.array([[True, False, True, False], [False, False, True, False]])
+    assert mask_density(m) == 3 / 8
+    assert mask_density(np.array([1, 0, 0, 0])) == 0.25  # non-bool input is read as bool
+    assert np.isnan(mask_density(np.zeros((0, 5), dtype=bool)))
 
 
 def test_threshold_mask_hand_checked():
