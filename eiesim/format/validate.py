@@ -146,7 +146,7 @@ _RULE_LIST = [
          "Two codebook entries hold the same value (an entry k >= 1 equal to 0.0 included)."),
     Rule("CODEBOOK-UNUSED", WARNING, "full", _ALL,
          "A centroid (index >= 1) is used by no real entry."),
-    Rule("CODEBOOK-TOO-MANY-VALUES", ERROR, "full", ("layer",),
+    Rule("CODEBOOK-TOO-MANY-VALUES", ERROR, "full", _ALL,
          "The reference dense matrix has more distinct values (zero included) than "
          "2**code_bits: no codebook of that size can encode it."),
     Rule("FIXED-RANGE", WARNING, "full", ("eie",),
@@ -197,12 +197,20 @@ _RULE_LIST = [
     Rule("HUFFMAN-MISMATCH", ERROR, "full", ("eie",),
          "The decoded Huffman stream differs from the stored v / z entries."),
     # ---- equivalence with a reference
-    Rule("EQUIV-DENSE-MISMATCH", ERROR, "full", ("layer",),
+    # (eie / dump / net: `eiesim validate --reference MODEL --mask MASKS`; layer: validate_layer(reference=...))
+    Rule("EQUIV-DENSE-MISMATCH", ERROR, "full", _ALL,
          "The dense matrix rebuilt from the stored form differs (bit for bit) from the reference."),
-    Rule("CODE0-REAL-NONZERO", ERROR, "full", ("layer",),
+    Rule("CODE0-REAL-NONZERO", ERROR, "full", _ALL,
          "A non-zero of the reference is stored as a code-0 entry (code 0 is reserved for fillers)."),
-    Rule("EQUIV-OUTSIDE-MASK", ERROR, "full", ("layer",),
+    Rule("EQUIV-OUTSIDE-MASK", ERROR, "full", _ALL,
          "A stored non-zero lies outside the pruning mask."),
+    Rule("EQUIV-REFERENCE-MISSING", ERROR, "full", ("eie", "dump", "net"),
+         "A layer has no array in the reference model (`NAME.weight`, else the one other `NAME.<x>` "
+         "array of 2 or more dimensions, else `NAME`) or, with a mask file, no mask (key `NAME`): "
+         "its equivalence is unchecked."),
+    Rule("EQUIV-REFERENCE-UNUSED", WARNING, "full", ("eie", "dump", "net"),
+         "A weight array of the reference model (floating point, 2 or more dimensions) or a mask of "
+         "the mask file matches no layer."),
 ]
 
 #: Every rule by code.
