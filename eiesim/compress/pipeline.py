@@ -603,7 +603,12 @@ class LeNetRecipe:
     **validation** split of MNIST (a handful of runs comparing baseline
     epochs 20/30, retraining weight decay 0/1e-4/5e-4, schedules of 3 and 4
     rounds, last-round lengths 10/16 epochs, fine-tuning rates and the bias
-    learning rate).
+    learning rate).  The retraining peak rate (0.1, the baseline's) was then
+    chosen over 0.03 on the mean validation gap of six seeds (0-5) after
+    4-bit trained quantization: 0.018 points with 0.1 in every round against
+    0.077 with 0.03 (0.1 in the last round only: 0.038; a last round of 20
+    epochs at 0.03: 0.085, at 0.1: 0.037; retraining weight decay 5e-4:
+    0.107; the study is ``scripts/study_deep_compression_recipe.py``).
     The code width and the fine-tuning rate are selected inside every run by
     :func:`select_candidate`, again on validation only; the test error is
     computed once, at the end.
@@ -624,9 +629,9 @@ class LeNetRecipe:
     batch_size: int = 128
     # pruning schedule: per round (densities per layer, retraining epochs, peak lr)
     prune_schedule: Tuple[Tuple[Tuple[float, ...], int, float], ...] = (
-        ((0.30, 0.30, 0.60), 4, 0.03),
-        ((0.15, 0.16, 0.40), 4, 0.03),
-        ((0.08, 0.09, 0.26), 10, 0.03),
+        ((0.30, 0.30, 0.60), 4, 0.1),
+        ((0.15, 0.16, 0.40), 4, 0.1),
+        ((0.08, 0.09, 0.26), 10, 0.1),
     )
     retrain_weight_decay: float = 1e-4
     # trained quantization of the Deep Compression stream (biases stay float32)
