@@ -10,26 +10,39 @@ warm-up (timings are wall-clock, ``time.perf_counter``):
 2. A synthetic 4096 x 4096 layer at 9 % weights / 35 % activations (Alex-7-like,
    uniform random, seed 0), same comparison.
 3. The kernel vs the cycle-stepped pure-Python reference on a 512 x 512 layer.
+4. Canonical-Huffman decoding of 12.8 M symbols of a 16-symbol alphabet (the
+   relative-index distribution of a layer at 4 % density: ``P(z = k) =
+   d (1 - d)^k`` for ``k < 15``, the rest on 15; seed 0): the Cython kernel
+   ``eiesim._kernels.huffman_dec`` vs its NumPy twin (``decode(backend=...)``).
+5. Loading (``load_container``, cheap checks) a Huffman-only ``.eie`` of a
+   VGG-6-sized layer (25088 -> 4096 at 4 %, 64 PEs: 12.8 M symbols in its v
+   and z streams; ``scripts/bench_validate.py``'s layer), with Huffman decoding
+   by the kernel vs by the NumPy twin. ``--no-container`` skips it (building
+   the layer takes a while).
 
 The simulator does more than the matvec (it also produces the cycle count,
 per-PE busy/stall cycles and ten action counters), but it skips zero
 activations, which scipy's CSC matvec does not.
 
-Usage: ``python scripts/bench.py [--repeat R] [--json OUT]``
+Usage: ``python scripts/bench.py [--repeat R] [--no-container] [--json OUT]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from eiesim import EIEConfig
+from eiesim.compress import huffman
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate
 
@@ -79,9 +92,72 @@ def vs_scipy(name, layer, a, cfg, repeat):
     }
 
 
+def huffman_case(n_symbols: int, repeat: int) -> dict:
+    """Decode ``n_symbols`` of a relative-index-like 16-symbol stream: kernel vs NumPy twin."""
+    d = 0.04
+    p = d * (1 - d) ** np.arange(16)
+    p[15] = 1.0 - p[:15].sum()
+    x = np.random.default_rng(0).choice(16, size=n_symbols, p=p).astype(np.uint8)
+    s = huffman.encode(x, 16)
+    assert np.array_equal(huffman.decode(s, backend="kernel"), x)
+    t_k = median_time(lambda: huffman.decode(s, backend="kernel"), repeat, 1)
+    t_n = median_time(lambda: huffman.decode(s, backend="numpy"), 3, 1)
+    return {
+        "case": f"Huffman decode {n_symbols / 1e6:.1f} M",
+        "shape": [n_symbols],
+        "nnz": n_symbols,
+        "cycles": None,
+        "bits_per_symbol": s.n_bits / n_symbols,
+        "ours_ms": 1e3 * t_k,
+        "other": "NumPy twin",
+        "other_ms": 1e3 * t_n,
+        "ratio": t_k / t_n,
+    }
+
+
+@contextlib.contextmanager
+def huffman_numpy_only():
+    """Make ``huffman.decode``'s default backend the NumPy twin (as when the kernel is not built)."""
+    saved = list(huffman._KERNEL_CACHE)
+    huffman._KERNEL_CACHE[:] = [None, "disabled by scripts/bench.py"]
+    try:
+        yield
+    finally:
+        huffman._KERNEL_CACHE[:] = saved
+
+
+def container_case(repeat: int) -> dict:
+    """Load a Huffman-only ``.eie`` of a VGG-6-sized layer, decoding with the kernel vs NumPy."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_validate import build_layer
+
+    from eiesim.format.container import load_container, save_network
+
+    layer = build_layer(4096, 25088, 0.04, 64, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "vgg6-huffman.eie")
+        save_network(path, [layer], store_vz=False, huffman=True)
+        loaded = load_container(path).layers[0].layer
+        assert np.array_equal(loaded.v, layer.v) and np.array_equal(loaded.z, layer.z)
+        t_k = median_time(lambda: load_container(path), repeat, 1)
+        with huffman_numpy_only():
+            t_n = median_time(lambda: load_container(path), 3, 1)
+    return {
+        "case": "load VGG-6 .eie (Huff)",
+        "shape": list(layer.shape),
+        "nnz": 2 * int(layer.n_entries),  # symbols in the v and z streams
+        "cycles": None,
+        "ours_ms": 1e3 * t_k,
+        "other": "same, NumPy decoding",
+        "other_ms": 1e3 * t_n,
+        "ratio": t_k / t_n,
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--no-container", action="store_true", help="skip the .eie loading case")
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args(argv)
     rows = []
@@ -112,10 +188,15 @@ def main(argv=None) -> int:
         "ratio": t_k / t_r,
     })
 
+    rows.append(huffman_case(12_800_000, args.repeat))
+    if not args.no_container:
+        rows.append(container_case(args.repeat))
+
     print(f"{'case':<22} {'shape':>11} {'nnz':>10} {'cycles':>8} {'kernel ms':>10}  {'vs':<24} {'their ms':>9} {'kernel/them':>11}")
     for r in rows:
-        shape = f"{r['shape'][0]}x{r['shape'][1]}"
-        print(f"{r['case']:<22} {shape:>11} {r['nnz']:>10,} {r['cycles']:>8,} {r['ours_ms']:>10.3f}  "
+        shape = "x".join(str(d) for d in r["shape"])
+        cycles = "-" if r["cycles"] is None else f"{r['cycles']:,}"
+        print(f"{r['case']:<22} {shape:>11} {r['nnz']:>10,} {cycles:>8} {r['ours_ms']:>10.3f}  "
               f"{r['other']:<24} {r['other_ms']:>9.3f} {r['ratio']:>11.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"repeat": args.repeat, "rows": rows}, indent=2))
