@@ -18,7 +18,7 @@ TRACES = REPO / "traces"
 def fc8_dir() -> Path:
     """The authors' AlexNet FC8 dump laid out for 64 PEs (skips when absent)."""
     if not (FC8_DIR / "arithm.dat").is_file():
-        pytest.skip(f"real fixture not present: {FC8_DIR}")
+        pytest.skip(f"real fixture not present: {FC8_DIR} (set EIESIM_SHARED_DATA to the folder holding it)")
     return FC8_DIR
 
 
@@ -26,7 +26,7 @@ def fc8_dir() -> Path:
 def squeezenet_dir() -> Path:
     """The Deep Compression SqueezeNet `.net` stream (skips when absent)."""
     if not (SQUEEZENET_DIR / "compressed_SqueezeNet.net").is_file():
-        pytest.skip(f"real fixture not present: {SQUEEZENET_DIR}")
+        pytest.skip(f"real fixture not present: {SQUEEZENET_DIR} (set EIESIM_SHARED_DATA to the folder holding it)")
     return SQUEEZENET_DIR
 
 
