@@ -8,17 +8,22 @@ import struct
 import tempfile
 from typing import Callable
 
-from .errors import EieFormatError
+from .errors import EieError, EieFormatError
 
 __all__ = [
     "write_atomic",
     "write_atomic_with",
     "check_writable",
+    "check_outputs",
+    "same_file",
+    "open_regular_file",
     "read_regular_file",
     "require_regular_file",
+    "zip_member_problem",
     "parse_npy",
     "parse_npy_header",
     "load_npz_members",
+    "load_npz_arrays",
 ]
 
 
@@ -65,6 +70,57 @@ def check_writable(path, *, error=EieFormatError) -> None:
     if not os.access(folder, os.W_OK):
         raise error(f"{path}: folder {folder} is not writable")
     _check_target(real, error)
+
+
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file.
+
+    Existing files are compared by device and inode (:func:`os.path.samefile`:
+    symlinks and hard links included); otherwise the resolved paths are
+    compared (two spellings of one file still to be created).
+    """
+    a, b = os.fspath(a), os.fspath(b)
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs, inputs=(), *, error=EieFormatError) -> None:
+    """Check a command's output paths before any work is done.
+
+    Every output must be writable (:func:`check_writable`), must not be one
+    of the inputs (writing it would destroy the input) and must differ from
+    every other output (one would silently overwrite the other).
+
+    Parameters
+    ----------
+    outputs : iterable of (str, path or None)
+        ``(label, path)`` pairs, the label as the user wrote it (``"--json"``);
+        None paths (option not given) are skipped.
+    inputs : iterable of (str, path or None)
+        ``(label, path)`` of every file the command reads; None skipped.
+
+    Raises
+    ------
+    EieFormatError (or ``error``)
+        ``--out: same file as MODEL (m.npz)``, ``--json: same file as --out (x)``,
+        or :func:`check_writable`'s messages (prefixed with the label).
+    """
+    outs = [(label, os.fspath(p)) for label, p in outputs if p is not None]
+    ins = [(label, os.fspath(p)) for label, p in inputs if p is not None]
+    for i, (label, path) in enumerate(outs):
+        for in_label, in_path in ins:
+            if in_path != "" and same_file(path, in_path):
+                raise error(f"{label}: same file as {in_label} ({in_path}); refusing to overwrite an input")
+        for other_label, other in outs[:i]:
+            if same_file(path, other):
+                raise error(f"{label}: same file as {other_label} ({other}); give two different outputs")
+    for label, path in outs:
+        try:
+            check_writable(path, error=error)
+        except EieError as exc:
+            raise error(f"{label}: {exc}") from None
 
 
 def write_atomic_with(path, writer: Callable, *, error=EieFormatError) -> None:
@@ -122,6 +178,17 @@ def _discard(tmp: str) -> None:
 
 
 # --------------------------------------------------------------------------- bounded reading
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article ("an eiesim container", "a .npz file")."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _not_regular(mode: int) -> str:
+    import stat
+
+    return "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+
+
 def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> int:
     """Check that ``path`` is an existing regular file; return its size in bytes.
 
@@ -142,16 +209,57 @@ def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> i
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise error(f"{path}: {kind}; expected a {what}")
+        raise error(f"{path}: {_not_regular(st.st_mode)}; expected {_a(what)}")
     return st.st_size
 
 
-def read_regular_file(path, max_bytes: int, *, error=EieFormatError, what: str = "file") -> bytes:
-    """Read a whole regular file of at most ``max_bytes`` bytes.
+def open_regular_file(path, *, error=EieFormatError, what: str = "file"):
+    """Open an existing regular file for binary reading, without ever blocking.
 
-    Devices, FIFOs and directories are refused (``/dev/zero`` would never end),
-    and the size is checked before reading.
+    The path is checked with :func:`os.stat` first (:func:`require_regular_file`),
+    so a FIFO, device or directory is refused before any ``open()``; the file
+    is then opened with ``O_NONBLOCK`` and checked again with :func:`os.fstat`
+    (the name may have been replaced in between), so even then opening a FIFO
+    cannot wait for a writer.
+
+    Returns
+    -------
+    io.BufferedReader
+        The open file (the caller closes it).
+
+    Raises
+    ------
+    EieFormatError (or ``error``)
+        Empty path, missing, a directory, a device or FIFO, or unreadable.
+    """
+    import stat
+
+    path = os.fspath(path)
+    require_regular_file(path, error=error, what=what)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{path}: not a regular file; expected {_a(what)}")
+        if flags & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(path, max_bytes, *, error=EieFormatError, what: str = "file") -> bytes:
+    """Read a whole regular file of at most ``max_bytes`` bytes (None: no limit).
+
+    Devices, FIFOs and directories are refused before anything is opened
+    (``/dev/zero`` would never end, a FIFO would block), and the size is
+    checked before reading.
 
     Raises
     ------
@@ -159,14 +267,61 @@ def read_regular_file(path, max_bytes: int, *, error=EieFormatError, what: str =
         Missing, not a regular file, larger than ``max_bytes``, or unreadable.
     """
     path = os.fspath(path)
-    size = require_regular_file(path, error=error, what=what)
-    if size > max_bytes:
-        raise error(f"{path}: {size} bytes is larger than the {max_bytes}-byte limit for a {what}")
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    with open_regular_file(path, error=error, what=what) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise error(f"{path}: {size} bytes is larger than the {max_bytes}-byte limit for a {what}")
+        try:
+            return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise error(f"{path}: cannot read ({exc.strerror})") from None
+
+
+#: Largest ratio of uncompressed to compressed size DEFLATE can reach (RFC 1951: a
+#: 258-byte match costs at least 2 bits); a member claiming more lies about its size.
+ZIP_DEFLATE_MAX_RATIO = 1032
+
+
+def zip_member_problem(info, data_end: int, max_bytes=None):
+    """What is wrong with a ZIP member's declared sizes, checked before reading it.
+
+    A ZIP directory may declare any size: zipfile would then ask the OS for
+    that many bytes at once, or inflate a bomb. The member's compressed bytes
+    must lie before ``data_end`` (the start of the central directory), its
+    uncompressed size must be reachable from them (equal for a stored member,
+    at most :data:`ZIP_DEFLATE_MAX_RATIO` times for DEFLATE) and at most
+    ``max_bytes``.
+
+    Parameters
+    ----------
+    info : zipfile.ZipInfo
+    data_end : int
+        Offset of the central directory (``ZipFile.start_dir``), or the file size.
+    max_bytes : int, optional
+        Limit on the uncompressed size.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        ``(kind, message)`` with kind ``"unsupported"`` (encrypted, or a method
+        other than stored / DEFLATE) or ``"size"``; None when the member may be read.
+    """
+    import zipfile
+
+    if info.flag_bits & 0x1:
+        return "unsupported", "member is encrypted"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return "unsupported", f"compression method {info.compress_type} (only 0 = stored and 8 = DEFLATE)"
+    if info.header_offset + info.compress_size > data_end:
+        return "size", (f"declares {info.compress_size} compressed bytes at offset {info.header_offset}, past the "
+                        f"central directory at {data_end}; refused before reading")
+    limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED else (
+        info.compress_size * ZIP_DEFLATE_MAX_RATIO + 64)
+    if (max_bytes is not None and info.file_size > max_bytes) or info.file_size > limit:
+        cap = f"limit {max_bytes} bytes, " if max_bytes is not None else ""
+        return "size", (f"declares {info.file_size} uncompressed bytes from {info.compress_size} compressed "
+                        f"bytes ({cap}ratio {ZIP_DEFLATE_MAX_RATIO}:1); refused before decompression")
+    return None
 
 
 #: Magic bytes of a ``.npy`` image (NumPy format specification).
@@ -224,6 +379,36 @@ def parse_npy_header(raw: bytes):
     return hdr["descr"], hdr["fortran_order"], shape, start + hlen
 
 
+def _npy_layout(head: bytes, where: str, error):
+    """Checked layout of a ``.npy`` image from its first bytes.
+
+    Returns
+    -------
+    tuple
+        ``(dtype, shape, fortran_order, count, nbytes, data_offset)``.
+    """
+    import numpy as np
+
+    hdr = parse_npy_header(head)
+    if isinstance(hdr, str):
+        raise error(f"{where}: {hdr if hdr.startswith('not a .npy') else 'not a .npy array: ' + hdr}")
+    descr, fortran, shape, offset = hdr
+    try:
+        dtype = np.dtype(descr)
+    except (TypeError, ValueError):
+        raise error(f"{where}: .npy header dtype {descr!r} is not a NumPy dtype") from None
+    if dtype.hasobject or dtype.kind not in "biufcSUM" or dtype.fields is not None:
+        raise error(f"{where}: dtype {dtype} is not a plain array type (object/structured data refused)")
+    count = 1
+    for s in shape:
+        count *= int(s)
+    return dtype, tuple(shape), fortran, count, count * dtype.itemsize, offset
+
+
+def _size_mismatch(where, dtype, shape, need, have, error):
+    return error(f"{where}: header declares shape {shape} of {dtype} ({need} bytes) but {have} bytes follow")
+
+
 def parse_npy(data: bytes, where: str, *, error=EieFormatError):
     """Parse ``.npy`` bytes without pickle and without trusting the header.
 
@@ -241,28 +426,85 @@ def parse_npy(data: bytes, where: str, *, error=EieFormatError):
     """
     import numpy as np
 
-    hdr = parse_npy_header(data)
-    if isinstance(hdr, str):
-        raise error(f"{where}: {hdr if hdr.startswith('not a .npy') else 'not a .npy array: ' + hdr}")
-    descr, fortran, shape, offset = hdr
-    try:
-        dtype = np.dtype(descr)
-    except (TypeError, ValueError):
-        raise error(f"{where}: .npy header dtype {descr!r} is not a NumPy dtype") from None
-    if dtype.hasobject or dtype.kind not in "biufcSUM" or dtype.fields is not None:
-        raise error(f"{where}: dtype {dtype} is not a plain array type (object/structured data refused)")
-    count = 1
-    for s in shape:
-        count *= int(s)
-    need = count * dtype.itemsize
+    dtype, shape, fortran, count, need, offset = _npy_layout(data, where, error)
     if len(data) - offset != need:
-        raise error(
-            f"{where}: header declares shape {tuple(shape)} of {dtype} ({need} bytes) but "
-            f"{len(data) - offset} bytes follow"
-        )
+        raise _size_mismatch(where, dtype, shape, need, len(data) - offset, error)
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     order = "F" if fortran else "C"
     return arr.reshape(shape, order=order).copy()
+
+
+#: Bytes read at a time from a ZIP member into its array.
+_CHUNK_BYTES = 1 << 24
+
+
+def _read_npy_member(zf, info, where: str, error):
+    """One ``.npy`` member of an open archive: header checked against the member's size, then read.
+
+    The declared shape must need exactly the member's bytes after the header,
+    which :func:`zip_member_problem` has bounded by the file, so a header
+    declaring terabytes costs nothing; the data are read in chunks straight
+    into the array.
+    """
+    import numpy as np
+
+    with zf.open(info) as member:
+        head = member.read(MAX_NPY_HEADER_BYTES)
+        dtype, shape, fortran, count, need, offset = _npy_layout(head, where, error)
+        have = info.file_size - offset
+        if have != need:
+            raise _size_mismatch(where, dtype, shape, need, have, error)
+        arr = np.empty(count, dtype=dtype)
+        view = arr.view(np.uint8)
+        got = min(len(head) - offset, need)
+        view[:got] = np.frombuffer(head, dtype=np.uint8, count=got, offset=offset)
+        while got < need:
+            n = member.readinto(view[got: got + _CHUNK_BYTES])
+            if not n:
+                raise _size_mismatch(where, dtype, shape, need, got, error)
+            got += n
+        member.read()  # to the end: zipfile checks the CRC there
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def _read_npz(path, names, max_file_bytes, max_member_bytes, error):
+    """The ``.npy`` members of an ``.npz`` (``names``, or all in archive order) and every member name."""
+    import collections
+    import zipfile
+    import zlib
+
+    out = collections.OrderedDict()
+    with open_regular_file(path, error=error, what=".npz file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if max_file_bytes is not None and size > max_file_bytes:
+            raise error(f"{path}: {size} bytes is larger than the {max_file_bytes}-byte limit for a .npz file")
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                data_end = getattr(zf, "start_dir", size)
+                infos = collections.OrderedDict()
+                for info in zf.infolist():
+                    key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    if key in infos:
+                        raise error(f"{path}: member {info.filename!r} occurs twice")
+                    infos[key] = info
+                wanted = names if names is not None else [k for k, i in infos.items() if i.filename.endswith(".npy")]
+                for name in wanted:
+                    info = infos.get(name)
+                    if info is None:
+                        continue
+                    where = f"{path}: member {info.filename!r}"
+                    problem = zip_member_problem(info, data_end, max_member_bytes)
+                    if problem is not None:
+                        raise error(f"{where} {problem[1]}")
+                    out[name] = _read_npy_member(zf, info, where, error)
+        except EieError:
+            raise
+        except MemoryError:
+            raise error(f"{path}: not enough memory to read the arrays") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError,
+                ValueError, struct.error, UnicodeDecodeError) as exc:
+            raise error(f"{path}: not a readable .npz archive ({exc})") from None
+    return out, list(infos)
 
 
 def load_npz_members(path, names, max_bytes: int, *, error=EieFormatError) -> dict:
@@ -283,25 +525,39 @@ def load_npz_members(path, names, max_bytes: int, *, error=EieFormatError) -> di
     Raises
     ------
     EieFormatError (or ``error``)
-        Not a ZIP archive, a corrupt or oversized member, or a member that is not a plain array.
+        Not a regular file, not a ZIP archive, a corrupt or oversized member,
+        a header whose shape disagrees with the member's size, or a member that
+        is not a plain array.
     """
-    import io
-    import zipfile
-    import zlib
-
-    raw = read_regular_file(path, max_bytes, error=error, what=".npz file")
-    out = {}
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-            infos = {i.filename[:-4] if i.filename.endswith(".npy") else i.filename: i for i in zf.infolist()}
-            out["__files__"] = sorted(infos)
-            for name in names:
-                info = infos.get(name)
-                if info is None:
-                    continue
-                if info.file_size > max_bytes:
-                    raise error(f"{path}: member {info.filename!r} declares {info.file_size} bytes (limit {max_bytes})")
-                out[name] = parse_npy(zf.read(info), f"{path}: member {info.filename!r}", error=error)
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError, ValueError) as exc:
-        raise error(f"{path}: not a readable .npz archive ({exc})") from None
+    out, files = _read_npz(os.fspath(path), list(names), max_bytes, max_bytes, error)
+    out = dict(out)
+    out["__files__"] = sorted(files)
     return out
+
+
+def load_npz_arrays(path, *, max_member_bytes=None, error=EieFormatError):
+    """Every ``.npy`` member of an ``.npz`` file, in archive order, with size checks and no pickle.
+
+    What :func:`numpy.load` gives, except that nothing is trusted: the file
+    must be a regular file (a FIFO is refused before it is opened), each
+    member's declared sizes must fit the file (:func:`zip_member_problem`) and
+    each header's shape must need exactly the member's bytes, all checked
+    before any array is allocated. Members not named ``*.npy`` are skipped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_member_bytes : int, optional
+        Limit on each member's uncompressed size.
+
+    Returns
+    -------
+    collections.OrderedDict of str to numpy.ndarray
+        Keyed by member name without ``.npy``.
+
+    Raises
+    ------
+    EieFormatError (or ``error``)
+        As :func:`load_npz_members`.
+    """
+    return _read_npz(os.fspath(path), None, None, max_member_bytes, error)[0]

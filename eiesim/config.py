@@ -24,7 +24,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.9/3.10 only
     import tomli as _toml  # type: ignore[no-redef]
 
-__all__ = ["EIEConfig", "CONFIG_SCHEMA_VERSION", "ARITH_MODES", "ROUNDING_MODES"]
+__all__ = ["EIEConfig", "CONFIG_SCHEMA_VERSION", "ARITH_MODES", "ROUNDING_MODES", "MAX_N_PE"]
 
 #: Version of the configuration schema written by :meth:`EIEConfig.to_dict`.
 CONFIG_SCHEMA_VERSION = 1
@@ -34,6 +34,10 @@ ARITH_MODES = ("float32", "fixed16")
 
 #: Rounding modes used when a fixed-point product is narrowed.
 ROUNDING_MODES = ("nearest", "floor")
+
+#: Largest PE count N of a configuration (16x the paper's largest sweep point, 256 PEs;
+#: ``eiesim compress --n-pe`` uses the same bound so every layout it writes can be simulated).
+MAX_N_PE = 4096
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ class EIEConfig:
             if not lo <= val <= hi:
                 raise EieConfigError(f"config field {name!r}: {val} is outside [{lo}, {hi}]")
 
-        _int("n_pe", 1, 4096)
+        _int("n_pe", 1, MAX_N_PE)
         _int("fifo_depth", 1, 1 << 16)
         _int("spmat_line_bits", 8, 1 << 14)
         _int("code_bits", 1, 8)
@@ -208,7 +212,7 @@ class EIEConfig:
         return 1.0 / self.clock_hz
 
     @classmethod
-    def for_layer(cls, layer) -> "EIEConfig":
+    def for_layer(cls, layer, n_pe: int | None = None) -> "EIEConfig":
         """The reference design adapted to a layer's N, code and index widths.
 
         The spmat line stays at the reference 64 bits when the entry width
@@ -219,6 +223,10 @@ class EIEConfig:
         ----------
         layer : CompressedLayer
             Or any object with integer ``n_pe``, ``code_bits`` and ``index_bits``.
+        n_pe : int, optional
+            PE count to use instead of the layer's (the caller re-interleaves
+            the layer over it); a layer laid out over more than
+            :data:`MAX_N_PE` PEs can then still be simulated.
 
         Returns
         -------
@@ -233,8 +241,8 @@ class EIEConfig:
         """
         entry = layer.code_bits + layer.index_bits
         line = 64 if 64 % entry == 0 else 8 * entry
-        return cls(n_pe=layer.n_pe, code_bits=layer.code_bits, index_bits=layer.index_bits,
-                   spmat_line_bits=line)
+        return cls(n_pe=layer.n_pe if n_pe is None else n_pe, code_bits=layer.code_bits,
+                   index_bits=layer.index_bits, spmat_line_bits=line)
 
     # ------------------------------------------------------------------ I/O
     def replace(self, **changes: Any) -> "EIEConfig":

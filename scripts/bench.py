@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from eiesim import EIEConfig
+from eiesim._io import write_atomic
+from eiesim.cli import check_output_args
 from eiesim.compress import huffman
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate
@@ -160,6 +162,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-container", action="store_true", help="skip the .eie loading case")
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args(argv)
+    check_output_args(ap, [("--json", args.json)])  # before the benchmarks, not after
     rows = []
 
     cfg64 = EIEConfig(n_pe=64, fifo_depth=7)
@@ -199,7 +202,7 @@ def main(argv=None) -> int:
         print(f"{r['case']:<22} {shape:>11} {r['nnz']:>10,} {cycles:>8} {r['ours_ms']:>10.3f}  "
               f"{r['other']:<24} {r['other_ms']:>9.3f} {r['ratio']:>11.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"repeat": args.repeat, "rows": rows}, indent=2))
+        write_atomic(args.json, json.dumps({"repeat": args.repeat, "rows": rows}, indent=2).encode("utf-8"))
     return 0
 
 

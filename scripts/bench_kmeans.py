@@ -46,6 +46,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from eiesim._io import write_atomic  # noqa: E402
+from eiesim.cli import check_output_args  # noqa: E402
 from eiesim.compress.quantize import kmeans_1d, kmeans_codebook  # noqa: E402
 
 
@@ -105,6 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-iter", type=int, default=300, help="Lloyd iteration cap (default 300)")
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON")
     args = ap.parse_args(argv)
+    check_output_args(ap, [("--json", args.json)])  # before the benchmarks, not after
 
     t0 = time.perf_counter()
     x = make_weights(args.n)
@@ -124,8 +127,8 @@ def main(argv=None) -> int:
     ok = all(r["sorted_seconds"] <= 10.0 for r in rows)
     print(f"target: <= 10 s on {x.size:,} weights -> {'met' if ok else 'NOT met'}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"n": int(x.size), "rows": rows, "target_s": 10.0,
-                                               "met": ok}, indent=2) + "\n")
+        write_atomic(args.json, (json.dumps({"n": int(x.size), "rows": rows, "target_s": 10.0,
+                                             "met": ok}, indent=2) + "\n").encode("utf-8"))
     return 0
 
 

@@ -55,6 +55,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import eiesim  # noqa: E402
+from eiesim._io import write_atomic, write_atomic_with  # noqa: E402
+from eiesim.cli import check_output_args, seed_int  # noqa: E402
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, eie_order_accuracy, eie_order_forward, quantize_candidates, to_eie_layers,
     train_prune_lenet,
@@ -197,14 +199,17 @@ def _write_readme(path: Path, meta: dict, sizes: dict) -> None:
         f"NumPy {meta['software']['numpy']}, SciPy {meta['software']['scipy']}.",
         "",
     ]
-    path.write_text("\n".join(L))
+    write_atomic(path, "\n".join(L).encode("utf-8"))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "traces", help="output directory (default traces/)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling (default 0)")
+    ap.add_argument("--seed", type=seed_int, default=0,
+                    help="seed of initialisation and shuffling, >= 0 (default 0)")
     args = ap.parse_args(argv)
+    # written after minutes of training: check the folder and its files before any work
+    check_output_args(ap, folders=[("--out", args.out, (NETWORK_FILE, INPUTS_FILE, "metadata.json", "README.md"))])
     t_start = time.perf_counter()
     log = lambda msg: print(msg, flush=True)  # noqa: E731
 
@@ -337,17 +342,15 @@ def main(argv=None) -> int:
     sizes[NETWORK_FILE] = (net_path.stat().st_size,
                            f"the compressed network: ip1, ip2, ip3 laid out for {recipe.eie_n_pe} PEs")
     in_path = out / INPUTS_FILE
-    tmp = out / (INPUTS_FILE + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
+    write_atomic_with(in_path, lambda fh: np.savez_compressed(
+        fh,
         inputs=np.ascontiguousarray(X100, dtype=np.float32),
         labels=np.ascontiguousarray(y100, dtype=np.int64),
         float_logits=np.ascontiguousarray(float_logits, dtype=np.float32),
         pruned_quantized_logits=np.ascontiguousarray(pq_logits, dtype=np.float32),
-    )
-    os.replace(tmp, in_path)
+    ))
     sizes[INPUTS_FILE] = (in_path.stat().st_size, "100 test digits, labels, reference logits")
-    (out / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_atomic(out / "metadata.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     sizes["metadata.json"] = ((out / "metadata.json").stat().st_size,
                               "everything below, machine-readable")
     _write_readme(out / "README.md", meta, sizes)

@@ -60,6 +60,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import eiesim  # noqa: E402
+from eiesim._io import write_atomic  # noqa: E402
+from eiesim.cli import check_output_args, seed_int  # noqa: E402
 from eiesim.compress import huffman  # noqa: E402
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, quantize_candidates, select_candidate, storage_report, train_prune_lenet,
@@ -169,8 +171,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON")
     ap.add_argument("--markdown", metavar="OUT", help="also write the markdown report to a file")
-    ap.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffles (default 0)")
+    ap.add_argument("--seed", type=seed_int, default=0,
+                    help="seed of initialisation and shuffles, >= 0 (default 0)")
     args = ap.parse_args(argv)
+    # the outputs are written after minutes of training: check them before loading anything
+    check_output_args(ap, [("--json", args.json), ("--markdown", args.markdown)])
     t_start = time.perf_counter()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
@@ -263,9 +268,9 @@ def main(argv=None) -> int:
     md = build_markdown(res)
     print(md)
     if args.markdown:
-        Path(args.markdown).write_text(md)
+        write_atomic(args.markdown, md.encode("utf-8"))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        write_atomic(args.json, (json.dumps(res, indent=2) + "\n").encode("utf-8"))
     ok_c = res["compression_rate"] >= recipe.target_compression
     ok_e = res["compressed_error"] <= res["baseline_error"] + 0.1
     log(f"targets: compression >= {recipe.target_compression:g}x: {'met' if ok_c else 'NOT met'} "

@@ -48,6 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from eiesim import __version__
+from eiesim._io import write_atomic
+from eiesim.cli import check_output_args, seed_int
 from eiesim.config import EIEConfig
 from eiesim.energy.baselines import (
     HEADLINE, PLATFORM_ORDER, PLATFORMS, KINDS, PUBLISHED_BATCH1_US, SOURCE_TABLE4,
@@ -182,7 +184,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", metavar="OUT", help="results JSON (default DIR/reproduction.json)")
     ap.add_argument("--out", metavar="DIR", default="reproduction", help="folder for tables and plots")
-    ap.add_argument("--seed", type=int, default=0, help="base seed of the synthetic layers")
+    ap.add_argument("--seed", type=seed_int, default=0, help="base seed of the synthetic layers, >= 0")
     ap.add_argument("--no-host", action="store_true", help="skip the NumPy/SciPy timing on this host")
     ap.add_argument("--no-plots", action="store_true", help="do not draw the plots")
     ap.add_argument("--no-explain", action="store_true", help="skip the gap analysis (bisections)")
@@ -190,6 +192,12 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", nargs="+", metavar="NAME", choices=BENCHMARK_ORDER,
                     help="simulate only these benchmark layers (default: all nine)")
     args = ap.parse_args(argv)
+    from eiesim.report.plots import FIGURE_FILES
+
+    # written after minutes of simulation: check every output before any work
+    written = ["reproduction.md"] + ([] if args.json else ["reproduction.json"]) + (
+        [] if args.no_plots else list(FIGURE_FILES))
+    check_output_args(ap, [("--json", args.json)], folders=[("--out", args.out, written)])
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = Path(args.json) if args.json else out_dir / "reproduction.json"
@@ -326,8 +334,8 @@ def main(argv=None) -> int:
 
     md = render_markdown(doc, args)
     doc["runtime_s"] = time.perf_counter() - t_start
-    (out_dir / "reproduction.md").write_text(md + "\n")
-    json_path.write_text(json.dumps(doc, indent=1, default=_json_default))
+    write_atomic(out_dir / "reproduction.md", (md + "\n").encode("utf-8"))
+    write_atomic(json_path, json.dumps(doc, indent=1, default=_json_default).encode("utf-8"))
     print(md)
     if not args.no_plots:
         from eiesim.report.plots import plot_all

@@ -65,6 +65,8 @@ if str(REPO) not in sys.path:
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, PruneRound, centroid_learning_rates, prune_retrain, quantize_network, storage_report,
 )
+from eiesim._io import write_atomic  # noqa: E402
+from eiesim.cli import check_output_args, int_range, seed_int  # noqa: E402
 from eiesim.compress.quantize import finetune_centroids  # noqa: E402
 from eiesim.compress.train import MLP, accuracy, init_mlp, train_sgd  # noqa: E402
 from eiesim.workloads.mnist import find_mnist_pickle, load_mnist  # noqa: E402
@@ -127,8 +129,7 @@ def run_seed(seed: int, prune: list, quant: list, cache: str) -> list:
     else:
         base = train_sgd(init_mlp(R.sizes, seed), Xtr, ytr, epochs=R.epochs, lr=R.lr, momentum=R.momentum,
                          weight_decay=R.weight_decay, batch_size=R.batch_size, seed=seed)
-        with open(path, "wb") as f:
-            pickle.dump(base, f)
+        write_atomic(path, pickle.dumps(base))  # an interrupted run leaves no half-written cache
     bv = _err(base, Xva, yva)
     out = []
     for pv in prune:
@@ -177,25 +178,31 @@ def summarise(records: list) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    ap.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2, 3, 4, 5],
+                    help="seeds, each >= 0 (default 0 1 2 3 4 5)")
     ap.add_argument("--prune", default=",".join(PRUNE_VARIANTS), help="comma-separated variant names")
     ap.add_argument("--quant", default=",".join(QUANT_VARIANTS), help="comma-separated variant names")
-    ap.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
+    ap.add_argument("--jobs", type=int_range(1), default=2, help="processes, >= 1 (default 2)")
     ap.add_argument("--cache", help="directory for trained baselines (default: a temporary directory)")
     ap.add_argument("--out", help="write every record as JSON lines")
     args = ap.parse_args(argv)
     prune, quant = args.prune.split(","), args.quant.split(",")
-    bad = [v for v in prune if v not in PRUNE_VARIANTS] + [v for v in quant if v not in QUANT_VARIANTS]
-    if bad:
-        ap.error(f"unknown variant(s): {', '.join(bad)}")
+    for flag, given, known in (("--prune", prune, PRUNE_VARIANTS), ("--quant", quant, QUANT_VARIANTS)):
+        bad = [v for v in given if v not in known]
+        if bad:
+            ap.error(f"{flag}: unknown variant(s): {', '.join(map(repr, bad))}; valid: {', '.join(known)}")
+    # the records are written after minutes of training: check the paths before any
+    cached = [f"lenet_baseline_seed{s}.pkl" for s in args.seeds]
+    check_output_args(ap, [("--out", args.out)], folders=[("--cache", args.cache, cached)] if args.cache else ())
+    if args.cache:
+        os.makedirs(args.cache, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or tmp
-        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as ex:
+        with ProcessPoolExecutor(max_workers=args.jobs) as ex:
             futs = [ex.submit(run_seed, s, prune, quant, cache) for s in args.seeds]
             records = [r for f in futs for r in f.result()]
     if args.out:
-        with open(args.out, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
+        write_atomic(args.out, "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
     print(summarise(records))
     return 0
 

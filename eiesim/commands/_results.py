@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+from .._io import read_regular_file
 from ..errors import EieInputError
+
+#: Largest results JSON read (bytes).
+MAX_RESULTS_BYTES = 1 << 28
 
 
 def load_results_json(path) -> dict:
@@ -23,15 +27,14 @@ def load_results_json(path) -> dict:
     Raises
     ------
     EieInputError
-        If the file does not exist, cannot be read or decoded, or does not
-        hold a JSON object.
+        If the file does not exist, is not a regular file (a FIFO is refused
+        before it is opened), is larger than :data:`MAX_RESULTS_BYTES`, cannot
+        be read or decoded, or does not hold a JSON object.
     """
+    raw = read_regular_file(path, MAX_RESULTS_BYTES, error=EieInputError, what="results JSON")
     try:
-        with open(path, "rb") as fh:
-            doc = json.loads(fh.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise EieInputError(f"{path}: no such file") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
         raise EieInputError(f"{path}: cannot read results JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise EieInputError(f"{path}: expected a JSON object")

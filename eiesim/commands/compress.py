@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 
 from .. import __version__
-from .._io import write_atomic
+from .._io import open_regular_file, write_atomic
+from ..cli import int_range, seed_int
+from ..config import MAX_N_PE
 from ..errors import EieInputError
+from ._paths import check_command_outputs
 
 
 def _floats(text: str, what: str):
@@ -50,6 +54,38 @@ def _per_layer(vals, n: int, what: str):
     return vals
 
 
+def layer_names(weight_names):
+    """Layer names of the chosen weights: ``<prefix>`` of ``<prefix>.<x>``, unique.
+
+    A weight ``<prefix>.<x>`` names its layer ``<prefix>`` (``fc1.weight`` ->
+    ``fc1``); a weight without a dot is named by itself. Where that name
+    would be empty (``.weight``) or shared by several layers (``a.weight`` and
+    ``a.weight_orig``, or a prefix equal to another layer's name) the layer
+    takes its full weight name instead, so every name is unique and
+    ``eiesim validate --reference`` pairs each layer with its own array.
+
+    Parameters
+    ----------
+    weight_names : sequence of str
+        Array names of the weights, in layer order (distinct).
+
+    Returns
+    -------
+    list of str
+    """
+    names = [w.rsplit(".", 1)[0] if "." in w else w for w in weight_names]
+    full = list(weight_names)
+    while True:  # terminates: full weight names are distinct
+        seen = {}
+        for n in names:
+            seen[n] = seen.get(n, 0) + 1
+        clash = [i for i, n in enumerate(names) if (not n or seen[n] > 1) and n != full[i]]
+        if not clash:
+            return names
+        for i in clash:
+            names[i] = full[i]
+
+
 def add_parser(sub) -> None:
     """Register ``eiesim compress``.
 
@@ -65,7 +101,9 @@ def add_parser(sub) -> None:
         help="prune + quantise a model's fully-connected layers into a .eie file",
         description="Prune (magnitude) and quantise (k-means weight sharing, Deep Compression) the 2-D "
         "weight matrices of a model given as .npz, .safetensors or a PyTorch .pth state dict (read "
-        "without torch), lay them out for EIE and write a .eie container. One shot: no retraining.",
+        "without torch), lay them out for EIE and write a .eie container. One shot: no retraining. "
+        "The layer of weight PREFIX.X is named PREFIX; where that name is empty or shared by several "
+        "layers (a.weight and a.weight_orig) each such layer is named by its full weight name.",
     )
     s.add_argument("model", metavar="MODEL", help="model file: .npz, .safetensors, or .pth/.pt state dict")
     s.add_argument("--out", required=True, metavar="FILE", help="output .eie container")
@@ -79,16 +117,18 @@ def add_parser(sub) -> None:
                       help="keep |w| > Q x std(layer), one value or one per layer")
     s.add_argument("--bits", default="4", metavar="B[,B...]",
                    help="codebook index bits per layer, 1..8 (default 4: EIE's 16-entry codebook)")
-    s.add_argument("--index-bits", type=int, default=4, metavar="N",
-                   help="relative row-index bits of the EIE layout (default 4)")
-    s.add_argument("--storage-index-bits", type=int, metavar="N",
-                   help="relative-index bits of the storage accounting (default: --index-bits)")
+    s.add_argument("--index-bits", type=int_range(1, 8), default=4, metavar="N",
+                   help="relative row-index bits of the EIE layout, 1..8 (default 4)")
+    s.add_argument("--storage-index-bits", type=int_range(1, 8), metavar="N",
+                   help="relative-index bits of the storage accounting, 1..8 (default: --index-bits)")
     s.add_argument("--huffman", action="store_true",
                    help="also account Huffman coding of the code and index streams (P+Q+H columns)")
     s.add_argument("--init", choices=("linear", "density", "random"), default="linear",
                    help="k-means centroid initialisation (default linear, as Deep Compression)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
-    s.add_argument("--n-pe", type=int, default=64, metavar="N", help="PEs of the layout (default 64)")
+    s.add_argument("--seed", type=seed_int, default=0,
+                   help="seed of the random initialisation, >= 0 (default 0)")
+    s.add_argument("--n-pe", type=int_range(1, MAX_N_PE), default=64, metavar="N",
+                   help=f"PEs of the layout, 1..{MAX_N_PE} as 'eiesim simulate' accepts (default 64)")
     s.add_argument("--activation", choices=("relu", "none"), default="relu",
                    help="non-linearity between layers recorded in the container (default relu)")
     s.add_argument("--json", metavar="OUT", help="also write the storage rows and settings as JSON")
@@ -120,10 +160,24 @@ def run(args) -> int:
     from ..format.container import Network, save_network
     from ..workloads.models import load_model, select_layers
 
+    # before any work: a bad --json must not leave a fresh --out behind, nor an output replace the model
+    check_command_outputs([("--out", args.out), ("--json", args.json)], [("MODEL", args.model)])
+    names = None
+    if args.layers is not None:
+        names = [n.strip() for n in args.layers.split(",")]
+        if not all(names):
+            raise EieInputError(f"--layers: {args.layers!r} holds an empty name; give comma-separated weight "
+                                "names")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise EieInputError(f"--layers: {dup[0]!r} is given more than once")
     tensors = load_model(args.model)
-    names = [n.strip() for n in args.layers.split(",") if n.strip()] if args.layers else None
     chosen = select_layers(tensors, names, source=args.model)
     n = len(chosen)
+    for w_name, w, _, _ in chosen:
+        if 0 in w.shape:
+            raise EieInputError(f"{args.model}: weight {w_name!r} has shape {tuple(w.shape)}; a layer needs at "
+                                "least one output row and one input column")
     dens = _per_layer(_floats(args.density, "density") if args.density else None, n, "density")
     qual = _per_layer(_floats(args.quality, "quality") if args.quality else None, n, "quality")
     bits = _per_layer(_ints(args.bits, "bits"), n, "bits")
@@ -134,14 +188,12 @@ def run(args) -> int:
         if not 0.0 <= d <= 1.0:
             raise EieInputError(f"--density: {d} is outside [0, 1]")
     for q in qual or []:
-        if not q >= 0.0:
-            raise EieInputError(f"--quality: {q} must be >= 0")
-    if args.n_pe < 1:
-        raise EieInputError(f"--n-pe: {args.n_pe} must be >= 1")
-    layer_names = [w_name.rsplit(".", 1)[0] if "." in w_name else w_name for w_name, *_ in chosen]
+        if not (q >= 0.0 and math.isfinite(q)):
+            raise EieInputError(f"--quality: {q} must be a finite number >= 0")
+    names_out = layer_names([w_name for w_name, *_ in chosen])
     try:
         res = compress_arrays(
-            [w for _, w, _, _ in chosen], [b for _, _, b, _ in chosen], layer_names,
+            [w for _, w, _, _ in chosen], [b for _, _, b, _ in chosen], names_out,
             densities=dens, qualities=qual, code_bits=bits, index_bits=args.index_bits,
             storage_index_bits=args.storage_index_bits, init=args.init, seed=args.seed,
             n_pe=args.n_pe, huffman=args.huffman,
@@ -152,7 +204,7 @@ def run(args) -> int:
         raise
     network = Network(tuple(res.layers), activation=args.activation)
 
-    with open(args.model, "rb") as fh:
+    with open_regular_file(args.model, error=EieInputError, what="model file") as fh:
         sha = hashlib.file_digest(fh, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
             else hashlib.sha256(fh.read()).hexdigest()
     layers_meta = []

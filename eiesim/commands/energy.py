@@ -14,6 +14,7 @@ from typing import List, Sequence
 
 from .._io import write_atomic
 from ..errors import EieInputError
+from ._paths import check_command_outputs
 from ._results import load_results_json
 
 
@@ -184,6 +185,8 @@ def run(args) -> int:
     """
     from ..energy.tables import DEFAULT_TABLE, load_table
 
+    check_command_outputs([("--json", args.json), ("--write-table", args.write_table)],
+                          [("RESULTS.json", args.results), ("--table", args.table)])
     doc = load_results_json(args.results)
     table = load_table(args.table) if args.table else DEFAULT_TABLE
     if args.show_table:

@@ -21,9 +21,10 @@ import json
 import math
 import os
 
-from .._io import write_atomic
+from .._io import open_regular_file, write_atomic
 from ..config import EIEConfig
 from ..errors import EieInputError
+from ._paths import check_command_outputs
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -59,11 +60,12 @@ def _kind(path: str, layers_flag) -> str:
         return "dump"
     if not os.path.exists(path):
         raise EieInputError(f"{path}: no such file or directory")
-    try:
-        with open(path, "rb") as fh:
+    # os.stat before open: a FIFO would block, a device never end
+    with open_regular_file(path, error=EieInputError, what=".net stream, .eie container or dump directory") as fh:
+        try:
             magic = fh.read(4)
-    except OSError as exc:
-        raise EieInputError(f"{path}: cannot read ({exc.strerror})") from None
+        except OSError as exc:
+            raise EieInputError(f"{path}: cannot read ({exc.strerror})") from None
     if magic == _ZIP_MAGIC or path.lower().endswith(".eie"):
         return "eie"
     if layers_flag is None:
@@ -162,6 +164,7 @@ def run(args) -> int:
     from ..report.text import format_table
 
     path = os.fspath(args.file)
+    check_command_outputs([("--json", args.json)], [("FILE", path), ("--layers", args.layers)])
     pointer_bits = args.pointer_bits if args.pointer_bits is not None else EIEConfig().pointer_bits
     if not 1 <= pointer_bits <= 64:
         raise EieInputError(f"--pointer-bits: {pointer_bits} is outside [1, 64]")

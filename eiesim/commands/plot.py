@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import EieInputError
+from ._paths import check_output_dir
 from ._results import load_results_json
 
 
@@ -49,8 +50,9 @@ def run(args) -> int:
         be written or the results lack a field the figures need);
         :func:`eiesim.cli.main` prints the message and exits with code 2.
     """
-    from ..report.plots import plot_all
+    from ..report.plots import FIGURE_FILES, plot_all
 
+    check_output_dir("--out", args.out, FIGURE_FILES, [("RESULTS.json", args.results)])
     doc = load_results_json(args.results)
     try:
         paths = plot_all(doc, args.out)

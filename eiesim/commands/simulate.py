@@ -10,14 +10,15 @@ import numpy as np
 
 from .. import __version__
 from .._io import (
-    check_writable,
     load_npz_members,
     parse_npy,
     read_regular_file,
     write_atomic,
 )
-from ..config import ARITH_MODES, EIEConfig
-from ..errors import EieInputError
+from ..cli import dim_int, int_range
+from ..config import ARITH_MODES, MAX_N_PE, EIEConfig
+from ..errors import EieConfigError, EieInputError
+from ._paths import check_command_outputs
 
 DEFAULT_NETWORK = "lenet300100.eie"
 DEFAULT_INPUTS = "mnist_test100.npz"
@@ -50,9 +51,9 @@ def add_parser(sub) -> None:
     src = s.add_mutually_exclusive_group()
     src.add_argument("--network", metavar="PATH", help=".eie container (default: embedded LeNet-300-100)")
     src.add_argument("--eie-dump", metavar="DIR", help="authors' simulator dump directory (ptr/, spm/, arithm.dat)")
-    s.add_argument("--n-out", type=int, metavar="ROWS",
-                   help="outputs of a dumped layer (a dump does not store it; default: inferred "
-                   "from the largest decoded row)")
+    s.add_argument("--n-out", type=dim_int, metavar="ROWS",
+                   help="outputs of a dumped layer, 1..2**28 as a .eie container allows (a dump does not "
+                   "store it; default: inferred from the largest decoded row)")
     s.add_argument(
         "--input",
         metavar="FILE",
@@ -60,7 +61,9 @@ def add_parser(sub) -> None:
         "or .npz with 'inputs' (and optional 'labels'); default: the embedded digits, or act.dat of a dump",
     )
     s.add_argument("--config", metavar="FILE", help="EIE configuration (.toml or .json); flags override it")
-    s.add_argument("--n-pe", type=int, metavar="N", help="processing elements")
+    s.add_argument("--n-pe", type=int_range(1, MAX_N_PE), metavar="N",
+                   help=f"processing elements, 1..{MAX_N_PE}; a network laid out for another N is "
+                   "re-interleaved (exact)")
     s.add_argument("--fifo-depth", type=int, metavar="D", help="activations one queue holds")
     s.add_argument("--line-bits", type=int, metavar="B", help="spmat SRAM line width in bits")
     s.add_argument("--clock-hz", type=float, metavar="F", help="clock frequency in Hz")
@@ -128,6 +131,13 @@ def _load_inputs(path: str, n_in: int, n_out: int):
             raise EieInputError(
                 f"{path}: 'labels' must be integers of shape ({x.shape[0]},), got {labels.dtype} {labels.shape}"
             )
+        bad = np.flatnonzero((labels < 0) | (labels >= n_out))
+        if bad.size:
+            i = int(bad[0])
+            raise EieInputError(
+                f"{path}: 'labels' must be integers in 0..{n_out - 1} (the network's outputs); labels[{i}] is "
+                f"{labels[i].item()} ({bad.size} out of range)"
+            )
     for key, arr in extra.items():
         if arr.shape != (x.shape[0], n_out) or arr.dtype.kind != "f":
             raise EieInputError(
@@ -136,16 +146,38 @@ def _load_inputs(path: str, n_in: int, n_out: int):
     return x32, labels, extra
 
 
-def _build_config(args, first_layer) -> EIEConfig:
-    """Defaults adapted to the layer (N, code/index widths), then the config file, then flags."""
-    cfg = EIEConfig.load(args.config) if args.config is not None else EIEConfig.for_layer(first_layer)
-    return cfg.replace(
+def _build_config(args, network, source: str) -> EIEConfig:
+    """Defaults adapted to the first layer (N, code/index widths), then the config file, then flags.
+
+    A flag wins over the layer and the file: ``--n-pe`` is applied before the
+    configuration is checked, so a network laid out for an N the simulator
+    does not take (over :data:`~eiesim.config.MAX_N_PE`) runs re-interleaved.
+    The layers' code and index widths are checked against the result here,
+    and a mismatch names the config file (or the network) and the field.
+    """
+    first = network.layers[0]
+    if args.config is not None:
+        cfg = EIEConfig.load(args.config)
+    else:
+        n_pe = args.n_pe
+        if n_pe is None and first.n_pe > MAX_N_PE:
+            raise EieInputError(f"{source}: layer {first.name!r} is laid out over {first.n_pe} PEs, more than "
+                                f"the simulator's {MAX_N_PE}; give --n-pe N to re-interleave it")
+        cfg = EIEConfig.for_layer(first, n_pe=n_pe)
+    cfg = cfg.replace(
         n_pe=args.n_pe,
         fifo_depth=args.fifo_depth,
         spmat_line_bits=args.line_bits,
         clock_hz=args.clock_hz,
         arith=args.arith,
     )
+    from ..sim.network import check_network_config
+
+    try:  # a layer of another N is re-interleaved by the caller; the widths must match
+        check_network_config(network, cfg, n_pe=False)
+    except EieConfigError as exc:
+        raise EieConfigError(f"{args.config if args.config is not None else source}: {exc}") from None
+    return cfg
 
 
 def _relayout(network, n_pe: int):
@@ -203,9 +235,15 @@ def run(args) -> int:
     for flag in ("network", "eie_dump", "input", "config", "json", "save_output", "energy_table"):
         if getattr(args, flag, None) == "":
             raise EieInputError(f"--{flag.replace('_', '-')}: empty path")
-    for out_path in (args.json, args.save_output):  # fail before simulating, not after
-        if out_path is not None:
-            check_writable(out_path, error=EieInputError)
+    # fail before simulating, not after; never write over an input
+    default_net = args.network is None and args.eie_dump is None
+    check_command_outputs(
+        [("--json", args.json), ("--save-output", args.save_output)],
+        [("--network", args.network if not default_net else _trace_path(DEFAULT_NETWORK)),
+         ("--eie-dump", args.eie_dump),
+         ("--input", args.input if args.input is not None or not default_net else _trace_path(DEFAULT_INPUTS)),
+         ("--config", args.config), ("--energy-table", args.energy_table)],
+    )
     labels = None
     extra = {}
     notes = []
@@ -222,7 +260,6 @@ def run(args) -> int:
             notes.append(f"input: {os.path.join(args.eie_dump, 'act.dat')}")
         else:
             raise EieInputError(f"{args.eie_dump}: no act.dat; give --input FILE")
-        cfg = _build_config(args, dump.layer)
     else:
         net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
         network = load_network(net_path)
@@ -232,10 +269,10 @@ def run(args) -> int:
         if in_path is None:
             raise EieInputError("--network needs --input FILE (the network's input activations)")
         x, labels, extra = _load_inputs(in_path, network.n_in, network.n_out)
-        cfg = _build_config(args, network.layers[0])
-        if any(l.n_pe != cfg.n_pe for l in network.layers):
-            network = _relayout(network, cfg.n_pe)
-            notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
+    cfg = _build_config(args, network, source)
+    if any(l.n_pe != cfg.n_pe for l in network.layers):
+        network = _relayout(network, cfg.n_pe)
+        notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
 
     result = simulate_network(network, x, cfg, backend=args.backend, progress=True)
     n = x.shape[0]

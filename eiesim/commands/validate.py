@@ -7,7 +7,9 @@ arrays read by :func:`eiesim.workloads.models.load_model` (the reader of
 ``eiesim compress``) and paired with the layers by name as ``eiesim compress``
 names them: layer ``NAME`` <- weight ``NAME.weight`` (else the one other
 ``NAME.<x>`` array of 2 or more dimensions, else ``NAME``), bias
-``NAME.bias``; mask ``NAME``.  Unpaired layers and arrays are findings
+``NAME.bias``; mask ``NAME``.  A file whose layers do not have distinct,
+non-empty names cannot be paired (:class:`~eiesim.errors.EieInputError`).
+Unpaired layers and arrays are findings
 (``EQUIV-REFERENCE-MISSING``, ``EQUIV-REFERENCE-UNUSED``); a paired array of
 the wrong shape or dtype is an :class:`~eiesim.errors.EieInputError` (exit 2).
 """
@@ -25,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_atomic
+from ..cli import dim_int
 from ..errors import EieError, EieFormatError, EieInputError
+from ._paths import check_command_outputs
 
 #: Exit codes: conformant, a rule is broken, the input cannot be read.
 EXIT_OK, EXIT_BROKEN, EXIT_UNREADABLE = 0, 1, 2
@@ -53,10 +57,11 @@ def add_parser(sub) -> None:
                    help="input kind (default: detected)")
     s.add_argument("--layers", metavar="layers.json",
                    help="layer list of a .net stream (default: layers.json beside it)")
-    s.add_argument("--n-out", type=int, metavar="ROWS",
-                   help="dump only: output rows (default: inferred from the largest decoded row)")
-    s.add_argument("--n-in", type=int, metavar="COLS",
-                   help="dump only: input columns (default: length of act.dat)")
+    s.add_argument("--n-out", type=dim_int, metavar="ROWS",
+                   help="dump only: output rows, 1..2**28 as a .eie container allows (default: inferred "
+                   "from the largest decoded row)")
+    s.add_argument("--n-in", type=dim_int, metavar="COLS",
+                   help="dump only: input columns, 1..2**28 (default: length of act.dat)")
     s.add_argument("--reference", metavar="MODEL",
                    help="dense weights to compare every layer with, bit for bit (.npz, .safetensors or "
                    ".pth/.pt state dict, as read by 'eiesim compress'): layer NAME <- NAME.weight and "
@@ -143,7 +148,9 @@ def find_reference_weight(tensors: dict[str, np.ndarray], name: str, source: str
     """Name of the reference weight array of layer ``name``, by ``eiesim compress``'s naming.
 
     ``eiesim compress`` names the layer of weight ``<prefix>.<x>`` ``<prefix>``
-    (and of a weight without a dot, the weight's name). The reverse: the
+    (and of a weight without a dot, or whose prefix would be empty or shared
+    by several layers, the weight's full name; see
+    :func:`eiesim.commands.compress.layer_names`). The reverse: the
     array ``NAME.weight``; else the one other ``NAME.<x>`` floating-point
     array of 2 or more dimensions (``NAME.bias`` excluded); else the array
     ``NAME`` itself.
@@ -239,10 +246,24 @@ def pair_references(layers, tensors: dict[str, np.ndarray] | None = None,
         A paired weight or mask does not have the layer's shape (the
         message names the file, the array and the expected shape); a weight
         is not floating point; a bias is not float ``(n_out,)``; a mask holds
-        values other than 0/1; a layer name matches several arrays.
+        values other than 0/1; a layer name matches several arrays; a layer
+        of the validated file has an empty name, or several layers share a
+        name (pairing is by name, so they cannot be told apart; the message
+        names the layers by index).
     """
     from ..format.validate import RULES, Finding
     from ..workloads.models import select_layers
+
+    by_name: dict = {}
+    for lc in layers:
+        by_name.setdefault(lc.name or "", []).append(int(lc.index))
+    for name, idx in by_name.items():
+        if not name:
+            which = f"layers {', '.join(map(str, idx))} have" if len(idx) > 1 else f"layer {idx[0]} has"
+            raise EieInputError(f"{target}: {which} an empty name; --reference/--mask pair layers by name")
+        if len(idx) > 1:
+            raise EieInputError(f"{target}: layers {', '.join(map(str, idx))} are all named {name!r}; "
+                                "--reference/--mask pair layers by name and cannot tell them apart")
 
     def finding(code: str, message: str, **loc) -> Finding:
         return Finding(code, RULES[code].severity, message, **loc)
@@ -501,7 +522,7 @@ def _equivalence(args, report, tensors, masks):
     return report, section
 
 
-def _print_report(report, quiet: bool, equiv=None) -> None:
+def _print_report(report, quiet: bool, equiv=None, strict: bool = False) -> None:
     if not quiet:
         print(f"eiesim validate: {report.source} ({report.kind}"
               + (f" v{report.version}" if report.version else "") + f", {report.level} checks)")
@@ -524,7 +545,12 @@ def _print_report(report, quiet: bool, equiv=None) -> None:
             else:
                 print(f"equivalence: not compared with {src}: the stored form breaks the rules above")
     n_e, n_w = len(report.errors), len(report.warnings)
-    verdict = "conformant" if report.conformant() else "NOT conformant"
+    if report.conformant(strict=strict):
+        verdict = "conformant"
+    elif report.conformant():  # only warnings, and --strict counts them (exit 1)
+        verdict = "NOT conformant under --strict"
+    else:
+        verdict = "NOT conformant"
     print(f"{verdict}: {n_e} error(s), {n_w} warning(s)")
 
 
@@ -563,7 +589,13 @@ def run(args) -> int:
     from ..format.validate import validate
     from ..workloads.models import load_model
 
-    # the reference and masks first: a bad one stops before the (possibly long) validation
+    # the output first, then the reference and masks: a bad one stops before the (possibly long) validation
+    beside = None  # a .net stream's default layer list
+    if args.layers is None and os.path.isfile(args.path) and not os.fspath(args.path).lower().endswith(".eie"):
+        beside = os.path.join(os.path.dirname(os.fspath(args.path)), "layers.json")
+    check_command_outputs([("--json", args.json)], [
+        ("PATH", args.path), ("--layers", args.layers), ("the layer list of PATH", beside),
+        ("--reference", args.reference), ("--mask", args.mask)])
     tensors = load_model(args.reference) if args.reference else None
     masks = load_model(args.mask) if args.mask else None
     equiv = None
@@ -577,7 +609,7 @@ def run(args) -> int:
         # a library bug must still not dump a traceback on a user's file
         print(f"eiesim: error: {args.path}: cannot be validated ({type(exc).__name__}: {exc})", file=sys.stderr)
         return EXIT_UNREADABLE
-    _print_report(report, args.quiet, equiv)
+    _print_report(report, args.quiet, equiv, strict=args.strict)
     if args.json:
         doc = report.to_dict()
         doc["strict"] = bool(args.strict)

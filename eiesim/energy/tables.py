@@ -560,12 +560,13 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
     EieConfigError
         If the file is missing, is not valid TOML, or an entry is invalid.
     """
+    from .._io import read_regular_file
+
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise EieConfigError(f"{path}: cannot read energy table ({exc.strerror})") from None
+    try:  # os.stat before open: a FIFO would block, a device never end
+        raw = read_regular_file(path, 1 << 20, error=EieConfigError, what="TOML file")
+    except EieConfigError as exc:
+        raise EieConfigError(f"cannot read energy table: {exc}") from None
     try:
         data = _toml.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:

@@ -32,11 +32,11 @@ the same folder, then :func:`os.replace`).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 import os
-import stat
 import struct
 import zipfile
 import zlib
@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import __version__
-from .._io import MAX_NPY_HEADER_BYTES, parse_npy_header, write_atomic_with
+from .._io import MAX_NPY_HEADER_BYTES, open_regular_file, parse_npy_header, write_atomic_with, zip_member_problem
 from ..errors import EieFormatError
 from .layout import CompressedLayer
 
@@ -82,10 +82,8 @@ _MAX_MEMBERS = 1 << 16
 _MAX_LAYERS = 1 << 12
 #: Largest matrix dimension / PE count accepted from a manifest.
 MAX_DIM = 1 << 28
-# DEFLATE cannot expand data by more than 1032:1 (RFC 1951: a 258-byte match
-# costs at least 2 bits); a member claiming more is lying about its size.
-_DEFLATE_MAX_RATIO = 1032
-_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# Members' declared sizes (DEFLATE cannot expand data by more than 1032:1) are
+# checked by eiesim._io.zip_member_problem.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: identical input, identical file
 
 _PTR_DTYPES = {"<u2": 16, "<u4": 32, "<i8": 63}  # dtype -> widest pointer it holds
@@ -552,20 +550,12 @@ class _Reader:
     # ------------------------------------------------------------------ archive level
     def parse(self) -> _Parsed:
         path = self.path
-        try:
-            fh = open(path, "rb")
-        except FileNotFoundError:
-            raise _fatal(path, "CONTAINER-UNREADABLE", "no such file") from None
-        except IsADirectoryError:
-            raise _fatal(path, "CONTAINER-UNREADABLE", "is a directory, not a container file") from None
-        except OSError as exc:
-            raise _fatal(path, "CONTAINER-UNREADABLE", f"cannot open ({exc.strerror or exc})") from None
+        # stat before open: a device such as /dev/zero would never end, a FIFO would block
+        fh = open_regular_file(path, error=functools.partial(EieFormatError, code="CONTAINER-UNREADABLE"),
+                               what="eiesim container (.eie)")
         with fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):  # a device such as /dev/zero would never end
-                raise _fatal(path, "CONTAINER-UNREADABLE", "not a regular file (device, FIFO or socket)")
             try:
-                size = st.st_size
+                size = os.fstat(fh.fileno()).st_size
                 zf = zipfile.ZipFile(fh, "r")
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
                     struct.error, UnicodeDecodeError, NotImplementedError) as exc:
@@ -605,37 +595,11 @@ class _Reader:
                 self.bad_members.add(name)
                 continue
             seen.add(name)
-            if info.flag_bits & 0x1:
-                sink.error("CONTAINER-MEMBER-UNSUPPORTED", "member is encrypted", member=name)
-                self.bad_members.add(name)
-                continue
-            if info.compress_type not in _ZIP_METHODS:
-                sink.error(
-                    "CONTAINER-MEMBER-UNSUPPORTED",
-                    f"compression method {info.compress_type} (only 0 = stored and 8 = DEFLATE)",
-                    member=name,
-                )
-                self.bad_members.add(name)
-                continue
-            if info.header_offset + info.compress_size > cd_start:
-                sink.error(
-                    "CONTAINER-SIZE-ABSURD",
-                    f"declares {info.compress_size} compressed bytes at offset {info.header_offset}, past the "
-                    f"central directory at {cd_start}; refused before reading",
-                    member=name,
-                )
-                self.bad_members.add(name)
-                continue
-            limit = info.compress_size if info.compress_type == zipfile.ZIP_STORED else (
-                info.compress_size * _DEFLATE_MAX_RATIO + 64)
-            if info.file_size > MAX_MEMBER_BYTES or info.file_size > limit:
-                sink.error(
-                    "CONTAINER-SIZE-ABSURD",
-                    f"declares {info.file_size} uncompressed bytes from {info.compress_size} compressed "
-                    f"bytes (limit {MAX_MEMBER_BYTES} bytes, ratio {_DEFLATE_MAX_RATIO}:1); refused "
-                    "before decompression",
-                    member=name,
-                )
+            problem = zip_member_problem(info, cd_start, MAX_MEMBER_BYTES)
+            if problem is not None:
+                kind, message = problem
+                sink.error("CONTAINER-MEMBER-UNSUPPORTED" if kind == "unsupported" else "CONTAINER-SIZE-ABSURD",
+                           message, member=name)
                 self.bad_members.add(name)
                 continue
             total += info.file_size

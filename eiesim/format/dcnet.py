@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .._io import write_atomic
+from .._io import open_regular_file, read_regular_file, write_atomic
 from ..errors import EieFormatError
 from .layout import CompressedLayer, _frozen
 from .relindex import encode_segments
@@ -192,17 +192,9 @@ def load_layer_specs(path) -> tuple[LayerSpec, ...]:
         layer and the field.
     """
     path = os.fspath(path)
+    raw = read_regular_file(path, _MAX_SPECS_BYTES, error=EieFormatError, what="layer-list file")
     try:
-        size = os.path.getsize(path)
-    except OSError:
-        raise EieFormatError(f"{path}: no such layer-list file") from None
-    if size > _MAX_SPECS_BYTES:
-        raise EieFormatError(f"{path}: {size} bytes exceeds the {_MAX_SPECS_BYTES}-byte limit of a layer list")
-    try:
-        with open(path, "rb") as fh:
-            doc = json.loads(fh.read().decode("utf-8"))
-    except OSError as exc:
-        raise EieFormatError(f"{path}: cannot read ({exc.strerror})") from None
+        doc = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise EieFormatError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -709,10 +701,9 @@ def read_net(path, specs, *, strict: bool = False) -> DCNet:
     path = os.fspath(path)
     specs = _as_specs(specs)
     L = len(specs)
+    fh = open_regular_file(path, error=EieFormatError, what="Deep Compression .net stream")
     try:
-        if not os.path.isfile(path):
-            raise EieFormatError(f"{path}: no such file")
-        with open(path, "rb") as fh:
+        with fh:
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(4 * L)
             if len(head) < 4 * L:

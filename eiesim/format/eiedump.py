@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import read_regular_file
 from ..errors import EieFormatError, EieInputError
 from .layout import CompressedLayer
 
-__all__ = ["EieDump", "read_dump", "write_dump", "DUMP_CODE_BITS", "DUMP_INDEX_BITS"]
+__all__ = ["EieDump", "read_dump", "write_dump", "dump_files", "dump_layer_name", "DUMP_CODE_BITS", "DUMP_INDEX_BITS"]
 
 #: Bits of the codebook index in the authors' dump (16-entry codebook, docs/FORMAT.md §2).
 DUMP_CODE_BITS = 4
@@ -61,13 +62,59 @@ class EieDump:
     path: Path
 
 
-def _read_array(path: Path, dtype: str, elem: int, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise EieFormatError(f"{path}: {what} file is missing")
+def dump_layer_name(path) -> str:
+    """Name of the layer of a dump directory: the directory's own name.
+
+    The path is resolved first, so ``.``, ``..`` or ``dump/`` name the
+    directory they point to (``Path(".").name`` is empty); the root
+    directory, which has no name, gives its path.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The dump directory.
+
+    Returns
+    -------
+    str
+        A non-empty name.
+    """
+    p = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise EieFormatError(f"{path}: cannot read {what} file ({exc.strerror})") from None
+        p = p.resolve()
+    except (OSError, RuntimeError):  # pragma: no cover - unresolvable (symlink loop): keep it as given
+        p = Path(os.path.abspath(p))
+    return p.name or str(p)
+
+
+def _check_dim(value, what: str):
+    """``value`` (n_out / n_in given by the caller) as an int in ``1..MAX_DIM``, or None when None.
+
+    The bound is :data:`eiesim.format.container.MAX_DIM`, the largest
+    dimension a ``.eie`` container accepts (a dump does not record n_out;
+    a larger value would only add all-zero rows, at 4 bytes of output each).
+    """
+    if value is None:
+        return None
+    from .container import MAX_DIM
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or not 1 <= int(value) <= MAX_DIM:
+        raise EieInputError(f"{what} = {value!r}: must be an integer in 1..{MAX_DIM}")
+    return int(value)
+
+
+def _not_a_dump_dir(root: Path) -> str:
+    """Message for a dump path that is not a directory."""
+    if root.exists():
+        return f"{root}: is a file, not a dump directory (ptr/, spm/, arithm.dat)"
+    return f"{root}: dump directory is missing"
+
+
+def _read_array(path: Path, dtype: str, elem: int, what: str) -> np.ndarray:
+    if not path.exists():
+        raise EieFormatError(f"{path}: {what} file is missing")
+    raw = read_regular_file(path, None, error=EieFormatError, what=f"{what} file")  # a FIFO is refused unopened
     if len(raw) % elem:
         raise EieFormatError(
             f"{path}: size {len(raw)} bytes is not a multiple of {elem} ({what}; truncated?)"
@@ -84,6 +131,30 @@ def _index_files(folder: Path, pattern: re.Pattern, what: str) -> dict[int, Path
         if m:
             found[int(m.group(1))] = entry
     return found
+
+
+def dump_files(path) -> list[Path]:
+    """The files of a dump directory that :func:`read_dump` reads, those that exist.
+
+    ``arithm.dat``, ``act.dat``, ``ptr/ptr<k>.dat`` and ``spm/spm<k>.dat``;
+    nothing is opened. Used to keep a command's outputs off its inputs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The dump directory (anything else gives an empty list).
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    root = Path(path)
+    out = [root / name for name in ("arithm.dat", "act.dat") if (root / name).exists()]
+    for sub, pattern in (("ptr", _PTR_RE), ("spm", _SPM_RE)):
+        folder = root / sub
+        if folder.is_dir():
+            out += sorted(e for e in folder.iterdir() if pattern.fullmatch(e.name))
+    return out
 
 
 def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
@@ -121,11 +192,17 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         entries in ``spm{k}.dat``, a code or z is >= 16, the codebook is not
         16 values with entry 0 = +0.0, padding columns are not empty, or the
         decoded layer breaks a rule of :meth:`CompressedLayer.check_format`.
-        Every message names the file or directory.
+        Every message names the file or directory (a path that is a file
+        is reported as such).
+    EieInputError
+        If ``n_out`` or ``n_in`` is not an integer in ``1..MAX_DIM``
+        (:data:`eiesim.format.container.MAX_DIM`).
     """
+    n_out = _check_dim(n_out, "n_out")
+    n_in = _check_dim(n_in, "n_in")
     root = Path(path)
     if not root.is_dir():
-        raise EieFormatError(f"{root}: dump directory is missing")
+        raise EieFormatError(_not_a_dump_dir(root))
     ptr_files = _index_files(root / "ptr", _PTR_RE, "ptr")
     if not ptr_files:
         raise EieFormatError(f"{root / 'ptr'}: no ptr{{k}}.dat files")
@@ -235,7 +312,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         layer = CompressedLayer(
             shape=(n_out, n_in), n_pe=N, codebook=codebook, ptr=ptr, v=v, z=z,
             has_bias=True, code_bits=DUMP_CODE_BITS, index_bits=DUMP_INDEX_BITS,
-            name=root.name,
+            name=dump_layer_name(root),
         )
         layer.check_format(full=True)
     except EieFormatError as exc:

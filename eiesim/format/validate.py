@@ -34,6 +34,7 @@ under 2 s (``scripts/bench_validate.py``).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import __version__
+from .._io import open_regular_file, read_regular_file
 from ..errors import EieFormatError
 from .layout import CompressedLayer, _n_local_rows
 from .relindex import _segment_positions
@@ -1210,9 +1212,9 @@ _MAX_DUMP_PES = 1 << 16
 
 def _read_file(col: _Collector, path: Path, elem: int, member: str) -> Optional[bytes]:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        col.add("DUMP-FILES", f"{member}: cannot read ({exc.strerror or exc})", member=member)
+        raw = read_regular_file(path, None, what="dump file")  # a FIFO is refused unopened
+    except EieFormatError as exc:
+        col.add("DUMP-FILES", f"{member}: {str(exc).removeprefix(f'{path}: ')}", member=member)
         return None
     if len(raw) % elem:
         col.add("STREAM-TRUNCATED", f"{member}: {len(raw)} bytes is not a multiple of {elem} "
@@ -1248,15 +1250,28 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     ------
     EieFormatError
         With code ``DUMP-UNREADABLE`` when the directory, its ``ptr/`` folder
-        or every ``ptr{k}.dat`` file is missing.
+        or every ``ptr{k}.dat`` file is missing, or the path is a file.
+    EieInputError
+        If ``n_out`` or ``n_in`` is not an integer in ``1..MAX_DIM``
+        (:data:`eiesim.format.container.MAX_DIM`).
+
+    Notes
+    -----
+    The layer is named after the directory, resolved first (``.`` names the
+    current directory).
     """
     level = _check_level(level)
+    from .eiedump import _check_dim, _not_a_dump_dir, dump_layer_name
+
+    n_out = _check_dim(n_out, "n_out")
+    n_in = _check_dim(n_in, "n_in")
     root = Path(path)
     report = ValidationReport(source=str(root), kind="dump", level=level)
     col = _Collector(report)
-    col.layer, col.layer_name = 0, root.name
     if not root.is_dir():
-        raise EieFormatError(f"{root}: dump directory is missing", code="DUMP-UNREADABLE")
+        raise EieFormatError(_not_a_dump_dir(root), code="DUMP-UNREADABLE")
+    name = dump_layer_name(root)
+    col.layer, col.layer_name = 0, name
     found: Dict[str, Dict[int, Path]] = {}
     for sub, rx in (("ptr", _PTR_RE), ("spm", _SPM_RE)):
         d = root / sub
@@ -1289,7 +1304,7 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     # ---- codebook and activations
     cb = None
     cbp = root / "arithm.dat"
-    if not cbp.is_file():
+    if not cbp.exists():  # exists, not is_file: a FIFO or directory is reported by _read_file
         col.add("DUMP-FILES", "arithm.dat (the codebook) is missing", member="arithm.dat")
     else:
         raw = _read_file(col, cbp, 4, "arithm.dat")
@@ -1298,7 +1313,7 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
             _check_codebook(col, cb, 4, level, member="arithm.dat")
     act = None
     actp = root / "act.dat"
-    if actp.is_file():
+    if actp.exists():
         raw = _read_file(col, actp, 4, "act.dat")
         if raw is not None:
             act = np.frombuffer(raw, dtype="<f4")
@@ -1336,8 +1351,6 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     if n_in is None and act is not None:
         n_in = int(act.size)
     if n_in is not None:
-        if n_in < 1:
-            raise EieFormatError(f"n_in = {n_in}: must be >= 1")
         padded = -(-n_in // N) * N
         if act is not None and act.size != n_in:
             col.add("META-INCONSISTENT", f"act.dat holds {act.size} activations, n_in = {n_in}", member="act.dat")
@@ -1348,19 +1361,19 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
         if padded < N or padded % N:
             col.add("META-INCONSISTENT", f"pointer arrays hold {L0} values; expected ceil(C/N)*N + 2 with "
                     f"N = {N} (leading 0, padded columns, bias column)", member="ptr")
-            report.layers.append(_summary(0, root.name, None, N, 4, 4, v))
+            report.layers.append(_summary(0, name, None, N, 4, 4, v))
             return report
         n_in = padded
     else:
-        report.layers.append(_summary(0, root.name, None, N, 4, 4, v))
+        report.layers.append(_summary(0, name, None, N, 4, 4, v))
         return report
-    c = _Csc(index=0, name=root.name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
+    c = _Csc(index=0, name=name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
              v=v, z=z, ent_counts=cnt, ptr_len=padded + 2, bias_col=padded, pad_cols=(n_in, padded),
              pointer_bits=None, ptr_member="ptr/ptr{k}.dat", spm_member="spm/spm{k}.dat",
              entries_complete=complete)
     facts = _check_csc(col, c, level)
     shape_out = n_out if n_out is not None else facts.get("n_out_inferred")
-    report.layers.append(_summary(0, root.name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,
+    report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,
                                   facts.get("empty_pes")))
     return report
 
@@ -1401,15 +1414,10 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
                 raise EieFormatError("expected a non-empty sequence of LayerSpec or a layers.json path")
     except EieFormatError as exc:
         raise EieFormatError(f"layer list: {exc}", code="NET-UNREADABLE") from None
-    if not os.path.isfile(path):
-        raise EieFormatError(f"{path}: no such file", code="NET-UNREADABLE")
+    data = read_regular_file(path, None, error=functools.partial(EieFormatError, code="NET-UNREADABLE"),
+                             what="Deep Compression .net stream")
     report = ValidationReport(source=path, kind="net", level=level)
     col = _Collector(report)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise EieFormatError(f"{path}: cannot read ({exc.strerror})", code="NET-UNREADABLE") from None
 
     # The reader decides what is readable; on refusal the byte walk below pinpoints the rule.
     refusal = None
@@ -1530,11 +1538,13 @@ def detect_format(path, layers=None) -> str:
                              code="DUMP-UNREADABLE")
     if not p.exists():
         raise EieFormatError(f"{p}: no such file or directory", code="CONTAINER-UNREADABLE")
-    try:
-        with open(p, "rb") as fh:
+    # os.stat before open: a FIFO would block, a device never end
+    unreadable = functools.partial(EieFormatError, code="CONTAINER-UNREADABLE")
+    with open_regular_file(p, error=unreadable, what="container, .net stream or dump directory") as fh:
+        try:
             head = fh.read(4)
-    except OSError as exc:
-        raise EieFormatError(f"{p}: cannot read ({exc.strerror})", code="CONTAINER-UNREADABLE") from None
+        except OSError as exc:
+            raise unreadable(f"{p}: cannot read ({exc.strerror})") from None
     if head == b"PK\x03\x04" or p.suffix == ".eie":
         return "eie"
     if layers is not None or p.suffix == ".net" or (p.parent / "layers.json").is_file():

@@ -15,7 +15,6 @@ unchanged (bars in the paper's layer order, then the geometric mean).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -31,10 +30,14 @@ __all__ = [
     "plot_ratios",
     "plot_throughput_efficiency",
     "plot_all",
+    "FIGURE_FILES",
     "MODULE_ORDER",
     "KIND_ORDER",
     "PLATFORM_STYLE",
 ]
+
+#: Files :func:`plot_all` may write in its folder (energy breakdown, the two ratio bars, the scatter).
+FIGURE_FILES = ("energy_breakdown.png", "speedup.png", "energy_efficiency.png", "throughput_vs_efficiency.png")
 
 #: Module order of the breakdown (EIE Table II order, then the CCU estimate).
 MODULE_ORDER = ("act_queue", "ptr_read", "spmat_read", "arithm_unit", "act_rw", "lnzd_ccu")
@@ -60,8 +63,12 @@ def _new_figure(size) -> Figure:
 
 
 def _save(fig: Figure, path) -> None:
+    """Write the figure atomically (a failure leaves no half-written image); format from the suffix."""
     if path is not None:
-        fig.savefig(os.fspath(path), dpi=110)
+        from .._io import write_atomic_with
+
+        fmt = Path(path).suffix[1:].lower() or "png"
+        write_atomic_with(path, lambda fh: fig.savefig(fh, format=fmt, dpi=110), error=EieInputError)
 
 
 # --------------------------------------------------------------------------- data access

@@ -16,11 +16,11 @@ from typing import List, Optional
 import numpy as np
 
 from ..config import EIEConfig
-from ..errors import EieInputError
+from ..errors import EieConfigError, EieInputError
 from .engine import simulate
 from .result import COUNTER_NAMES, SimResult
 
-__all__ = ["NetworkResult", "LayerSummary", "simulate_network", "relu"]
+__all__ = ["NetworkResult", "LayerSummary", "simulate_network", "check_network_config", "relu"]
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -172,6 +172,37 @@ class NetworkResult:
         }
 
 
+def check_network_config(network, config: EIEConfig, *, n_pe: bool = True) -> None:
+    """Check that every layer of ``network`` can run on ``config`` (before any input is simulated).
+
+    Parameters
+    ----------
+    network : eiesim.format.container.Network
+    config : EIEConfig
+    n_pe : bool, default True
+        Check the PE count too (False: the caller re-interleaves layers of
+        another N first).
+
+    Raises
+    ------
+    EieConfigError
+        A layer is laid out for another PE count than ``config.n_pe``
+        (re-interleave it first; only with ``n_pe``), or uses other code / relative-index
+        widths than ``config.code_bits`` / ``config.index_bits``. The
+        message names the config field and the layer.
+    """
+    for k, layer in enumerate(network.layers):
+        name = layer.name or f"layer{k}"
+        for field, have, what in (("n_pe", layer.n_pe if n_pe else config.n_pe,
+                                   f"is laid out for {layer.n_pe} PEs"),
+                                  ("code_bits", layer.code_bits, f"uses {layer.code_bits}-bit codes"),
+                                  ("index_bits", layer.index_bits,
+                                   f"uses {layer.index_bits}-bit relative indices")):
+            if getattr(config, field) != have:
+                raise EieConfigError(f"config field {field!r} is {getattr(config, field)}, but layer {k} "
+                                     f"({name!r}) {what}")
+
+
 def simulate_network(
     network,
     inputs,
@@ -202,6 +233,9 @@ def simulate_network(
         If the inputs do not have ``n_in`` columns or are not finite, or a
         layer overflows to a non-finite output (the message names the input
         and the layer).
+    EieConfigError
+        From :func:`check_network_config`: a layer does not fit ``config``
+        (checked before the first input).
     EieFormatError, EieConfigError
         From :func:`eiesim.sim.engine.simulate`.
     """
@@ -214,6 +248,7 @@ def simulate_network(
         )
     if config is None:
         config = EIEConfig.for_layer(network.layers[0])
+    check_network_config(network, config)
     n_layers = len(network.layers)
     sums = [
         {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0, "busy": None}

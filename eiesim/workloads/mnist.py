@@ -172,10 +172,13 @@ def load_mnist(path: Optional[Union[str, Path]] = None) -> Dict[str, np.ndarray]
     pickles).
     """
     p = Path(path) if path is not None else find_mnist_pickle()
-    if not p.is_file():
+    if not p.exists():
         raise EieInputError(f"MNIST pickle not found: {p}")
+    from .._io import open_regular_file
+
     try:
-        with gzip.open(p, "rb") as fh:
+        with open_regular_file(p, error=EieInputError, what="gzip-compressed MNIST pickle") as raw, \
+                gzip.open(raw, "rb") as fh:
             obj = _SafeUnpickler(fh, encoding="latin1").load()
     except EieInputError:
         raise

@@ -3,7 +3,8 @@
 Every reader returns an ordered mapping ``name -> numpy.ndarray`` in **file
 order**, and none of them can run code from the file:
 
-* ``.npz`` -- :func:`numpy.load` with ``allow_pickle=False`` (member order of the archive);
+* ``.npz`` -- :func:`eiesim._io.load_npz_arrays` (no pickle; every header checked against
+  its member's size before reading; member order of the archive);
 * ``.safetensors`` -- :func:`safetensors.numpy.load_file` (the format holds no code), in
   the order of the tensors' data in the file (safetensors writes them sorted by dtype
   alignment, then name);
@@ -91,23 +92,17 @@ def load_npz(path) -> Dict[str, np.ndarray]:
     Raises
     ------
     EieInputError
-        Missing file, not an npz archive, or an object array (refused: it would need pickle).
+        Missing file, not a regular file (a FIFO is refused before it is
+        opened), not an npz archive, an object array (refused: it would need
+        pickle), or a member whose header declares more (or fewer) bytes than
+        it holds (checked before anything is allocated).
     """
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not hasattr(z, "files"):
+    from eiesim._io import NPY_MAGIC, load_npz_arrays, open_regular_file
+
+    with open_regular_file(path, error=EieInputError, what=".npz model file") as fh:
+        if fh.read(len(NPY_MAGIC)) == NPY_MAGIC:
             raise _err(path, "is a single .npy array, not an .npz archive of named arrays")
-        with z:
-            out = collections.OrderedDict()
-            for name in z.files:
-                out[name] = np.asarray(z[name])
-            return out
-    except EieInputError:
-        raise
-    except FileNotFoundError:
-        raise _err(path, "no such file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise _err(path, f"cannot read as .npz ({exc})") from None
+    return load_npz_arrays(path, error=EieInputError)
 
 
 def load_safetensors(path) -> Dict[str, np.ndarray]:
@@ -126,21 +121,28 @@ def load_safetensors(path) -> Dict[str, np.ndarray]:
     Raises
     ------
     EieInputError
-        Missing file, ``safetensors`` not installed, or a malformed file.
+        Missing or not a regular file (a FIFO is refused before it is opened),
+        ``safetensors`` not installed, a malformed file, or a tensor whose
+        declared shape and dtype do not need exactly its ``data_offsets``
+        span inside the file (checked before anything is read).
     """
     try:
         from safetensors.numpy import load_file
     except ImportError:  # pragma: no cover - a declared dependency
         raise _err(path, "reading safetensors needs the 'safetensors' package (pip install safetensors)") from None
-    if not os.path.isfile(path):
-        raise _err(path, "no such file")
+    from eiesim._io import open_regular_file
+
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path, error=EieInputError, what="safetensors file") as fh:
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(8)
             n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
             if not 2 <= n <= 100 * 1024 * 1024:
                 raise _err(path, "not a safetensors file (bad header length)")
+            if 8 + n > size:
+                raise _err(path, f"header length field declares {n} bytes but {size - 8} bytes follow")
             header = json.loads(fh.read(n).decode("utf-8"))
+        _check_safetensors_header(path, header, size - 8 - n)
         tensors = load_file(os.fspath(path))
     except EieInputError:
         raise
@@ -149,6 +151,40 @@ def load_safetensors(path) -> Dict[str, np.ndarray]:
     order = sorted((k for k in header if k != "__metadata__"),
                    key=lambda k: (header[k].get("data_offsets", [0])[0], k))
     return collections.OrderedDict((k, np.asarray(tensors[k])) for k in order if k in tensors)
+
+
+#: Bytes per element of the safetensors dtypes.
+_SAFETENSORS_ITEMSIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+
+
+def _check_safetensors_header(path, header, data_bytes: int) -> None:
+    """Every tensor's declared shape must need exactly its ``data_offsets`` span, inside the file."""
+    if not isinstance(header, dict):
+        raise _err(path, "safetensors header is not a JSON object")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+                and isinstance(entry.get("shape"), list) and all(_is_int(d) and d >= 0 for d in entry["shape"])
+                and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+                and all(_is_int(o) for o in entry["data_offsets"])):
+            raise _err(path, f"tensor {name!r}: header entry needs 'dtype', a 'shape' of sizes and two "
+                             "integer 'data_offsets'")
+        begin, end = entry["data_offsets"]
+        if not 0 <= begin <= end or end > data_bytes:
+            raise _err(path, f"tensor {name!r}: data_offsets [{begin}, {end}] lie outside the {data_bytes} "
+                             "bytes of data in the file")
+        item = _SAFETENSORS_ITEMSIZE.get(entry["dtype"])
+        if item is not None:
+            need = item
+            for d in entry["shape"]:
+                need *= d
+            if need != end - begin:
+                raise _err(path, f"tensor {name!r}: header declares shape {tuple(entry['shape'])} of "
+                                 f"{entry['dtype']} ({need} bytes) but its data_offsets span {end - begin} bytes")
 
 
 # --------------------------------------------------------------------------- torch .pth without torch
@@ -271,7 +307,7 @@ class _StateDictUnpickler(pickle.Unpickler):
                 f"{self._path}: storage {member!r} holds {info.file_size} bytes; {numel} elements of "
                 f"{stype.name} need {need}"
             )
-        raw = self._zf.read(member)
+        raw = _read_member(self._zf, member, self._path)
         arr = np.frombuffer(raw, dtype=dt).astype(dt.newbyteorder("="), copy=True)
         st = _Storage(arr, stype.name)
         self._storages[key] = st
@@ -316,23 +352,42 @@ def load_torch_state_dict(path) -> Dict[str, np.ndarray]:
     Raises
     ------
     EieInputError
-        Missing file; the legacy non-zip format; no single ``*/data.pkl``;
+        Missing or not a regular file (a FIFO is refused before it is opened);
+        the legacy non-zip format; no single ``*/data.pkl``; a member whose
+        declared size does not fit the file;
         a pickle naming anything but the allowed tensor/container
         constructors (nothing is called then); a storage that is missing,
         of the wrong size, or read out of bounds.
     """
+    from eiesim._io import open_regular_file
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise _err(path, "no such file")
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as fh:
-            head = fh.read(2)
+    with open_regular_file(path, error=EieInputError, what="PyTorch checkpoint") as fh:
+        return _load_torch_zip(fh, path)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, path: str, max_bytes: Optional[int] = None) -> bytes:
+    """A member's bytes, once its declared sizes are known to fit the file (:func:`eiesim._io.zip_member_problem`)."""
+    from eiesim._io import zip_member_problem
+
+    info = zf.getinfo(name)
+    problem = zip_member_problem(info, zf.start_dir, max_bytes)
+    if problem is not None:
+        raise _err(path, f"member {name!r} {problem[1]}")
+    return zf.read(info)
+
+
+def _load_torch_zip(fh, path: str) -> Dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(fh):
+        fh.seek(0)
+        head = fh.read(2)
         if head[:1] == b"\x80":
             raise _err(path, "legacy (pre-1.6, non-zip) PyTorch serialisation is not supported; "
                              "re-save it with torch.save(state_dict, path) from PyTorch >= 1.6")
         raise _err(path, "not a PyTorch zip checkpoint")
+    fh.seek(0)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(fh) as zf:
             pkls = [n for n in zf.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
             pkls = [n for n in pkls if n.count("/") <= 1]
             if len(pkls) != 1:
@@ -341,12 +396,12 @@ def load_torch_state_dict(path) -> Dict[str, np.ndarray]:
             prefix = member[: -len("data.pkl")]
             byteorder = "little"
             if f"{prefix}byteorder" in zf.namelist():
-                byteorder = zf.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
+                byteorder = _read_member(zf, f"{prefix}byteorder", path, 64).decode("ascii", "replace").strip()
                 if byteorder not in ("little", "big"):
                     raise _err(path, f"unknown byteorder {byteorder!r}")
             if zf.getinfo(member).file_size > _MAX_PICKLE_BYTES:
                 raise _err(path, f"{member} is larger than {_MAX_PICKLE_BYTES} bytes")
-            data = zf.read(member)
+            data = _read_member(zf, member, path)
             obj = _StateDictUnpickler(io.BytesIO(data), zf, prefix, path, byteorder).load()
     except EieInputError:
         raise

@@ -163,7 +163,8 @@ def test_malicious_pth_refused_nothing_runs(capsys, tmp_path):
         (["--density", "0.5,0.5,0.5"], "3 values for 2 layers"),
         (["--density", "1.5"], "outside [0, 1]"),
         (["--bits", "9"], "outside 1..8"),
-        (["--layers", "net.0.weight,net.0.weight"], "do not form a chain"),
+        (["--layers", "net.2.weight,net.0.weight"], "do not form a chain"),
+        (["--layers", "net.0.weight,net.0.weight"], "given more than once"),
         (["--layers", "nope"], "no array named"),
     ],
 )
