@@ -230,6 +230,7 @@ def run(args) -> int:
     """
     from ..format.container import Network, load_network
     from ..report.text import format_table
+    from ..sim.capacity import sram_footprint
     from ..sim.network import simulate_network
 
     for flag in ("network", "eie_dump", "input", "config", "json", "save_output", "energy_table"):
@@ -273,6 +274,11 @@ def run(args) -> int:
     if any(l.n_pe != cfg.n_pe for l in network.layers):
         network = _relayout(network, cfg.n_pe)
         notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
+    footprints = [sram_footprint(l, cfg) for l in network.layers]
+    for fp in footprints:
+        for problem in fp.problems():
+            notes.append(f"warning: layer {fp.name!r} does not fit on chip ({problem}); "
+                         "simulated as if it did")
 
     result = simulate_network(network, x, cfg, backend=args.backend, progress=True)
     n = x.shape[0]
@@ -351,6 +357,7 @@ def run(args) -> int:
             "n_inputs": int(n),
             "config": cfg.to_dict(),
             **result.to_dict(),
+            "sram": [fp.to_dict() for fp in footprints],
         }
         if accuracy:
             doc["accuracy"] = accuracy

@@ -134,3 +134,21 @@ def test_relayout_over_other_pe_counts_keeps_outputs(capsys, tmp_path):
         outs.append(np.load(y))
     # interleaving changes timing, never the arithmetic order of one output row
     assert np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
+
+
+def test_layers_that_overflow_an_sram_are_flagged(capsys, tmp_path):
+    """The embedded LeNet fits EIE's SRAMs; with 256-byte spmat SRAMs ip1's busiest PE (464 bytes) does not."""
+    js = tmp_path / "r.json"
+    code, out, err = run(capsys, "simulate", "--json", str(js))
+    assert code == 0, err
+    assert "does not fit" not in out
+    assert [s["fits"] for s in json.loads(js.read_text())["sram"]] == [True, True, True]
+    cfg = tmp_path / "small.toml"
+    cfg.write_text("spmat_sram_bytes = 256\n")
+    code, out, err = run(capsys, "simulate", "--config", str(cfg), "--json", str(js))
+    assert code == 0, err
+    assert ("warning: layer 'ip1' does not fit on chip (spmat SRAM: the busiest PE needs 464 bytes, "
+            "capacity 256 bytes per PE)") in out
+    sram = json.loads(js.read_text())["sram"]
+    assert [s["fits"] for s in sram] == [False, True, True]
+    assert sram[0]["spmat_bytes"] == 464 and sram[0]["spmat_capacity"] == 256
