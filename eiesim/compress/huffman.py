@@ -622,15 +622,9 @@ def _kernel(required: bool):
             _KERNEL_CACHE[:] = [huffman_dec, ""]
     mod, err = _KERNEL_CACHE
     if mod is None and required:
-        import os
+        from .._kernels import missing_kernel_error
 
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        raise EieError(
-            f"the compiled kernel eiesim._kernels.huffman_dec is missing from {here}; if that is a "
-            "source checkout shadowing the installed package (e.g. `python -m pytest` run in the "
-            "repository), run from another folder or build in place with `pip install -e .`; "
-            f"or use backend='numpy' ({err})"
-        )
+        raise missing_kernel_error("huffman_dec", "backend='numpy'", err)
     return mod
 
 

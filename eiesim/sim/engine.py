@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from ..config import EIEConfig
-from ..errors import EieError, EieFormatError, EieInputError
+from ..errors import EieFormatError, EieInputError
 from .program import LayerProgram, prepare
 from .reference import run_reference
 from .result import COUNTER_NAMES, SimResult
@@ -27,15 +27,9 @@ def _run_kernel(prog: LayerProgram) -> dict:
     try:
         from .._kernels import eie_sim
     except ImportError as exc:  # pragma: no cover - only on a broken install
-        import os
+        from .._kernels import missing_kernel_error
 
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        raise EieError(
-            f"the compiled kernel eiesim._kernels.eie_sim is missing from {here}; if that is a "
-            "source checkout shadowing the installed package (e.g. `python -m pytest` run in the "
-            "repository), run from another folder or build in place with `pip install -e .`; "
-            f"or use backend='reference' ({exc})"
-        ) from None
+        raise missing_kernel_error("eie_sim", "backend='reference'", exc) from None
     out_f = np.zeros(prog.n_out, dtype=np.float32)
     out_q = np.zeros(prog.n_out, dtype=np.int64)
     busy = np.zeros(prog.n_pe, dtype=np.int64)
