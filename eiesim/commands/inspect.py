@@ -2,10 +2,12 @@
 
 Three inputs are recognised:
 
-* a directory: the authors' EIE simulator dump (docs/FORMAT.md §2);
+* a directory: the authors' EIE simulator dump (docs/FORMAT.md §2), or a
+  directory without ``ptr/`` holding exactly one ``.net`` file: that file;
 * a ZIP archive (or a ``.eie`` name): an eiesim container (FORMAT.md §3);
 * anything else: a Deep Compression ``.net`` stream (FORMAT.md §1), which
-  carries no layer list, so ``--layers layers.json`` is required.
+  carries no layer list: ``--layers layers.json``, by default the
+  ``layers.json`` beside it (as ``eiesim validate``).
 
 Bytes are counted as stored: for ``.net`` the layer's bytes in the stream
 (codebook + bias + code stream + index stream; the 4-byte header words are
@@ -17,6 +19,7 @@ column included when present), rounded up to whole bytes.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -43,21 +46,28 @@ def add_parser(sub) -> None:
         "inspect",
         help="per-layer storage of a .net stream, .eie container or dump directory",
         description="Print per layer: shape, stored entries, fillers, real non-zeros, codebook size "
-        "and bytes, for a Deep Compression .net stream (needs --layers), an eiesim .eie container "
+        "and bytes, for a Deep Compression .net stream (its layer list: --layers, default layers.json beside it), "
+        "an eiesim .eie container "
         "or the authors' simulator dump directory.",
     )
     s.add_argument("file", metavar="FILE", help=".net stream, .eie container or dump directory")
     s.add_argument("--layers", metavar="JSON",
-                   help="layer list of a .net stream (names, shapes, code_bits, index_bits)")
+                   help="layer list of a .net stream (names, shapes, code_bits, index_bits; default: layers.json "
+                   "beside it)")
     s.add_argument("--pointer-bits", type=int, metavar="B", default=None,
                    help=f"pointer width for per-PE layouts (default: {EIEConfig().pointer_bits}, EIE)")
     s.add_argument("--json", metavar="OUT", help="also write the table as JSON")
     s.set_defaults(func=run)
 
 
-def _kind(path: str, layers_flag) -> str:
+def _kind(path: str, layers_flag):
+    """``(kind, path, layers)``: a dump directory, a directory holding one ``.net`` file, a container or a
+    ``.net`` stream, whose layer list defaults to the ``layers.json`` beside it (as ``eiesim validate``)."""
     if os.path.isdir(path):
-        return "dump"
+        nets = sorted(glob.glob(os.path.join(glob.escape(path), "*.net")))
+        if os.path.isdir(os.path.join(path, "ptr")) or len(nets) != 1:
+            return "dump", path, layers_flag
+        path = nets[0]
     if not os.path.exists(path):
         raise EieInputError(f"{path}: no such file or directory")
     # os.stat before open: a FIFO would block, a device never end
@@ -67,13 +77,16 @@ def _kind(path: str, layers_flag) -> str:
         except OSError as exc:
             raise EieInputError(f"{path}: cannot read ({exc.strerror})") from None
     if magic == _ZIP_MAGIC or path.lower().endswith(".eie"):
-        return "eie"
+        return "eie", path, layers_flag
     if layers_flag is None:
-        raise EieInputError(
-            f"{path}: not a container or dump directory, so read as a Deep Compression .net stream, "
-            "which has no layer list: pass --layers layers.json"
-        )
-    return "net"
+        beside = os.path.join(os.path.dirname(path), "layers.json")
+        if not os.path.isfile(beside):
+            raise EieInputError(
+                f"{path}: not a container or dump directory, so read as a Deep Compression .net stream, "
+                "which has no layer list: pass --layers layers.json (none beside it)"
+            )
+        layers_flag = beside
+    return "net", path, layers_flag
 
 
 def _shape_str(shape) -> str:
@@ -164,13 +177,13 @@ def run(args) -> int:
     from ..report.text import format_table
 
     path = os.fspath(args.file)
-    check_command_outputs([("--json", args.json)], [("FILE", path), ("--layers", args.layers)])
     pointer_bits = args.pointer_bits if args.pointer_bits is not None else EIEConfig().pointer_bits
     if not 1 <= pointer_bits <= 64:
         raise EieInputError(f"--pointer-bits: {pointer_bits} is outside [1, 64]")
-    kind = _kind(path, args.layers)
+    kind, path, layers = _kind(path, args.layers)
+    check_command_outputs([("--json", args.json)], [("FILE", path), ("--layers", layers)])
     if kind == "net":
-        doc = _inspect_net(path, args.layers)
+        doc = _inspect_net(path, layers)
     elif kind == "eie":
         from ..format.container import load_network
 

@@ -41,10 +41,24 @@ def test_squeezenet_net_stream(capsys, tmp_path, squeezenet_dir):
     assert doc["issues"] == []
 
 
-def test_net_without_layers_names_the_flag(capsys, squeezenet_dir):
-    code, _out, err = run(capsys, "inspect", squeezenet_dir / "compressed_SqueezeNet.net")
+def test_net_layer_list_defaults_to_the_one_beside_it(capsys, tmp_path, squeezenet_dir):
+    """As ``eiesim validate``: the .net file, or its directory, with layers.json beside it."""
+    for arg in (squeezenet_dir / "compressed_SqueezeNet.net", squeezenet_dir):
+        code, out, err = run(capsys, "inspect", str(arg))
+        assert code == 0, err
+        assert "bytes consumed: 675,763 of 675,763" in out
+    # a lone .net copy with no layers.json beside it: the flag is named
+    lone = tmp_path / "x.net"
+    lone.write_bytes((squeezenet_dir / "compressed_SqueezeNet.net").read_bytes())
+    code, _out, err = run(capsys, "inspect", str(lone))
     assert code == 2
-    assert "--layers" in err and err.count("\n") == 1
+    assert "--layers" in err and "none beside it" in err and err.count("\n") == 1
+    # --json may not overwrite the layer list it read (on a copy: never write near ../shared)
+    (tmp_path / "layers.json").write_bytes((squeezenet_dir / "layers.json").read_bytes())
+    before = (tmp_path / "layers.json").read_bytes()
+    code, _out, err = run(capsys, "inspect", str(lone), "--json", str(tmp_path / "layers.json"))
+    assert code == 2 and "same file" in err
+    assert (tmp_path / "layers.json").read_bytes() == before
 
 
 def test_fc8_dump_directory(capsys, tmp_path, fc8_dir):
