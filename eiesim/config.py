@@ -40,6 +40,16 @@ ROUNDING_MODES = ("nearest", "floor")
 MAX_N_PE = 4096
 
 
+def _unique_keys(pairs):
+    """``json.loads`` object hook: a dict, refusing a key given twice (ValueError names it)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} is given more than once")
+        out[k] = v
+    return out
+
+
 @dataclass(frozen=True)
 class EIEConfig:
     """Every hardware knob of the simulated EIE machine.
@@ -342,7 +352,9 @@ class EIEConfig:
         ------
         EieConfigError
             If the file is missing, not a regular file, over 1 MiB, unreadable,
-            not valid TOML/JSON, or holds an invalid configuration.
+            not valid TOML/JSON (a key given twice included: TOML forbids it, and
+            JSON's last-one-wins would hide a typo), or holds an invalid
+            configuration.
         """
         from ._io import read_regular_file
 
@@ -351,7 +363,7 @@ class EIEConfig:
         kind = "JSON" if path.lower().endswith(".json") else "TOML"
         try:
             text = raw.decode("utf-8")
-            data = json.loads(text) if kind == "JSON" else _toml.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys) if kind == "JSON" else _toml.loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise EieConfigError(f"{path}: not valid {kind}: {str(exc) or type(exc).__name__}") from None
         return cls.from_dict(data, source=path)

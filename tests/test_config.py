@@ -217,3 +217,16 @@ def test_hostile_config_files(tmp_path):
     mixed.write_text("x = 1\n[eie]\nn_pe = 8\n")
     with pytest.raises(EieConfigError, match="outside the \\[eie\\] table"):
         EIEConfig.load(mixed)
+
+
+def test_json_key_given_twice_is_refused(tmp_path):
+    p = tmp_path / "dup.json"
+    p.write_text('{"n_pe": 4, "fifo_depth": 2, "n_pe": 8}')
+    with pytest.raises(EieConfigError, match=r"dup\.json: not valid JSON: key 'n_pe' is given more than once"):
+        EIEConfig.load(p)
+    # nested objects too (an [eie]-style table)
+    p.write_text('{"eie": {"n_pe": 4, "n_pe": 4}}')
+    with pytest.raises(EieConfigError, match="given more than once"):
+        EIEConfig.load(p)
+    p.write_text('{"n_pe": 4, "fifo_depth": 2}')
+    assert EIEConfig.load(p).n_pe == 4
