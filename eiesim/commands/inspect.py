@@ -181,6 +181,8 @@ def run(args) -> int:
     if not 1 <= pointer_bits <= 64:
         raise EieInputError(f"--pointer-bits: {pointer_bits} is outside [1, 64]")
     kind, path, layers = _kind(path, args.layers)
+    if args.layers is not None and kind != "net":
+        raise EieInputError(f"--layers applies to a .net stream only; {path} is read as {kind}")
     check_command_outputs([("--json", args.json)], [("FILE", path), ("--layers", layers)])
     if kind == "net":
         doc = _inspect_net(path, layers)

@@ -245,6 +245,13 @@ def run(args) -> int:
          ("--input", args.input if args.input is not None or not default_net else _trace_path(DEFAULT_INPUTS)),
          ("--config", args.config), ("--energy-table", args.energy_table)],
     )
+    if args.n_out is not None and args.eie_dump is None:
+        raise EieInputError("--n-out applies to --eie-dump only (a .eie container stores its shapes)")
+    table = None  # read before simulating: a bad table stops the run before it starts
+    if args.energy or args.energy_table:
+        from ..energy.tables import DEFAULT_TABLE, load_table
+
+        table = load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
     labels = None
     extra = {}
     notes = []
@@ -318,12 +325,10 @@ def run(args) -> int:
     print(format_table(header, rows))
 
     energy_doc = None
-    if args.energy or args.energy_table:
+    if table is not None:
         from ..energy.model import RunActivity, price_run
-        from ..energy.tables import DEFAULT_TABLE, load_table
         from .energy import format_energy
 
-        table = load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
         priced = [price_run(RunActivity.from_result(l, cfg), table) for l in result.layers]
         print()
         print(f"energy table: {table.name}")

@@ -596,6 +596,16 @@ def run(args) -> int:
     check_command_outputs([("--json", args.json)], [
         ("PATH", args.path), ("--layers", args.layers), ("the layer list of PATH", beside),
         ("--reference", args.reference), ("--mask", args.mask)])
+    kind = args.fmt
+    if kind is None and (args.layers is not None or args.n_out is not None or args.n_in is not None):
+        from ..format.validate import detect_format
+
+        kind = detect_format(args.path, layers=args.layers)
+    if args.layers is not None and kind != "net":
+        raise EieInputError(f"--layers applies to a .net stream only; {args.path} is read as {kind}")
+    for flag, val in (("--n-out", args.n_out), ("--n-in", args.n_in)):
+        if val is not None and kind != "dump":
+            raise EieInputError(f"{flag} applies to a dump directory only; {args.path} is read as {kind}")
     tensors = load_model(args.reference) if args.reference else None
     masks = load_model(args.mask) if args.mask else None
     equiv = None

@@ -311,3 +311,34 @@ def test_simulate_labels_must_index_the_outputs(capsys, tmp_path, labels, shown)
     code, out, err = run(capsys, "simulate", "--input", p)
     assert_error(code, err, "nl.npz", "'labels' must be integers in 0..9", shown)
     assert "accuracy" not in out
+
+
+# --------------------------------------------------------------------------- flags that do not apply
+def test_flags_that_do_not_apply_to_the_input_are_refused(capsys, tmp_path, compressed, dump):
+    layers = tmp_path / "layers.json"
+    layers.write_text("[]")
+    cases = [
+        (("validate", compressed, "--n-out", 5), ("--n-out applies to a dump directory only", "read as eie")),
+        (("validate", compressed, "--n-in", 5), ("--n-in applies to a dump directory only",)),
+        (("validate", compressed, "--layers", layers), ("--layers applies to a .net stream only", "read as eie")),
+        (("validate", dump, "--layers", layers), ("--layers applies to a .net stream only", "read as dump")),
+        (("inspect", compressed, "--layers", layers), ("--layers applies to a .net stream only", "read as eie")),
+        (("simulate", "--n-out", 5), ("--n-out applies to --eie-dump only",)),
+        (("simulate", "--network", compressed, "--input", tmp_path / "in20.npy", "--n-out", 5),
+         ("--n-out applies to --eie-dump only",)),
+    ]
+    for argv, needles in cases:
+        code, out, err = run(capsys, *argv)
+        assert_error(code, err, *needles)
+        assert out == ""
+    # where they apply, they still work
+    code, _, err = run(capsys, "validate", dump, "--n-out", 24, "--quiet")
+    assert code == 0, err
+
+
+def test_a_bad_energy_table_stops_simulate_before_it_runs(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("garbage = [\n")
+    code, out, err = run(capsys, "simulate", "--energy-table", bad)
+    assert_error(code, err, "bad.toml", "not valid TOML")
+    assert out == ""  # nothing simulated or printed first
