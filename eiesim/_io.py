@@ -78,6 +78,15 @@ def same_file(a, b) -> bool:
     Existing files are compared by device and inode (:func:`os.path.samefile`:
     symlinks and hard links included); otherwise the resolved paths are
     compared (two spellings of one file still to be created).
+
+    Parameters
+    ----------
+    a, b : str or os.PathLike
+
+    Returns
+    -------
+    bool
+        Never raises: a path that cannot be stat'ed is compared by name.
     """
     a, b = os.fspath(a), os.fspath(b)
     try:
@@ -183,12 +192,6 @@ def _a(noun: str) -> str:
     return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
-def _not_regular(mode: int) -> str:
-    import stat
-
-    return "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-
-
 def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> int:
     """Check that ``path`` is an existing regular file; return its size in bytes.
 
@@ -209,11 +212,12 @@ def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> i
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: {_not_regular(st.st_mode)}; expected {_a(what)}")
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise error(f"{path}: {kind}; expected {_a(what)}")
     return st.st_size
 
 
-def open_regular_file(path, *, error=EieFormatError, what: str = "file"):
+def open_regular_file(path, *, max_bytes=None, error=EieFormatError, what: str = "file"):
     """Open an existing regular file for binary reading, without ever blocking.
 
     The path is checked with :func:`os.stat` first (:func:`require_regular_file`),
@@ -221,6 +225,16 @@ def open_regular_file(path, *, error=EieFormatError, what: str = "file"):
     is then opened with ``O_NONBLOCK`` and checked again with :func:`os.fstat`
     (the name may have been replaced in between), so even then opening a FIFO
     cannot wait for a writer.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_bytes : int, optional
+        Largest size accepted, checked on the open file before anything is read.
+    error : callable, optional
+        Exception class (or factory) raised with the message.
+    what : str, optional
+        What the file should be, for messages (``".npz file"``).
 
     Returns
     -------
@@ -230,7 +244,8 @@ def open_regular_file(path, *, error=EieFormatError, what: str = "file"):
     Raises
     ------
     EieFormatError (or ``error``)
-        Empty path, missing, a directory, a device or FIFO, or unreadable.
+        Empty path, missing, a directory, a device or FIFO, larger than
+        ``max_bytes``, or unreadable.
     """
     import stat
 
@@ -244,8 +259,11 @@ def open_regular_file(path, *, error=EieFormatError, what: str = "file"):
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise error(f"{path}: not a regular file; expected {_a(what)}")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise error(f"{path}: {st.st_size} bytes is larger than the {max_bytes}-byte limit for {_a(what)}")
         if flags & getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -259,7 +277,22 @@ def read_regular_file(path, max_bytes, *, error=EieFormatError, what: str = "fil
 
     Devices, FIFOs and directories are refused before anything is opened
     (``/dev/zero`` would never end, a FIFO would block), and the size is
-    checked before reading.
+    checked before reading (:func:`open_regular_file`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_bytes : int or None
+        Largest size accepted, in bytes.
+    error : callable, optional
+        Exception class (or factory) raised with the message.
+    what : str, optional
+        What the file should be, for messages (``"TOML file"``).
+
+    Returns
+    -------
+    bytes
+        The file's content.
 
     Raises
     ------
@@ -267,10 +300,7 @@ def read_regular_file(path, max_bytes, *, error=EieFormatError, what: str = "fil
         Missing, not a regular file, larger than ``max_bytes``, or unreadable.
     """
     path = os.fspath(path)
-    with open_regular_file(path, error=error, what=what) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if max_bytes is not None and size > max_bytes:
-            raise error(f"{path}: {size} bytes is larger than the {max_bytes}-byte limit for a {what}")
+    with open_regular_file(path, max_bytes=max_bytes, error=error, what=what) as fh:
         try:
             return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
         except OSError as exc:
@@ -474,13 +504,10 @@ def _read_npz(path, names, max_file_bytes, max_member_bytes, error):
     import zlib
 
     out = collections.OrderedDict()
-    with open_regular_file(path, error=error, what=".npz file") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if max_file_bytes is not None and size > max_file_bytes:
-            raise error(f"{path}: {size} bytes is larger than the {max_file_bytes}-byte limit for a .npz file")
+    with open_regular_file(path, max_bytes=max_file_bytes, error=error, what=".npz file") as fh:
         try:
             with zipfile.ZipFile(fh) as zf:
-                data_end = getattr(zf, "start_dir", size)
+                data_end = zf.start_dir  # compressed data end where the central directory starts
                 infos = collections.OrderedDict()
                 for info in zf.infolist():
                     key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename

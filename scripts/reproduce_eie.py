@@ -192,11 +192,12 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", nargs="+", metavar="NAME", choices=BENCHMARK_ORDER,
                     help="simulate only these benchmark layers (default: all nine)")
     args = ap.parse_args(argv)
-    from eiesim.report.plots import FIGURE_FILES
-
     # written after minutes of simulation: check every output before any work
-    written = ["reproduction.md"] + ([] if args.json else ["reproduction.json"]) + (
-        [] if args.no_plots else list(FIGURE_FILES))
+    written = ["reproduction.md"] + ([] if args.json else ["reproduction.json"])
+    if not args.no_plots:
+        from eiesim.report.plots import FIGURE_FILES  # imports matplotlib: only when plotting
+
+        written += FIGURE_FILES
     check_output_args(ap, [("--json", args.json)], folders=[("--out", args.out, written)])
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

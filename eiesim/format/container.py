@@ -82,8 +82,6 @@ _MAX_MEMBERS = 1 << 16
 _MAX_LAYERS = 1 << 12
 #: Largest matrix dimension / PE count accepted from a manifest.
 MAX_DIM = 1 << 28
-# Members' declared sizes (DEFLATE cannot expand data by more than 1032:1) are
-# checked by eiesim._io.zip_member_problem.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: identical input, identical file
 
 _PTR_DTYPES = {"<u2": 16, "<u4": 32, "<i8": 63}  # dtype -> widest pointer it holds

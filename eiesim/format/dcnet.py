@@ -701,9 +701,8 @@ def read_net(path, specs, *, strict: bool = False) -> DCNet:
     path = os.fspath(path)
     specs = _as_specs(specs)
     L = len(specs)
-    fh = open_regular_file(path, error=EieFormatError, what="Deep Compression .net stream")
     try:
-        with fh:
+        with open_regular_file(path, error=EieFormatError, what="Deep Compression .net stream") as fh:
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(4 * L)
             if len(head) < 4 * L:

@@ -151,9 +151,9 @@ def dump_files(path) -> list[Path]:
     root = Path(path)
     out = [root / name for name in ("arithm.dat", "act.dat") if (root / name).exists()]
     for sub, pattern in (("ptr", _PTR_RE), ("spm", _SPM_RE)):
-        folder = root / sub
-        if folder.is_dir():
-            out += sorted(e for e in folder.iterdir() if pattern.fullmatch(e.name))
+        if (root / sub).is_dir():
+            found = _index_files(root / sub, pattern, sub)
+            out += [found[k] for k in sorted(found)]
     return out
 
 
