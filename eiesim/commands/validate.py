@@ -7,7 +7,8 @@ arrays read by :func:`eiesim.workloads.models.load_model` (the reader of
 ``eiesim compress``) and paired with the layers by name as ``eiesim compress``
 names them: layer ``NAME`` <- weight ``NAME.weight`` (else the one other
 ``NAME.<x>`` array of 2 or more dimensions, else ``NAME``), bias
-``NAME.bias``; mask ``NAME``.  A file whose layers do not have distinct,
+``P.bias`` of that weight ``P.<x>`` (``NAME.bias`` but for a layer named
+by its full weight name); mask ``NAME``.  A file whose layers do not have distinct,
 non-empty names cannot be paired (:class:`~eiesim.errors.EieInputError`).
 Unpaired layers and arrays are findings
 (``EQUIV-REFERENCE-MISSING``, ``EQUIV-REFERENCE-UNUSED``); a paired array of
@@ -141,7 +142,7 @@ def _names(names: Sequence[str]) -> str:
 
 
 def _shape(shape) -> str:
-    return "(" + ", ".join(str(int(d)) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    return str(tuple(int(d) for d in shape))
 
 
 def find_reference_weight(tensors: dict[str, np.ndarray], name: str, source: str = "reference") -> str | None:
@@ -286,22 +287,19 @@ def pair_references(layers, tensors: dict[str, np.ndarray] | None = None,
                 findings.append(finding(
                     "EQUIV-REFERENCE-MISSING",
                     f"no reference array for layer {name!r} in {ref_base} (looked for "
-                    f"{(name or '?') + '.weight'!r}, another {(name or '?') + '.<x>'!r} array of 2 or more "
+                    f"{name + '.weight'!r}, another {name + '.<x>'!r} array of 2 or more "
                     f"dimensions, or {name!r}): its equivalence is unchecked",
                     layer=i, layer_name=name, member=ref_base))
             else:
                 w = tensors[wname]
                 _check_shape(w, f"array {wname!r}", reference_file, shape, where)
-                sub = {wname: w if w.ndim == 2 else w.reshape(w.shape[0], -1)}
-                cand = f"{wname.rsplit('.', 1)[0]}.bias" if "." in wname else None
-                if cand is not None and cand in tensors:
-                    sub[cand] = tensors[cand]
-                ((_, _, b, bname),) = select_layers(sub, [wname], source=reference_file)
+                as_matrix = {**tensors, wname: w if w.ndim == 2 else w.reshape(w.shape[0], -1)}
+                ((_, _, b, bname),) = select_layers(as_matrix, [wname], source=reference_file)
                 used_w.add(wname)
                 if bname is not None:
                     used_w.add(bname)
         if masks is not None:
-            if name and name in masks:
+            if name in masks:
                 mkey = name
                 _check_shape(masks[name], f"mask {name!r}", mask_file, shape, where)
                 mk = _mask_array(masks[name], name, mask_file)
@@ -326,11 +324,6 @@ def pair_references(layers, tensors: dict[str, np.ndarray] | None = None,
                 "EQUIV-REFERENCE-UNUSED", f"{len(extra)} mask(s) of {mask_base} match no layer of "
                 f"{os.path.basename(target)}: {_names(extra)}", member=mask_base, count=len(extra)))
     return pairs, findings
-
-
-def _zero_bits(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    return np.where(a == 0, np.float32(0), a).view(np.uint32)  # either sign of zero = pruned
 
 
 def _net_csc(dcl):
@@ -400,19 +393,26 @@ def check_equivalence(pairs: Sequence[LayerReference], stored: dict[int, object]
     """
     from ..format.dcnet import DCLayer
     from ..format.layout import CompressedLayer
-    from ..format.validate import RULES, Finding, validate_arrays, validate_layer
+    from ..format.validate import (
+        RULES,
+        Finding,
+        _zero_sign_bits,
+        validate_arrays,
+        validate_layer,
+    )
 
     out: list[Finding] = []
     for p in pairs:
         layer = stored[p.layer]
+        if not isinstance(layer, (CompressedLayer, DCLayer)):  # pragma: no cover - the callers pass only these
+            raise EieFormatError(f"{target}: layer {p.layer}: cannot compare a {type(layer).__name__}")
+        rb = None  # the reference bias: no NAME.bias means a zero bias
+        if p.weight is not None:
+            rb = np.zeros(layer.shape[0], np.float32) if p.bias is None else np.asarray(p.bias, np.float32)
         if isinstance(layer, CompressedLayer):
-            rb = None
-            if p.weight is not None:
-                rb = p.bias if p.bias is not None else (
-                    np.zeros(layer.n_out, np.float32) if layer.has_bias else None)
             sub = validate_layer(layer, reference=p.weight, reference_bias=rb, mask=p.mask)
             net = None
-        elif isinstance(layer, DCLayer):
+        else:
             shape2, ptr, v, z = _net_csc(layer)
             sub = validate_arrays(
                 shape2, 1, layer.codebook, ptr, v, z, code_bits=layer.spec.code_bits,
@@ -420,8 +420,6 @@ def check_equivalence(pairs: Sequence[LayerReference], stored: dict[int, object]
                 reference=None if p.weight is None else np.asarray(p.weight).reshape(shape2),
                 mask=None if p.mask is None else p.mask.reshape(shape2))
             net = (tuple(layer.shape), shape2[1])
-        else:  # pragma: no cover - the callers pass only these
-            raise EieFormatError(f"{target}: layer {p.layer}: cannot compare a {type(layer).__name__}")
         broken = [f for f in sub.errors if f.code not in EQUIV_CODES]
         if broken:
             raise EieFormatError(f"{target}: layer {p.layer} {p.name!r} cannot be rebuilt for the equivalence "
@@ -434,10 +432,9 @@ def check_equivalence(pairs: Sequence[LayerReference], stored: dict[int, object]
             else:
                 out.append(dataclasses.replace(f, layer=p.layer, layer_name=p.name, pe=None, column=None,
                                                message=_net_message(f.message, *net)))
-        if net is not None and p.weight is not None:
-            rb = np.zeros(layer.shape[0], np.float32) if p.bias is None else np.asarray(p.bias, np.float32)
+        if net is not None and rb is not None:  # a .net bias is float, outside the codebook: compared here
             got = layer.bias
-            m = _zero_bits(rb) != _zero_bits(got)
+            m = _zero_sign_bits(rb) != _zero_sign_bits(got)
             if m.any():
                 i = int(np.flatnonzero(m)[0])
                 out.append(Finding("EQUIV-DENSE-MISMATCH", RULES["EQUIV-DENSE-MISMATCH"].severity,
@@ -487,23 +484,28 @@ def _fit_dump(args, report, tensors, masks):
     R, C = int(shape[0]), int(shape[1])
     note = []
     n_out, n_in = args.n_out, args.n_in
+    rerun = False  # validate again, once, with the n_out / n_in taken from the reference
     if n_out is None:
         low = lc.shape[0] if lc.shape is not None else 0
         if R >= low:
             n_out = R
+            if lc.shape is None:  # no row inferred: the column count is known only once n_out is given
+                report = validate(report.source, "dump", n_out=n_out, n_in=n_in)
+                lc = report.layers[0]
+            else:
+                rerun = n_out != lc.shape[0]
         else:
             note.append(f"the dump records no n_out and its entries decode rows up to {low - 1}")
-        if n_out is not None and (lc.shape is None or n_out != lc.shape[0]):
-            report = validate(report.source, "dump", n_out=n_out, n_in=n_in)
-            lc = report.layers[0]
+    # n_pe and the padded column count do not depend on n_out: lc still holds them
     if n_in is None and lc.n_pe and lc.shape is not None:
         if (Path(report.source) / "act.dat").is_file():
             note.append("n_in is the length of act.dat")
-        elif -(-C // lc.n_pe) * lc.n_pe == lc.shape[1]:
-            if C != lc.shape[1]:
-                report = validate(report.source, "dump", n_out=n_out, n_in=C)
-        else:
+        elif -(-C // lc.n_pe) * lc.n_pe != lc.shape[1]:
             note.append(f"the pointer arrays describe {lc.shape[1]} padded columns for N = {lc.n_pe}")
+        elif C != lc.shape[1]:
+            n_in, rerun = C, True
+    if rerun:
+        report = validate(report.source, "dump", n_out=n_out, n_in=n_in)
     return report, ("; " + "; ".join(note)) if note else ""
 
 
@@ -610,7 +612,7 @@ def run(args) -> int:
     masks = load_model(args.mask) if args.mask else None
     equiv = None
     try:
-        report = validate(args.path, args.fmt, layers=args.layers, n_out=args.n_out, n_in=args.n_in)
+        report = validate(args.path, kind, layers=args.layers, n_out=args.n_out, n_in=args.n_in)
         if tensors is not None or masks is not None:
             report, equiv = _equivalence(args, report, tensors, masks)
     except EieError:

@@ -931,6 +931,24 @@ def validate_layer(layer: CompressedLayer, *, reference=None, reference_bias=Non
     )
 
 
+def _zero_sign_bits(a) -> np.ndarray:
+    """Bit patterns of ``a`` as float32, both zeros mapped to +0.0 (the equivalence rules' comparison key).
+
+    Parameters
+    ----------
+    a : array_like of float
+        Any shape; converted to float32.
+
+    Returns
+    -------
+    numpy.ndarray of uint32, same shape as ``a``
+        Equal entries mean "the same stored value, bit for bit", with -0.0
+        and +0.0 equal (either sign of zero means "pruned").
+    """
+    a = np.asarray(a, dtype=np.float32)
+    return np.where(a == 0, np.float32(0), a).view(np.uint32)
+
+
 def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, reference_bias, mask) -> None:
     """Equivalence rules: rebuild the dense matrix from the stored entries and compare."""
     n_out, n_in, N = c.n_out, c.n_in, c.n_pe
@@ -954,22 +972,17 @@ def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, refe
     stored[rows, cols] = True
     rebuilt = cb[codes]  # float32 (n_out, n_cols)
 
-    def _bits(a):
-        a = np.asarray(a, dtype=np.float32)
-        a = np.where(a == 0, np.float32(0), a)  # either sign of zero = pruned
-        return a.view(np.uint32)
-
     if reference is not None:
         ref = np.asarray(reference)
         if ref.shape != (n_out, n_in):
             raise EieFormatError(f"reference: expected shape ({n_out}, {n_in}), got {ref.shape}")
         ref = ref.astype(np.float32)
-        distinct = np.unique(_bits(ref))
+        distinct = np.unique(_zero_sign_bits(ref))
         if distinct.size > 1 << c.code_bits:
             col.add("CODEBOOK-TOO-MANY-VALUES", f"the reference holds {distinct.size} distinct values (zero "
                     f"included); a {c.code_bits}-bit codebook has {1 << c.code_bits}", count=int(distinct.size))
-        refb = _bits(ref)
-        got = _bits(rebuilt[:, :n_in])
+        refb = _zero_sign_bits(ref)
+        got = _zero_sign_bits(rebuilt[:, :n_in])
         diff = refb != got
         if diff.any() and distinct.size <= 1 << c.code_bits:  # else the mismatch is implied
             code0 = diff & stored[:, :n_in] & (codes[:, :n_in] == 0) & (ref != 0)
@@ -988,7 +1001,7 @@ def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, refe
         if rb.shape != (n_out,):
             raise EieFormatError(f"reference_bias: expected shape ({n_out},), got {rb.shape}")
         got = rebuilt[:, n_in] if c.bias_col is not None else np.zeros(n_out, np.float32)
-        m = _bits(rb) != _bits(got)
+        m = _zero_sign_bits(rb) != _zero_sign_bits(got)
         if m.any():
             i = int(np.flatnonzero(m)[0])
             col.add("EQUIV-DENSE-MISMATCH", f"bias[{i}] rebuilds to {got[i].item()!r}, the reference holds "
