@@ -20,6 +20,11 @@ __all__ = [
     "read_regular_file",
     "require_regular_file",
     "zip_member_problem",
+    "ZipMemberError",
+    "open_zip",
+    "zip_member",
+    "read_zip_member",
+    "check_zip_members",
     "parse_npy",
     "parse_npy_header",
     "load_npz_members",
@@ -354,6 +359,236 @@ def zip_member_problem(info, data_end: int, max_bytes=None):
     return None
 
 
+class ZipMemberError(EieFormatError):
+    """A ZIP member that cannot be read (raised by :func:`zip_member` and :func:`read_zip_member`).
+
+    The message is the problem alone (no file or member name), so that a
+    caller can place it: :func:`read_zip_member` prefixes the file and the
+    member, the container reader hands it to its rule sink.
+
+    Attributes
+    ----------
+    code : str
+        Rule of docs/FORMAT.md: ``CONTAINER-CRC`` (CRC-32 mismatch, corrupt
+        DEFLATE data, bad local header, local and central names differ),
+        ``STREAM-TRUNCATED`` (data end early), ``CONTAINER-MEMBER-UNSUPPORTED``
+        (encryption, a compression method or a ZIP feature zipfile cannot
+        read) or ``CONTAINER-SIZE-ABSURD`` (see :func:`zip_member_problem`).
+    member : str
+        The member's name in the central directory.
+    """
+
+    def __init__(self, message: str, *, code: str, member: str) -> None:
+        super().__init__(message, code=code)
+        self.member = member
+
+
+#: Exceptions the standard library's zipfile (and zlib under it) raises on a damaged archive or member.
+def _zip_exceptions():
+    import zipfile
+    import zlib
+
+    return (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError,
+            ValueError, RuntimeError, struct.error, UnicodeDecodeError)
+
+
+def _member_error(exc: BaseException, member: str) -> ZipMemberError:
+    """The rule a zipfile/zlib exception breaks, as a :class:`ZipMemberError`."""
+    import zlib
+
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, (EOFError, struct.error)) or "Truncated" in text:
+        code, what = "STREAM-TRUNCATED", "is truncated"
+    elif isinstance(exc, NotImplementedError) or (isinstance(exc, RuntimeError) and "password" in text):
+        code, what = "CONTAINER-MEMBER-UNSUPPORTED", "uses a ZIP feature that cannot be read"
+    elif isinstance(exc, zlib.error):
+        code, what = "CONTAINER-CRC", "has corrupt DEFLATE data"
+    elif "differ" in text:
+        code, what = "CONTAINER-CRC", "has different names in the central directory and its local header"
+    else:
+        code, what = "CONTAINER-CRC", "is corrupt"
+    return ZipMemberError(f"{what} ({type(exc).__name__}: {text})", code=code, member=member)
+
+
+def open_zip(fh, path, *, error=EieFormatError, what: str = "ZIP archive"):
+    """Open ``fh`` with the standard library's :class:`zipfile.ZipFile`, every failure a typed error.
+
+    Parameters
+    ----------
+    fh : binary file
+        Open, seekable.
+    path : str
+        File name for messages.
+    error : callable, optional
+        Exception class (or factory) raised with the message.
+    what : str, optional
+        What the file should be, for messages (``".npz file"``).
+
+    Returns
+    -------
+    zipfile.ZipFile
+        Open for reading (the caller closes it).
+
+    Raises
+    ------
+    EieFormatError (or ``error``)
+        Not a ZIP archive, a damaged central directory, or a member needing a
+        newer ZIP version than zipfile reads ("version needed to extract"
+        above 6.3: :class:`NotImplementedError` inside zipfile).
+    """
+    import zipfile
+
+    try:
+        return zipfile.ZipFile(fh, "r")
+    except _zip_exceptions() as exc:
+        member = _directory_entry(exc)
+        where = f" (central directory entry {member!r})" if member is not None else ""
+        raise error(f"{path}: not a readable {what}{where} ({type(exc).__name__}: {exc})") from None
+
+
+def _directory_entry(exc: BaseException):
+    """Name of the central-directory entry zipfile was reading when it raised ``exc``, if known.
+
+    zipfile refuses an entry it cannot read (e.g. "version needed to extract"
+    above 6.3) while it builds the directory, before any ZipInfo is returned;
+    the entry's name is then only in that frame's ``filename`` local.
+    """
+    tb = exc.__traceback__
+    name = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_RealGetContents":
+            value = tb.tb_frame.f_locals.get("filename")
+            name = value if isinstance(value, str) else None
+        tb = tb.tb_next
+    return name
+
+
+class _MemberStream:
+    """A member being read: ``read``/``readinto`` turn zipfile and zlib failures into :class:`ZipMemberError`."""
+
+    def __init__(self, raw, member: str) -> None:
+        self._raw = raw
+        self._member = member
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._raw.read(n)
+        except _zip_exceptions() as exc:
+            raise _member_error(exc, self._member) from None
+
+    def readinto(self, buf) -> int:
+        try:
+            return self._raw.readinto(buf)
+        except _zip_exceptions() as exc:
+            raise _member_error(exc, self._member) from None
+
+
+class zip_member:  # noqa: N801 - used as a context manager, like open()
+    """Context manager: one member of an open archive, vetted and opened for reading.
+
+    Before anything is read the member's declared sizes are checked
+    (:func:`zip_member_problem`), then :meth:`zipfile.ZipFile.open` reads its
+    local header, which must name the member as the central directory does
+    (zipfile compares them). Reading the stream to its end checks the CRC-32.
+    This is the one place where eiesim reads a ZIP member (``.npz``, ``.pth``,
+    ``.eie``); every failure is a :class:`ZipMemberError`.
+
+    Parameters
+    ----------
+    zf : zipfile.ZipFile
+    info : zipfile.ZipInfo
+    max_bytes : int, optional
+        Limit on the member's uncompressed size.
+
+    Yields
+    ------
+    object with ``read(n=-1)`` and ``readinto(buffer)``
+
+    Raises
+    ------
+    ZipMemberError
+        Sizes refused, encrypted or unsupported member, names that differ,
+        corrupt data, CRC mismatch, truncation.
+    """
+
+    def __init__(self, zf, info, max_bytes=None) -> None:
+        self._zf, self._info, self._max = zf, info, max_bytes
+        self._raw = None
+
+    def __enter__(self) -> _MemberStream:
+        info = self._info
+        problem = zip_member_problem(info, getattr(self._zf, "start_dir", float("inf")), self._max)
+        if problem is not None:
+            kind, message = problem
+            raise ZipMemberError(message, member=info.filename,
+                                 code="CONTAINER-MEMBER-UNSUPPORTED" if kind == "unsupported" else "CONTAINER-SIZE-ABSURD")
+        try:
+            self._raw = self._zf.open(info)
+        except _zip_exceptions() as exc:
+            raise _member_error(exc, info.filename) from None
+        return _MemberStream(self._raw, info.filename)
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            self._raw.close()
+        except _zip_exceptions():
+            pass
+        return False
+
+
+def read_zip_member(zf, info, *, max_bytes=None, path=None, error=None) -> bytes:
+    """The whole content of one member (see :class:`zip_member`), CRC-checked.
+
+    Parameters
+    ----------
+    zf : zipfile.ZipFile
+    info : zipfile.ZipInfo
+    max_bytes : int, optional
+        Limit on the member's uncompressed size.
+    path : str, optional
+        With ``error``: the file name put in the message.
+    error : callable, optional
+        Raise ``error("<path>: member '<name>' <problem>")`` instead of the
+        :class:`ZipMemberError`.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ZipMemberError (or ``error``)
+        As :class:`zip_member`.
+    """
+    try:
+        with zip_member(zf, info, max_bytes) as member:
+            return member.read()
+    except ZipMemberError as exc:
+        if error is None:
+            raise
+        raise error(f"{path}: member {exc.member!r} {exc}") from None
+
+
+def check_zip_members(zf, *, path, error=EieFormatError, max_bytes=None) -> None:
+    """Vet every member of an archive before any is used: sizes, support and local headers.
+
+    A member whose name was damaged in the central directory only (its local
+    header keeps the right one) is caught here, wherever the name points, so
+    it cannot be silently skipped as "not one of ours".
+
+    Raises
+    ------
+    EieFormatError (or ``error``)
+        ``<path>: member '<name>' <problem>`` for the first bad member.
+    """
+    for info in zf.infolist():
+        try:
+            with zip_member(zf, info, max_bytes):
+                pass
+        except ZipMemberError as exc:
+            raise error(f"{path}: member {exc.member!r} {exc}") from None
+
+
 #: Magic bytes of a ``.npy`` image (NumPy format specification).
 NPY_MAGIC = b"\x93NUMPY"
 #: Largest ``.npy`` header (magic + length field + header text), in bytes.
@@ -474,11 +709,11 @@ def _read_npy_member(zf, info, where: str, error):
     The declared shape must need exactly the member's bytes after the header,
     which :func:`zip_member_problem` has bounded by the file, so a header
     declaring terabytes costs nothing; the data are read in chunks straight
-    into the array.
+    into the array through :class:`zip_member`.
     """
     import numpy as np
 
-    with zf.open(info) as member:
+    with zip_member(zf, info) as member:
         head = member.read(MAX_NPY_HEADER_BYTES)
         dtype, shape, fortran, count, need, offset = _npy_layout(head, where, error)
         have = info.file_size - offset
@@ -498,38 +733,44 @@ def _read_npy_member(zf, info, where: str, error):
 
 
 def _read_npz(path, names, max_file_bytes, max_member_bytes, error):
-    """The ``.npy`` members of an ``.npz`` (``names``, or all in archive order) and every member name."""
+    """The ``.npy`` members of an ``.npz`` (``names``, or all in archive order) and every member name.
+
+    Every member is vetted first (:func:`check_zip_members`: sizes, local
+    header agreeing with the central directory) and must be named ``*.npy``
+    (all that :func:`numpy.savez` writes): a member that cannot be read, or
+    whose name was damaged, is an error, never a skipped array.
+    """
     import collections
-    import zipfile
-    import zlib
 
     out = collections.OrderedDict()
     with open_regular_file(path, max_bytes=max_file_bytes, error=error, what=".npz file") as fh:
         try:
-            with zipfile.ZipFile(fh) as zf:
-                data_end = zf.start_dir  # compressed data end where the central directory starts
+            with open_zip(fh, path, error=error, what=".npz archive") as zf:
+                check_zip_members(zf, path=path, error=error, max_bytes=max_member_bytes)
                 infos = collections.OrderedDict()
                 for info in zf.infolist():
-                    key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    if not info.filename.endswith(".npy"):
+                        raise error(f"{path}: member {info.filename!r} is not a .npy array (an .npz holds only "
+                                    "'<name>.npy' members; a damaged name is refused, not skipped)")
+                    key = info.filename[:-4]
                     if key in infos:
                         raise error(f"{path}: member {info.filename!r} occurs twice")
                     infos[key] = info
-                wanted = names if names is not None else [k for k, i in infos.items() if i.filename.endswith(".npy")]
+                wanted = names if names is not None else list(infos)
                 for name in wanted:
                     info = infos.get(name)
                     if info is None:
                         continue
                     where = f"{path}: member {info.filename!r}"
-                    problem = zip_member_problem(info, data_end, max_member_bytes)
-                    if problem is not None:
-                        raise error(f"{where} {problem[1]}")
-                    out[name] = _read_npy_member(zf, info, where, error)
+                    try:
+                        out[name] = _read_npy_member(zf, info, where, error)
+                    except ZipMemberError as exc:
+                        raise error(f"{where} {exc}") from None
         except EieError:
             raise
         except MemoryError:
             raise error(f"{path}: not enough memory to read the arrays") from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, OSError,
-                ValueError, struct.error, UnicodeDecodeError) as exc:
+        except _zip_exceptions() as exc:
             raise error(f"{path}: not a readable .npz archive ({exc})") from None
     return out, list(infos)
 

@@ -39,14 +39,14 @@ import math
 import os
 import struct
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import __version__
-from .._io import MAX_NPY_HEADER_BYTES, open_regular_file, parse_npy_header, write_atomic_with, zip_member_problem
+from .._io import (MAX_NPY_HEADER_BYTES, ZipMemberError, open_regular_file, parse_npy_header, read_zip_member,
+                   write_atomic_with, zip_member_problem)
 from ..errors import EieFormatError
 from .layout import CompressedLayer
 
@@ -624,13 +624,9 @@ class _Reader:
             return None
         self.used_members.add(name)
         try:
-            return self.zf.read(info)
-        except (zipfile.BadZipFile, zlib.error) as exc:
-            self.sink.error("CONTAINER-CRC", f"member {name!r} is corrupt ({exc})", member=name, **loc)
-        except (EOFError, struct.error) as exc:
-            self.sink.error("STREAM-TRUNCATED", f"member {name!r} is truncated ({exc})", member=name, **loc)
-        except (OSError, ValueError, NotImplementedError, RuntimeError) as exc:
-            self.sink.error("CONTAINER-CRC", f"member {name!r} cannot be read ({exc})", member=name, **loc)
+            return read_zip_member(self.zf, info)
+        except ZipMemberError as exc:
+            self.sink.error(exc.code, f"member {name!r} {exc}", member=name, **loc)
         return None
 
     def read_array(self, decl, dtype, shape, what: str, **loc) -> Optional[np.ndarray]:
@@ -706,9 +702,9 @@ class _Reader:
                 path, "CONTAINER-SIZE-ABSURD", f"{_MANIFEST} is {info.file_size} bytes (limit {MAX_MANIFEST_BYTES})"
             )
         try:
-            raw = self.zf.read(info)
-        except Exception as exc:  # noqa: BLE001 - any failure here means "unreadable"
-            raise _fatal(path, "CONTAINER-CRC", f"{_MANIFEST} cannot be read ({exc})") from None
+            raw = read_zip_member(self.zf, info)
+        except ZipMemberError as exc:
+            raise _fatal(path, exc.code, f"{_MANIFEST} cannot be read ({exc})") from None
 
         def _no_constants(name):
             raise ValueError(f"{name} is not JSON")

@@ -27,6 +27,11 @@ order**, and none of them can run code from the file:
 
   persistent ids must be ``('storage', <storage class>, key, location, numel)``
   naming an existing ``data/<key>`` member of exactly ``numel`` elements.
+  Before a tensor is allocated its view is checked: no storage element read
+  twice (zero or overlapping strides refused), inside its storage, at most
+  :data:`MAX_TENSOR_BYTES`, and all tensors together at most
+  :data:`MAX_OUTPUT_PER_FILE_BYTE` times the file's size. Every member is read
+  through :func:`eiesim._io.read_zip_member` (the one ZIP member reader).
   The legacy (pre-1.6, non-zip) format is refused with a message.
 
 :func:`select_layers` picks the fully-connected layers: by default every 2-D
@@ -214,26 +219,87 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+#: Largest tensor the ``.pth`` reader materialises, in bytes (4 GiB: twice the largest EIE
+#: benchmark matrix, VGG-16 fc6 at 4096 x 25088 float32 = 411 MB, times ten; eiesim's own limit).
+MAX_TENSOR_BYTES = 1 << 32
+#: The ``.pth`` reader materialises at most this many bytes per byte of the file, over all tensors
+#: (a tensor never reads a storage element twice, so one view of every storage costs at most the
+#: file; the slack covers bfloat16 widened to float32 and a few tied copies).
+MAX_OUTPUT_PER_FILE_BYTE = 4
+#: Bytes allowed beyond :data:`MAX_OUTPUT_PER_FILE_BYTE` x file size (small files, empty tensors).
+_OUTPUT_SLACK_BYTES = 1 << 20
+
+
+def _check_view(size, stride, storage_offset, n_storage, itemsize) -> int:
+    """Refuse a strided view that expands its storage or leaves it; return its element count.
+
+    Checked on Python integers before anything is allocated: every dimension
+    of more than one element needs a positive stride, and the dimensions,
+    taken by increasing stride, must each step past everything the smaller
+    ones span (so no storage element is read twice: zero and overlapping
+    strides are refused); the last element read must lie in the storage.
+    The element count is then at most the storage's.
+    """
+    numel = 1
+    for n in size:
+        numel *= n
+    if numel == 0:
+        return 0
+    last = storage_offset + sum((n - 1) * st for n, st in zip(size, stride))
+    if last >= n_storage:
+        raise EieInputError(
+            f"torch pickle: tensor of size {size} stride {stride} at offset {storage_offset} "
+            f"reads element {last} of a storage of {n_storage}")
+    span = 0  # elements spanned by the dimensions of smaller stride, minus one
+    for st, n in sorted((st, n) for n, st in zip(size, stride) if n > 1):
+        if st <= span:
+            raise EieInputError(
+                f"torch pickle: tensor of size {size} with stride {stride} reads storage elements more than "
+                "once (zero or overlapping strides would expand the storage); refused before allocating")
+        span += (n - 1) * st
+    if numel * itemsize > MAX_TENSOR_BYTES:
+        raise EieInputError(f"torch pickle: tensor of size {size} needs {numel * itemsize} bytes "
+                            f"(limit {MAX_TENSOR_BYTES}); refused before allocating")
+    return numel
+
+
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
-    """NumPy emulation of ``torch._utils._rebuild_tensor_v2``: a bounds-checked strided copy."""
+                       backward_hooks=None, metadata=None, *, budget=None):
+    """NumPy emulation of ``torch._utils._rebuild_tensor_v2``: a bounds-checked strided copy.
+
+    Parameters
+    ----------
+    budget : list of int, optional
+        ``[bytes left]`` for the file's tensors (see :class:`_StateDictUnpickler`);
+        this tensor's bytes are taken from it before it is allocated.
+
+    Raises
+    ------
+    EieInputError
+        Not a storage; a bad offset, size or stride; a view that reads a
+        storage element twice or leaves the storage (:func:`_check_view`);
+        more than :data:`MAX_TENSOR_BYTES` or than the budget left.
+    """
     if not isinstance(storage, _Storage):
         raise EieInputError("torch pickle: a tensor is built from something that is not a storage")
     if not (_is_int(storage_offset) and storage_offset >= 0):
         raise EieInputError(f"torch pickle: bad storage offset {storage_offset!r}")
-    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
+    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= 64
             and all(_is_int(s) and s >= 0 for s in size) and all(_is_int(s) and s >= 0 for s in stride)):
-        raise EieInputError(f"torch pickle: bad tensor size {size!r} / stride {stride!r}")
+        raise EieInputError(f"torch pickle: bad tensor size {size!r:.200} / stride {stride!r:.200}")
     flat = storage.array
-    if any(s == 0 for s in size):
+    out_item = 4 if storage.type_name == "BFloat16Storage" else flat.dtype.itemsize
+    numel = _check_view(size, stride, storage_offset, flat.size, out_item)
+    if budget is not None:
+        if numel * out_item > budget[0]:
+            raise EieInputError(
+                f"torch pickle: tensor of size {size} needs {numel * out_item} bytes, more than the "
+                f"{budget[0]} left of the file's budget ({MAX_OUTPUT_PER_FILE_BYTE} x its size); "
+                "refused before allocating")
+        budget[0] -= numel * out_item
+    if numel == 0:
         arr = np.zeros(size, dtype=flat.dtype)
     else:
-        last = storage_offset + sum((n - 1) * st for n, st in zip(size, stride))
-        if last >= flat.size:
-            raise EieInputError(
-                f"torch pickle: tensor of size {size} stride {stride} at offset {storage_offset} "
-                f"reads element {last} of a storage of {flat.size}"
-            )
         item = flat.dtype.itemsize
         arr = np.lib.stride_tricks.as_strided(
             flat[storage_offset:], shape=size, strides=tuple(st * item for st in stride), writeable=False
@@ -267,15 +333,26 @@ class _StateDictUnpickler(pickle.Unpickler):
     :class:`~eiesim.errors.EieInputError` before it is imported or called.
     """
 
-    def __init__(self, fh, zf: zipfile.ZipFile, prefix: str, path: str, byteorder: str) -> None:
+    def __init__(self, fh, zf: zipfile.ZipFile, prefix: str, path: str, byteorder: str,
+                 file_bytes: int = 0) -> None:
         super().__init__(fh, encoding="utf-8")
         self._zf = zf
         self._prefix = prefix
         self._path = path
         self._byteorder = byteorder
         self._storages: Dict[str, _Storage] = {}
+        # bytes the file's tensors may take in all (MAX_OUTPUT_PER_FILE_BYTE x file size)
+        self._budget = [MAX_OUTPUT_PER_FILE_BYTE * file_bytes + _OUTPUT_SLACK_BYTES]
+
+    def _rebuild(self, *args):
+        try:
+            return _rebuild_tensor_v2(*args, budget=self._budget)
+        except EieInputError as exc:
+            raise _err(self._path, str(exc)) from None
 
     def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -357,7 +434,10 @@ def load_torch_state_dict(path) -> Dict[str, np.ndarray]:
         declared size does not fit the file;
         a pickle naming anything but the allowed tensor/container
         constructors (nothing is called then); a storage that is missing,
-        of the wrong size, or read out of bounds.
+        of the wrong size, or read out of bounds; a tensor view reading a
+        storage element twice or larger than the limits (refused before
+        allocating); a damaged archive or member (zipfile's and zlib's
+        errors, an unsupported ZIP version included).
     """
     from eiesim._io import open_regular_file
 
@@ -367,17 +447,15 @@ def load_torch_state_dict(path) -> Dict[str, np.ndarray]:
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, path: str, max_bytes: Optional[int] = None) -> bytes:
-    """A member's bytes, once its declared sizes are known to fit the file (:func:`eiesim._io.zip_member_problem`)."""
-    from eiesim._io import zip_member_problem
+    """A member's bytes through :func:`eiesim._io.read_zip_member` (sizes vetted, CRC checked)."""
+    from eiesim._io import read_zip_member
 
-    info = zf.getinfo(name)
-    problem = zip_member_problem(info, zf.start_dir, max_bytes)
-    if problem is not None:
-        raise _err(path, f"member {name!r} {problem[1]}")
-    return zf.read(info)
+    return read_zip_member(zf, zf.getinfo(name), max_bytes=max_bytes, path=path, error=EieInputError)
 
 
 def _load_torch_zip(fh, path: str) -> Dict[str, np.ndarray]:
+    from eiesim._io import check_zip_members, open_zip
+
     if not zipfile.is_zipfile(fh):
         fh.seek(0)
         head = fh.read(2)
@@ -386,8 +464,10 @@ def _load_torch_zip(fh, path: str) -> Dict[str, np.ndarray]:
                              "re-save it with torch.save(state_dict, path) from PyTorch >= 1.6")
         raise _err(path, "not a PyTorch zip checkpoint")
     fh.seek(0)
+    file_bytes = os.fstat(fh.fileno()).st_size
     try:
-        with zipfile.ZipFile(fh) as zf:
+        with open_zip(fh, path, error=EieInputError, what="PyTorch zip checkpoint") as zf:
+            check_zip_members(zf, path=path, error=EieInputError)
             pkls = [n for n in zf.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
             pkls = [n for n in pkls if n.count("/") <= 1]
             if len(pkls) != 1:
@@ -402,11 +482,14 @@ def _load_torch_zip(fh, path: str) -> Dict[str, np.ndarray]:
             if zf.getinfo(member).file_size > _MAX_PICKLE_BYTES:
                 raise _err(path, f"{member} is larger than {_MAX_PICKLE_BYTES} bytes")
             data = _read_member(zf, member, path)
-            obj = _StateDictUnpickler(io.BytesIO(data), zf, prefix, path, byteorder).load()
+            unpickler = _StateDictUnpickler(io.BytesIO(data), zf, prefix, path, byteorder, file_bytes)
+            obj = unpickler.load()
     except EieInputError:
         raise
+    except RecursionError:
+        raise _err(path, "cannot read the PyTorch checkpoint (the pickle nests too deeply)") from None
     except (zipfile.BadZipFile, OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError,
-            AttributeError, IndexError, KeyError, MemoryError, struct.error) as exc:
+            AttributeError, IndexError, KeyError, MemoryError, struct.error, NotImplementedError) as exc:
         raise _err(path, f"cannot read the PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     return _flatten_state(obj, path)
 
