@@ -15,7 +15,7 @@ from typing import List, Sequence
 from .._io import write_atomic
 from ..errors import EieInputError
 from ._paths import check_command_outputs
-from ._results import load_results_json
+from ._results import check_energy_results, load_results_json
 
 
 def add_parser(sub) -> None:
@@ -189,6 +189,7 @@ def run(args) -> int:
                           [("RESULTS.json", args.results), ("--table", args.table)])
     doc = load_results_json(args.results)
     table = load_table(args.table) if args.table else DEFAULT_TABLE
+    check_energy_results(doc, args.results)
     if args.show_table:
         print(format_table_entries(table))
         print()

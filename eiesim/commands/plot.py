@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import EieInputError
 from ._paths import check_output_dir
-from ._results import load_results_json
+from ._results import check_plot_results, load_results_json
 
 
 def add_parser(sub) -> None:
@@ -54,6 +54,7 @@ def run(args) -> int:
 
     check_output_dir("--out", args.out, FIGURE_FILES, [("RESULTS.json", args.results)])
     doc = load_results_json(args.results)
+    check_plot_results(doc, args.results)
     try:
         paths = plot_all(doc, args.out)
     except OSError as exc:

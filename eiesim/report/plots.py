@@ -319,19 +319,22 @@ def plot_all(doc: dict, out_dir) -> List[Path]:
         If the document supports no figure.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     try:
         energy_layers(doc)
         has_energy = True
     except EieInputError:
         has_energy = False
+    layers = doc.get("layers") or []
+    has_ratios = bool(layers) and "speedup" in layers[0] and "geomean" in doc
+    if not (has_energy or has_ratios):  # before the folder is made: a refused document leaves nothing
+        raise EieInputError("nothing to plot: the results hold neither energy nor baseline comparisons")
+    out.mkdir(parents=True, exist_ok=True)
     if has_energy:
         p = out / "energy_breakdown.png"
         plot_energy_breakdown(doc, p)
         written.append(p)
-    layers = doc.get("layers") or []
-    if layers and "speedup" in layers[0] and "geomean" in doc:
+    if has_ratios:
         for key, fname in (("speedup", "speedup.png"), ("energy_ratio", "energy_efficiency.png")):
             p = out / fname
             plot_ratios(doc, key, p)
@@ -339,6 +342,4 @@ def plot_all(doc: dict, out_dir) -> List[Path]:
         p = out / "throughput_vs_efficiency.png"
         plot_throughput_efficiency(doc, p)
         written.append(p)
-    if not written:
-        raise EieInputError("nothing to plot: the results hold neither energy nor baseline comparisons")
     return written

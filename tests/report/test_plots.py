@@ -125,6 +125,20 @@ def test_plot_all_writes_four_files(repro_doc, tmp_path):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_reproduction_json_meets_the_plot_schema(repro_doc):
+    """What scripts/reproduce_eie.py writes passes eiesim plot's schema; a string ratio does not (issue 10 T4)."""
+    import copy
+
+    from eiesim.commands._results import check_plot_results
+
+    doc, _ = repro_doc
+    check_plot_results(doc, "reproduction.json")
+    bad = copy.deepcopy(doc)
+    bad["layers"][1]["baselines_us"]["gpu_sparse"] = "12.5"
+    with pytest.raises(EieInputError, match=r"field layers\[1\]\.baselines_us\.gpu_sparse: expected a finite number > 0"):
+        check_plot_results(bad, "reproduction.json")
+
+
 def test_plot_errors():
     with pytest.raises(EieInputError):
         plot_all({"layers": []}, "/tmp")
