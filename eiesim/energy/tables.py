@@ -558,7 +558,8 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
     Raises
     ------
     EieConfigError
-        If the file is missing, is not valid TOML, or an entry is invalid.
+        If the file is missing, is not valid TOML (arrays nested past Python's
+        recursion limit included), or an entry is invalid.
     """
     from .._io import read_regular_file
 
@@ -569,6 +570,6 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
         raise EieConfigError(f"cannot read energy table: {exc}") from None
     try:
         data = _toml.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EieConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: arrays nested too deeply
+        raise EieConfigError(f"{path}: not valid TOML: {str(exc) or type(exc).__name__}") from None
     return EnergyTable.from_dict(data, source=path, base=base)
