@@ -45,8 +45,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import __version__
-from .._io import (MAX_NPY_HEADER_BYTES, ZipMemberError, open_regular_file, parse_npy_header, read_zip_member,
-                   write_atomic_with, zip_member_problem)
+from .._io import (MAX_NPY_HEADER_BYTES, ZipMemberError, open_regular_file, open_zip, parse_npy_header,
+                   read_zip_member, write_atomic_with, zip_member_problem)
 from ..errors import EieFormatError
 from .layout import CompressedLayer
 
@@ -552,14 +552,9 @@ class _Reader:
         fh = open_regular_file(path, error=functools.partial(EieFormatError, code="CONTAINER-UNREADABLE"),
                                what="eiesim container (.eie)")
         with fh:
-            try:
-                size = os.fstat(fh.fileno()).st_size
-                zf = zipfile.ZipFile(fh, "r")
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
-                    struct.error, UnicodeDecodeError, NotImplementedError) as exc:
-                raise _fatal(
-                    path, "CONTAINER-UNREADABLE", f"not an eiesim container (not a ZIP archive: {exc})"
-                ) from None
+            size = os.fstat(fh.fileno()).st_size
+            zf = open_zip(fh, path, error=functools.partial(EieFormatError, code="CONTAINER-UNREADABLE"),
+                          what="eiesim container (ZIP archive)")
             with zf:
                 self.zf = zf
                 self._scan_directory(fh, size)
@@ -704,7 +699,7 @@ class _Reader:
         try:
             raw = read_zip_member(self.zf, info)
         except ZipMemberError as exc:
-            raise _fatal(path, exc.code, f"{_MANIFEST} cannot be read ({exc})") from None
+            raise _fatal(path, exc.code, f"member {_MANIFEST!r} {exc}") from None
 
         def _no_constants(name):
             raise ValueError(f"{name} is not JSON")

@@ -344,3 +344,22 @@ def test_cli_compress_refuses_npz_with_damaged_name(tmp_path, capsys):
     code, _, err = _cli(capsys, "compress", bad, "--out", out)
     assert code == 2 and "fc2.weight" in err, err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- the .eie container through the same reader
+@pytest.mark.parametrize("damage, member, code", [
+    (version_255, "layers/0/v.npy", "CONTAINER-UNREADABLE"),
+    (bad_deflate, "layers/0/v.npy", "CONTAINER-CRC"),
+    (bad_deflate, "manifest.json", "CONTAINER-CRC"),
+])
+def test_eie_damaged_member_names_it(tmp_path, lenet_eie, damage, member, code, capsys):
+    """F2 for .eie: same reader, the FORMAT.md code, file and member named; validate exits 1 or 2 in one line."""
+    from eiesim.format.container import load_container
+
+    bad = tmp_path / "bad.eie"
+    damage(lenet_eie, bad, member)
+    with pytest.raises(EieFormatError) as ei:
+        load_container(bad)
+    assert ei.value.code == code and str(ei.value).startswith(str(bad)) and repr(member) in str(ei.value), ei.value
+    code_, _, err = _cli(capsys, "inspect", bad)
+    assert code_ == 2 and len(err.strip().splitlines()) == 1 and member in err, err
