@@ -109,7 +109,8 @@ _RULE_LIST = [
          "Bytes remain after the declared end (after the last .net layer, after a .npy payload, "
          "outside the ZIP archive)."),
     Rule("CONTAINER-CRC", ERROR, "cheap", ("eie",),
-         "A ZIP member fails its CRC-32 or its DEFLATE data is corrupt."),
+         "A ZIP member fails its CRC-32, its DEFLATE data is corrupt, or its local header is damaged or "
+         "names it differently from the central directory."),
     Rule("CONTAINER-MEMBER-MISSING", ERROR, "cheap", ("eie",),
          "A member named by the manifest is not in the archive."),
     Rule("CONTAINER-MEMBER-UNKNOWN", WARNING, "cheap", ("eie",),
