@@ -383,8 +383,8 @@ class ZipMemberError(EieFormatError):
         self.member = member
 
 
-#: Exceptions the standard library's zipfile (and zlib under it) raises on a damaged archive or member.
 def _zip_exceptions():
+    """Exceptions the standard library's zipfile (and zlib under it) raises on a damaged archive or member."""
     import zipfile
     import zlib
 
@@ -793,9 +793,11 @@ def load_npz_members(path, names, max_bytes: int, *, error=EieFormatError) -> di
     Raises
     ------
     EieFormatError (or ``error``)
-        Not a regular file, not a ZIP archive, a corrupt or oversized member,
-        a header whose shape disagrees with the member's size, or a member that
-        is not a plain array.
+        Not a regular file, not a ZIP archive, a corrupt or oversized member
+        (any member, wanted or not: :func:`check_zip_members`), a member not
+        named ``*.npy`` (a damaged name is refused, never skipped), a header
+        whose shape disagrees with the member's size, or a member that is not
+        a plain array.
     """
     out, files = _read_npz(os.fspath(path), list(names), max_bytes, max_bytes, error)
     out = dict(out)
