@@ -27,6 +27,11 @@ __all__ = [
 ]
 
 
+def _io_error(message: str) -> EieFormatError:
+    """The default error of the helpers below: code ``IO-ERROR`` (docs/FORMAT.md 6.2)."""
+    return EieFormatError(message, code="IO-ERROR")
+
+
 def _chmod_default(path: str) -> None:
     """Give a temporary file the permissions a plain ``open(path, "w")`` would (0666 & ~umask)."""
     umask = os.umask(0)
@@ -52,7 +57,7 @@ def _check_target(path: str, error) -> None:
         raise error(f"{path}: file is read-only; refusing to replace it")
 
 
-def check_writable(path, *, error=EieFormatError) -> None:
+def check_writable(path, *, error=_io_error) -> None:
     """Check before any work that ``path`` can be written by :func:`write_atomic`.
 
     Raises
@@ -95,7 +100,7 @@ def same_file(a, b) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_outputs(outputs, inputs=(), *, error=EieFormatError) -> None:
+def check_outputs(outputs, inputs=(), *, error=_io_error) -> None:
     """Check a command's output paths before any work is done.
 
     Every output must be writable (:func:`check_writable`), must not be one
@@ -132,7 +137,7 @@ def check_outputs(outputs, inputs=(), *, error=EieFormatError) -> None:
             raise error(f"{label}: {exc}") from None
 
 
-def write_atomic_with(path, writer: Callable, *, error=EieFormatError) -> None:
+def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     """Create ``path`` through ``writer(binary_file)`` in a temporary file, then rename it into place.
 
     An existing ``path`` is replaced only once the new content is complete; on
@@ -174,7 +179,7 @@ def write_atomic_with(path, writer: Callable, *, error=EieFormatError) -> None:
         raise
 
 
-def write_atomic(path, data: bytes, *, error=EieFormatError) -> None:
+def write_atomic(path, data: bytes, *, error=_io_error) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`write_atomic_with`)."""
     write_atomic_with(path, lambda fh: fh.write(data), error=error)
 
@@ -192,7 +197,7 @@ def _a(noun: str) -> str:
     return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
-def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> int:
+def require_regular_file(path, *, error=_io_error, what: str = "file") -> int:
     """Check that ``path`` is an existing regular file; return its size in bytes.
 
     Raises
@@ -217,7 +222,7 @@ def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> i
     return st.st_size
 
 
-def open_regular_file(path, *, max_bytes=None, error=EieFormatError, what: str = "file"):
+def open_regular_file(path, *, max_bytes=None, error=_io_error, what: str = "file"):
     """Open an existing regular file for binary reading, without ever blocking.
 
     The path is checked with :func:`os.stat` first (:func:`require_regular_file`),
@@ -272,7 +277,7 @@ def open_regular_file(path, *, max_bytes=None, error=EieFormatError, what: str =
         raise
 
 
-def read_regular_file(path, max_bytes, *, error=EieFormatError, what: str = "file") -> bytes:
+def read_regular_file(path, max_bytes, *, error=_io_error, what: str = "file") -> bytes:
     """Read a whole regular file of at most ``max_bytes`` bytes (None: no limit).
 
     Devices, FIFOs and directories are refused before anything is opened
@@ -439,7 +444,7 @@ def _size_mismatch(where, dtype, shape, need, have, error):
     return error(f"{where}: header declares shape {shape} of {dtype} ({need} bytes) but {have} bytes follow")
 
 
-def parse_npy(data: bytes, where: str, *, error=EieFormatError):
+def parse_npy(data: bytes, where: str, *, error=_io_error):
     """Parse ``.npy`` bytes without pickle and without trusting the header.
 
     The header's shape and dtype must describe exactly the bytes that follow;
@@ -534,7 +539,7 @@ def _read_npz(path, names, max_file_bytes, max_member_bytes, error):
     return out, list(infos)
 
 
-def load_npz_members(path, names, max_bytes: int, *, error=EieFormatError) -> dict:
+def load_npz_members(path, names, max_bytes: int, *, error=_io_error) -> dict:
     """Read chosen ``.npy`` members of an ``.npz`` file with size checks and no pickle.
 
     Parameters
@@ -562,7 +567,7 @@ def load_npz_members(path, names, max_bytes: int, *, error=EieFormatError) -> di
     return out
 
 
-def load_npz_arrays(path, *, max_member_bytes=None, error=EieFormatError):
+def load_npz_arrays(path, *, max_member_bytes=None, error=_io_error):
     """Every ``.npy`` member of an ``.npz`` file, in archive order, with size checks and no pickle.
 
     What :func:`numpy.load` gives, except that nothing is trusted: the file

@@ -181,24 +181,11 @@ def _build_config(args, network, source: str) -> EIEConfig:
 
 
 def _relayout(network, n_pe: int):
-    """Re-interleave every layer over ``n_pe`` PEs (exact: codes are kept)."""
+    """Re-interleave every layer over ``n_pe`` PEs (exact: codes are kept; memory O(entries))."""
     from ..format.container import Network
-    from ..format.layout import CompressedLayer
 
-    layers = []
-    for layer in network.layers:
-        if layer.n_pe == n_pe:
-            layers.append(layer)
-            continue
-        codes = layer.to_codes()
-        bias = codes[:, layer.n_in] if layer.has_bias else None
-        layers.append(
-            CompressedLayer.from_codes(
-                codes[:, : layer.n_in], layer.codebook, n_pe, bias_codes=bias,
-                code_bits=layer.code_bits, index_bits=layer.index_bits, name=layer.name,
-            )
-        )
-    return Network(tuple(layers), activation=network.activation, metadata=network.metadata)
+    layers = tuple(layer.relayout(n_pe) for layer in network.layers)
+    return Network(layers, activation=network.activation, metadata=network.metadata)
 
 
 # --------------------------------------------------------------------------- simulate
