@@ -286,3 +286,29 @@ def test_simulate_n_pe_4096_on_a_wide_layer_is_one_line(capsys, tmp_path):
     np.save(x, np.ones((1, 1_000_000), dtype=np.float32))
     err = one_line_exit_2(capsys, "simulate", "--network", net, "--input", x, "--n-pe", "4096")
     assert "SIZE-LIMIT" in err or "GiB" in err
+
+
+# ---------------------------------------------------------------- redundant parts that disagree: warn, naming the rule
+@pytest.mark.parametrize("damage, code", [("counts", "META-INCONSISTENT"), ("packed", "PACKED-MISMATCH")])
+def test_simulate_warns_when_redundant_parts_disagree(capsys, tmp_path, damage, code):
+    from .test_validate_container import arr
+
+    src = tmp_path / "base.eie"
+    save_network(src, [base_layer()], packed=True)
+    if damage == "counts":
+        out = rebuild(src, tmp_path / "d.eie", manifest=lambda m: m["layers"][0].update(n_fillers=99))
+    else:
+        pk = arr(src, "layers/0/packed.npy").copy()
+        pk[0] ^= 0x10
+        out = rebuild(src, tmp_path / "d.eie", replace={"layers/0/packed.npy": npy(pk)})
+    load_network(out)  # the loader accepts it (it reads v/z) ...
+    assert code in validate_container(out).codes()  # ... the validator does not
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((1, 4), dtype=np.float32))
+    rc = main(["simulate", "--network", str(out), "--input", str(x)])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert f"warning: {out}: error {code}" in captured.out, captured.out
+    # a file whose parts agree gets no such warning
+    rc = main(["simulate", "--network", str(src), "--input", str(x)])
+    assert rc == 0 and "validate rejects" not in capsys.readouterr().out
