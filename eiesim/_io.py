@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import struct
 import tempfile
 from typing import Callable
@@ -13,6 +14,7 @@ from .errors import EieError, EieFormatError
 __all__ = [
     "write_atomic",
     "write_atomic_with",
+    "remove_stale_temporaries",
     "check_writable",
     "check_outputs",
     "same_file",
@@ -144,7 +146,9 @@ def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     any failure the temporary file is removed and ``path`` is untouched. A
     symlink is followed (its target is replaced, the link stays); devices,
     FIFOs, directories and read-only files are refused; an existing file keeps
-    its permission bits.
+    its permission bits. The temporary file is ``.tmp-eiesim-<pid>-<host>-<random>``
+    in the target's folder; temporaries that killed writers left there are
+    removed first (:func:`remove_stale_temporaries`).
 
     Raises
     ------
@@ -159,8 +163,9 @@ def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     real = os.path.realpath(path)
     _check_target(real, error)
     folder = os.path.dirname(real)
+    remove_stale_temporaries(folder)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(), dir=folder)
     except OSError as exc:
         raise error(f"{path}: cannot write in {folder} ({exc.strerror})") from None
     try:
@@ -177,6 +182,89 @@ def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     except BaseException:
         _discard(tmp)
         raise
+
+
+#: Temporary files of :func:`write_atomic_with` are named ``.tmp-eiesim-<pid>-<host>-<random>``.
+_TMP_RE = re.compile(r"\.tmp-eiesim-(\d+)-(.+)-[A-Za-z0-9_]+")
+#: A temporary file of a dead writer is removed only once it is this old (seconds): a guard
+#: against a recycled pid or a clock step, not a correctness condition.
+STALE_TMP_AGE_S = 60.0
+
+
+def _host() -> str:
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+
+
+def _tmp_prefix() -> str:
+    return f".tmp-eiesim-{os.getpid()}-{_host()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's) or cannot tell: keep the file
+    return True
+
+
+def remove_stale_temporaries(folder, *, now: float | None = None) -> list:
+    """Delete temporary files a killed :func:`write_atomic_with` left in ``folder``.
+
+    A SIGKILL between creating the temporary file and renaming it leaves a
+    hidden ``.tmp-eiesim-<pid>-<host>-<random>`` beside the target (the target
+    itself is intact). Every atomic write first removes such files, but only
+    files that are certainly ours and certainly abandoned: regular files (not
+    links) owned by the current user, named with this eiesim's pattern,
+    written on this host (same host name) by a process id that no longer
+    exists, and last modified at least :data:`STALE_TMP_AGE_S` seconds ago.
+    Files of other hosts sharing the folder, of live processes, of other
+    programs or of eiesim versions before this naming are never touched.
+    Errors (a file vanishing, no permission) are ignored.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+    now : float, optional
+        Current time in seconds since the epoch (default: :func:`time.time`).
+
+    Returns
+    -------
+    list of str
+        Paths removed.
+    """
+    import stat
+    import time
+
+    now = time.time() if now is None else now
+    host, uid = _host(), os.getuid() if hasattr(os, "getuid") else None
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TMP_RE.fullmatch(entry.name)
+        if m is None or m.group(2) != host:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or (uid is not None and st.st_uid != uid):
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _pid_alive(pid) or now - st.st_mtime < STALE_TMP_AGE_S:
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.path)
+    return removed
 
 
 def write_atomic(path, data: bytes, *, error=_io_error) -> None:

@@ -312,3 +312,54 @@ def test_simulate_warns_when_redundant_parts_disagree(capsys, tmp_path, damage, 
     # a file whose parts agree gets no such warning
     rc = main(["simulate", "--network", str(src), "--input", str(x)])
     assert rc == 0 and "validate rejects" not in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- stale temporaries of a killed writer
+def test_stale_temporary_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from eiesim import _io
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, time, sys\n"
+        "from eiesim._io import write_atomic_with\n"
+        "def w(fh):\n"
+        "    fh.write(b'partial'); fh.flush()\n"
+        f"    pathlib.Path({str(ready)!r}).write_text('x')\n"
+        "    time.sleep(60)\n"
+        f"write_atomic_with({str(target)!r}, w)\n")])
+    try:
+        t0 = time.monotonic()
+        while not ready.exists():
+            assert time.monotonic() - t0 < 30 and child.poll() is None
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)  # inside the write window
+    finally:
+        child.wait(timeout=30)
+    tmp = [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-eiesim-")]
+    assert len(tmp) == 1 and target.read_bytes() == b"old"
+    stale = tmp[0]
+    # things that are not ours, or not certainly abandoned, are kept
+    foreign = tmp_path / ".tmp-abcdefgh"  # another program's (or an older eiesim's) naming
+    foreign.write_bytes(b"")
+    other_host = tmp_path / f".tmp-eiesim-{child.pid}-elsewhere.example-abcd1234"
+    other_host.write_bytes(b"")
+    live = tmp_path / f".tmp-eiesim-{os.getppid()}-{_io._host()}-abcd1234"  # our parent is alive
+    live.write_bytes(b"")
+    old = time.time() - 2 * _io.STALE_TMP_AGE_S
+    for p in (foreign, other_host, live):
+        os.utime(p, (old, old))
+    _io.write_atomic(tmp_path / "another.bin", b"1")
+    assert stale.exists()  # its writer is dead, but it is younger than STALE_TMP_AGE_S
+    os.utime(stale, (old, old))
+    _io.write_atomic(tmp_path / "another.bin", b"2")
+    assert not stale.exists()
+    assert foreign.exists() and other_host.exists() and live.exists()
+    assert target.read_bytes() == b"old" and (tmp_path / "another.bin").read_bytes() == b"2"
