@@ -355,7 +355,8 @@ class HuffmanStream:
         for name in ("alphabet_size", "n_symbols", "n_bits"):
             val = getattr(self, name)
             if not _is_int(val) or int(val) < 0:
-                raise EieFormatError(f"Huffman stream: {name} must be a non-negative integer, got {val!r}", code="ARGUMENT")
+                raise EieFormatError(f"Huffman stream: {name} must be a non-negative integer, got {val!r}",
+                                     code="ARGUMENT")
             object.__setattr__(self, name, int(val))
         if not 1 <= self.alphabet_size <= MAX_ALPHABET:
             raise EieFormatError(
@@ -364,7 +365,8 @@ class HuffmanStream:
         lens = _lengths_array(self.code_lengths)
         if lens.shape != (self.alphabet_size,):
             raise EieFormatError(
-                f"Huffman stream: code_lengths has shape {lens.shape}, alphabet_size is {self.alphabet_size}", code="ARGUMENT"
+                f"Huffman stream: code_lengths has shape {lens.shape}, alphabet_size is {self.alphabet_size}",
+                code="ARGUMENT"
             )
         lens = lens.astype(np.uint8)
         lens.setflags(write=False)
@@ -372,7 +374,8 @@ class HuffmanStream:
         if isinstance(self.payload, (bytearray, memoryview)):
             object.__setattr__(self, "payload", bytes(self.payload))
         if not isinstance(self.payload, bytes):
-            raise EieFormatError(f"Huffman stream: payload must be bytes, got {type(self.payload).__name__}", code="ARGUMENT")
+            raise EieFormatError(f"Huffman stream: payload must be bytes, got {type(self.payload).__name__}",
+                                 code="ARGUMENT")
 
     @property
     def n_bytes(self) -> int:
@@ -445,7 +448,8 @@ def encode(symbols, alphabet_size: int) -> HuffmanStream:
     16-symbol alphabet in 0.46 s).
     """
     if not _is_int(alphabet_size) or not 1 <= int(alphabet_size) <= MAX_ALPHABET:
-        raise EieFormatError(f"alphabet_size: expected an integer in [1, {MAX_ALPHABET}], got {alphabet_size!r}", code="ARGUMENT")
+        raise EieFormatError(f"alphabet_size: expected an integer in [1, {MAX_ALPHABET}], got {alphabet_size!r}",
+                             code="ARGUMENT")
     k = int(alphabet_size)
     x = np.asarray(symbols)
     if x.ndim != 1:
@@ -503,7 +507,8 @@ def _check_stream(stream: HuffmanStream, where: str):
     nbytes = (nb + 7) // 8
     if len(stream.payload) < nbytes:
         raise EieFormatError(
-            f"{where}: payload holds {len(stream.payload)} bytes, n_bits = {nb} needs {nbytes} (too short)", code="HUFFMAN-PAD"
+            f"{where}: payload holds {len(stream.payload)} bytes, n_bits = {nb} needs {nbytes} (too short)",
+            code="HUFFMAN-PAD"
         )
     if len(stream.payload) > nbytes:
         raise EieFormatError(
@@ -521,7 +526,8 @@ def _check_stream(stream: HuffmanStream, where: str):
         )
     ks = kraft_sum(lens)
     if ks > 1:
-        raise EieFormatError(f"{where}: Kraft sum of code_lengths is {ks} > 1 (not a prefix code)", code="HUFFMAN-KRAFT")
+        raise EieFormatError(f"{where}: Kraft sum of code_lengths is {ks} > 1 (not a prefix code)",
+                             code="HUFFMAN-KRAFT")
     if n == 0:
         if nb:
             raise EieFormatError(f"{where}: n_symbols = 0 but n_bits = {nb}", code="HUFFMAN-DECODE")
@@ -601,7 +607,8 @@ def decode(stream: HuffmanStream, *, backend=None) -> np.ndarray:
         return np.zeros(0, dtype=dtype)
     lens, used, lmin, lmax = info
     if lmin == lmax and nb != n * lmin:  # fixed length: the bit count is exact
-        raise EieFormatError(f"{where}: n_bits = {nb}, but {n} code words of {lmin} bits need {n * lmin}", code="HUFFMAN-DECODE")
+        raise EieFormatError(f"{where}: n_bits = {nb}, but {n} code words of {lmin} bits need {n * lmin}",
+                             code="HUFFMAN-DECODE")
     kernel = None if backend == "numpy" else _kernel(required=backend == "kernel")
     if kernel is not None:
         return _decode_kernel(kernel, stream, lens, used, lmax, dtype, where)
@@ -662,7 +669,8 @@ def _decode_kernel(kernel, stream: HuffmanStream, lens, used, lmax: int, dtype, 
             f"{where}: bits at offset {pos} (symbol {done}) are not a code word of the table", code="HUFFMAN-DECODE"
         )
     if status == _K_RUNS_PAST:
-        raise EieFormatError(f"{where}: symbol {done} runs past n_bits = {nb} (payload too short)", code="HUFFMAN-DECODE")
+        raise EieFormatError(f"{where}: symbol {done} runs past n_bits = {nb} (payload too short)",
+                             code="HUFFMAN-DECODE")
     if status != _K_OK:  # pragma: no cover - the kernel returns no other status
         raise EieError(f"{where}: the decoding kernel returned status {status}")
     if pos != nb:
@@ -685,7 +693,8 @@ def _decode_numpy(stream: HuffmanStream, lens, used, lmin: int, lmax: int, dtype
             syms, bad = _lookup_fixed(_windows(buf, pos, lmax), used, codes, lmin)
             if bad is not None:
                 raise EieFormatError(
-                    f"{where}: bits at offset {int(pos[bad])} (symbol {s0 + bad}) are not a code word of the table", code="HUFFMAN-DECODE"
+                    f"{where}: bits at offset {int(pos[bad])} (symbol {s0 + bad}) are not a code word of the table",
+                    code="HUFFMAN-DECODE"
                 )
             out[s0:s0 + pos.size] = syms
         return out
@@ -705,7 +714,8 @@ def _decode_numpy(stream: HuffmanStream, lens, used, lmin: int, lmax: int, dtype
     pos = 0
     while done < n:
         if pos >= nb:
-            raise EieFormatError(f"{where}: payload ends after {done} of {n} symbols (too short)", code="HUFFMAN-DECODE")
+            raise EieFormatError(f"{where}: payload ends after {done} of {n} symbols (too short)",
+                                 code="HUFFMAN-DECODE")
         m = min(_DEC_BLOCK, nb - pos)
         p = pos + np.arange(m, dtype=np.int64)
         w = _windows(buf, p, lmax)
@@ -727,7 +737,8 @@ def _decode_numpy(stream: HuffmanStream, lens, used, lmin: int, lmax: int, dtype
             )
         if pos + int(take[-1]) + int(lt[-1]) > nb:
             raise EieFormatError(
-                f"{where}: symbol {done + take.size - 1} runs past n_bits = {nb} (payload too short)", code="HUFFMAN-DECODE"
+                f"{where}: symbol {done + take.size - 1} runs past n_bits = {nb} (payload too short)",
+                code="HUFFMAN-DECODE"
             )
         wt = w[take]
         rank = (wt >> (lmax - lt).astype(np.uint64)) - first_code[lt]

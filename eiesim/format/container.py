@@ -135,7 +135,8 @@ class Network:
             raise EieFormatError("network: needs at least one layer", code="META-MISSING")
         for lay in layers:
             if not isinstance(lay, CompressedLayer):
-                raise EieFormatError(f"network: expected CompressedLayer objects, got {type(lay).__name__}", code="ARGUMENT")
+                raise EieFormatError(f"network: expected CompressedLayer objects, got {type(lay).__name__}",
+                                     code="ARGUMENT")
         for k in range(len(layers) - 1):
             if layers[k].n_out != layers[k + 1].n_in:
                 raise EieFormatError(
@@ -266,7 +267,8 @@ def _fixed_point_doc(fixed_point) -> Optional[dict]:
             "saturate": c.saturate,
         }
     if not isinstance(fixed_point, dict):
-        raise EieFormatError(f"fixed_point: expected a dict or an EIEConfig, got {type(fixed_point).__name__}", code="ARGUMENT")
+        raise EieFormatError(f"fixed_point: expected a dict or an EIEConfig, got {type(fixed_point).__name__}",
+                             code="ARGUMENT")
     errs = _check_fixed_point(fixed_point)
     if errs:
         raise EieFormatError(f"fixed_point: {errs[0]}", code="META-INCONSISTENT")
@@ -378,7 +380,8 @@ def save_network(
             pb = 16 if max_ptr < 1 << 16 else 32 if max_ptr < 1 << 32 else 63
         else:
             if not _is_int(pointer_bits) or not 1 <= int(pointer_bits) <= 63:
-                raise EieFormatError(f"pointer_bits: expected an integer in [1, 63], got {pointer_bits!r}", code="ARGUMENT")
+                raise EieFormatError(f"pointer_bits: expected an integer in [1, 63], got {pointer_bits!r}",
+                                     code="ARGUMENT")
             pb = int(pointer_bits)
             if max_ptr >= 1 << pb:
                 raise EieFormatError(

@@ -121,17 +121,21 @@ class LayerSpec:
         try:
             shape = tuple(self.shape)
         except TypeError:
-            raise EieFormatError(f"{where}: shape must be a list of sizes, got {self.shape!r}", code="META-MISSING") from None
+            raise EieFormatError(f"{where}: shape must be a list of sizes, got {self.shape!r}",
+                                 code="META-MISSING") from None
         if not shape or not all(_is_int(d) and int(d) >= 1 for d in shape):
-            raise EieFormatError(f"{where}: shape must be a non-empty list of positive integers, got {self.shape!r}", code="META-MISSING")
+            raise EieFormatError(f"{where}: shape must be a non-empty list of positive integers, got {self.shape!r}",
+                                 code="META-MISSING")
         object.__setattr__(self, "shape", tuple(int(d) for d in shape))
         if not _is_int(self.code_bits) or int(self.code_bits) not in SUPPORTED_CODE_BITS:
             raise EieFormatError(
-                f"{where}: code_bits = {self.code_bits!r}; the .net stream defines {SUPPORTED_CODE_BITS}", code="META-MISSING"
+                f"{where}: code_bits = {self.code_bits!r}; the .net stream defines {SUPPORTED_CODE_BITS}",
+                code="META-MISSING"
             )
         if not _is_int(self.index_bits) or int(self.index_bits) not in SUPPORTED_INDEX_BITS:
             raise EieFormatError(
-                f"{where}: index_bits = {self.index_bits!r}; the .net stream stores {SUPPORTED_INDEX_BITS}", code="META-MISSING"
+                f"{where}: index_bits = {self.index_bits!r}; the .net stream stores {SUPPORTED_INDEX_BITS}",
+                code="META-MISSING"
             )
         object.__setattr__(self, "code_bits", int(self.code_bits))
         object.__setattr__(self, "index_bits", int(self.index_bits))
@@ -210,9 +214,11 @@ def load_layer_specs(path) -> tuple[LayerSpec, ...]:
         raise EieFormatError(f"{path}: top level must be an object with a 'layers' list", code="NET-UNREADABLE")
     extra = sorted(set(doc) - _TOP_KEYS)
     if extra:
-        raise EieFormatError(f"{path}: unknown top-level key {extra[0]!r} (allowed: {sorted(_TOP_KEYS)})", code="NET-UNREADABLE")
+        raise EieFormatError(f"{path}: unknown top-level key {extra[0]!r} (allowed: {sorted(_TOP_KEYS)})",
+                             code="NET-UNREADABLE")
     if doc.get("byte_order", "little") != "little":
-        raise EieFormatError(f"{path}: byte_order {doc['byte_order']!r}; the .net stream is little-endian", code="NET-UNREADABLE")
+        raise EieFormatError(f"{path}: byte_order {doc['byte_order']!r}; the .net stream is little-endian",
+                             code="NET-UNREADABLE")
     layers = doc.get("layers")
     if not isinstance(layers, list) or not layers:
         raise EieFormatError(f"{path}: 'layers' must be a non-empty list", code="NET-UNREADABLE")
@@ -224,10 +230,12 @@ def load_layer_specs(path) -> tuple[LayerSpec, ...]:
             raise EieFormatError(f"{where}: must be an object", code="NET-UNREADABLE")
         extra = sorted(set(lm) - _SPEC_KEYS)
         if extra:
-            raise EieFormatError(f"{where}: unknown key {extra[0]!r} (allowed: {sorted(_SPEC_KEYS)})", code="NET-UNREADABLE")
+            raise EieFormatError(f"{where}: unknown key {extra[0]!r} (allowed: {sorted(_SPEC_KEYS)})",
+                                 code="NET-UNREADABLE")
         missing = [k for k in ("name", "shape", "code_bits", "index_bits") if k not in lm]
         if missing:
-            raise EieFormatError(f"{where}: field {missing[0]!r} is missing (bit widths are never guessed)", code="META-MISSING")
+            raise EieFormatError(f"{where}: field {missing[0]!r} is missing (bit widths are never guessed)",
+                                 code="META-MISSING")
         if not isinstance(lm["shape"], list):
             raise EieFormatError(f"{where}: field 'shape' must be a list", code="META-MISSING")
         try:
@@ -337,7 +345,8 @@ class DCLayer:
         object.__setattr__(self, "codebook", _frozen(cb.astype(np.float32)))
         b = np.asarray(self.bias)
         if b.shape != (spec.n_out,) or (b.size and b.dtype.kind not in "fiu"):
-            raise EieFormatError(f"{where}: bias must be {spec.n_out} real values, got {b.dtype} {b.shape}", code="META-INCONSISTENT")
+            raise EieFormatError(f"{where}: bias must be {spec.n_out} real values, got {b.dtype} {b.shape}",
+                                 code="META-INCONSISTENT")
         object.__setattr__(self, "bias", _frozen(b.astype(np.float32)))
         for name, bits in (("codes", spec.code_bits), ("z", spec.index_bits)):
             arr = np.asarray(getattr(self, name))
@@ -347,13 +356,16 @@ class DCLayer:
                 raise EieFormatError(f"{where}: {name} must be integers, got dtype {arr.dtype}", code="ARGUMENT")
             if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= (1 << bits)):
                 i = int(np.flatnonzero((arr < 0) | (arr >= (1 << bits)))[0])
-                raise EieFormatError(f"{where}: {name}[{i}] = {int(arr[i])} is outside [0, {1 << bits})", code="CODE-RANGE" if name == "codes" else "RELIDX-Z-RANGE")
+                raise EieFormatError(f"{where}: {name}[{i}] = {int(arr[i])} is outside [0, {1 << bits})",
+                                     code="CODE-RANGE" if name == "codes" else "RELIDX-Z-RANGE")
             object.__setattr__(self, name, _frozen(arr.astype(np.uint8)))
         if self.codes.size != self.z.size:
-            raise EieFormatError(f"{where}: codes and z differ in length ({self.codes.size}, {self.z.size})", code="META-INCONSISTENT")
+            raise EieFormatError(f"{where}: codes and z differ in length ({self.codes.size}, {self.z.size})",
+                                 code="META-INCONSISTENT")
         pads = tuple(self.pad_nibbles)
         if len(pads) != 2 or not all(_is_int(p) and 0 <= int(p) < 16 for p in pads):
-            raise EieFormatError(f"{where}: pad_nibbles must be two values in [0, 16), got {self.pad_nibbles!r}", code="ARGUMENT")
+            raise EieFormatError(f"{where}: pad_nibbles must be two values in [0, 16), got {self.pad_nibbles!r}",
+                                 code="ARGUMENT")
         if self.codes.size % 2 == 0 and any(pads):
             raise EieFormatError(f"{where}: pad_nibbles must be (0, 0) for an even entry count", code="ARGUMENT")
         if spec.code_bits == 8 and pads[0]:
@@ -452,7 +464,8 @@ class DCLayer:
         if self.codebook.view(np.uint32)[0] != 0:
             raise EieFormatError(
                 f"layer {self.name!r}: codebook[0] = {self.codebook[0].item()!r} must be +0.0; it is "
-                "the value of fillers and never-written positions (FORMAT.md §1)", code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO"
+                "the value of fillers and never-written positions (FORMAT.md §1)",
+                code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO"
             )
         return self.codebook[self.to_codes()]
 
@@ -567,7 +580,8 @@ def _as_specs(specs) -> tuple[LayerSpec, ...]:
         return load_layer_specs(specs)
     specs = tuple(specs)
     if not specs or not all(isinstance(s, LayerSpec) for s in specs):
-        raise EieFormatError("specs: expected a non-empty sequence of LayerSpec (or a layers.json path)", code="ARGUMENT")
+        raise EieFormatError("specs: expected a non-empty sequence of LayerSpec (or a layers.json path)",
+                             code="ARGUMENT")
     return specs
 
 
@@ -601,7 +615,8 @@ def parse_net(data, specs, *, strict: bool = False, source: str = "<bytes>") -> 
     L = len(specs)
     if size < 4 * L:
         raise EieFormatError(
-            f"{source}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)", code="STREAM-TRUNCATED"
+            f"{source}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)",
+            code="STREAM-TRUNCATED"
         )
     header = np.frombuffer(mv[: 4 * L], dtype="<u4")
     spans, off = _plan(specs, header, size, source)
@@ -730,7 +745,8 @@ def read_net(path, specs, *, strict: bool = False) -> DCNet:
             head = fh.read(4 * L)
             if len(head) < 4 * L:
                 raise EieFormatError(
-                    f"{path}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)", code="STREAM-TRUNCATED"
+                    f"{path}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)",
+                    code="STREAM-TRUNCATED"
                 )
             _plan(specs, np.frombuffer(head, dtype="<u4"), size, path)
             data = head + fh.read()
@@ -846,14 +862,16 @@ def encode_dense(codes, codebook, bias=None, *, name: str = "layer", code_bits: 
     cb = np.asarray(codebook)
     if code_bits is None:
         if cb.ndim != 1 or cb.size not in (16, 256):
-            raise EieFormatError(f"layer {name!r}: codebook of shape {cb.shape}; expected 16 or 256 values", code="ARGUMENT")
+            raise EieFormatError(f"layer {name!r}: codebook of shape {cb.shape}; expected 16 or 256 values",
+                                 code="ARGUMENT")
         code_bits = int(cb.size).bit_length() - 1
     spec = LayerSpec(name, c.shape, code_bits, index_bits)
     flat = c.reshape(-1)
     if int(flat.min()) < 0 or int(flat.max()) >= spec.codebook_size:
         i = int(np.flatnonzero((flat < 0) | (flat >= spec.codebook_size))[0])
         raise EieFormatError(
-            f"layer {name!r}: code {int(flat[i])} at flat position {i} is outside [0, {spec.codebook_size})", code="ARGUMENT"
+            f"layer {name!r}: code {int(flat[i])} at flat position {i} is outside [0, {spec.codebook_size})",
+            code="ARGUMENT"
         )
     pos = np.flatnonzero(flat)
     v, z, _ = encode_segments(np.zeros(pos.size, dtype=np.int64), pos, flat[pos], 1, index_bits)
@@ -894,10 +912,12 @@ def dclayer_to_compressed(dclayer: DCLayer, n_pe: int, *, fold_bias: bool = Fals
         (e.g. ``codebook[0]`` not +0.0).
     """
     if not isinstance(dclayer, DCLayer):
-        raise EieFormatError(f"dclayer_to_compressed: expected a DCLayer, got {type(dclayer).__name__}", code="ARGUMENT")
+        raise EieFormatError(f"dclayer_to_compressed: expected a DCLayer, got {type(dclayer).__name__}",
+                             code="ARGUMENT")
     spec = dclayer.spec
     if len(spec.shape) < 2:
-        raise EieFormatError(f"layer {spec.name!r}: shape {spec.shape} is not a weight matrix (needs >= 2 dims)", code="ARGUMENT")
+        raise EieFormatError(f"layer {spec.name!r}: shape {spec.shape} is not a weight matrix (needs >= 2 dims)",
+                             code="ARGUMENT")
     n_out = spec.shape[0]
     n_in = spec.n_weights // n_out
     real = dclayer.codes != 0
@@ -961,11 +981,13 @@ def compressed_to_dclayer(layer: CompressedLayer, bias=None, *, name: str | None
         ``bias`` is given for a layer that already carries a bias column.
     """
     if not isinstance(layer, CompressedLayer):
-        raise EieFormatError(f"compressed_to_dclayer: expected a CompressedLayer, got {type(layer).__name__}", code="ARGUMENT")
+        raise EieFormatError(f"compressed_to_dclayer: expected a CompressedLayer, got {type(layer).__name__}",
+                             code="ARGUMENT")
     nm = name or layer.name or "layer"
     if layer.code_bits not in SUPPORTED_CODE_BITS:
         raise EieFormatError(
-            f"layer {nm!r}: code_bits = {layer.code_bits}; the .net stream defines {SUPPORTED_CODE_BITS}", code="ARGUMENT"
+            f"layer {nm!r}: code_bits = {layer.code_bits}; the .net stream defines {SUPPORTED_CODE_BITS}",
+            code="ARGUMENT"
         )
     if bias is not None and layer.has_bias:
         raise EieFormatError(f"layer {nm!r}: has a bias column; do not pass a separate bias", code="ARGUMENT")

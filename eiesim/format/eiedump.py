@@ -115,7 +115,8 @@ def _not_a_dump_dir(root: Path) -> str:
 def _read_array(path: Path, dtype: str, elem: int, what: str) -> np.ndarray:
     if not path.exists():
         raise EieFormatError(f"{path}: {what} file is missing", code="DUMP-FILES")
-    raw = read_regular_file(path, None, error=functools.partial(EieFormatError, code="DUMP-FILES"), what=f"{what} file")  # a FIFO is refused unopened
+    raw = read_regular_file(path, None, error=functools.partial(EieFormatError,
+    code="DUMP-FILES"), what=f"{what} file")  # a FIFO is refused unopened
     if len(raw) % elem:
         raise EieFormatError(
             f"{path}: size {len(raw)} bytes is not a multiple of {elem} ({what}; truncated?)", code="STREAM-TRUNCATED"
@@ -215,7 +216,8 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
             f"missing ptr{missing[0]}.dat", code="DUMP-FILES"
         )
     if n_pe is not None and n_pe != N:
-        raise EieFormatError(f"{root}: N does not match the dump (n_pe={n_pe}, dump has {N} ptr files)", code="META-INCONSISTENT")
+        raise EieFormatError(f"{root}: N does not match the dump (n_pe={n_pe}, dump has {N} ptr files)",
+                             code="META-INCONSISTENT")
     spm_files = _index_files(root / "spm", _SPM_RE, "spm")
     extra = sorted(set(spm_files) - set(range(N)))
     if extra:
@@ -224,9 +226,11 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
     cb_path = root / "arithm.dat"
     codebook = _read_array(cb_path, "<f4", 4, "codebook").astype(np.float32)
     if codebook.size != 1 << DUMP_CODE_BITS:
-        raise EieFormatError(f"{cb_path}: holds {codebook.size} float32 values, expected {1 << DUMP_CODE_BITS}", code="CODEBOOK-SIZE")
+        raise EieFormatError(f"{cb_path}: holds {codebook.size} float32 values, expected {1 << DUMP_CODE_BITS}",
+                             code="CODEBOOK-SIZE")
     if codebook.view(np.uint32)[0] != 0:
-        raise EieFormatError(f"{cb_path}: entry 0 is {codebook[0].item()!r}, must be +0.0", code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO")
+        raise EieFormatError(f"{cb_path}: entry 0 is {codebook[0].item()!r}, must be +0.0",
+                             code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO")
     if not np.all(np.isfinite(codebook)):
         raise EieFormatError(f"{cb_path}: codebook holds a non-finite value", code="FLOAT-NONFINITE")
 
@@ -249,23 +253,27 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
                     f"files: is there a stray ptr{N - 1}.dat?", code="META-INCONSISTENT"
                 )
         elif p.size != length:
-            raise EieFormatError(f"{pf}: {p.size} pointers, but {ptr_files[0]} has {length}", code="PTR-SHORT" if p.size < length else "PTR-LONG")
+            raise EieFormatError(f"{pf}: {p.size} pointers, but {ptr_files[0]} has {length}",
+                                 code="PTR-SHORT" if p.size < length else "PTR-LONG")
         if p[0] != 0:
             raise EieFormatError(f"{pf}: first pointer is {int(p[0])}, must be 0", code="PTR-START-NONZERO")
         dp = np.diff(p)
         if dp.min() < 0:
             j = int(np.flatnonzero(dp < 0)[0])
-            raise EieFormatError(f"{pf}: pointer of column {j} decreases ({int(p[j])} -> {int(p[j + 1])})", code="PTR-DECREASING")
+            raise EieFormatError(f"{pf}: pointer of column {j} decreases ({int(p[j])} -> {int(p[j + 1])})",
+                                 code="PTR-DECREASING")
         sf = spm_files.get(k, root / "spm" / f"spm{k}.dat")
         s = _read_array(sf, "<u4", 8, "sparse-matrix").reshape(-1, 2)
         if p[-1] != s.shape[0]:
             raise EieFormatError(
-                f"{pf}: last pointer {int(p[-1])} != number of entries {s.shape[0]} in {sf.name}", code="PTR-SLACK" if p[-1] < s.shape[0] else "PTR-OVERRUN"
+                f"{pf}: last pointer {int(p[-1])} != number of entries {s.shape[0]} in {sf.name}",
+                code="PTR-SLACK" if p[-1] < s.shape[0] else "PTR-OVERRUN"
             )
         for col, what, lim in ((0, "code", 1 << DUMP_CODE_BITS), (1, "relative index z", 1 << DUMP_INDEX_BITS)):
             if s.shape[0] and int(s[:, col].max()) >= lim:
                 i = int(np.flatnonzero(s[:, col] >= lim)[0])
-                raise EieFormatError(f"{sf}: entry {i} has {what} {int(s[i, col])} >= {lim}", code="CODE-RANGE" if col == 0 else "RELIDX-Z-RANGE")
+                raise EieFormatError(f"{sf}: entry {i} has {what} {int(s[i, col])} >= {lim}",
+                                     code="CODE-RANGE" if col == 0 else "RELIDX-Z-RANGE")
         ptrs.append(p)
         vs.append(s[:, 0].astype(np.uint8))
         zs.append(s[:, 1].astype(np.uint8))

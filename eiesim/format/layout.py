@@ -279,7 +279,8 @@ class CompressedLayer:
         cb = np.asarray(codebook)
         if cb.ndim != 1 or cb.size != (1 << code_bits):
             raise EieFormatError(
-                f"codebook: expected shape ({1 << code_bits},) for code_bits={code_bits}, got {cb.shape}", code="ARGUMENT"
+                f"codebook: expected shape ({1 << code_bits},) for code_bits={code_bits}, got {cb.shape}",
+                code="ARGUMENT"
             )
         cb64 = cb.astype(np.float32).astype(np.float64)
         if sp.issparse(weights):
@@ -303,7 +304,8 @@ class CompressedLayer:
         codes, bad = _lookup(vals, cb64)
         if bad is not None:
             raise EieFormatError(
-                f"weights[{int(rows[bad])}, {int(cols[bad])}] = {vals[bad].item()!r} is not a codebook value", code="ARGUMENT"
+                f"weights[{int(rows[bad])}, {int(cols[bad])}] = {vals[bad].item()!r} is not a codebook value",
+                code="ARGUMENT"
             )
         bias_codes = None
         if bias is not None:
@@ -315,7 +317,8 @@ class CompressedLayer:
             nzb = np.flatnonzero(b != 0)
             bcodes, bad = _lookup(b[nzb], cb64)
             if bad is not None:
-                raise EieFormatError(f"bias[{int(nzb[bad])}] = {b[nzb[bad]].item()!r} is not a codebook value", code="ARGUMENT")
+                raise EieFormatError(f"bias[{int(nzb[bad])}] = {b[nzb[bad]].item()!r} is not a codebook value",
+                                     code="ARGUMENT")
             bias_codes = np.zeros(shape[0], dtype=np.int64)
             bias_codes[nzb] = bcodes
         return cls._from_entries(

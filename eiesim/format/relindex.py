@@ -76,7 +76,8 @@ def segment_ids(counts) -> np.ndarray:
     """
     counts = _int_array(counts, "counts")
     if counts.size and counts.min() < 0:
-        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count", code="ARGUMENT")
+        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count",
+                             code="ARGUMENT")
     return np.repeat(np.arange(counts.size, dtype=np.int64), counts.astype(np.int64))
 
 
@@ -163,7 +164,8 @@ def encode_segments(seg, pos, codes, n_seg: int, index_bits: int = 4):
         bad = np.flatnonzero(codes > 255)
         if bad.size:
             i = int(bad[0])
-            raise EieFormatError(f"codes: entry {i} has code {int(codes[i])} > 255 (v is stored in 8 bits)", code="ARGUMENT")
+            raise EieFormatError(f"codes: entry {i} has code {int(codes[i])} > 255 (v is stored in 8 bits)",
+                                 code="ARGUMENT")
         if seg.min() < 0 or seg.max() >= n_seg:
             i = int(np.flatnonzero((seg < 0) | (seg >= n_seg))[0])
             raise EieFormatError(f"seg: entry {i} has segment {int(seg[i])} outside [0, {n_seg})", code="ARGUMENT")
@@ -237,7 +239,8 @@ def decode_segments(v, z, counts) -> np.ndarray:
     if v.size != z.size:
         raise EieFormatError(f"v, z: lengths differ ({v.size}, {z.size})", code="ARGUMENT")
     if counts.size and counts.min() < 0:
-        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count", code="ARGUMENT")
+        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count",
+                             code="ARGUMENT")
     if int(counts.sum()) != z.size:
         raise EieFormatError(f"counts: sum {int(counts.sum())} != number of entries {z.size}", code="ARGUMENT")
     return _segment_positions(z, counts)

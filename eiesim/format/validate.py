@@ -866,7 +866,8 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
     if isinstance(ptr, np.ndarray) and ptr.ndim == 2 or not isinstance(ptr, (list, tuple)):
         parr = np.asarray(ptr)
         if parr.ndim != 2 or (parr.size and parr.dtype.kind not in "iu"):
-            raise EieFormatError(f"ptr: expected a 2-D integer array or a list of 1-D arrays, got {parr.shape}", code="ARGUMENT")
+            raise EieFormatError(f"ptr: expected a 2-D integer array or a list of 1-D arrays, got {parr.shape}",
+                                 code="ARGUMENT")
         rows = [parr[k].astype(np.int64) for k in range(parr.shape[0])]
     else:
         rows = []
@@ -1433,7 +1434,8 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
         else:
             specs = tuple(layers)
             if not specs or not all(isinstance(s, dcnet.LayerSpec) for s in specs):
-                raise EieFormatError("expected a non-empty sequence of LayerSpec or a layers.json path", code="NET-UNREADABLE")
+                raise EieFormatError("expected a non-empty sequence of LayerSpec or a layers.json path",
+                                     code="NET-UNREADABLE")
     except EieFormatError as exc:
         raise EieFormatError(f"layer list: {exc}", code="NET-UNREADABLE") from None
     data = read_regular_file(path, None, error=functools.partial(EieFormatError, code="NET-UNREADABLE"),
