@@ -15,6 +15,7 @@ __all__ = [
     "write_atomic",
     "write_atomic_with",
     "remove_stale_temporaries",
+    "temporary_prefix",
     "check_writable",
     "check_outputs",
     "same_file",
@@ -165,7 +166,7 @@ def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     folder = os.path.dirname(real)
     remove_stale_temporaries(folder)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(), dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(), dir=folder)
     except OSError as exc:
         raise error(f"{path}: cannot write in {folder} ({exc.strerror})") from None
     try:
@@ -197,7 +198,11 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
 
 
-def _tmp_prefix() -> str:
+def temporary_prefix() -> str:
+    """Name prefix of eiesim's temporary files and folders: ``.tmp-eiesim-<pid>-<host>-``.
+
+    :func:`remove_stale_temporaries` recognises (and only removes) this naming.
+    """
     return f".tmp-eiesim-{os.getpid()}-{_host()}-"
 
 
@@ -216,9 +221,10 @@ def remove_stale_temporaries(folder, *, now: float | None = None) -> list:
 
     A SIGKILL between creating the temporary file and renaming it leaves a
     hidden ``.tmp-eiesim-<pid>-<host>-<random>`` beside the target (the target
-    itself is intact). Every atomic write first removes such files, but only
-    files that are certainly ours and certainly abandoned: regular files (not
-    links) owned by the current user, named with this eiesim's pattern,
+    itself is intact; :func:`eiesim.format.eiedump.write_dump` leaves a folder
+    of that name). Every atomic write first removes such files, but only
+    files that are certainly ours and certainly abandoned: regular files or
+    folders (not links) owned by the current user, named with this eiesim's pattern,
     written on this host (same host name) by a process id that no longer
     exists, and last modified at least :data:`STALE_TMP_AGE_S` seconds ago.
     Files of other hosts sharing the folder, of live processes, of other
@@ -254,13 +260,19 @@ def remove_stale_temporaries(folder, *, now: float | None = None) -> list:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if not stat.S_ISREG(st.st_mode) or (uid is not None and st.st_uid != uid):
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if not (stat.S_ISREG(st.st_mode) or is_dir) or (uid is not None and st.st_uid != uid):
             continue
         pid = int(m.group(1))
         if pid == os.getpid() or _pid_alive(pid) or now - st.st_mtime < STALE_TMP_AGE_S:
             continue
         try:
-            os.unlink(entry.path)
+            if is_dir:
+                import shutil
+
+                shutil.rmtree(entry.path)  # does not follow links inside
+            else:
+                os.unlink(entry.path)
         except OSError:
             continue
         removed.append(entry.path)

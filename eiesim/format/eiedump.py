@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import read_regular_file
+from .._io import read_regular_file, remove_stale_temporaries, temporary_prefix
 from ..errors import EieFormatError, EieInputError
 from .layout import CompressedLayer
 
@@ -338,7 +338,9 @@ def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
 
     The directory is built under a temporary name in the same parent and
     renamed into place; on failure the temporary directory is removed and
-    ``path`` is left untouched.
+    ``path`` is left untouched. The temporary name is
+    ``.tmp-eiesim-<pid>-<host>-<hex>``; one that a killed writer left in the
+    parent is removed first (:func:`eiesim._io.remove_stale_temporaries`).
 
     Parameters
     ----------
@@ -399,7 +401,8 @@ def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
 
     # os.mkdir (unlike tempfile.mkdtemp) honours the umask, so the renamed
     # directory gets ordinary permissions
-    tmp = parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    remove_stale_temporaries(parent)  # what a killed write_dump left here (our naming only)
+    tmp = parent / f"{temporary_prefix()}{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
         (tmp / "ptr").mkdir()

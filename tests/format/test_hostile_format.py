@@ -363,3 +363,32 @@ def test_stale_temporary_of_a_killed_writer_is_removed_by_the_next_write(tmp_pat
     assert not stale.exists()
     assert foreign.exists() and other_host.exists() and live.exists()
     assert target.read_bytes() == b"old" and (tmp_path / "another.bin").read_bytes() == b"2"
+
+
+def test_stale_dump_folder_of_a_killed_writer_is_removed_by_the_next_dump(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from eiesim import _io
+    from eiesim.format.eiedump import read_dump, write_dump
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".tmp-eiesim-{dead.pid}-{_io._host()}-0badf00d"
+    (stale / "ptr").mkdir(parents=True)
+    (stale / "ptr" / "ptr0.dat").write_bytes(b"\0" * 8)
+    link_target = tmp_path / "keep"
+    link_target.mkdir()
+    (link_target / "precious").write_bytes(b"1")
+    (stale / "link").symlink_to(link_target)  # rmtree must not follow it
+    old = time.time() - 2 * _io.STALE_TMP_AGE_S
+    os.utime(stale, (old, old))
+    lay = CompressedLayer.from_codes(np.array([[1, 0], [0, 2], [3, 0]]), np.arange(16, dtype=np.float32), 2,
+                                     bias_codes=np.array([1, 0, 2]))
+    write_dump(lay, tmp_path / "dump")
+    assert not stale.exists()
+    assert (link_target / "precious").read_bytes() == b"1"
+    assert read_dump(tmp_path / "dump", n_out=3).layer.n_entries == lay.n_entries
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
