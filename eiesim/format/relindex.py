@@ -27,6 +27,7 @@ __all__ = [
     "encode_column",
     "decode_column",
     "encode_segments",
+    "encode_segments_sparse",
     "decode_segments",
     "filler_mask",
     "segment_ids",
@@ -141,6 +142,37 @@ def encode_segments(seg, pos, codes, n_seg: int, index_bits: int = 4):
     non-zero becomes ``g // 2**index_bits`` fillers ``(0, 2**index_bits-1)``
     and then the real entry with ``z = g % 2**index_bits``.
     """
+    v, z, present, sums = encode_segments_sparse(seg, pos, codes, n_seg, index_bits)
+    counts = np.zeros(n_seg, dtype=np.int64)
+    counts[present] = sums
+    return v, z, counts
+
+
+def encode_segments_sparse(seg, pos, codes, n_seg: int, index_bits: int = 4):
+    """:func:`encode_segments` with the per-segment counts of the non-empty segments only.
+
+    Memory is O(nnz + n_entries), independent of ``n_seg`` (a re-layout over
+    many PEs has ``n_pe * n_cols`` segments, most of them empty).
+
+    Parameters
+    ----------
+    seg, pos, codes, n_seg, index_bits
+        As for :func:`encode_segments`.
+
+    Returns
+    -------
+    v, z : numpy.ndarray of uint8, shape (n_entries,)
+        As for :func:`encode_segments`.
+    present : numpy.ndarray of int64, shape (n_present,)
+        The segments holding entries, increasing.
+    sums : numpy.ndarray of int64, shape (n_present,)
+        Entries (fillers included) of each of them.
+
+    Raises
+    ------
+    EieFormatError
+        As :func:`encode_segments` (code ``ARGUMENT``).
+    """
     index_bits = _check_index_bits(index_bits)
     seg = _int_array(seg, "seg")
     pos = _int_array(pos, "pos")
@@ -204,9 +236,20 @@ def encode_segments(seg, pos, codes, n_seg: int, index_bits: int = 4):
     real = csum[1:] - 1
     v[real] = codes.astype(np.uint8)
     z[real] = (gap & zmax).astype(np.uint8)
-    bounds = np.searchsorted(seg, np.arange(n_seg + 1, dtype=np.int64), side="left")
-    counts = np.diff(csum[bounds])
-    return v, z, counts
+    present, sums = _segment_sums(seg, per)
+    return v, z, present, sums
+
+
+def _segment_sums(seg: np.ndarray, per: np.ndarray):
+    """(segments holding entries, entries each): O(nnz) memory, never O(n_seg).
+
+    ``seg`` is sorted non-decreasing; ``per`` the entries each non-zero
+    produces (fillers included).
+    """
+    if seg.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
+    return seg[starts], np.add.reduceat(per, starts)
 
 
 def decode_segments(v, z, counts) -> np.ndarray:
