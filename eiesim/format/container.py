@@ -1054,7 +1054,7 @@ def load_container(path, *, check: str = "cheap") -> Container:
     ----------
     path : str or os.PathLike
     check : {"cheap", "full"}, default "cheap"
-        ``"cheap"``: the archive, manifest and size rules and the O(N)
+        ``"cheap"``: the archive, manifest and size rules and the O(n_pe * n_cols)
         checks of :meth:`CompressedLayer.check_format` (every load).
         ``"full"``: also the O(nnz) checks of every layer. The complete rule
         set with severities is :func:`eiesim.format.validate.validate_container`.

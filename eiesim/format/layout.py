@@ -108,7 +108,7 @@ class CompressedLayer:
     Raises
     ------
     EieFormatError
-        On construction, when a cheap (O(N)) check of :meth:`check_format`
+        On construction, when a cheap (O(n_pe * n_cols)) check of :meth:`check_format`
         fails or an array cannot be coerced to its dtype without changing
         values. The message names the field.
 
