@@ -285,7 +285,19 @@ def test_simulate_n_pe_4096_on_a_wide_layer_is_one_line(capsys, tmp_path):
     x = tmp_path / "x.npy"
     np.save(x, np.ones((1, 1_000_000), dtype=np.float32))
     err = one_line_exit_2(capsys, "simulate", "--network", net, "--input", x, "--n-pe", "4096")
-    assert "SIZE-LIMIT" in err or "GiB" in err
+    assert "GiB" in err and "limit" in err
+    # the same under a 3 GiB address-space cap, in a child process (before: a MemoryError traceback)
+    import os
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+            "from eiesim.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", code, "simulate", "--network", str(net), "--input", str(x),
+                           "--n-pe", "4096"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
 
 
 # ---------------------------------------------------------------- redundant parts that disagree: warn, naming the rule
