@@ -551,7 +551,7 @@ class CompressedLayer:
         """
         if self.__dict__.get("_decodable"):
             return
-        v, ptr = self.v, self.ptr
+        v = self.v
         vmax = (1 << self.code_bits) - 1
         if v.size and int(v.max()) > vmax:
             i = int(np.flatnonzero(v > vmax)[0])
