@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import struct
 import tempfile
 from typing import Callable
@@ -13,6 +14,8 @@ from .errors import EieError, EieFormatError
 __all__ = [
     "write_atomic",
     "write_atomic_with",
+    "remove_stale_temporaries",
+    "temporary_prefix",
     "check_writable",
     "check_outputs",
     "same_file",
@@ -30,6 +33,11 @@ __all__ = [
     "load_npz_members",
     "load_npz_arrays",
 ]
+
+
+def _io_error(message: str) -> EieFormatError:
+    """The default error of the helpers below: code ``IO-ERROR`` (docs/FORMAT.md 6.2)."""
+    return EieFormatError(message, code="IO-ERROR")
 
 
 def _chmod_default(path: str) -> None:
@@ -57,7 +65,7 @@ def _check_target(path: str, error) -> None:
         raise error(f"{path}: file is read-only; refusing to replace it")
 
 
-def check_writable(path, *, error=EieFormatError) -> None:
+def check_writable(path, *, error=_io_error) -> None:
     """Check before any work that ``path`` can be written by :func:`write_atomic`.
 
     Raises
@@ -100,7 +108,7 @@ def same_file(a, b) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_outputs(outputs, inputs=(), *, error=EieFormatError) -> None:
+def check_outputs(outputs, inputs=(), *, error=_io_error) -> None:
     """Check a command's output paths before any work is done.
 
     Every output must be writable (:func:`check_writable`), must not be one
@@ -137,14 +145,16 @@ def check_outputs(outputs, inputs=(), *, error=EieFormatError) -> None:
             raise error(f"{label}: {exc}") from None
 
 
-def write_atomic_with(path, writer: Callable, *, error=EieFormatError) -> None:
+def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     """Create ``path`` through ``writer(binary_file)`` in a temporary file, then rename it into place.
 
     An existing ``path`` is replaced only once the new content is complete; on
     any failure the temporary file is removed and ``path`` is untouched. A
     symlink is followed (its target is replaced, the link stays); devices,
     FIFOs, directories and read-only files are refused; an existing file keeps
-    its permission bits.
+    its permission bits. The temporary file is ``.tmp-eiesim-<pid>-<host>-<random>``
+    in the target's folder; temporaries that killed writers left there are
+    removed first (:func:`remove_stale_temporaries`).
 
     Raises
     ------
@@ -159,8 +169,9 @@ def write_atomic_with(path, writer: Callable, *, error=EieFormatError) -> None:
     real = os.path.realpath(path)
     _check_target(real, error)
     folder = os.path.dirname(real)
+    remove_stale_temporaries(folder)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(), dir=folder)
     except OSError as exc:
         raise error(f"{path}: cannot write in {folder} ({exc.strerror})") from None
     try:
@@ -179,7 +190,101 @@ def write_atomic_with(path, writer: Callable, *, error=EieFormatError) -> None:
         raise
 
 
-def write_atomic(path, data: bytes, *, error=EieFormatError) -> None:
+#: Temporary files of :func:`write_atomic_with` are named ``.tmp-eiesim-<pid>-<host>-<random>``.
+_TMP_RE = re.compile(r"\.tmp-eiesim-(\d+)-(.+)-[A-Za-z0-9_]+")
+#: A temporary file of a dead writer is removed only once it is this old (seconds): a guard
+#: against a recycled pid or a clock step, not a correctness condition.
+STALE_TMP_AGE_S = 60.0
+
+
+def _host() -> str:
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+
+
+def temporary_prefix() -> str:
+    """Name prefix of eiesim's temporary files and folders: ``.tmp-eiesim-<pid>-<host>-``.
+
+    :func:`remove_stale_temporaries` recognises (and only removes) this naming.
+    """
+    return f".tmp-eiesim-{os.getpid()}-{_host()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's) or cannot tell: keep the file
+    return True
+
+
+def remove_stale_temporaries(folder, *, now: float | None = None) -> list:
+    """Delete temporary files a killed :func:`write_atomic_with` left in ``folder``.
+
+    A SIGKILL between creating the temporary file and renaming it leaves a
+    hidden ``.tmp-eiesim-<pid>-<host>-<random>`` beside the target (the target
+    itself is intact; :func:`eiesim.format.eiedump.write_dump` leaves a folder
+    of that name). Every atomic write first removes such files, but only
+    files that are certainly ours and certainly abandoned: regular files or
+    folders (not links) owned by the current user, named with this eiesim's pattern,
+    written on this host (same host name) by a process id that no longer
+    exists, and last modified at least :data:`STALE_TMP_AGE_S` seconds ago.
+    Files of other hosts sharing the folder, of live processes, of other
+    programs or of eiesim versions before this naming are never touched.
+    Errors (a file vanishing, no permission) are ignored.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+    now : float, optional
+        Current time in seconds since the epoch (default: :func:`time.time`).
+
+    Returns
+    -------
+    list of str
+        Paths removed.
+    """
+    import stat
+    import time
+
+    now = time.time() if now is None else now
+    host, uid = _host(), os.getuid() if hasattr(os, "getuid") else None
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TMP_RE.fullmatch(entry.name)
+        if m is None or m.group(2) != host:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if not (stat.S_ISREG(st.st_mode) or is_dir) or (uid is not None and st.st_uid != uid):
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _pid_alive(pid) or now - st.st_mtime < STALE_TMP_AGE_S:
+            continue
+        try:
+            if is_dir:
+                import shutil
+
+                shutil.rmtree(entry.path)  # does not follow links inside
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.path)
+    return removed
+
+
+def write_atomic(path, data: bytes, *, error=_io_error) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`write_atomic_with`)."""
     write_atomic_with(path, lambda fh: fh.write(data), error=error)
 
@@ -197,7 +302,7 @@ def _a(noun: str) -> str:
     return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
-def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> int:
+def require_regular_file(path, *, error=_io_error, what: str = "file") -> int:
     """Check that ``path`` is an existing regular file; return its size in bytes.
 
     Raises
@@ -222,7 +327,7 @@ def require_regular_file(path, *, error=EieFormatError, what: str = "file") -> i
     return st.st_size
 
 
-def open_regular_file(path, *, max_bytes=None, error=EieFormatError, what: str = "file"):
+def open_regular_file(path, *, max_bytes=None, error=_io_error, what: str = "file"):
     """Open an existing regular file for binary reading, without ever blocking.
 
     The path is checked with :func:`os.stat` first (:func:`require_regular_file`),
@@ -277,7 +382,7 @@ def open_regular_file(path, *, max_bytes=None, error=EieFormatError, what: str =
         raise
 
 
-def read_regular_file(path, max_bytes, *, error=EieFormatError, what: str = "file") -> bytes:
+def read_regular_file(path, max_bytes, *, error=_io_error, what: str = "file") -> bytes:
     """Read a whole regular file of at most ``max_bytes`` bytes (None: no limit).
 
     Devices, FIFOs and directories are refused before anything is opened
@@ -674,7 +779,7 @@ def _size_mismatch(where, dtype, shape, need, have, error):
     return error(f"{where}: header declares shape {shape} of {dtype} ({need} bytes) but {have} bytes follow")
 
 
-def parse_npy(data: bytes, where: str, *, error=EieFormatError):
+def parse_npy(data: bytes, where: str, *, error=_io_error):
     """Parse ``.npy`` bytes without pickle and without trusting the header.
 
     The header's shape and dtype must describe exactly the bytes that follow;
@@ -775,7 +880,7 @@ def _read_npz(path, names, max_file_bytes, max_member_bytes, error):
     return out, list(infos)
 
 
-def load_npz_members(path, names, max_bytes: int, *, error=EieFormatError) -> dict:
+def load_npz_members(path, names, max_bytes: int, *, error=_io_error) -> dict:
     """Read chosen ``.npy`` members of an ``.npz`` file with size checks and no pickle.
 
     Parameters
@@ -805,7 +910,7 @@ def load_npz_members(path, names, max_bytes: int, *, error=EieFormatError) -> di
     return out
 
 
-def load_npz_arrays(path, *, max_member_bytes=None, error=EieFormatError):
+def load_npz_arrays(path, *, max_member_bytes=None, error=_io_error):
     """Every ``.npy`` member of an ``.npz`` file, in archive order, with size checks and no pickle.
 
     What :func:`numpy.load` gives, except that nothing is trusted: the file

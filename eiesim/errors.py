@@ -34,9 +34,11 @@ class EieFormatError(EieError, ValueError):
         As for :class:`Exception` (the first is the message).
     code : str, optional
         Stable code of the broken rule (for example ``"PTR-START-NONZERO"``;
-        the rule table is in the project's ``docs/FORMAT.md``), or None when
-        the error has no rule code. Keyword-only; it does not change the
-        message.
+        the rule tables are in the project's ``docs/FORMAT.md``: format rules,
+        and the input errors ``ARGUMENT``, ``IO-ERROR``, ``SIZE-LIMIT``, ...).
+        Every error eiesim raises carries one (a test checks every raise
+        site); None only for errors constructed elsewhere. Keyword-only; it
+        does not change the message.
 
     Attributes
     ----------

@@ -180,25 +180,28 @@ def _build_config(args, network, source: str) -> EIEConfig:
     return cfg
 
 
-def _relayout(network, n_pe: int):
-    """Re-interleave every layer over ``n_pe`` PEs (exact: codes are kept)."""
-    from ..format.container import Network
-    from ..format.layout import CompressedLayer
+def _redundancy_warnings(path) -> list:
+    """Warnings, naming the rule, for the errors the full validator finds in a container that loaded.
 
-    layers = []
-    for layer in network.layers:
-        if layer.n_pe == n_pe:
-            layers.append(layer)
-            continue
-        codes = layer.to_codes()
-        bias = codes[:, layer.n_in] if layer.has_bias else None
-        layers.append(
-            CompressedLayer.from_codes(
-                codes[:, : layer.n_in], layer.codebook, n_pe, bias_codes=bias,
-                code_bits=layer.code_bits, index_bits=layer.index_bits, name=layer.name,
-            )
-        )
-    return Network(tuple(layers), activation=network.activation, metadata=network.metadata)
+    The loader reads ``v``/``z`` (else the packed image, else the Huffman
+    streams) and checks what simulating needs; the redundant parts it does not
+    use (declared counts, a packed image or Huffman streams beside ``v``/``z``)
+    are compared here, in O(entries), so a file ``eiesim validate`` rejects is
+    never simulated silently (issue 10).
+    """
+    from ..format.validate import validate_container
+
+    report = validate_container(path, level="full")
+    return [f"warning: {path}: {f} -- eiesim validate rejects this file; simulated from the arrays as loaded"
+            for f in report.findings if f.severity == "error"]
+
+
+def _relayout(network, n_pe: int):
+    """Re-interleave every layer over ``n_pe`` PEs (exact: codes are kept; memory O(entries))."""
+    from ..format.container import Network
+
+    layers = tuple(layer.relayout(n_pe) for layer in network.layers)
+    return Network(layers, activation=network.activation, metadata=network.metadata)
 
 
 # --------------------------------------------------------------------------- simulate
@@ -272,6 +275,7 @@ def run(args) -> int:
         net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
         network = load_network(net_path)
         source = args.network or "embedded LeNet-300-100 (traces/)"
+        notes.extend(_redundancy_warnings(net_path))
         in_path = args.input if args.input is not None else (
             None if args.network is not None else _trace_path(DEFAULT_INPUTS))
         if in_path is None:

@@ -405,7 +405,7 @@ def check_equivalence(pairs: Sequence[LayerReference], stored: dict[int, object]
     for p in pairs:
         layer = stored[p.layer]
         if not isinstance(layer, (CompressedLayer, DCLayer)):  # pragma: no cover - the callers pass only these
-            raise EieFormatError(f"{target}: layer {p.layer}: cannot compare a {type(layer).__name__}")
+            raise EieFormatError(f"{target}: layer {p.layer}: cannot compare a {type(layer).__name__}", code="ARGUMENT")
         rb = None  # the reference bias: no NAME.bias means a zero bias
         if p.weight is not None:
             rb = np.zeros(layer.shape[0], np.float32) if p.bias is None else np.asarray(p.bias, np.float32)
@@ -423,7 +423,7 @@ def check_equivalence(pairs: Sequence[LayerReference], stored: dict[int, object]
         broken = [f for f in sub.errors if f.code not in EQUIV_CODES]
         if broken:
             raise EieFormatError(f"{target}: layer {p.layer} {p.name!r} cannot be rebuilt for the equivalence "
-                                 f"rules ({broken[0].code}: {broken[0].message})")
+                                 f"rules ({broken[0].code}: {broken[0].message})", code=broken[0].code)
         for f in sub.findings:
             if f.code not in EQUIV_CODES:
                 continue

@@ -82,31 +82,31 @@ def _is_int(x) -> bool:
 def _counts_array(counts) -> np.ndarray:
     arr = np.asarray(counts)
     if arr.ndim != 1:
-        raise EieFormatError(f"counts: expected a 1-D array, got shape {arr.shape}")
+        raise EieFormatError(f"counts: expected a 1-D array, got shape {arr.shape}", code="ARGUMENT")
     if arr.size == 0:
-        raise EieFormatError("counts: the alphabet is empty (need at least one symbol)")
+        raise EieFormatError("counts: the alphabet is empty (need at least one symbol)", code="ARGUMENT")
     if arr.size > MAX_ALPHABET:
-        raise EieFormatError(f"counts: alphabet of {arr.size} symbols exceeds {MAX_ALPHABET}")
+        raise EieFormatError(f"counts: alphabet of {arr.size} symbols exceeds {MAX_ALPHABET}", code="ARGUMENT")
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise EieFormatError(f"counts: expected integer symbol counts, got dtype {arr.dtype}")
+            raise EieFormatError(f"counts: expected integer symbol counts, got dtype {arr.dtype}", code="ARGUMENT")
     if arr.min() < 0:
         i = int(np.flatnonzero(arr < 0)[0])
-        raise EieFormatError(f"counts[{i}] = {int(arr[i])} is negative")
+        raise EieFormatError(f"counts[{i}] = {int(arr[i])} is negative", code="ARGUMENT")
     return arr
 
 
 def _lengths_array(lengths, name: str = "code_lengths") -> np.ndarray:
     arr = np.asarray(lengths)
     if arr.ndim != 1:
-        raise EieFormatError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+        raise EieFormatError(f"{name}: expected a 1-D array, got shape {arr.shape}", code="ARGUMENT")
     if arr.size and arr.dtype.kind not in "iu":
-        raise EieFormatError(f"{name}: expected integer code lengths, got dtype {arr.dtype}")
+        raise EieFormatError(f"{name}: expected integer code lengths, got dtype {arr.dtype}", code="ARGUMENT")
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         i = int(np.flatnonzero((arr < 0) | (arr > 255))[0])
-        raise EieFormatError(f"{name}[{i}] = {int(arr[i])} is outside [0, 255]")
+        raise EieFormatError(f"{name}[{i}] = {int(arr[i])} is outside [0, 255]", code="ARGUMENT")
     return arr.astype(np.int64)
 
 
@@ -236,7 +236,7 @@ def code_lengths(counts, max_len=None) -> np.ndarray:
     counts = _counts_array(counts)
     if max_len is not None:
         if not _is_int(max_len) or not 1 <= int(max_len) <= 255:
-            raise EieFormatError(f"max_len: expected an integer in [1, 255] or None, got {max_len!r}")
+            raise EieFormatError(f"max_len: expected an integer in [1, 255] or None, got {max_len!r}", code="ARGUMENT")
         max_len = int(max_len)
     present = np.flatnonzero(counts)
     out = np.zeros(counts.size, dtype=np.uint8)
@@ -247,14 +247,14 @@ def code_lengths(counts, max_len=None) -> np.ndarray:
         return out
     if max_len is not None and present.size > (1 << max_len):
         raise EieFormatError(
-            f"max_len: {present.size} present symbols need codes longer than {max_len} bits"
+            f"max_len: {present.size} present symbols need codes longer than {max_len} bits", code="ARGUMENT"
         )
     w = counts[present]
     lens = _huffman_lengths(w)
     if max_len is not None and int(lens.max()) > max_len:
         lens = _package_merge_lengths(w, max_len)
     if int(lens.max()) > 255:  # pragma: no cover - needs > 2**180 symbols
-        raise EieFormatError("counts: Huffman code longer than 255 bits")
+        raise EieFormatError("counts: Huffman code longer than 255 bits", code="ARGUMENT")
     out[present] = lens.astype(np.uint8)
     return out
 
@@ -297,10 +297,10 @@ def canonical_codes(lengths) -> np.ndarray:
     lens = _lengths_array(lengths)
     if lens.size and lens.max() > 64:
         i = int(np.argmax(lens > 64))
-        raise EieFormatError(f"code_lengths[{i}] = {int(lens[i])} exceeds 64 bits")
+        raise EieFormatError(f"code_lengths[{i}] = {int(lens[i])} exceeds 64 bits", code="HUFFMAN-LENGTHS")
     ks = kraft_sum(lens)
     if ks > 1:
-        raise EieFormatError(f"code_lengths: Kraft sum {ks} exceeds 1 (not a prefix code)")
+        raise EieFormatError(f"code_lengths: Kraft sum {ks} exceeds 1 (not a prefix code)", code="HUFFMAN-KRAFT")
     codes = np.zeros(lens.size, dtype=np.uint64)
     used = np.flatnonzero(lens)
     if used.size == 0:
@@ -355,16 +355,18 @@ class HuffmanStream:
         for name in ("alphabet_size", "n_symbols", "n_bits"):
             val = getattr(self, name)
             if not _is_int(val) or int(val) < 0:
-                raise EieFormatError(f"Huffman stream: {name} must be a non-negative integer, got {val!r}")
+                raise EieFormatError(f"Huffman stream: {name} must be a non-negative integer, got {val!r}",
+                                     code="ARGUMENT")
             object.__setattr__(self, name, int(val))
         if not 1 <= self.alphabet_size <= MAX_ALPHABET:
             raise EieFormatError(
-                f"Huffman stream: alphabet_size {self.alphabet_size} is outside [1, {MAX_ALPHABET}]"
+                f"Huffman stream: alphabet_size {self.alphabet_size} is outside [1, {MAX_ALPHABET}]", code="ARGUMENT"
             )
         lens = _lengths_array(self.code_lengths)
         if lens.shape != (self.alphabet_size,):
             raise EieFormatError(
-                f"Huffman stream: code_lengths has shape {lens.shape}, alphabet_size is {self.alphabet_size}"
+                f"Huffman stream: code_lengths has shape {lens.shape}, alphabet_size is {self.alphabet_size}",
+                code="ARGUMENT"
             )
         lens = lens.astype(np.uint8)
         lens.setflags(write=False)
@@ -372,7 +374,8 @@ class HuffmanStream:
         if isinstance(self.payload, (bytearray, memoryview)):
             object.__setattr__(self, "payload", bytes(self.payload))
         if not isinstance(self.payload, bytes):
-            raise EieFormatError(f"Huffman stream: payload must be bytes, got {type(self.payload).__name__}")
+            raise EieFormatError(f"Huffman stream: payload must be bytes, got {type(self.payload).__name__}",
+                                 code="ARGUMENT")
 
     @property
     def n_bytes(self) -> int:
@@ -445,19 +448,20 @@ def encode(symbols, alphabet_size: int) -> HuffmanStream:
     16-symbol alphabet in 0.46 s).
     """
     if not _is_int(alphabet_size) or not 1 <= int(alphabet_size) <= MAX_ALPHABET:
-        raise EieFormatError(f"alphabet_size: expected an integer in [1, {MAX_ALPHABET}], got {alphabet_size!r}")
+        raise EieFormatError(f"alphabet_size: expected an integer in [1, {MAX_ALPHABET}], got {alphabet_size!r}",
+                             code="ARGUMENT")
     k = int(alphabet_size)
     x = np.asarray(symbols)
     if x.ndim != 1:
-        raise EieFormatError(f"symbols: expected a 1-D array, got shape {x.shape}")
+        raise EieFormatError(f"symbols: expected a 1-D array, got shape {x.shape}", code="ARGUMENT")
     if x.size == 0:
         return HuffmanStream(k, np.zeros(k, dtype=np.uint8), 0, 0, b"")
     if x.dtype.kind not in "iu":
-        raise EieFormatError(f"symbols: expected an integer array, got dtype {x.dtype}")
+        raise EieFormatError(f"symbols: expected an integer array, got dtype {x.dtype}", code="ARGUMENT")
     lo, hi = int(x.min()), int(x.max())
     if lo < 0 or hi >= k:
         i = int(np.flatnonzero((x < 0) | (x >= k))[0])
-        raise EieFormatError(f"symbols[{i}] = {int(x[i])} is outside [0, {k})")
+        raise EieFormatError(f"symbols[{i}] = {int(x[i])} is outside [0, {k})", code="ARGUMENT")
     if x.dtype.kind == "u" and x.dtype.itemsize == 8:
         x = x.astype(np.int64)  # np.bincount refuses uint64; values are < 65536 here
     counts = np.bincount(x, minlength=k)
@@ -497,42 +501,44 @@ def encode(symbols, alphabet_size: int) -> HuffmanStream:
 def _check_stream(stream: HuffmanStream, where: str):
     """Validate a stream's table and payload framing; return the canonical decode tables."""
     if not isinstance(stream, HuffmanStream):
-        raise EieFormatError(f"{where}: expected a HuffmanStream, got {type(stream).__name__}")
+        raise EieFormatError(f"{where}: expected a HuffmanStream, got {type(stream).__name__}", code="ARGUMENT")
     lens = stream.code_lengths.astype(np.int64)
     n, nb = stream.n_symbols, stream.n_bits
     nbytes = (nb + 7) // 8
     if len(stream.payload) < nbytes:
         raise EieFormatError(
-            f"{where}: payload holds {len(stream.payload)} bytes, n_bits = {nb} needs {nbytes} (too short)"
+            f"{where}: payload holds {len(stream.payload)} bytes, n_bits = {nb} needs {nbytes} (too short)",
+            code="HUFFMAN-PAD"
         )
     if len(stream.payload) > nbytes:
         raise EieFormatError(
             f"{where}: payload holds {len(stream.payload)} bytes, n_bits = {nb} needs only {nbytes} "
-            "(trailing bytes)"
+            "(trailing bytes)", code="HUFFMAN-PAD"
         )
     if nb % 8:
         pad = 8 - nb % 8
         if stream.payload[-1] & ((1 << pad) - 1):
-            raise EieFormatError(f"{where}: the {pad} pad bits of the last byte are not zero")
+            raise EieFormatError(f"{where}: the {pad} pad bits of the last byte are not zero", code="HUFFMAN-PAD")
     if lens.size and lens.max() > MAX_CODE_LEN:
         i = int(np.argmax(lens > MAX_CODE_LEN))
         raise EieFormatError(
-            f"{where}: code_lengths[{i}] = {int(lens[i])} exceeds the {MAX_CODE_LEN}-bit limit"
+            f"{where}: code_lengths[{i}] = {int(lens[i])} exceeds the {MAX_CODE_LEN}-bit limit", code="HUFFMAN-LENGTHS"
         )
     ks = kraft_sum(lens)
     if ks > 1:
-        raise EieFormatError(f"{where}: Kraft sum of code_lengths is {ks} > 1 (not a prefix code)")
+        raise EieFormatError(f"{where}: Kraft sum of code_lengths is {ks} > 1 (not a prefix code)",
+                             code="HUFFMAN-KRAFT")
     if n == 0:
         if nb:
-            raise EieFormatError(f"{where}: n_symbols = 0 but n_bits = {nb}")
+            raise EieFormatError(f"{where}: n_symbols = 0 but n_bits = {nb}", code="HUFFMAN-DECODE")
         return None
     used = np.flatnonzero(lens)
     if used.size == 0:
-        raise EieFormatError(f"{where}: n_symbols = {n} but the code table is empty")
+        raise EieFormatError(f"{where}: n_symbols = {n} but the code table is empty", code="HUFFMAN-LENGTHS")
     lmin, lmax = int(lens[used].min()), int(lens[used].max())
     if nb < n * lmin or nb > n * lmax:
         raise EieFormatError(
-            f"{where}: n_bits = {nb} cannot hold {n} code words of {lmin}..{lmax} bits"
+            f"{where}: n_bits = {nb} cannot hold {n} code words of {lmin}..{lmax} bits", code="HUFFMAN-DECODE"
         )
     return lens, used, lmin, lmax
 
@@ -601,7 +607,8 @@ def decode(stream: HuffmanStream, *, backend=None) -> np.ndarray:
         return np.zeros(0, dtype=dtype)
     lens, used, lmin, lmax = info
     if lmin == lmax and nb != n * lmin:  # fixed length: the bit count is exact
-        raise EieFormatError(f"{where}: n_bits = {nb}, but {n} code words of {lmin} bits need {n * lmin}")
+        raise EieFormatError(f"{where}: n_bits = {nb}, but {n} code words of {lmin} bits need {n * lmin}",
+                             code="HUFFMAN-DECODE")
     kernel = None if backend == "numpy" else _kernel(required=backend == "kernel")
     if kernel is not None:
         return _decode_kernel(kernel, stream, lens, used, lmax, dtype, where)
@@ -656,18 +663,19 @@ def _decode_kernel(kernel, stream: HuffmanStream, lens, used, lmax: int, dtype, 
         buf, nb, table, k, upper, first, offs, order.astype(np.uint16), lmax, out
     )
     if status == _K_EXHAUSTED:
-        raise EieFormatError(f"{where}: payload ends after {done} of {n} symbols (too short)")
+        raise EieFormatError(f"{where}: payload ends after {done} of {n} symbols (too short)", code="HUFFMAN-DECODE")
     if status == _K_INVALID:
         raise EieFormatError(
-            f"{where}: bits at offset {pos} (symbol {done}) are not a code word of the table"
+            f"{where}: bits at offset {pos} (symbol {done}) are not a code word of the table", code="HUFFMAN-DECODE"
         )
     if status == _K_RUNS_PAST:
-        raise EieFormatError(f"{where}: symbol {done} runs past n_bits = {nb} (payload too short)")
+        raise EieFormatError(f"{where}: symbol {done} runs past n_bits = {nb} (payload too short)",
+                             code="HUFFMAN-DECODE")
     if status != _K_OK:  # pragma: no cover - the kernel returns no other status
         raise EieError(f"{where}: the decoding kernel returned status {status}")
     if pos != nb:
         raise EieFormatError(
-            f"{where}: the {n} symbols end at bit {pos}, but n_bits = {nb} (bits left over)"
+            f"{where}: the {n} symbols end at bit {pos}, but n_bits = {nb} (bits left over)", code="HUFFMAN-DECODE"
         )
     return out
 
@@ -685,7 +693,8 @@ def _decode_numpy(stream: HuffmanStream, lens, used, lmin: int, lmax: int, dtype
             syms, bad = _lookup_fixed(_windows(buf, pos, lmax), used, codes, lmin)
             if bad is not None:
                 raise EieFormatError(
-                    f"{where}: bits at offset {int(pos[bad])} (symbol {s0 + bad}) are not a code word of the table"
+                    f"{where}: bits at offset {int(pos[bad])} (symbol {s0 + bad}) are not a code word of the table",
+                    code="HUFFMAN-DECODE"
                 )
             out[s0:s0 + pos.size] = syms
         return out
@@ -705,7 +714,8 @@ def _decode_numpy(stream: HuffmanStream, lens, used, lmin: int, lmax: int, dtype
     pos = 0
     while done < n:
         if pos >= nb:
-            raise EieFormatError(f"{where}: payload ends after {done} of {n} symbols (too short)")
+            raise EieFormatError(f"{where}: payload ends after {done} of {n} symbols (too short)",
+                                 code="HUFFMAN-DECODE")
         m = min(_DEC_BLOCK, nb - pos)
         p = pos + np.arange(m, dtype=np.int64)
         w = _windows(buf, p, lmax)
@@ -723,11 +733,12 @@ def _decode_numpy(stream: HuffmanStream, lens, used, lmin: int, lmax: int, dtype
         if badi.size:
             raise EieFormatError(
                 f"{where}: bits at offset {pos + int(take[badi[0]])} (symbol {done + int(badi[0])}) "
-                "are not a code word of the table"
+                "are not a code word of the table", code="HUFFMAN-DECODE"
             )
         if pos + int(take[-1]) + int(lt[-1]) > nb:
             raise EieFormatError(
-                f"{where}: symbol {done + take.size - 1} runs past n_bits = {nb} (payload too short)"
+                f"{where}: symbol {done + take.size - 1} runs past n_bits = {nb} (payload too short)",
+                code="HUFFMAN-DECODE"
             )
         wt = w[take]
         rank = (wt >> (lmax - lt).astype(np.uint64)) - first_code[lt]
@@ -736,7 +747,7 @@ def _decode_numpy(stream: HuffmanStream, lens, used, lmin: int, lmax: int, dtype
         pos += int(take[-1]) + int(lt[-1])
     if pos != nb:
         raise EieFormatError(
-            f"{where}: the {n} symbols end at bit {pos}, but n_bits = {nb} (bits left over)"
+            f"{where}: the {n} symbols end at bit {pos}, but n_bits = {nb} (bits left over)", code="HUFFMAN-DECODE"
         )
     return out
 

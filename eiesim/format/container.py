@@ -135,7 +135,8 @@ class Network:
             raise EieFormatError("network: needs at least one layer", code="META-MISSING")
         for lay in layers:
             if not isinstance(lay, CompressedLayer):
-                raise EieFormatError(f"network: expected CompressedLayer objects, got {type(lay).__name__}")
+                raise EieFormatError(f"network: expected CompressedLayer objects, got {type(lay).__name__}",
+                                     code="ARGUMENT")
         for k in range(len(layers) - 1):
             if layers[k].n_out != layers[k + 1].n_in:
                 raise EieFormatError(
@@ -266,7 +267,8 @@ def _fixed_point_doc(fixed_point) -> Optional[dict]:
             "saturate": c.saturate,
         }
     if not isinstance(fixed_point, dict):
-        raise EieFormatError(f"fixed_point: expected a dict or an EIEConfig, got {type(fixed_point).__name__}")
+        raise EieFormatError(f"fixed_point: expected a dict or an EIEConfig, got {type(fixed_point).__name__}",
+                             code="ARGUMENT")
     errs = _check_fixed_point(fixed_point)
     if errs:
         raise EieFormatError(f"fixed_point: {errs[0]}", code="META-INCONSISTENT")
@@ -356,7 +358,7 @@ def save_network(
     if not isinstance(network, Network):
         network = Network(tuple(network))
     if not (store_vz or packed or huffman):
-        raise EieFormatError("save_network: store_vz=False needs packed=True or huffman=True")
+        raise EieFormatError("save_network: store_vz=False needs packed=True or huffman=True", code="ARGUMENT")
     meta = dict(network.metadata)
     meta.update(metadata or {})
     n_layers = len(network.layers)
@@ -364,7 +366,7 @@ def save_network(
         layer_compression = list(layer_compression)
         if len(layer_compression) != n_layers:
             raise EieFormatError(
-                f"layer_compression: {len(layer_compression)} entries for {n_layers} layers"
+                f"layer_compression: {len(layer_compression)} entries for {n_layers} layers", code="ARGUMENT"
             )
     fp_doc = _fixed_point_doc(fixed_point)
     if huffman:
@@ -378,7 +380,8 @@ def save_network(
             pb = 16 if max_ptr < 1 << 16 else 32 if max_ptr < 1 << 32 else 63
         else:
             if not _is_int(pointer_bits) or not 1 <= int(pointer_bits) <= 63:
-                raise EieFormatError(f"pointer_bits: expected an integer in [1, 63], got {pointer_bits!r}")
+                raise EieFormatError(f"pointer_bits: expected an integer in [1, 63], got {pointer_bits!r}",
+                                     code="ARGUMENT")
             pb = int(pointer_bits)
             if max_ptr >= 1 << pb:
                 raise EieFormatError(
@@ -389,7 +392,7 @@ def save_network(
         if packed and layer.code_bits + layer.index_bits > 8:
             raise EieFormatError(
                 f"save_network: layer {i} ({layer.name!r}): the packed image needs code_bits + index_bits "
-                f"<= 8, layer has {layer.code_bits} + {layer.index_bits}"
+                f"<= 8, layer has {layer.code_bits} + {layer.index_bits}", code="ARGUMENT"
             )
         arrays = {"ptr": (layer.ptr, _ptr_dtype(pb)), "codebook": (layer.codebook, _F32)}
         if store_vz:
@@ -439,7 +442,7 @@ def save_network(
             lm["huffman"] = hdoc
         if layer_compression is not None and layer_compression[i] is not None:
             if not isinstance(layer_compression[i], dict):
-                raise EieFormatError(f"layer_compression[{i}]: expected a dict")
+                raise EieFormatError(f"layer_compression[{i}]: expected a dict", code="ARGUMENT")
             lm["compression"] = layer_compression[i]
         layers_meta.append(lm)
     manifest = {
@@ -458,7 +461,7 @@ def save_network(
     try:
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise EieFormatError(f"{os.fspath(path)}: metadata is not JSON-serialisable ({exc})") from None
+        raise EieFormatError(f"{os.fspath(path)}: metadata is not JSON-serialisable ({exc})", code="ARGUMENT") from None
 
     def _write(fh) -> None:
         with zipfile.ZipFile(fh, "w") as zf:
@@ -799,6 +802,8 @@ class _Reader:
             sink.error("META-MISSING", "layer entry must be an object", **loc)
             raw.ok = False
             return raw
+        if major >= 2 and "name" not in lm:  # required in v2 (docs/FORMAT.md 2.4; may be empty)
+            sink.error("META-MISSING", "required field 'name' is missing", **loc)
         name = lm.get("name", "")
         if not isinstance(name, str):
             sink.error("META-MISSING", f"field 'name' must be a string, got {name!r}", **loc)
@@ -1040,7 +1045,7 @@ def load_container(path, *, check: str = "cheap") -> Container:
     ----------
     path : str or os.PathLike
     check : {"cheap", "full"}, default "cheap"
-        ``"cheap"``: the archive, manifest and size rules and the O(N)
+        ``"cheap"``: the archive, manifest and size rules and the O(n_pe * n_cols)
         checks of :meth:`CompressedLayer.check_format` (every load).
         ``"full"``: also the O(nnz) checks of every layer. The complete rule
         set with severities is :func:`eiesim.format.validate.validate_container`.
@@ -1059,7 +1064,7 @@ def load_container(path, *, check: str = "cheap") -> Container:
         file, the layer and the rule; ``code`` is the rule's stable code.
     """
     if check not in ("cheap", "full"):
-        raise EieFormatError(f"check: expected 'cheap' or 'full', got {check!r}")
+        raise EieFormatError(f"check: expected 'cheap' or 'full', got {check!r}", code="ARGUMENT")
     reader = _Reader(path)
     parsed = reader.parse()
     p = reader.path

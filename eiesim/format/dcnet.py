@@ -31,6 +31,7 @@ position is checked to lie inside the tensor.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -59,6 +60,7 @@ __all__ = [
     "compressed_to_dclayer",
     "SUPPORTED_CODE_BITS",
     "SUPPORTED_INDEX_BITS",
+    "MAX_NET_WEIGHTS",
 ]
 
 #: Code widths whose stream layout FORMAT.md §1 defines (decode.py: 8 for conv, 4 for fc).
@@ -66,7 +68,14 @@ SUPPORTED_CODE_BITS = (4, 8)
 #: Relative-index width of the stream: 4 bits in every layer (FORMAT.md §1).
 SUPPORTED_INDEX_BITS = (4,)
 
+#: Largest weight tensor (elements, ``prod(shape)``) a layer may declare: 2**29, i.e. 2 GiB as the
+#: float32 of :meth:`DCLayer.to_dense` (the container's per-member limit, docs/FORMAT.md section 4;
+#: VGG-16's fc6, the largest Deep Compression layer, has 102,760,448). The stream does not bound
+#: trailing pruned weights, so this limit does; ``shape[0]`` is also bounded by the stream, which
+#: stores one float32 bias per output. Larger declarations break rule ``NET-SHAPE-LIMIT``.
+MAX_NET_WEIGHTS = 1 << 29
 _MAX_SPECS_BYTES = 16 * 1024 * 1024
+_UNREADABLE = functools.partial(EieFormatError, code="NET-UNREADABLE")
 _SPEC_KEYS = {"name", "shape", "code_bits", "index_bits"}
 _TOP_KEYS = {"layers", "byte_order", "note"}
 
@@ -107,22 +116,26 @@ class LayerSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise EieFormatError(f"layer spec: name must be a non-empty string, got {self.name!r}")
+            raise EieFormatError(f"layer spec: name must be a non-empty string, got {self.name!r}", code="META-MISSING")
         where = f"layer {self.name!r}"
         try:
             shape = tuple(self.shape)
         except TypeError:
-            raise EieFormatError(f"{where}: shape must be a list of sizes, got {self.shape!r}") from None
+            raise EieFormatError(f"{where}: shape must be a list of sizes, got {self.shape!r}",
+                                 code="META-MISSING") from None
         if not shape or not all(_is_int(d) and int(d) >= 1 for d in shape):
-            raise EieFormatError(f"{where}: shape must be a non-empty list of positive integers, got {self.shape!r}")
+            raise EieFormatError(f"{where}: shape must be a non-empty list of positive integers, got {self.shape!r}",
+                                 code="META-MISSING")
         object.__setattr__(self, "shape", tuple(int(d) for d in shape))
         if not _is_int(self.code_bits) or int(self.code_bits) not in SUPPORTED_CODE_BITS:
             raise EieFormatError(
-                f"{where}: code_bits = {self.code_bits!r}; the .net stream defines {SUPPORTED_CODE_BITS}"
+                f"{where}: code_bits = {self.code_bits!r}; the .net stream defines {SUPPORTED_CODE_BITS}",
+                code="META-MISSING"
             )
         if not _is_int(self.index_bits) or int(self.index_bits) not in SUPPORTED_INDEX_BITS:
             raise EieFormatError(
-                f"{where}: index_bits = {self.index_bits!r}; the .net stream stores {SUPPORTED_INDEX_BITS}"
+                f"{where}: index_bits = {self.index_bits!r}; the .net stream stores {SUPPORTED_INDEX_BITS}",
+                code="META-MISSING"
             )
         object.__setattr__(self, "code_bits", int(self.code_bits))
         object.__setattr__(self, "index_bits", int(self.index_bits))
@@ -192,41 +205,45 @@ def load_layer_specs(path) -> tuple[LayerSpec, ...]:
         layer and the field.
     """
     path = os.fspath(path)
-    raw = read_regular_file(path, _MAX_SPECS_BYTES, error=EieFormatError, what="layer-list file")
+    raw = read_regular_file(path, _MAX_SPECS_BYTES, error=_UNREADABLE, what="layer-list file")
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise EieFormatError(f"{path}: not valid JSON ({exc})") from None
+        raise EieFormatError(f"{path}: not valid JSON ({exc})", code="NET-UNREADABLE") from None
     if not isinstance(doc, dict):
-        raise EieFormatError(f"{path}: top level must be an object with a 'layers' list")
+        raise EieFormatError(f"{path}: top level must be an object with a 'layers' list", code="NET-UNREADABLE")
     extra = sorted(set(doc) - _TOP_KEYS)
     if extra:
-        raise EieFormatError(f"{path}: unknown top-level key {extra[0]!r} (allowed: {sorted(_TOP_KEYS)})")
+        raise EieFormatError(f"{path}: unknown top-level key {extra[0]!r} (allowed: {sorted(_TOP_KEYS)})",
+                             code="NET-UNREADABLE")
     if doc.get("byte_order", "little") != "little":
-        raise EieFormatError(f"{path}: byte_order {doc['byte_order']!r}; the .net stream is little-endian")
+        raise EieFormatError(f"{path}: byte_order {doc['byte_order']!r}; the .net stream is little-endian",
+                             code="NET-UNREADABLE")
     layers = doc.get("layers")
     if not isinstance(layers, list) or not layers:
-        raise EieFormatError(f"{path}: 'layers' must be a non-empty list")
+        raise EieFormatError(f"{path}: 'layers' must be a non-empty list", code="NET-UNREADABLE")
     specs = []
     seen = set()
     for i, lm in enumerate(layers):
         where = f"{path}: layers[{i}]"
         if not isinstance(lm, dict):
-            raise EieFormatError(f"{where}: must be an object")
+            raise EieFormatError(f"{where}: must be an object", code="NET-UNREADABLE")
         extra = sorted(set(lm) - _SPEC_KEYS)
         if extra:
-            raise EieFormatError(f"{where}: unknown key {extra[0]!r} (allowed: {sorted(_SPEC_KEYS)})")
+            raise EieFormatError(f"{where}: unknown key {extra[0]!r} (allowed: {sorted(_SPEC_KEYS)})",
+                                 code="NET-UNREADABLE")
         missing = [k for k in ("name", "shape", "code_bits", "index_bits") if k not in lm]
         if missing:
-            raise EieFormatError(f"{where}: field {missing[0]!r} is missing (bit widths are never guessed)")
+            raise EieFormatError(f"{where}: field {missing[0]!r} is missing (bit widths are never guessed)",
+                                 code="META-MISSING")
         if not isinstance(lm["shape"], list):
-            raise EieFormatError(f"{where}: field 'shape' must be a list")
+            raise EieFormatError(f"{where}: field 'shape' must be a list", code="META-MISSING")
         try:
             spec = LayerSpec(lm["name"], tuple(lm["shape"]), lm["code_bits"], lm["index_bits"])
         except EieFormatError as exc:
-            raise EieFormatError(f"{where}: {exc}") from None
+            raise EieFormatError(f"{where}: {exc}", code=exc.code) from None
         if spec.name in seen:
-            raise EieFormatError(f"{where}: layer name {spec.name!r} repeats")
+            raise EieFormatError(f"{where}: layer name {spec.name!r} repeats", code="META-INCONSISTENT")
         seen.add(spec.name)
         specs.append(spec)
     return tuple(specs)
@@ -314,38 +331,45 @@ class DCLayer:
     def __post_init__(self) -> None:
         spec = self.spec
         if not isinstance(spec, LayerSpec):
-            raise EieFormatError(f"DCLayer: spec must be a LayerSpec, got {type(spec).__name__}")
+            raise EieFormatError(f"DCLayer: spec must be a LayerSpec, got {type(spec).__name__}", code="ARGUMENT")
         where = f"layer {spec.name!r}"
+        problem = _shape_problem(spec)
+        if problem is not None:
+            raise EieFormatError(f"{where}: {problem}", code="NET-SHAPE-LIMIT")
         cb = np.asarray(self.codebook)
         if cb.shape != (spec.codebook_size,) or (cb.size and cb.dtype.kind not in "fiu"):
             raise EieFormatError(
                 f"{where}: codebook must be {spec.codebook_size} real values (code_bits={spec.code_bits}), "
-                f"got {cb.dtype} {cb.shape}"
+                f"got {cb.dtype} {cb.shape}", code="CODEBOOK-SIZE"
             )
         object.__setattr__(self, "codebook", _frozen(cb.astype(np.float32)))
         b = np.asarray(self.bias)
         if b.shape != (spec.n_out,) or (b.size and b.dtype.kind not in "fiu"):
-            raise EieFormatError(f"{where}: bias must be {spec.n_out} real values, got {b.dtype} {b.shape}")
+            raise EieFormatError(f"{where}: bias must be {spec.n_out} real values, got {b.dtype} {b.shape}",
+                                 code="META-INCONSISTENT")
         object.__setattr__(self, "bias", _frozen(b.astype(np.float32)))
         for name, bits in (("codes", spec.code_bits), ("z", spec.index_bits)):
             arr = np.asarray(getattr(self, name))
             if arr.ndim != 1:
-                raise EieFormatError(f"{where}: {name} must be 1-D, got shape {arr.shape}")
+                raise EieFormatError(f"{where}: {name} must be 1-D, got shape {arr.shape}", code="ARGUMENT")
             if arr.size and arr.dtype.kind not in "iu":
-                raise EieFormatError(f"{where}: {name} must be integers, got dtype {arr.dtype}")
+                raise EieFormatError(f"{where}: {name} must be integers, got dtype {arr.dtype}", code="ARGUMENT")
             if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= (1 << bits)):
                 i = int(np.flatnonzero((arr < 0) | (arr >= (1 << bits)))[0])
-                raise EieFormatError(f"{where}: {name}[{i}] = {int(arr[i])} is outside [0, {1 << bits})")
+                raise EieFormatError(f"{where}: {name}[{i}] = {int(arr[i])} is outside [0, {1 << bits})",
+                                     code="CODE-RANGE" if name == "codes" else "RELIDX-Z-RANGE")
             object.__setattr__(self, name, _frozen(arr.astype(np.uint8)))
         if self.codes.size != self.z.size:
-            raise EieFormatError(f"{where}: codes and z differ in length ({self.codes.size}, {self.z.size})")
+            raise EieFormatError(f"{where}: codes and z differ in length ({self.codes.size}, {self.z.size})",
+                                 code="META-INCONSISTENT")
         pads = tuple(self.pad_nibbles)
         if len(pads) != 2 or not all(_is_int(p) and 0 <= int(p) < 16 for p in pads):
-            raise EieFormatError(f"{where}: pad_nibbles must be two values in [0, 16), got {self.pad_nibbles!r}")
+            raise EieFormatError(f"{where}: pad_nibbles must be two values in [0, 16), got {self.pad_nibbles!r}",
+                                 code="ARGUMENT")
         if self.codes.size % 2 == 0 and any(pads):
-            raise EieFormatError(f"{where}: pad_nibbles must be (0, 0) for an even entry count")
+            raise EieFormatError(f"{where}: pad_nibbles must be (0, 0) for an even entry count", code="ARGUMENT")
         if spec.code_bits == 8 and pads[0]:
-            raise EieFormatError(f"{where}: an 8-bit code stream has no padding nibble")
+            raise EieFormatError(f"{where}: an 8-bit code stream has no padding nibble", code="ARGUMENT")
         object.__setattr__(self, "pad_nibbles", (int(pads[0]), int(pads[1])))
         # the one rule a reader must enforce: every position inside the tensor (the
         # public decoder writes out of bounds here). Positions grow by z + 1 >= 1.
@@ -353,7 +377,7 @@ class DCLayer:
         if n > spec.n_weights:
             raise EieFormatError(
                 f"{where}: {n} entries cannot fit a tensor of {spec.n_weights} weights "
-                "(each entry advances the position by at least 1)"
+                "(each entry advances the position by at least 1)", code="FILLER-MISSING"
             )
         if n:
             last = int(self.z.sum(dtype=np.int64)) + n - 1
@@ -362,7 +386,7 @@ class DCLayer:
                 i = int(np.flatnonzero(pos >= spec.n_weights)[0])
                 raise EieFormatError(
                     f"{where}: entry {i} decodes to position {int(pos[i])}, past the tensor end "
-                    f"({spec.n_weights} weights, shape {spec.shape})"
+                    f"({spec.n_weights} weights, shape {spec.shape})", code="FILLER-MISSING"
                 )
 
     # ------------------------------------------------------------------ counts
@@ -440,7 +464,8 @@ class DCLayer:
         if self.codebook.view(np.uint32)[0] != 0:
             raise EieFormatError(
                 f"layer {self.name!r}: codebook[0] = {self.codebook[0].item()!r} must be +0.0; it is "
-                "the value of fillers and never-written positions (FORMAT.md §1)"
+                "the value of fillers and never-written positions (FORMAT.md §1)",
+                code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO"
             )
         return self.codebook[self.to_codes()]
 
@@ -508,7 +533,7 @@ class DCNet:
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
         if not all(isinstance(l, DCLayer) for l in layers):
-            raise EieFormatError("DCNet: layers must be DCLayer objects")
+            raise EieFormatError("DCNet: layers must be DCLayer objects", code="ARGUMENT")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "issues", tuple(self.issues))
         if not self.bytes_consumed:
@@ -555,7 +580,8 @@ def _as_specs(specs) -> tuple[LayerSpec, ...]:
         return load_layer_specs(specs)
     specs = tuple(specs)
     if not specs or not all(isinstance(s, LayerSpec) for s in specs):
-        raise EieFormatError("specs: expected a non-empty sequence of LayerSpec (or a layers.json path)")
+        raise EieFormatError("specs: expected a non-empty sequence of LayerSpec (or a layers.json path)",
+                             code="ARGUMENT")
     return specs
 
 
@@ -589,7 +615,8 @@ def parse_net(data, specs, *, strict: bool = False, source: str = "<bytes>") -> 
     L = len(specs)
     if size < 4 * L:
         raise EieFormatError(
-            f"{source}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)"
+            f"{source}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)",
+            code="STREAM-TRUNCATED"
         )
     header = np.frombuffer(mv[: 4 * L], dtype="<u4")
     spans, off = _plan(specs, header, size, source)
@@ -600,11 +627,11 @@ def parse_net(data, specs, *, strict: bool = False, source: str = "<bytes>") -> 
         try:
             layer = DCLayer(spec, codebook, bias, codes, z, pad_nibbles=pads)
         except EieFormatError as exc:
-            raise EieFormatError(f"{source}: {exc}") from None
+            raise EieFormatError(f"{source}: {exc}", code=exc.code) from None
         layers.append(layer)
         issues.extend(layer.issues())
     if strict and issues:
-        raise EieFormatError(f"{source}: {issues[0]} ({len(issues)} issue(s) in strict mode)")
+        raise EieFormatError(f"{source}: {issues[0]} ({len(issues)} issue(s) in strict mode)", code=issues[0].code)
     return DCNet(tuple(layers), bytes_consumed=off, issues=tuple(issues))
 
 
@@ -639,6 +666,14 @@ def _layer_body(buf, o: int, spec, n: int):
     return codebook, bias, codes, z, (pad_c, pad_z)
 
 
+def _shape_problem(spec) -> str | None:
+    """Why a declared tensor shape breaks ``NET-SHAPE-LIMIT`` (None when it does not)."""
+    if spec.n_weights > MAX_NET_WEIGHTS:
+        return (f"shape {list(spec.shape)} declares {spec.n_weights} weights, more than the "
+                f"{MAX_NET_WEIGHTS} (2**29, 2 GiB as float32) a layer may have")
+    return None
+
+
 def _plan(specs, header, size: int, source: str):
     """Offsets of every layer from the header; every declared size is checked against
     ``size`` before anything is allocated. Returns ``([(offset, n), ...], end)``."""
@@ -646,23 +681,26 @@ def _plan(specs, header, size: int, source: str):
     spans = []
     for spec, n in zip(specs, (int(k) for k in header)):
         where = f"{source}: layer {spec.name!r}"
+        problem = _shape_problem(spec)
+        if problem is not None:
+            raise EieFormatError(f"{where}: {problem}", code="NET-SHAPE-LIMIT")
         if n > spec.n_weights:
             raise EieFormatError(
                 f"{where}: header declares {n} entries, more than the {spec.n_weights} weights of "
-                f"shape {spec.shape} (positions would run past the tensor end)"
+                f"shape {spec.shape} (positions would run past the tensor end)", code="FILLER-MISSING"
             )
         need = spec.stream_bytes(n)
         if off + need > size:
             raise EieFormatError(
                 f"{where}: needs {need} bytes at offset {off} ({n} entries), only {size - off} remain "
-                "(truncated stream)"
+                "(truncated stream)", code="STREAM-TRUNCATED"
             )
         spans.append((off, n))
         off += need
     if off != size:
         raise EieFormatError(
             f"{source}: {size - off} trailing bytes after the last layer (the layers end at byte {off} "
-            f"of {size}); wrong layer list or a corrupt file"
+            f"of {size}); wrong layer list or a corrupt file", code="STREAM-TRAILING-BYTES"
         )
     return spans, off
 
@@ -702,17 +740,18 @@ def read_net(path, specs, *, strict: bool = False) -> DCNet:
     specs = _as_specs(specs)
     L = len(specs)
     try:
-        with open_regular_file(path, error=EieFormatError, what="Deep Compression .net stream") as fh:
+        with open_regular_file(path, error=_UNREADABLE, what="Deep Compression .net stream") as fh:
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(4 * L)
             if len(head) < 4 * L:
                 raise EieFormatError(
-                    f"{path}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)"
+                    f"{path}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)",
+                    code="STREAM-TRUNCATED"
                 )
             _plan(specs, np.frombuffer(head, dtype="<u4"), size, path)
             data = head + fh.read()
     except OSError as exc:
-        raise EieFormatError(f"{path}: cannot read ({exc.strerror})") from None
+        raise EieFormatError(f"{path}: cannot read ({exc.strerror})", code="NET-UNREADABLE") from None
     return parse_net(data, specs, strict=strict, source=path)
 
 
@@ -742,10 +781,10 @@ def net_to_bytes(net) -> bytes:
     """
     layers = net.layers if isinstance(net, DCNet) else tuple(net)
     if not layers or not all(isinstance(l, DCLayer) for l in layers):
-        raise EieFormatError("write_net: expected a DCNet or a non-empty sequence of DCLayer")
+        raise EieFormatError("write_net: expected a DCNet or a non-empty sequence of DCLayer", code="ARGUMENT")
     counts = [l.n_entries for l in layers]
     if max(counts) > 0xFFFFFFFF:
-        raise EieFormatError("write_net: an entry count exceeds the uint32 header field")
+        raise EieFormatError("write_net: an entry count exceeds the uint32 header field", code="ARGUMENT")
     parts = [np.asarray(counts, dtype="<u4").tobytes()]
     for l in layers:
         parts.append(l.codebook.astype("<f4").tobytes())
@@ -817,20 +856,22 @@ def encode_dense(codes, codebook, bias=None, *, name: str = "layer", code_bits: 
     """
     c = np.asarray(codes)
     if c.ndim == 0 or c.size == 0:
-        raise EieFormatError(f"layer {name!r}: codes must be a non-empty tensor, got shape {c.shape}")
+        raise EieFormatError(f"layer {name!r}: codes must be a non-empty tensor, got shape {c.shape}", code="ARGUMENT")
     if c.dtype.kind not in "iu":
-        raise EieFormatError(f"layer {name!r}: codes must be integers, got dtype {c.dtype}")
+        raise EieFormatError(f"layer {name!r}: codes must be integers, got dtype {c.dtype}", code="ARGUMENT")
     cb = np.asarray(codebook)
     if code_bits is None:
         if cb.ndim != 1 or cb.size not in (16, 256):
-            raise EieFormatError(f"layer {name!r}: codebook of shape {cb.shape}; expected 16 or 256 values")
+            raise EieFormatError(f"layer {name!r}: codebook of shape {cb.shape}; expected 16 or 256 values",
+                                 code="ARGUMENT")
         code_bits = int(cb.size).bit_length() - 1
     spec = LayerSpec(name, c.shape, code_bits, index_bits)
     flat = c.reshape(-1)
     if int(flat.min()) < 0 or int(flat.max()) >= spec.codebook_size:
         i = int(np.flatnonzero((flat < 0) | (flat >= spec.codebook_size))[0])
         raise EieFormatError(
-            f"layer {name!r}: code {int(flat[i])} at flat position {i} is outside [0, {spec.codebook_size})"
+            f"layer {name!r}: code {int(flat[i])} at flat position {i} is outside [0, {spec.codebook_size})",
+            code="ARGUMENT"
         )
     pos = np.flatnonzero(flat)
     v, z, _ = encode_segments(np.zeros(pos.size, dtype=np.int64), pos, flat[pos], 1, index_bits)
@@ -871,10 +912,12 @@ def dclayer_to_compressed(dclayer: DCLayer, n_pe: int, *, fold_bias: bool = Fals
         (e.g. ``codebook[0]`` not +0.0).
     """
     if not isinstance(dclayer, DCLayer):
-        raise EieFormatError(f"dclayer_to_compressed: expected a DCLayer, got {type(dclayer).__name__}")
+        raise EieFormatError(f"dclayer_to_compressed: expected a DCLayer, got {type(dclayer).__name__}",
+                             code="ARGUMENT")
     spec = dclayer.spec
     if len(spec.shape) < 2:
-        raise EieFormatError(f"layer {spec.name!r}: shape {spec.shape} is not a weight matrix (needs >= 2 dims)")
+        raise EieFormatError(f"layer {spec.name!r}: shape {spec.shape} is not a weight matrix (needs >= 2 dims)",
+                             code="ARGUMENT")
     n_out = spec.shape[0]
     n_in = spec.n_weights // n_out
     real = dclayer.codes != 0
@@ -898,7 +941,7 @@ def dclayer_to_compressed(dclayer: DCLayer, n_pe: int, *, fold_bias: bool = Fals
                 i = int(nz[np.flatnonzero(~ok)[0]])
                 raise EieFormatError(
                     f"layer {spec.name!r}: bias[{i}] = {dclayer.bias[i].item()!r} is not a codebook value; "
-                    "EIE's bias column is quantised with the weight codebook (use fold_bias=False)"
+                    "EIE's bias column is quantised with the weight codebook (use fold_bias=False)", code="ARGUMENT"
                 )
             bias_codes[nz] = order[idx]
         bias_out = None
@@ -908,7 +951,7 @@ def dclayer_to_compressed(dclayer: DCLayer, n_pe: int, *, fold_bias: bool = Fals
             index_bits=spec.index_bits, name=spec.name,
         )
     except EieFormatError as exc:
-        raise EieFormatError(f"layer {spec.name!r}: {exc}") from None
+        raise EieFormatError(f"layer {spec.name!r}: {exc}", code=exc.code) from None
     return layer, bias_out
 
 
@@ -938,14 +981,16 @@ def compressed_to_dclayer(layer: CompressedLayer, bias=None, *, name: str | None
         ``bias`` is given for a layer that already carries a bias column.
     """
     if not isinstance(layer, CompressedLayer):
-        raise EieFormatError(f"compressed_to_dclayer: expected a CompressedLayer, got {type(layer).__name__}")
+        raise EieFormatError(f"compressed_to_dclayer: expected a CompressedLayer, got {type(layer).__name__}",
+                             code="ARGUMENT")
     nm = name or layer.name or "layer"
     if layer.code_bits not in SUPPORTED_CODE_BITS:
         raise EieFormatError(
-            f"layer {nm!r}: code_bits = {layer.code_bits}; the .net stream defines {SUPPORTED_CODE_BITS}"
+            f"layer {nm!r}: code_bits = {layer.code_bits}; the .net stream defines {SUPPORTED_CODE_BITS}",
+            code="ARGUMENT"
         )
     if bias is not None and layer.has_bias:
-        raise EieFormatError(f"layer {nm!r}: has a bias column; do not pass a separate bias")
+        raise EieFormatError(f"layer {nm!r}: has a bias column; do not pass a separate bias", code="ARGUMENT")
     if bias is None:
         bias = layer.bias_values() if layer.has_bias else np.zeros(layer.n_out, dtype=np.float32)
     codes = layer.to_codes()[:, : layer.n_in]

@@ -18,6 +18,7 @@ which the dump always has. ``z`` counts zeros among the PE's own rows
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import read_regular_file
+from .._io import read_regular_file, remove_stale_temporaries, temporary_prefix
 from ..errors import EieFormatError, EieInputError
 from .layout import CompressedLayer
 
@@ -113,18 +114,19 @@ def _not_a_dump_dir(root: Path) -> str:
 
 def _read_array(path: Path, dtype: str, elem: int, what: str) -> np.ndarray:
     if not path.exists():
-        raise EieFormatError(f"{path}: {what} file is missing")
-    raw = read_regular_file(path, None, error=EieFormatError, what=f"{what} file")  # a FIFO is refused unopened
+        raise EieFormatError(f"{path}: {what} file is missing", code="DUMP-FILES")
+    raw = read_regular_file(path, None, error=functools.partial(EieFormatError,
+    code="DUMP-FILES"), what=f"{what} file")  # a FIFO is refused unopened
     if len(raw) % elem:
         raise EieFormatError(
-            f"{path}: size {len(raw)} bytes is not a multiple of {elem} ({what}; truncated?)"
+            f"{path}: size {len(raw)} bytes is not a multiple of {elem} ({what}; truncated?)", code="STREAM-TRUNCATED"
         )
     return np.frombuffer(raw, dtype=dtype)
 
 
 def _index_files(folder: Path, pattern: re.Pattern, what: str) -> dict[int, Path]:
     if not folder.is_dir():
-        raise EieFormatError(f"{folder}: {what} directory is missing")
+        raise EieFormatError(f"{folder}: {what} directory is missing", code="DUMP-UNREADABLE")
     found = {}
     for entry in folder.iterdir():
         m = pattern.fullmatch(entry.name)
@@ -202,32 +204,35 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
     n_in = _check_dim(n_in, "n_in")
     root = Path(path)
     if not root.is_dir():
-        raise EieFormatError(_not_a_dump_dir(root))
+        raise EieFormatError(_not_a_dump_dir(root), code="DUMP-UNREADABLE")
     ptr_files = _index_files(root / "ptr", _PTR_RE, "ptr")
     if not ptr_files:
-        raise EieFormatError(f"{root / 'ptr'}: no ptr{{k}}.dat files")
+        raise EieFormatError(f"{root / 'ptr'}: no ptr{{k}}.dat files", code="DUMP-UNREADABLE")
     N = len(ptr_files)
     if sorted(ptr_files) != list(range(N)):
         missing = sorted(set(range(max(ptr_files) + 1)) - set(ptr_files))
         raise EieFormatError(
             f"{root / 'ptr'}: ptr files must be numbered 0..N-1 contiguously; "
-            f"missing ptr{missing[0]}.dat"
+            f"missing ptr{missing[0]}.dat", code="DUMP-FILES"
         )
     if n_pe is not None and n_pe != N:
-        raise EieFormatError(f"{root}: N does not match the dump (n_pe={n_pe}, dump has {N} ptr files)")
+        raise EieFormatError(f"{root}: N does not match the dump (n_pe={n_pe}, dump has {N} ptr files)",
+                             code="META-INCONSISTENT")
     spm_files = _index_files(root / "spm", _SPM_RE, "spm")
     extra = sorted(set(spm_files) - set(range(N)))
     if extra:
-        raise EieFormatError(f"{spm_files[extra[0]]}: has no matching ptr file (N = {N})")
+        raise EieFormatError(f"{spm_files[extra[0]]}: has no matching ptr file (N = {N})", code="DUMP-FILES")
 
     cb_path = root / "arithm.dat"
     codebook = _read_array(cb_path, "<f4", 4, "codebook").astype(np.float32)
     if codebook.size != 1 << DUMP_CODE_BITS:
-        raise EieFormatError(f"{cb_path}: holds {codebook.size} float32 values, expected {1 << DUMP_CODE_BITS}")
+        raise EieFormatError(f"{cb_path}: holds {codebook.size} float32 values, expected {1 << DUMP_CODE_BITS}",
+                             code="CODEBOOK-SIZE")
     if codebook.view(np.uint32)[0] != 0:
-        raise EieFormatError(f"{cb_path}: entry 0 is {codebook[0].item()!r}, must be +0.0")
+        raise EieFormatError(f"{cb_path}: entry 0 is {codebook[0].item()!r}, must be +0.0",
+                             code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO")
     if not np.all(np.isfinite(codebook)):
-        raise EieFormatError(f"{cb_path}: codebook holds a non-finite value")
+        raise EieFormatError(f"{cb_path}: codebook holds a non-finite value", code="FLOAT-NONFINITE")
 
     act_path = root / "act.dat"
     act = None
@@ -245,26 +250,30 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
                 raise EieFormatError(
                     f"{pf}: {length} pointers; expected ceil(C/N)*N + 2 with N={N} "
                     "(leading 0, padded columns, bias column) -- N is the number of ptr "
-                    f"files: is there a stray ptr{N - 1}.dat?"
+                    f"files: is there a stray ptr{N - 1}.dat?", code="META-INCONSISTENT"
                 )
         elif p.size != length:
-            raise EieFormatError(f"{pf}: {p.size} pointers, but {ptr_files[0]} has {length}")
+            raise EieFormatError(f"{pf}: {p.size} pointers, but {ptr_files[0]} has {length}",
+                                 code="PTR-SHORT" if p.size < length else "PTR-LONG")
         if p[0] != 0:
-            raise EieFormatError(f"{pf}: first pointer is {int(p[0])}, must be 0")
+            raise EieFormatError(f"{pf}: first pointer is {int(p[0])}, must be 0", code="PTR-START-NONZERO")
         dp = np.diff(p)
         if dp.min() < 0:
             j = int(np.flatnonzero(dp < 0)[0])
-            raise EieFormatError(f"{pf}: pointer of column {j} decreases ({int(p[j])} -> {int(p[j + 1])})")
+            raise EieFormatError(f"{pf}: pointer of column {j} decreases ({int(p[j])} -> {int(p[j + 1])})",
+                                 code="PTR-DECREASING")
         sf = spm_files.get(k, root / "spm" / f"spm{k}.dat")
         s = _read_array(sf, "<u4", 8, "sparse-matrix").reshape(-1, 2)
         if p[-1] != s.shape[0]:
             raise EieFormatError(
-                f"{pf}: last pointer {int(p[-1])} != number of entries {s.shape[0]} in {sf.name}"
+                f"{pf}: last pointer {int(p[-1])} != number of entries {s.shape[0]} in {sf.name}",
+                code="PTR-SLACK" if p[-1] < s.shape[0] else "PTR-OVERRUN"
             )
         for col, what, lim in ((0, "code", 1 << DUMP_CODE_BITS), (1, "relative index z", 1 << DUMP_INDEX_BITS)):
             if s.shape[0] and int(s[:, col].max()) >= lim:
                 i = int(np.flatnonzero(s[:, col] >= lim)[0])
-                raise EieFormatError(f"{sf}: entry {i} has {what} {int(s[i, col])} >= {lim}")
+                raise EieFormatError(f"{sf}: entry {i} has {what} {int(s[i, col])} >= {lim}",
+                                     code="CODE-RANGE" if col == 0 else "RELIDX-Z-RANGE")
         ptrs.append(p)
         vs.append(s[:, 0].astype(np.uint8))
         zs.append(s[:, 1].astype(np.uint8))
@@ -274,16 +283,16 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
     if n_in is None and act is not None and -(-act.size // N) * N != padded:
         raise EieFormatError(
             f"{act_path}: holds {act.size} activations, but the pointer files describe "
-            f"{padded} padded input columns for N = {N} (act.dat too short or too long?)"
+            f"{padded} padded input columns for N = {N} (act.dat too short or too long?)", code="META-INCONSISTENT"
         )
     if n_in is None:
         n_in = act.size if act is not None else padded
     if act is not None and act.size != n_in:
-        raise EieFormatError(f"{act_path}: holds {act.size} activations, but n_in = {n_in}")
+        raise EieFormatError(f"{act_path}: holds {act.size} activations, but n_in = {n_in}", code="META-INCONSISTENT")
     if not isinstance(n_in, (int, np.integer)) or n_in < 1 or -(-int(n_in) // N) * N != padded:
         raise EieFormatError(
             f"{root / 'ptr'}: pointer arrays hold {padded} padded columns, which is not "
-            f"ceil(n_in/N)*N for n_in={n_in}, N={N}"
+            f"ceil(n_in/N)*N for n_in={n_in}, N={N}", code="META-INCONSISTENT"
         )
     n_in = int(n_in)
     pad_bad = np.flatnonzero(ptr_full[:, n_in] != ptr_full[:, padded])
@@ -291,7 +300,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         k = int(pad_bad[0])
         raise EieFormatError(
             f"{ptr_files[k]}: padding columns {n_in}..{padded - 1} hold "
-            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty"
+            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty", code="PTR-PADDING-NONEMPTY"
         )
     ptr = np.concatenate([ptr_full[:, : n_in + 1], ptr_full[:, padded + 1:]], axis=1)
     v = np.concatenate(vs)
@@ -306,7 +315,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         pe = np.repeat(np.arange(N, dtype=np.int64), ptr[:, -1])
         real = v != 0
         if not real.any():
-            raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly")
+            raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly", code="META-MISSING")
         n_out = int((lrow[real] * N + pe[real]).max()) + 1
     try:
         layer = CompressedLayer(
@@ -316,7 +325,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         )
         layer.check_format(full=True)
     except EieFormatError as exc:
-        raise EieFormatError(f"{root}: {exc}") from None
+        raise EieFormatError(f"{root}: {exc}", code=exc.code) from None
     return EieDump(layer=layer, activations=act, path=root)
 
 
@@ -329,7 +338,9 @@ def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
 
     The directory is built under a temporary name in the same parent and
     renamed into place; on failure the temporary directory is removed and
-    ``path`` is left untouched.
+    ``path`` is left untouched. The temporary name is
+    ``.tmp-eiesim-<pid>-<host>-<hex>``; one that a killed writer left in the
+    parent is removed first (:func:`eiesim._io.remove_stale_temporaries`).
 
     Parameters
     ----------
@@ -355,18 +366,18 @@ def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
         If ``activations`` is not 1-D of length ``n_in``.
     """
     if not isinstance(layer, CompressedLayer):
-        raise EieFormatError(f"write_dump: expected a CompressedLayer, got {type(layer).__name__}")
+        raise EieFormatError(f"write_dump: expected a CompressedLayer, got {type(layer).__name__}", code="ARGUMENT")
     if layer.code_bits != DUMP_CODE_BITS or layer.index_bits != DUMP_INDEX_BITS:
         raise EieFormatError(
             f"write_dump: the dump format needs code_bits = index_bits = 4, layer has "
-            f"{layer.code_bits}/{layer.index_bits}"
+            f"{layer.code_bits}/{layer.index_bits}", code="ARGUMENT"
         )
     dest = Path(path)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise EieFormatError(f"{dest}: exists and is not an empty directory; refusing to overwrite")
+        raise EieFormatError(f"{dest}: exists and is not an empty directory; refusing to overwrite", code="ARGUMENT")
     parent = dest.parent
     if not parent.is_dir():
-        raise EieFormatError(f"{parent}: parent directory of the dump is missing")
+        raise EieFormatError(f"{parent}: parent directory of the dump is missing", code="ARGUMENT")
     act = None
     if activations is not None:
         act = np.asarray(activations)
@@ -381,7 +392,7 @@ def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
     ptr_full[:, n_in + 1: padded + 1] = layer.ptr[:, n_in: n_in + 1]
     ptr_full[:, padded + 1] = layer.ptr[:, -1]
     if int(ptr_full[:, -1].max()) > np.iinfo(np.uint32).max:
-        raise EieFormatError("write_dump: a PE holds more entries than a uint32 pointer can address")
+        raise EieFormatError("write_dump: a PE holds more entries than a uint32 pointer can address", code="PTR-WIDTH")
     ptr_full = ptr_full.astype("<u4")
     off = layer.pe_offsets
     spm = np.empty((layer.n_entries, 2), dtype="<u4")
@@ -390,7 +401,8 @@ def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
 
     # os.mkdir (unlike tempfile.mkdtemp) honours the umask, so the renamed
     # directory gets ordinary permissions
-    tmp = parent / f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    remove_stale_temporaries(parent)  # what a killed write_dump left here (our naming only)
+    tmp = parent / f"{temporary_prefix()}{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
         (tmp / "ptr").mkdir()

@@ -17,18 +17,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import EieFormatError
-from .relindex import decode_segments, encode_segments
+from .relindex import decode_segments, encode_segments_sparse
 
-__all__ = ["CompressedLayer"]
+__all__ = ["CompressedLayer", "MAX_DENSE_BYTES"]
 
 
 def _as_int(val, name: str, lo: int, hi: int | None = None) -> int:
     if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)):
-        raise EieFormatError(f"{name}: expected an integer, got {val!r}")
+        raise EieFormatError(f"{name}: expected an integer, got {val!r}", code="ARGUMENT")
     val = int(val)
     if val < lo or (hi is not None and val > hi):
         rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise EieFormatError(f"{name}: {val} is outside {rng}")
+        raise EieFormatError(f"{name}: {val} is outside {rng}", code="ARGUMENT")
     return val
 
 
@@ -36,14 +36,14 @@ def _coerce_int_array(a, name: str, dtype, ndim: int) -> np.ndarray:
     """Contiguous array of ``dtype``; values are range-checked before any narrowing cast."""
     arr = np.asarray(a)
     if arr.ndim != ndim:
-        raise EieFormatError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+        raise EieFormatError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}", code="ARGUMENT")
     dtype = np.dtype(dtype)
     if arr.dtype == dtype:
         return np.ascontiguousarray(arr)
     if arr.size == 0:
         return np.ascontiguousarray(arr.astype(dtype))
     if arr.dtype.kind not in "iu":
-        raise EieFormatError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+        raise EieFormatError(f"{name}: expected an integer array, got dtype {arr.dtype}", code="ARGUMENT")
     info = np.iinfo(dtype)
     lo, hi = arr.min(), arr.max()
     if lo < info.min or hi > info.max:
@@ -52,7 +52,7 @@ def _coerce_int_array(a, name: str, dtype, ndim: int) -> np.ndarray:
         idx = idx[0] if len(idx) == 1 else tuple(int(i) for i in idx)
         raise EieFormatError(
             f"{name}[{idx}] = {arr.ravel()[bad].item()} does not fit {dtype} "
-            f"(range [{info.min}, {info.max}])"
+            f"(range [{info.min}, {info.max}])", code="ARGUMENT"
         )
     return np.ascontiguousarray(arr.astype(dtype))
 
@@ -108,7 +108,7 @@ class CompressedLayer:
     Raises
     ------
     EieFormatError
-        On construction, when a cheap (O(N)) check of :meth:`check_format`
+        On construction, when a cheap (O(n_pe * n_cols)) check of :meth:`check_format`
         fails or an array cannot be coerced to its dtype without changing
         values. The message names the field.
 
@@ -136,25 +136,25 @@ class CompressedLayer:
         try:
             shp = tuple(self.shape)
         except TypeError:
-            raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}") from None
+            raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}", code="ARGUMENT") from None
         if len(shp) != 2:
-            raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}")
+            raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}", code="ARGUMENT")
         shp = (_as_int(shp[0], "shape[0] (n_out)", 1), _as_int(shp[1], "shape[1] (n_in)", 1))
         object.__setattr__(self, "shape", shp)
         object.__setattr__(self, "n_pe", _as_int(self.n_pe, "n_pe", 1))
         object.__setattr__(self, "code_bits", _as_int(self.code_bits, "code_bits", 1, 8))
         object.__setattr__(self, "index_bits", _as_int(self.index_bits, "index_bits", 1, 8))
         if not isinstance(self.has_bias, (bool, np.bool_)):
-            raise EieFormatError(f"has_bias: expected True/False, got {self.has_bias!r}")
+            raise EieFormatError(f"has_bias: expected True/False, got {self.has_bias!r}", code="ARGUMENT")
         object.__setattr__(self, "has_bias", bool(self.has_bias))
         if not isinstance(self.name, str):
-            raise EieFormatError(f"name: expected a string, got {self.name!r}")
+            raise EieFormatError(f"name: expected a string, got {self.name!r}", code="ARGUMENT")
 
         cb = np.asarray(self.codebook)
         if cb.ndim != 1:
-            raise EieFormatError(f"codebook: expected a 1-D array, got shape {cb.shape}")
+            raise EieFormatError(f"codebook: expected a 1-D array, got shape {cb.shape}", code="ARGUMENT")
         if cb.size and cb.dtype.kind not in "fiu":
-            raise EieFormatError(f"codebook: expected a real-valued array, got dtype {cb.dtype}")
+            raise EieFormatError(f"codebook: expected a real-valued array, got dtype {cb.dtype}", code="ARGUMENT")
         object.__setattr__(self, "codebook", _frozen(np.asarray(cb, dtype=np.float32)))
         object.__setattr__(self, "ptr", _frozen(_coerce_int_array(self.ptr, "ptr", np.int64, 2)))
         object.__setattr__(self, "v", _frozen(_coerce_int_array(self.v, "v", np.uint8, 1)))
@@ -214,18 +214,18 @@ class CompressedLayer:
             if rows.size > 1:
                 key = rows * max(shape[1], 1) + cols
                 if np.unique(key).size != key.size:
-                    raise EieFormatError("codes: sparse matrix holds duplicate coordinates")
+                    raise EieFormatError("codes: sparse matrix holds duplicate coordinates", code="ARGUMENT")
             keep = data != 0
             rows, cols, data = rows[keep], cols[keep], data[keep]
         else:
             dense = np.asarray(codes)
             if dense.ndim != 2:
-                raise EieFormatError(f"codes: expected a 2-D matrix, got shape {dense.shape}")
+                raise EieFormatError(f"codes: expected a 2-D matrix, got shape {dense.shape}", code="ARGUMENT")
             shape = dense.shape
             rows, cols = np.nonzero(dense)
             data = dense[rows, cols]
         if len(shape) != 2:
-            raise EieFormatError(f"codes: expected a 2-D matrix, got shape {shape}")
+            raise EieFormatError(f"codes: expected a 2-D matrix, got shape {shape}", code="ARGUMENT")
         code_bits = _as_int(code_bits, "code_bits", 1, 8)
         data = _check_codes(data, rows, cols, code_bits, "codes")
         return cls._from_entries(
@@ -279,7 +279,8 @@ class CompressedLayer:
         cb = np.asarray(codebook)
         if cb.ndim != 1 or cb.size != (1 << code_bits):
             raise EieFormatError(
-                f"codebook: expected shape ({1 << code_bits},) for code_bits={code_bits}, got {cb.shape}"
+                f"codebook: expected shape ({1 << code_bits},) for code_bits={code_bits}, got {cb.shape}",
+                code="ARGUMENT"
             )
         cb64 = cb.astype(np.float32).astype(np.float64)
         if sp.issparse(weights):
@@ -294,28 +295,30 @@ class CompressedLayer:
         else:
             dense = np.asarray(weights)
             if dense.ndim != 2:
-                raise EieFormatError(f"weights: expected a 2-D matrix, got shape {dense.shape}")
+                raise EieFormatError(f"weights: expected a 2-D matrix, got shape {dense.shape}", code="ARGUMENT")
             shape = dense.shape
             rows, cols = np.nonzero(dense)
             vals = dense[rows, cols]
         if vals.size and vals.dtype.kind not in "fiu":
-            raise EieFormatError(f"weights: expected real values, got dtype {vals.dtype}")
+            raise EieFormatError(f"weights: expected real values, got dtype {vals.dtype}", code="ARGUMENT")
         codes, bad = _lookup(vals, cb64)
         if bad is not None:
             raise EieFormatError(
-                f"weights[{int(rows[bad])}, {int(cols[bad])}] = {vals[bad].item()!r} is not a codebook value"
+                f"weights[{int(rows[bad])}, {int(cols[bad])}] = {vals[bad].item()!r} is not a codebook value",
+                code="ARGUMENT"
             )
         bias_codes = None
         if bias is not None:
             b = np.asarray(bias)
             if b.shape != (shape[0],):
-                raise EieFormatError(f"bias: expected shape ({shape[0]},), got {b.shape}")
+                raise EieFormatError(f"bias: expected shape ({shape[0]},), got {b.shape}", code="ARGUMENT")
             if b.size and b.dtype.kind not in "fiu":
-                raise EieFormatError(f"bias: expected real values, got dtype {b.dtype}")
+                raise EieFormatError(f"bias: expected real values, got dtype {b.dtype}", code="ARGUMENT")
             nzb = np.flatnonzero(b != 0)
             bcodes, bad = _lookup(b[nzb], cb64)
             if bad is not None:
-                raise EieFormatError(f"bias[{int(nzb[bad])}] = {b[nzb[bad]].item()!r} is not a codebook value")
+                raise EieFormatError(f"bias[{int(nzb[bad])}] = {b[nzb[bad]].item()!r} is not a codebook value",
+                                     code="ARGUMENT")
             bias_codes = np.zeros(shape[0], dtype=np.int64)
             bias_codes[nzb] = bcodes
         return cls._from_entries(
@@ -338,23 +341,66 @@ class CompressedLayer:
         if has_bias:
             bc = np.asarray(bias_codes)
             if bc.shape != (n_out,):
-                raise EieFormatError(f"bias_codes: expected shape ({n_out},), got {bc.shape}")
+                raise EieFormatError(f"bias_codes: expected shape ({n_out},), got {bc.shape}", code="ARGUMENT")
             brow = np.flatnonzero(bc)
             bdata = _check_codes(bc[brow], brow, np.full(brow.size, n_in), code_bits, "bias_codes")
             rows = np.concatenate([rows, brow.astype(np.int64)])
             cols = np.concatenate([cols, np.full(brow.size, n_in, dtype=np.int64)])
             codes = np.concatenate([codes, bdata])
         n_cols = n_in + has_bias
+        _check_size(n_pe * (n_cols + 1) * 8, f"the pointer arrays of {n_pe} PEs x {n_cols + 1} pointers (int64)")
         pe = rows % n_pe
         lrow = rows // n_pe
         seg = pe * n_cols + cols
         order = np.lexsort((lrow, seg))
-        v, z, counts = encode_segments(seg[order], lrow[order], codes[order], n_pe * n_cols, index_bits)
+        v, z, present, sums = encode_segments_sparse(seg[order], lrow[order], codes[order], n_pe * n_cols,
+                                                     index_bits)
+        # pointers straight from the non-empty segments: no dense (n_pe * n_cols) temporaries
         ptr = np.zeros((n_pe, n_cols + 1), dtype=np.int64)
-        np.cumsum(counts.reshape(n_pe, n_cols), axis=1, out=ptr[:, 1:])
+        ptr[present // n_cols, present % n_cols + 1] = sums
+        np.cumsum(ptr, axis=1, out=ptr)
         return cls(
             shape=(n_out, n_in), n_pe=n_pe, codebook=codebook, ptr=ptr, v=v, z=z,
             has_bias=has_bias, code_bits=code_bits, index_bits=index_bits, name=name,
+        )
+
+    def relayout(self, n_pe: int) -> "CompressedLayer":
+        """The same layer re-interleaved over another number of PEs (codes kept exactly).
+
+        Works from the stored entries: memory is O(n_entries) plus the new
+        pointer arrays, never a dense ``(n_out, n_cols)`` matrix.
+
+        Parameters
+        ----------
+        n_pe : int
+            New number of PEs N (row ``i`` goes to PE ``i mod N``, EIE Section III).
+
+        Returns
+        -------
+        CompressedLayer
+            ``self`` when ``n_pe == self.n_pe``.
+
+        Raises
+        ------
+        EieFormatError
+            ``SIZE-LIMIT`` when the new pointer arrays (``n_pe * (n_cols + 1)``
+            int64) would exceed :data:`MAX_DENSE_BYTES`; ``CODE-RANGE`` /
+            ``FILLER-MISSING`` when an entry of this layer cannot be decoded;
+            ``ARGUMENT`` for an ``n_pe`` that is not a positive integer.
+        """
+        n_pe = _as_int(n_pe, "n_pe", 1)
+        if n_pe == self.n_pe:
+            return self
+        rows, cols, v = self._real_entries()
+        bias_codes = None
+        if self.has_bias:
+            m = cols == self.n_in
+            bias_codes = np.zeros(self.n_out, dtype=np.int64)
+            bias_codes[rows[m]] = v[m]
+            rows, cols, v = rows[~m], cols[~m], v[~m]
+        return type(self)._from_entries(
+            self.shape, rows, cols, v.astype(np.int64), self.codebook, n_pe, bias_codes=bias_codes,
+            code_bits=self.code_bits, index_bits=self.index_bits, name=self.name,
         )
 
     # ------------------------------------------------------------------ properties
@@ -494,7 +540,35 @@ class CompressedLayer:
         return self.ptr[k], self.v[off[k]:off[k + 1]], self.z[off[k]:off[k + 1]]
 
     # ------------------------------------------------------------------ conversions
+    def _check_decodable(self) -> None:
+        """Check, once per layer object, what decoding to rows and values relies on.
+
+        The cheap load does not look at every entry; :meth:`to_codes`,
+        :meth:`to_dense`, :meth:`bias_values` and :meth:`to_scipy` need every
+        code inside the codebook (``CODE-RANGE``) and every decoded local row
+        inside its PE's rows (``FILLER-MISSING``). O(n_entries), as the
+        conversion itself. Raises :class:`EieFormatError` with the rule code.
+        """
+        if self.__dict__.get("_decodable"):
+            return
+        v = self.v
+        vmax = (1 << self.code_bits) - 1
+        if v.size and int(v.max()) > vmax:
+            i = int(np.flatnonzero(v > vmax)[0])
+            raise EieFormatError(f"v: entry {i} has code {int(v[i])} > {vmax} (code_bits={self.code_bits})",
+                                 code="CODE-RANGE")
+        lrow = self.entry_local_rows()
+        limit = _n_local_rows(self.n_out, self.n_pe, self.entry_pes())
+        bad = np.flatnonzero(lrow >= limit)
+        if bad.size:
+            i = int(bad[0])
+            raise EieFormatError(
+                f"z: entry {i} decodes to local row {int(lrow[i])} but its PE owns only {int(limit[i])} "
+                f"rows of {self.n_out}", code="FILLER-MISSING")
+        object.__setattr__(self, "_decodable", True)
+
     def _real_entries(self):
+        self._check_decodable()
         rows = self.entry_rows()
         cols = self.entry_cols()
         real = self.v != 0
@@ -508,7 +582,15 @@ class CompressedLayer:
         numpy.ndarray of uint8, shape (n_out, n_cols)
             Codebook index of every weight (0 = pruned); column ``n_in`` is the
             bias column when :attr:`has_bias`.
+
+        Raises
+        ------
+        EieFormatError
+            ``SIZE-LIMIT`` when the matrix would exceed :data:`MAX_DENSE_BYTES`;
+            ``CODE-RANGE`` / ``FILLER-MISSING`` when an entry cannot be decoded
+            (rules the cheap load does not check).
         """
+        _check_size(self.n_out * self.n_cols, "the dense code matrix (n_out x n_cols bytes)")
         out = np.zeros((self.n_out, self.n_cols), dtype=np.uint8)
         rows, cols, v = self._real_entries()
         out[rows, cols] = v
@@ -521,7 +603,13 @@ class CompressedLayer:
         -------
         numpy.ndarray
             float32 ``(n_out, n_in)``: ``codebook[codes]``, 0.0 where pruned.
+
+        Raises
+        ------
+        EieFormatError
+            As :meth:`to_codes`.
         """
+        _check_size(self.n_out * self.n_in * 4, "the dense weight matrix (n_out x n_in float32)")
         return self.codebook[self.to_codes()[:, : self.n_in]]
 
     def bias_values(self):
@@ -532,6 +620,11 @@ class CompressedLayer:
         numpy.ndarray or None
             float32 ``(n_out,)``: ``codebook[v]`` of each row's bias-column
             entry (0.0 where the row has none); None without :attr:`has_bias`.
+
+        Raises
+        ------
+        EieFormatError
+            ``CODE-RANGE`` / ``FILLER-MISSING`` when an entry cannot be decoded.
         """
         if not self.has_bias:
             return None
@@ -568,13 +661,13 @@ class CompressedLayer:
     def check_format(self, full: bool = False) -> None:
         """Check the layout rules; raise on the first violation.
 
-        Cheap checks (O(N), run on every construction): dtypes and shapes
-        (``ptr`` is ``(n_pe, n_cols + 1)``), ``ptr[:, 0] == 0``,
+        Cheap checks (O(n_pe * n_cols), the size of ``ptr``, run on every
+        construction): dtypes and shapes (``ptr`` is ``(n_pe, n_cols + 1)``),
+        ``ptr[:, 0] == 0``, ``ptr`` non-decreasing,
         ``len(v) == len(z) == ptr[:, -1].sum()``, codebook of length
         ``2**code_bits``, finite, ``codebook[0]`` is +0.0 by bit pattern.
 
-        Full checks (O(nnz), ``full=True``): ``ptr`` non-decreasing,
-        ``v < 2**code_bits``, ``z < 2**index_bits``, every filler is
+        Full checks (O(nnz), ``full=True``): ``v < 2**code_bits``, ``z < 2**index_bits``, every filler is
         ``(0, 2**index_bits - 1)``, no segment ends with a filler, every
         decoded local row lies inside the PE's rows. Together these imply the
         canonical filler count of EIE Section III: a run of ``f`` fillers
@@ -631,10 +724,13 @@ class CompressedLayer:
             k = int(np.flatnonzero(ptr[:, 0] != 0)[0])
             raise EieFormatError(f"ptr[{k}, 0] = {int(ptr[k, 0])}: PE {k}'s pointers must start at 0",
                                  code="PTR-START-NONZERO")
-        if np.any(ptr[:, -1] < 0):
-            k = int(np.flatnonzero(ptr[:, -1] < 0)[0])
-            raise EieFormatError(f"ptr[{k}, -1] = {int(ptr[k, -1])}: PE {k} has a negative entry count",
-                                 code="PTR-DECREASING")
+        dec = ptr[:, 1:] < ptr[:, :-1]  # O(n_pe * n_cols), the size of ptr; a bool temporary (1/8 of it)
+        if dec.any():
+            k, j = (int(x) for x in np.argwhere(dec)[0])
+            raise EieFormatError(
+                f"ptr: PE {k}, column {j}: pointer decreases ({int(ptr[k, j])} -> {int(ptr[k, j + 1])})",
+                code="PTR-DECREASING",
+            )
         total = int(ptr[:, -1].sum())
         if not v.size == z.size == total:
             raise EieFormatError(
@@ -645,13 +741,6 @@ class CompressedLayer:
         if not full:
             return
         # ---- full
-        d = np.diff(ptr, axis=1)
-        if d.size and d.min() < 0:
-            k, j = (int(x) for x in np.argwhere(d < 0)[0])
-            raise EieFormatError(
-                f"ptr: PE {k}, column {j}: pointer decreases ({int(ptr[k, j])} -> {int(ptr[k, j + 1])})",
-                code="PTR-DECREASING",
-            )
         off = self.pe_offsets
 
         def where(i: int) -> str:
@@ -679,7 +768,7 @@ class CompressedLayer:
                 "(code 0 is reserved for fillers, EIE Section III)",
                 code="RELIDX-FILLER-NONCANONICAL",
             )
-        counts = d.ravel()
+        counts = np.diff(ptr, axis=1).ravel()
         seg_end = np.repeat(off[:-1], n_cols) + ptr[:, 1:].ravel() - 1
         ends = seg_end[counts > 0]
         bad = ends[fill[ends]]
@@ -711,6 +800,22 @@ class CompressedLayer:
         )
 
 
+#: Largest array (bytes) a layer method materialises beyond its own storage:
+#: the dense matrices of :meth:`CompressedLayer.to_codes` / ``to_dense`` and
+#: the pointer arrays of a re-layout. 2 GiB, the container's per-member limit
+#: (docs/FORMAT.md section 4); larger requests raise ``SIZE-LIMIT``.
+MAX_DENSE_BYTES = 1 << 31
+
+
+def _check_size(n_bytes: int, what: str) -> None:
+    """Refuse (``SIZE-LIMIT``) an allocation of ``n_bytes`` over :data:`MAX_DENSE_BYTES`, before making it."""
+    if int(n_bytes) > MAX_DENSE_BYTES:
+        raise EieFormatError(
+            f"{what} would take {int(n_bytes) / 2**30:.1f} GiB, over the {MAX_DENSE_BYTES / 2**30:g} GiB limit",
+            code="SIZE-LIMIT",
+        )
+
+
 def _ptr_shape_code(ptr: np.ndarray, n_pe: int, n_cols: int) -> str:
     """Rule code of a ``ptr`` array whose dtype or shape is wrong (docs/FORMAT.md rule table)."""
     if ptr.ndim == 2 and ptr.shape[0] == n_pe and ptr.dtype == np.int64:
@@ -727,12 +832,12 @@ def _check_codes(data, rows, cols, code_bits: int, name: str) -> np.ndarray:
         data = data.astype(np.int64)
     if data.dtype.kind not in "iu":
         if data.dtype.kind != "f":
-            raise EieFormatError(f"{name}: expected integer codes, got dtype {data.dtype}")
+            raise EieFormatError(f"{name}: expected integer codes, got dtype {data.dtype}", code="ARGUMENT")
         bad = np.flatnonzero(~np.isfinite(data) | (data != np.round(data)))
         if bad.size:
             b = _first_rowmajor(bad, rows, cols)
             raise EieFormatError(
-                f"{name}[{int(rows[b])}, {int(cols[b])}] = {data[b].item()!r} is not an integer code"
+                f"{name}[{int(rows[b])}, {int(cols[b])}] = {data[b].item()!r} is not an integer code", code="ARGUMENT"
             )
     hi = 1 << code_bits
     bad = np.flatnonzero((data < 0) | (data >= hi))
@@ -740,7 +845,7 @@ def _check_codes(data, rows, cols, code_bits: int, name: str) -> np.ndarray:
         b = _first_rowmajor(bad, rows, cols)
         where = f"[{int(rows[b])}]" if name == "bias_codes" else f"[{int(rows[b])}, {int(cols[b])}]"
         raise EieFormatError(
-            f"{name}{where} = {data[b].item()!r} is outside [0, {hi}) for code_bits={code_bits}"
+            f"{name}{where} = {data[b].item()!r} is outside [0, {hi}) for code_bits={code_bits}", code="ARGUMENT"
         )
     return data.astype(np.int64)
 

@@ -27,6 +27,7 @@ __all__ = [
     "encode_column",
     "decode_column",
     "encode_segments",
+    "encode_segments_sparse",
     "decode_segments",
     "filler_mask",
     "segment_ids",
@@ -37,10 +38,10 @@ _MAX_INDEX_BITS = 8  # z is stored in a uint8
 
 def _check_index_bits(index_bits: int) -> int:
     if isinstance(index_bits, (bool, np.bool_)) or not isinstance(index_bits, (int, np.integer)):
-        raise EieFormatError(f"index_bits: expected an integer, got {index_bits!r}")
+        raise EieFormatError(f"index_bits: expected an integer, got {index_bits!r}", code="ARGUMENT")
     index_bits = int(index_bits)
     if not 1 <= index_bits <= _MAX_INDEX_BITS:
-        raise EieFormatError(f"index_bits: {index_bits} is outside [1, {_MAX_INDEX_BITS}]")
+        raise EieFormatError(f"index_bits: {index_bits} is outside [1, {_MAX_INDEX_BITS}]", code="ARGUMENT")
     return index_bits
 
 
@@ -48,11 +49,11 @@ def _int_array(a, name: str) -> np.ndarray:
     """1-D integer array of ``a`` (no value conversion); empty input of any dtype is accepted."""
     arr = np.asarray(a)
     if arr.ndim != 1:
-        raise EieFormatError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+        raise EieFormatError(f"{name}: expected a 1-D array, got shape {arr.shape}", code="ARGUMENT")
     if arr.size == 0:
         return arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
-        raise EieFormatError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+        raise EieFormatError(f"{name}: expected an integer array, got dtype {arr.dtype}", code="ARGUMENT")
     return arr
 
 
@@ -76,7 +77,8 @@ def segment_ids(counts) -> np.ndarray:
     """
     counts = _int_array(counts, "counts")
     if counts.size and counts.min() < 0:
-        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count")
+        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count",
+                             code="ARGUMENT")
     return np.repeat(np.arange(counts.size, dtype=np.int64), counts.astype(np.int64))
 
 
@@ -140,16 +142,47 @@ def encode_segments(seg, pos, codes, n_seg: int, index_bits: int = 4):
     non-zero becomes ``g // 2**index_bits`` fillers ``(0, 2**index_bits-1)``
     and then the real entry with ``z = g % 2**index_bits``.
     """
+    v, z, present, sums = encode_segments_sparse(seg, pos, codes, n_seg, index_bits)
+    counts = np.zeros(n_seg, dtype=np.int64)
+    counts[present] = sums
+    return v, z, counts
+
+
+def encode_segments_sparse(seg, pos, codes, n_seg: int, index_bits: int = 4):
+    """:func:`encode_segments` with the per-segment counts of the non-empty segments only.
+
+    Memory is O(nnz + n_entries), independent of ``n_seg`` (a re-layout over
+    many PEs has ``n_pe * n_cols`` segments, most of them empty).
+
+    Parameters
+    ----------
+    seg, pos, codes, n_seg, index_bits
+        As for :func:`encode_segments`.
+
+    Returns
+    -------
+    v, z : numpy.ndarray of uint8, shape (n_entries,)
+        As for :func:`encode_segments`.
+    present : numpy.ndarray of int64, shape (n_present,)
+        The segments holding entries, increasing.
+    sums : numpy.ndarray of int64, shape (n_present,)
+        Entries (fillers included) of each of them.
+
+    Raises
+    ------
+    EieFormatError
+        As :func:`encode_segments` (code ``ARGUMENT``).
+    """
     index_bits = _check_index_bits(index_bits)
     seg = _int_array(seg, "seg")
     pos = _int_array(pos, "pos")
     codes = _int_array(codes, "codes")
     if not seg.size == pos.size == codes.size:
         raise EieFormatError(
-            f"seg, pos, codes: lengths differ ({seg.size}, {pos.size}, {codes.size})"
+            f"seg, pos, codes: lengths differ ({seg.size}, {pos.size}, {codes.size})", code="ARGUMENT"
         )
     if isinstance(n_seg, (bool, np.bool_)) or not isinstance(n_seg, (int, np.integer)) or n_seg < 0:
-        raise EieFormatError(f"n_seg: expected a non-negative integer, got {n_seg!r}")
+        raise EieFormatError(f"n_seg: expected a non-negative integer, got {n_seg!r}", code="ARGUMENT")
     n_seg = int(n_seg)
     nnz = seg.size
     if nnz:
@@ -158,32 +191,33 @@ def encode_segments(seg, pos, codes, n_seg: int, index_bits: int = 4):
             i = int(bad[0])
             raise EieFormatError(
                 f"codes: entry {i} has code {int(codes[i])}; code 0 is reserved for fillers, "
-                "real entries need a code >= 1 (EIE Section III)"
+                "real entries need a code >= 1 (EIE Section III)", code="ARGUMENT"
             )
         bad = np.flatnonzero(codes > 255)
         if bad.size:
             i = int(bad[0])
-            raise EieFormatError(f"codes: entry {i} has code {int(codes[i])} > 255 (v is stored in 8 bits)")
+            raise EieFormatError(f"codes: entry {i} has code {int(codes[i])} > 255 (v is stored in 8 bits)",
+                                 code="ARGUMENT")
         if seg.min() < 0 or seg.max() >= n_seg:
             i = int(np.flatnonzero((seg < 0) | (seg >= n_seg))[0])
-            raise EieFormatError(f"seg: entry {i} has segment {int(seg[i])} outside [0, {n_seg})")
+            raise EieFormatError(f"seg: entry {i} has segment {int(seg[i])} outside [0, {n_seg})", code="ARGUMENT")
         if pos.min() < 0:
             i = int(np.flatnonzero(pos < 0)[0])
-            raise EieFormatError(f"pos: entry {i} has negative position {int(pos[i])}")
+            raise EieFormatError(f"pos: entry {i} has negative position {int(pos[i])}", code="ARGUMENT")
     seg = seg.astype(np.int64, copy=False)
     pos = pos.astype(np.int64, copy=False)
     if nnz > 1:
         dseg = np.diff(seg)
         if dseg.min() < 0:
             i = int(np.flatnonzero(dseg < 0)[0]) + 1
-            raise EieFormatError(f"seg: entry {i} decreases (segments must be sorted non-decreasing)")
+            raise EieFormatError(f"seg: entry {i} decreases (segments must be sorted non-decreasing)", code="ARGUMENT")
         same = dseg == 0
         bad = np.flatnonzero(same & (np.diff(pos) <= 0))
         if bad.size:
             i = int(bad[0]) + 1
             raise EieFormatError(
                 f"pos: entry {i} (segment {int(seg[i])}, position {int(pos[i])}) does not "
-                "increase strictly within its segment"
+                "increase strictly within its segment", code="ARGUMENT"
             )
     # previous position within the same segment, -1 at a segment start
     prev = np.empty(nnz, dtype=np.int64)
@@ -202,9 +236,20 @@ def encode_segments(seg, pos, codes, n_seg: int, index_bits: int = 4):
     real = csum[1:] - 1
     v[real] = codes.astype(np.uint8)
     z[real] = (gap & zmax).astype(np.uint8)
-    bounds = np.searchsorted(seg, np.arange(n_seg + 1, dtype=np.int64), side="left")
-    counts = np.diff(csum[bounds])
-    return v, z, counts
+    present, sums = _segment_sums(seg, per)
+    return v, z, present, sums
+
+
+def _segment_sums(seg: np.ndarray, per: np.ndarray):
+    """(segments holding entries, entries each): O(nnz) memory, never O(n_seg).
+
+    ``seg`` is sorted non-decreasing; ``per`` the entries each non-zero
+    produces (fillers included).
+    """
+    if seg.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], seg[1:] != seg[:-1])))
+    return seg[starts], np.add.reduceat(per, starts)
 
 
 def decode_segments(v, z, counts) -> np.ndarray:
@@ -235,11 +280,12 @@ def decode_segments(v, z, counts) -> np.ndarray:
     z = _int_array(z, "z")
     counts = _int_array(counts, "counts").astype(np.int64, copy=False)
     if v.size != z.size:
-        raise EieFormatError(f"v, z: lengths differ ({v.size}, {z.size})")
+        raise EieFormatError(f"v, z: lengths differ ({v.size}, {z.size})", code="ARGUMENT")
     if counts.size and counts.min() < 0:
-        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count")
+        raise EieFormatError(f"counts: segment {int(np.argmax(counts < 0))} has a negative entry count",
+                             code="ARGUMENT")
     if int(counts.sum()) != z.size:
-        raise EieFormatError(f"counts: sum {int(counts.sum())} != number of entries {z.size}")
+        raise EieFormatError(f"counts: sum {int(counts.sum())} != number of entries {z.size}", code="ARGUMENT")
     return _segment_positions(z, counts)
 
 

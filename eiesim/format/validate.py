@@ -127,9 +127,9 @@ _RULE_LIST = [
     Rule("CONTAINER-NEWER-MINOR", WARNING, "cheap", ("eie",),
          "The file has a newer minor version: it is read, but optional fields unknown to this "
          "reader are ignored and unchecked."),
-    Rule("META-MISSING", ERROR, "cheap", ("eie",),
-         "A required manifest field is missing or has the wrong type or range."),
-    Rule("META-INCONSISTENT", ERROR, "cheap", ("eie", "dump"),
+    Rule("META-MISSING", ERROR, "cheap", ("eie", "net"),
+         "A required manifest (or layers.json) field is missing or has the wrong type or range."),
+    Rule("META-INCONSISTENT", ERROR, "cheap", ("eie", "dump", "net"),
          "Declared metadata contradict each other or the arrays (shapes, N, widths, entry/filler/"
          "non-zero counts, chained layer shapes, act.dat length)."),
     Rule("META-UNKNOWN-FIELD", WARNING, "cheap", ("eie",),
@@ -160,7 +160,7 @@ _RULE_LIST = [
     Rule("PTR-LONG", ERROR, "cheap", _CSC,
          "A PE's pointer array is longer than declared."),
     Rule("PTR-START-NONZERO", ERROR, "cheap", _CSC, "A PE's first pointer p[0] is not 0."),
-    Rule("PTR-DECREASING", ERROR, "full", _CSC, "A PE's pointers decrease (p[j+1] < p[j])."),
+    Rule("PTR-DECREASING", ERROR, "cheap", _CSC, "A PE's pointers decrease (p[j+1] < p[j])."),
     Rule("PTR-SLACK", ERROR, "cheap", _CSC,
          "A PE stores more entries than its last pointer addresses (p[-1] < stored entries)."),
     Rule("PTR-OVERRUN", ERROR, "cheap", _CSC,
@@ -184,6 +184,10 @@ _RULE_LIST = [
          "z counts global rows instead of the PE's local rows: every decoded row of PE k is "
          "≡ k (mod N) and rows run past the PE's slice (or, with n_out unknown, the pattern is "
          "too regular to be chance: < 2**-40)."),
+    Rule("NET-SHAPE-LIMIT", ERROR, "cheap", ("net",),
+         "A layer of layers.json declares a tensor of more than 2**29 weights (MAX_NET_WEIGHTS: "
+         "2 GiB as float32); shape[0] is bounded by the stream itself (one float32 bias per output, "
+         "else STREAM-TRUNCATED)."),
     Rule("NIBBLE-PAD-NONZERO", WARNING, "full", ("net",),
          "Odd entry count: the padding high nibble of the last code (4-bit) or index byte is not 0."),
     # ---- representations
@@ -225,6 +229,10 @@ FATAL_CODES = {
     "CONTAINER-VERSION": "Another format name, or a newer major version.",
     "DUMP-UNREADABLE": "The dump directory or its ptr/ folder is missing or has no ptr{k}.dat file.",
     "NET-UNREADABLE": "The .net file or its layers.json is missing or unreadable.",
+    "IO-ERROR": "A file cannot be read or written (missing, not a regular file, no permission, disk full).",
+    "SIZE-LIMIT": "A dense matrix or a re-layout asked of a layer would exceed 2 GiB "
+                  "(eiesim.format.layout.MAX_DENSE_BYTES); refused before allocating.",
+    "ARGUMENT": "A library call got an argument of the wrong type, shape or range (not read from a file).",
 }
 
 
@@ -496,7 +504,7 @@ class _Collector:
 
 def _check_level(level: str) -> str:
     if level not in _LEVELS:
-        raise EieFormatError(f"level: expected 'cheap' or 'full', got {level!r}")
+        raise EieFormatError(f"level: expected 'cheap' or 'full', got {level!r}", code="ARGUMENT")
     return level
 
 
@@ -646,10 +654,7 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
             col.add(code, f"PE {k} " + text.format(n=int(nk[i]), p=int(last[i]), d=abs(int(nk[i] - last[i]))),
                     pe=k, count=bad.size, member=sm(k) if code == "PTR-SLACK" else pm(k))
     sound = (P[:, 0] == 0) & (last <= nk)
-    if level == "cheap":
-        return facts
-
-    # ---- monotonicity, width, padding (full)
+    # ---- monotonicity (cheap: O(size of ptr), and every later method relies on it)
     D = np.diff(P, axis=1)
     decm = D < 0
     if decm.any():
@@ -661,6 +666,10 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
                 f"(p[{j}] = {int(P[r, j])} -> p[{j + 1}] = {int(P[r, j + 1])})",
                 pe=k, column=j, count=int(decm.sum()), member=pm(k))
         sound &= ~decm.any(axis=1)
+    if level == "cheap":
+        return facts
+
+    # ---- width, padding (full)
     if c.pointer_bits is not None and P.size:
         lim = 1 << c.pointer_bits
         wide = P >= lim
@@ -851,21 +860,22 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
         if n_out < 1 or n_in < 1 or N < 1:
             raise ValueError
     except (TypeError, ValueError):
-        raise EieFormatError(f"shape {shape!r} / n_pe {n_pe!r}: expected positive integers") from None
+        raise EieFormatError(f"shape {shape!r} / n_pe {n_pe!r}: expected positive integers", code="ARGUMENT") from None
     cb = np.asarray(codebook)
     if cb.dtype != np.float32:
         cb = cb.astype(np.float32)
     if isinstance(ptr, np.ndarray) and ptr.ndim == 2 or not isinstance(ptr, (list, tuple)):
         parr = np.asarray(ptr)
         if parr.ndim != 2 or (parr.size and parr.dtype.kind not in "iu"):
-            raise EieFormatError(f"ptr: expected a 2-D integer array or a list of 1-D arrays, got {parr.shape}")
+            raise EieFormatError(f"ptr: expected a 2-D integer array or a list of 1-D arrays, got {parr.shape}",
+                                 code="ARGUMENT")
         rows = [parr[k].astype(np.int64) for k in range(parr.shape[0])]
     else:
         rows = []
         for k, p in enumerate(ptr):
             pa = np.asarray(p)
             if pa.ndim != 1 or (pa.size and pa.dtype.kind not in "iu"):
-                raise EieFormatError(f"ptr[{k}]: expected a 1-D integer array")
+                raise EieFormatError(f"ptr[{k}]: expected a 1-D integer array", code="ARGUMENT")
             rows.append(pa.astype(np.int64))
     if len(rows) != N:
         col.add("META-INCONSISTENT", f"{len(rows)} pointer arrays for n_pe = {N}")
@@ -874,9 +884,9 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
     z = np.asarray(z)
     for nm, a in (("v", v), ("z", z)):
         if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-            raise EieFormatError(f"{nm}: expected a 1-D integer array")
+            raise EieFormatError(f"{nm}: expected a 1-D integer array", code="ARGUMENT")
         if a.size and a.min() < 0:
-            raise EieFormatError(f"{nm}: negative value")
+            raise EieFormatError(f"{nm}: negative value", code="ARGUMENT")
     v = v.astype(np.int64) if v.dtype.kind == "i" else v
     z = z.astype(np.int64) if z.dtype.kind == "i" else z
     _check_codebook(col, cb, code_bits, level)
@@ -924,7 +934,7 @@ def validate_layer(layer: CompressedLayer, *, reference=None, reference_bias=Non
         If ``layer`` is not a CompressedLayer or a reference has the wrong shape.
     """
     if not isinstance(layer, CompressedLayer):
-        raise EieFormatError(f"validate_layer: expected a CompressedLayer, got {type(layer).__name__}")
+        raise EieFormatError(f"validate_layer: expected a CompressedLayer, got {type(layer).__name__}", code="ARGUMENT")
     return validate_arrays(
         layer.shape, layer.n_pe, layer.codebook, layer.ptr, layer.v, layer.z, has_bias=layer.has_bias,
         code_bits=layer.code_bits, index_bits=layer.index_bits, pointer_bits=pointer_bits,
@@ -976,7 +986,7 @@ def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, refe
     if reference is not None:
         ref = np.asarray(reference)
         if ref.shape != (n_out, n_in):
-            raise EieFormatError(f"reference: expected shape ({n_out}, {n_in}), got {ref.shape}")
+            raise EieFormatError(f"reference: expected shape ({n_out}, {n_in}), got {ref.shape}", code="ARGUMENT")
         ref = ref.astype(np.float32)
         distinct = np.unique(_zero_sign_bits(ref))
         if distinct.size > 1 << c.code_bits:
@@ -1000,7 +1010,7 @@ def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, refe
     if reference_bias is not None:
         rb = np.asarray(reference_bias).astype(np.float32)
         if rb.shape != (n_out,):
-            raise EieFormatError(f"reference_bias: expected shape ({n_out},), got {rb.shape}")
+            raise EieFormatError(f"reference_bias: expected shape ({n_out},), got {rb.shape}", code="ARGUMENT")
         got = rebuilt[:, n_in] if c.bias_col is not None else np.zeros(n_out, np.float32)
         m = _zero_sign_bits(rb) != _zero_sign_bits(got)
         if m.any():
@@ -1010,7 +1020,7 @@ def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, refe
     if mask is not None:
         mk = np.asarray(mask)
         if mk.shape != (n_out, n_in):
-            raise EieFormatError(f"mask: expected shape ({n_out}, {n_in}), got {mk.shape}")
+            raise EieFormatError(f"mask: expected shape ({n_out}, {n_in}), got {mk.shape}", code="ARGUMENT")
         out = (rebuilt[:, :n_in] != 0) & ~mk.astype(bool)
         if out.any():
             i, j = (int(x) for x in np.argwhere(out)[0])
@@ -1425,7 +1435,8 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
         else:
             specs = tuple(layers)
             if not specs or not all(isinstance(s, dcnet.LayerSpec) for s in specs):
-                raise EieFormatError("expected a non-empty sequence of LayerSpec or a layers.json path")
+                raise EieFormatError("expected a non-empty sequence of LayerSpec or a layers.json path",
+                                     code="NET-UNREADABLE")
     except EieFormatError as exc:
         raise EieFormatError(f"layer list: {exc}", code="NET-UNREADABLE") from None
     data = read_regular_file(path, None, error=functools.partial(EieFormatError, code="NET-UNREADABLE"),
@@ -1454,6 +1465,7 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
 
 def _walk_net(col: _Collector, data: bytes, specs) -> list:
     """Locate the layers of a stream the reader refused; report size rules; return the readable ones."""
+    from . import dcnet
     from .dcnet import _layer_body
 
     size = len(data)
@@ -1466,6 +1478,10 @@ def _walk_net(col: _Collector, data: bytes, specs) -> list:
     out = []
     for i, (spec, n) in enumerate(zip(specs, header.tolist())):
         loc = {"layer": i, "layer_name": spec.name}
+        problem = dcnet._shape_problem(spec)
+        if problem is not None:
+            col.add("NET-SHAPE-LIMIT", problem, **loc)
+            return out
         if n > spec.n_weights:
             col.add("FILLER-MISSING", f"header declares {n} entries, more than the {spec.n_weights} weights of "
                     f"shape {spec.shape}: positions run past the tensor end", **loc)
@@ -1611,4 +1627,4 @@ def validate(path, fmt: Optional[str] = None, *, layers=None, n_out: Optional[in
                 raise EieFormatError(f"{p}: a .net stream needs its layer list (--layers layers.json)",
                                      code="NET-UNREADABLE")
         return validate_net(p, layers, level=level)
-    raise EieFormatError(f"format {fmt!r}: expected 'eie', 'dump' or 'net'")
+    raise EieFormatError(f"format {fmt!r}: expected 'eie', 'dump' or 'net'", code="ARGUMENT")

@@ -45,7 +45,7 @@ def _run_kernel(prog: LayerProgram) -> dict:
     if cycles < 0:
         raise EieFormatError(
             f"layer {prog.name!r}: the kernel met a {'row' if cycles == -1 else 'column'} index "
-            "outside the layer (the layer's arrays are inconsistent)"
+            "outside the layer (the layer's arrays are inconsistent)", code="META-INCONSISTENT"
         )
     return {
         "cycles": int(cycles) + prog.drain,

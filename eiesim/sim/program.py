@@ -148,13 +148,14 @@ def _static_arrays(layer):
     try:
         layer.check_format(full=True)
     except EieFormatError as exc:
-        raise EieFormatError(f"layer {layer.name!r}: {exc}") from None
+        raise EieFormatError(f"layer {layer.name!r}: {exc}", code=exc.code) from None
     ptr = np.ascontiguousarray(layer.ptr, dtype=np.int64)
     ptr_t = np.ascontiguousarray(ptr.T)
     pe_offsets = np.ascontiguousarray(layer.pe_offsets, dtype=np.int64)
     if pe_offsets[-1] != layer.v.shape[0]:
         raise EieFormatError(
-            f"layer {layer.name!r}: pointer ends ({pe_offsets[-1]}) != entries ({layer.v.shape[0]})"
+            f"layer {layer.name!r}: pointer ends ({pe_offsets[-1]}) != entries ({layer.v.shape[0]})",
+            code="META-INCONSISTENT"
         )
     # the hardware image: one entry (v << index_bits) | z per byte (two bytes for wider entries)
     dtype = np.uint8 if layer.code_bits + layer.index_bits <= 8 else np.uint16

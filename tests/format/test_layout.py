@@ -235,13 +235,15 @@ def test_cheap_failures(small, kw, msg):
         _replace(small, **kw)
 
 
-def test_full_decreasing_ptr(small):
+def test_decreasing_ptr_refused_by_the_cheap_check(small):
+    # issue 10 F1: every later method (entry_cols, to_dense, ...) relies on monotonic pointers,
+    # so the cheap check on construction refuses them (before: accepted, then a numpy traceback)
     ptr = small.ptr.copy()
     assert ptr[0].tolist() == [0, 5, 5, 5]
     ptr[0] = [0, 5, 2, 5]
-    bad = _replace(small, ptr=ptr)  # cheap check passes
-    with pytest.raises(EieFormatError, match="PE 0, column 1: pointer decreases"):
-        bad.check_format(full=True)
+    with pytest.raises(EieFormatError, match="PE 0, column 1: pointer decreases") as ei:
+        _replace(small, ptr=ptr)
+    assert ei.value.code == "PTR-DECREASING"
 
 
 def test_full_z_out_of_range(small):

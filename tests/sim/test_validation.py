@@ -151,9 +151,9 @@ def test_spmv_fixed_needs_a_config(layer):
 
 
 # ------------------------------------------------------------------ layers that pass the cheap check only
-def _decreasing_ptr_layer():
-    # cheap check passes (ptr starts at 0, ptr[-1] == len(v)); the full check does not
-    return CompressedLayer(shape=(3, 2), n_pe=1, codebook=CB, ptr=[[0, 2, 1]], v=[1], z=[0])
+def _z_out_of_range_layer():
+    # cheap check passes (a decreasing ptr no longer does: issue 10 F1); z = 16 needs 5 bits
+    return CompressedLayer(shape=(40, 1), n_pe=1, codebook=CB, ptr=[[0, 1]], v=[1], z=[16])
 
 
 def _row_out_of_range_layer():
@@ -166,19 +166,20 @@ def _filler_at_end_layer():
 
 
 @pytest.mark.parametrize(
-    "make, msg",
+    "make, msg, code",
     [
-        (_decreasing_ptr_layer, "pointer decreases"),
-        (_row_out_of_range_layer, "local row 5"),
-        (_filler_at_end_layer, "filler at the end"),
+        (_z_out_of_range_layer, "relative index 16", "RELIDX-Z-RANGE"),
+        (_row_out_of_range_layer, "local row 5", "FILLER-MISSING"),
+        (_filler_at_end_layer, "filler at the end", "FILLER-TRAILING"),
     ],
 )
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_broken_layers_are_rejected_before_simulation(make, msg, runner):
+def test_broken_layers_are_rejected_before_simulation(make, msg, code, runner):
     lay = make()
     cfg = EIEConfig(n_pe=1)
-    with pytest.raises(EieFormatError, match=msg):
+    with pytest.raises(EieFormatError, match=msg) as ei:
         _runners(cfg)[runner](lay, np.ones(lay.n_in))
+    assert ei.value.code == code  # issue 10 F6: the simulator's refusal carried code=None
 
 
 # ------------------------------------------------------------------ negative activations are non-zeros
