@@ -515,7 +515,7 @@ def _member_error(exc: BaseException, member: str) -> ZipMemberError:
     return ZipMemberError(f"{what} ({type(exc).__name__}: {text})", code=code, member=member)
 
 
-def open_zip(fh, path, *, error=EieFormatError, what: str = "ZIP archive"):
+def open_zip(fh, path, *, error=None, what: str = "ZIP archive"):
     """Open ``fh`` with the standard library's :class:`zipfile.ZipFile`, every failure a typed error.
 
     Parameters
@@ -537,7 +537,7 @@ def open_zip(fh, path, *, error=EieFormatError, what: str = "ZIP archive"):
     Raises
     ------
     EieFormatError (or ``error``)
-        Not a ZIP archive, a damaged central directory, or a member needing a
+        Code ``CONTAINER-UNREADABLE`` by default. Not a ZIP archive, a damaged central directory, or a member needing a
         newer ZIP version than zipfile reads ("version needed to extract"
         above 6.3: :class:`NotImplementedError` inside zipfile).
     """
@@ -548,6 +548,9 @@ def open_zip(fh, path, *, error=EieFormatError, what: str = "ZIP archive"):
     except _zip_exceptions() as exc:
         member = _directory_entry(exc)
         where = f" (central directory entry {member!r})" if member is not None else ""
+        if error is None:
+            raise EieFormatError(f"{path}: not a readable {what}{where} ({type(exc).__name__}: {exc})",
+                                 code="CONTAINER-UNREADABLE") from None
         raise error(f"{path}: not a readable {what}{where} ({type(exc).__name__}: {exc})") from None
 
 
@@ -674,7 +677,7 @@ def read_zip_member(zf, info, *, max_bytes=None, path=None, error=None) -> bytes
         raise error(f"{path}: member {exc.member!r} {exc}") from None
 
 
-def check_zip_members(zf, *, path, error=EieFormatError, max_bytes=None) -> None:
+def check_zip_members(zf, *, path, error=None, max_bytes=None) -> None:
     """Vet every member of an archive before any is used: sizes, support and local headers.
 
     A member whose name was damaged in the central directory only (its local
@@ -684,13 +687,16 @@ def check_zip_members(zf, *, path, error=EieFormatError, max_bytes=None) -> None
     Raises
     ------
     EieFormatError (or ``error``)
-        ``<path>: member '<name>' <problem>`` for the first bad member.
+        ``<path>: member '<name>' <problem>`` for the first bad member; by
+        default carrying the member's rule code (:class:`ZipMemberError`).
     """
     for info in zf.infolist():
         try:
             with zip_member(zf, info, max_bytes):
                 pass
         except ZipMemberError as exc:
+            if error is None:
+                raise EieFormatError(f"{path}: member {exc.member!r} {exc}", code=exc.code) from None
             raise error(f"{path}: member {exc.member!r} {exc}") from None
 
 
