@@ -112,7 +112,10 @@ def run_layer(
     bint fx_saturate,
     int fx_total_bits,
 ):
-    """Simulate one layer; return the cycle count before the arithmetic drain.
+    """Simulate one layer; return the cycle count before the pipeline drain.
+
+    The drain (``LayerProgram.drain`` = ``eiesim.sim.program.PIPELINE_DRAIN`` cycles: spmat read
+    stage, arithmetic unit, write-back; ``eiesim.sim.engine`` adds it, for both backends).
 
     All arrays come from ``eiesim.sim.program.prepare`` (see ``LayerProgram``):
     ``ptr_t`` (n_cols + 1, n_pe) column-major local pointers, ``pe_offsets``

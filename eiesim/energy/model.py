@@ -7,7 +7,7 @@ Two methods, always reported side by side and never mixed:
     per-PE-cycle share for the clock network (and leakage, when the table
     gives a ``leakage_fraction``). The per-action energies are **calibrated**
     so that the reference run (the real AlexNet FC8 of the authors'
-    simulator, 64 PEs, 7,923 cycles) dissipates exactly Table II's
+    simulator, 64 PEs, 7,926 cycles) dissipates exactly Table II's
     power, module by module and type by type:
 
     1. Table II gives the per-PE power by module (act queue, PtrRead,

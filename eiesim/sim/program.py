@@ -16,13 +16,36 @@ from ..config import EIEConfig
 from ..errors import EieFormatError, EieInputError
 from .fixedpoint import fixed_format, quantize
 
-__all__ = ["LayerProgram", "prepare", "ARITH_PIPELINE_DRAIN"]
+__all__ = [
+    "LayerProgram", "prepare", "ARITH_PIPELINE_DRAIN", "SPMAT_READ_LATENCY", "WRITEBACK_LATENCY",
+    "PIPELINE_DRAIN",
+]
 
-#: Cycles the arithmetic unit needs after the last entry fetch: codebook decode and
-#: row-address accumulation, then multiply-add and accumulator write-back
-#: (EIE, Section IV "Arithmetic Unit" and Fig. 4; two stages behind the spmat read,
-#: as in the authors' C++ simulator).
-ARITH_PIPELINE_DRAIN = 2
+#: Cycles of the arithmetic unit behind the spmat read: (1) codebook decode and
+#: row-address accumulation, (2) multiply, (3) add to the accumulator read and
+#: present the write (EIE, Section IV "Arithmetic Unit" and Fig. 4; the three
+#: stages of the authors' C++ simulator, ``ArithmUnit`` in ``src/arithm.cpp``).
+ARITH_PIPELINE_DRAIN = 3
+
+#: The spmat SRAM read is a pipeline stage of its own behind the pointer read and
+#: address generation: the line is read the cycle after its address is formed
+#: (EIE Fig. 4, "Sparse Matrix Access" after "Pointer Read"; ``SpMatRead``
+#: registers the address ``PtrRead`` computed, authors' C++ simulator). The stage
+#: adds latency, not occupancy: one cycle once, at the end of the layer.
+SPMAT_READ_LATENCY = 1
+
+#: The destination-activation write-back: the arithmetic unit's result is
+#: registered by the activation read/write unit and written into the activation
+#: SRAM one cycle later; the layer is complete only when no write is pending
+#: (EIE Section IV "Activation Read/Write"; ``ActRW``'s ``write_enable`` register
+#: and ``layer_complete``, authors' C++ simulator).
+WRITEBACK_LATENCY = 1
+
+#: Cycles after the last entry fetch until the layer is complete: the spmat read
+#: stage, the arithmetic pipeline and the write-back, 1 + 3 + 1 = 5. With it,
+#: eiesim gives the authors' simulator's cycle counts on the real AlexNet FC8
+#: (7,926 cycles with queues of 7; see :mod:`eiesim.sim.reference`).
+PIPELINE_DRAIN = SPMAT_READ_LATENCY + ARITH_PIPELINE_DRAIN + WRITEBACK_LATENCY
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +83,8 @@ class LayerProgram:
         ``True`` for ``fixed16`` arithmetic.
     fifo_depth, entries_per_line, index_bits : int
     drain : int
-        Arithmetic pipeline drain in cycles (:data:`ARITH_PIPELINE_DRAIN`).
+        Cycles from the last entry fetch to the end of the layer
+        (:data:`PIPELINE_DRAIN`): spmat read stage, arithmetic pipeline, write-back.
     shift, fx_lo, fx_hi, fx_nearest, fx_saturate, fx_total_bits : int
         Fixed-point narrowing of products: ``shift = weight_frac_bits``, word
         range, rounding and overflow rule.
@@ -253,7 +277,7 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         fifo_depth=config.fifo_depth,
         entries_per_line=config.entries_per_line,
         index_bits=config.index_bits,
-        drain=ARITH_PIPELINE_DRAIN,
+        drain=PIPELINE_DRAIN,
         shift=config.weight_frac_bits,
         fx_lo=fmt.lo,
         fx_hi=fmt.hi,

@@ -36,8 +36,34 @@ state at the start of the cycle; every register updates at its end):
    destination accumulator. A MAC on the same row as the previous cycle's MAC
    takes the bypass. Filler entries (v = 0) occupy the slot but do not write.
 6. **End.** The layer ends when the CCU has passed the last group, every queue
-   is empty and every PE has finished its column; the arithmetic pipeline then
-   drains for :data:`~eiesim.sim.program.ARITH_PIPELINE_DRAIN` cycles.
+   is empty and every PE has finished its column; then
+   :data:`~eiesim.sim.program.PIPELINE_DRAIN` = 5 more cycles pass before the
+   last result is in the activation SRAM:
+
+   * 1 cycle, the **spmat read stage** (:data:`~eiesim.sim.program.SPMAT_READ_LATENCY`):
+     the SRAM line is read the cycle after the pointer read formed its address.
+     Steps 2 and 4 above count the pointer read and the first fetch in one cycle
+     because the stage adds latency but no occupancy (the next column's pointer
+     read overlaps the previous column's last line read), so it shows only once,
+     here;
+   * 3 cycles, the **arithmetic unit** (:data:`~eiesim.sim.program.ARITH_PIPELINE_DRAIN`):
+     decode and address accumulation, multiply, add;
+   * 1 cycle, the **write-back** (:data:`~eiesim.sim.program.WRITEBACK_LATENCY`):
+     the result register is written into the activation SRAM; the layer is
+     complete once no write is pending.
+
+   These are the pipeline stages of the authors' C++ simulator (RalphMao/EIE-simulator:
+   ``PtrRead`` -> ``SpMatRead`` -> ``ArithmUnit`` stages 1-3 -> ``ActRW``'s
+   registered write and ``layer_complete``). With them eiesim is cycle-exact with
+   that simulator on the real AlexNet FC8 (``../shared/data/alexnet_fc8_eie``, 64
+   PEs, 64-bit lines): activation buffers of B = 2 / 3 / 4 / 8 / 16 / 64 slots hold
+   B - 1 activations (the C++ FIFO is full at ``(write + 1) % B == read``), i.e.
+   ``fifo_depth`` = 1 / 2 / 3 / 7 / 15 / 63, and give 10,194 / 8,827 / 8,386 /
+   7,926 / 7,794 / 7,794 cycles in both (``tests/sim/test_fc8.py``). Before these 3
+   cycles were modelled (an arithmetic drain of 2 only) eiesim was exactly 3 lower
+   at every buffer size, with identical pointer and spmat line reads. Not
+   modelled: the C++ test bench runs at least 9 cycles however small the layer
+   (``cycles < 9`` in its ``main``), a property of the harness, not the hardware.
 """
 
 from __future__ import annotations

@@ -99,5 +99,5 @@ def test_fc8_energy_matches_table2(fc8_dir, capsys, tmp_path):
     e = json.loads(js.read_text())["energy"]["layers"][0]
     # activity-based energy at the calibration run = 64 PEs x Table II power x time (+ the CCU estimate)
     act = e["activity"]
-    assert act["total_pj"] - act["by_module_pj"]["lnzd_ccu"] == pytest.approx(64 * 9.158e-3 * 7923 / 800e6 * 1e12, rel=1e-6)
+    assert act["total_pj"] - act["by_module_pj"]["lnzd_ccu"] == pytest.approx(64 * 9.158e-3 * 7926 / 800e6 * 1e12, rel=1e-6)
     assert e["paper"]["avg_power_w"] == pytest.approx(0.6)

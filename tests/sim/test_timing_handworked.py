@@ -14,8 +14,9 @@ The rules are those of the module docstring of :mod:`eiesim.sim.reference`
   takes one cycle.
 * Queue: a broadcast is written at the end of its cycle, so it can be taken at
   the end of the next cycle at the earliest; a queue holds ``fifo_depth`` items.
-* End: once the CCU is done, queues are empty and PEs idle, plus 2 drain cycles
-  (``ARITH_PIPELINE_DRAIN``).
+* End: once the CCU is done, queues are empty and PEs idle, plus 5 drain cycles
+  (``PIPELINE_DRAIN``: 1 spmat read stage + 3 arithmetic stages + 1 write-back, the
+  pipeline of the authors' C++ simulator).
 
 Notation in the comments: "c3: ..." is what happens during cycle 3; "bc j" is a
 broadcast of column j; "pop j" a PE taking j at the end of the cycle; "load gX" a
@@ -31,13 +32,15 @@ from eiesim.config import EIEConfig
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate
 from eiesim.sim.functional import spmv_float32
-from eiesim.sim.program import ARITH_PIPELINE_DRAIN
+from eiesim.sim.program import (
+    ARITH_PIPELINE_DRAIN, PIPELINE_DRAIN, SPMAT_READ_LATENCY, WRITEBACK_LATENCY,
+)
 from eiesim.sim.result import COUNTER_NAMES
 
 # Codebook: code i -> i / 4 (exact in float32 and in every fixed format used here).
 CB = np.array([0.0] + [i / 4 for i in range(1, 16)], dtype=np.float32)
 
-DRAIN = 2
+DRAIN = 5  # 1 spmat read stage + 3 arithmetic stages + 1 write-back
 
 
 @pytest.fixture(params=["kernel", "reference"])
@@ -71,7 +74,8 @@ def _run(layer, act, backend, **cfg):
 
 
 def test_drain_constant():
-    assert ARITH_PIPELINE_DRAIN == DRAIN
+    assert (SPMAT_READ_LATENCY, ARITH_PIPELINE_DRAIN, WRITEBACK_LATENCY) == (1, 3, 1)
+    assert PIPELINE_DRAIN == DRAIN
 
 
 # ------------------------------------------------------------------ one column
@@ -85,15 +89,15 @@ def test_single_column_three_entries(backend):
     c3: ptr read p_0, p_1; e(0), MAC.      (line 0 read)
     c4: e(1), MAC.
     c5: e(2), MAC; column ends, queue empty.
-    Loop ends after c5 -> 6 cycles, + 2 drain = 8.
+    Loop ends after c5 -> 6 cycles, + 5 drain = 11.
     """
     layer = _layer(3, 1, 1, {(0, 0): 1, (1, 0): 2, (2, 0): 3})
     res = _run(layer, [2.0], backend)
-    assert res.cycles == 8
+    assert res.cycles == 11
     assert res.counters == _counters(
         broadcasts=1, group_loads=2, ptr_reads=1, spmat_line_reads=1, entries=3, macs=3, acc_writes=3
     )
-    assert res.busy.tolist() == [3] and res.idle.tolist() == [5] and res.stall.tolist() == [0]
+    assert res.busy.tolist() == [3] and res.idle.tolist() == [8] and res.stall.tolist() == [0]
     assert res.output.tolist() == [0.5, 1.0, 1.5]
 
 
@@ -102,13 +106,13 @@ def test_all_zero_input_costs_only_group_loads(backend):
     """N = 2, n_in = 5 -> 3 groups (slots 0-1, 2-3, 4 + padding); a = 0.
 
     c0: load g0.  c1: g0 has no non-zero -> load g1.  c2: load g2.  c3: load g3 = done.
-    No broadcast, no PE work. 4 cycles + 2 drain = 6 = 1 + n_groups + drain.
+    No broadcast, no PE work. 4 cycles + 5 drain = 9 = 1 + n_groups + drain.
     """
     layer = _layer(3, 5, 2, {(0, 0): 1, (1, 2): 2, (2, 4): 3})
     res = _run(layer, np.zeros(5), backend)
-    assert res.cycles == 1 + 3 + DRAIN == 6
+    assert res.cycles == 1 + 3 + DRAIN == 9
     assert res.counters == _counters(group_loads=4)
-    assert res.busy.tolist() == [0, 0] and res.idle.tolist() == [6, 6]
+    assert res.busy.tolist() == [0, 0] and res.idle.tolist() == [9, 9]
     assert not np.any(res.output)
 
 
@@ -120,13 +124,13 @@ def test_all_zero_input_costs_only_group_loads(backend):
         #   c0: load g0.  c1: bc 3 and load g1 in the same cycle.  c2: load g2; PEs pop 3.
         #   c3: load g3 = done; every PE reads its pointers and works one cycle
         #       (PE 0: e(0); PEs 1-3: empty slices, one cycle each).
-        #   4 cycles + 2 = 6.
-        (3, 6),
+        #   4 cycles + 5 = 9.
+        (3, 9),
         # a[2] != 0, slot 2 of g0: the move to g1 costs a cycle of its own:
         #   c0: load g0.  c1: bc 2.  c2: no further non-zero in g0 -> load g1; PEs pop 2.
         #   c3: load g2; PEs work one cycle.  c4: load g3 = done.
-        #   5 cycles + 2 = 7.
-        (2, 7),
+        #   5 cycles + 5 = 10.
+        (2, 10),
     ],
 )
 def test_last_nonzero_in_slot_n_minus_1_saves_the_load_cycle(backend, nz_index, expected_cycles):
@@ -157,17 +161,17 @@ def test_depth_one_queue_stalls_single_pe(backend):
     c6: bc 2 (+ load g3 = done). PE: ptr, e(3), column ends; queue still empty
         (the write lands at the end of c6) -> PE idle.
     c7: PE pops 2.   c8: PE: ptr, e(3).
-    9 cycles + 2 = 11. Stalls: 3, all charged to the one PE.
+    9 cycles + 5 = 14. Stalls: 3, all charged to the one PE.
     """
     layer = _layer(4, 3, 1, {(0, 0): 1, (1, 0): 1, (2, 0): 1, (3, 1): 2, (3, 2): 3})
     res = _run(layer, [1.0, 1.0, 1.0], backend, fifo_depth=1)
-    assert res.cycles == 11
+    assert res.cycles == 14
     assert res.counters == _counters(
         broadcasts=3, ccu_stall_cycles=3, group_loads=4, ptr_reads=3, spmat_line_reads=1,
         entries=5, macs=5, acc_writes=5,
     )
     assert res.stall.tolist() == [3]
-    assert res.busy.tolist() == [5] and res.idle.tolist() == [6]
+    assert res.busy.tolist() == [5] and res.idle.tolist() == [9]
 
 
 def test_depth_one_queue_per_pe_stall_counter(backend):
@@ -190,13 +194,13 @@ def test_depth_one_queue_per_pe_stall_counter(backend):
     c9:  bc 3 from slot 1 (+ load g2 = done). PE0 e(0).
     c10: PE0 e(2); PE1 pops 3.   c11: PE0 e(4), pops 3; PE1 empty slice.
     c12-c14: PE0 e(0) e(2) e(4).
-    15 cycles + 2 = 17; CCU stalled 5 cycles; PE0's queue was full in 5 of them,
+    15 cycles + 5 = 20; CCU stalled 5 cycles; PE0's queue was full in 5 of them,
     PE1's in 3. Busy: PE0 4 x 3 = 12, PE1 4 x 1 = 4.
     """
     entries = {(r, c): 1 + c for r in (0, 2, 4) for c in range(4)}
     layer = _layer(6, 4, 2, entries)
     res = _run(layer, [1.0, 1.0, 1.0, 1.0], backend, fifo_depth=1)
-    assert res.cycles == 17
+    assert res.cycles == 20
     assert res.counters == _counters(
         broadcasts=4, ccu_stall_cycles=5, group_loads=3, ptr_reads=8,
         spmat_line_reads=2,  # PE0's 12 entries span lines 0 and 1 (8 entries a line)
@@ -204,7 +208,7 @@ def test_depth_one_queue_per_pe_stall_counter(backend):
     )
     assert res.stall.tolist() == [5, 3]
     assert res.busy.tolist() == [12, 4]
-    assert res.idle.tolist() == [5, 13]
+    assert res.idle.tolist() == [8, 16]
 
 
 # ------------------------------------------------------------------ bias pseudo-activation
@@ -215,11 +219,11 @@ def test_bias_pseudo_activation(backend):
     c2: bc bias column 2 (slot 0 != N-1: no load).
     c3: no further non-zero in g1 -> load g2 = done. PEs pop 2.
     c4: PE0 ptr + e(0) (bias of row 0); PE1 ptr + e(1).
-    5 cycles + 2 = 7. The output is exactly the (quantised) bias.
+    5 cycles + 5 = 10. The output is exactly the (quantised) bias.
     """
     layer = _layer(2, 2, 2, {(0, 0): 3, (1, 1): 4}, bias=[1, 2])
     res = _run(layer, [0.0, 0.0], backend)
-    assert res.cycles == 7
+    assert res.cycles == 10
     assert res.counters == _counters(
         broadcasts=1, group_loads=3, ptr_reads=2, spmat_line_reads=2, entries=2, macs=2, acc_writes=2
     )
@@ -248,11 +252,11 @@ def test_line_register_survives_across_columns(backend, line_entries, line_reads
         c4 loads g4 = done).
     c2: pop 0.  c3: ptr, e(0); ends -> pop 1.  c4: ptr, e(1).  c5: e(2); ends -> pop 2.
     c6: ptr, e(2) -- same row as c5's MAC: bypass; ends -> pop 3.  c7: ptr, e(0).
-    8 cycles + 2 = 10, independent of the line width.
+    8 cycles + 5 = 13, independent of the line width.
     """
     layer = _layer(3, 4, 1, {(0, 0): 1, (1, 1): 2, (2, 1): 3, (2, 2): 4, (0, 3): 5})
     res = _run(layer, [1.0] * 4, backend, fifo_depth=4, spmat_line_bits=8 * line_entries)
-    assert res.cycles == 10
+    assert res.cycles == 13
     assert res.counters == _counters(
         broadcasts=4, group_loads=5, ptr_reads=4, spmat_line_reads=line_reads,
         entries=5, macs=5, acc_writes=5, bypasses=1,
@@ -266,11 +270,11 @@ def test_bypass_back_to_back_columns(backend):
 
     c0: load g0.  c1: bc 0 (+ load g1).  c2: bc 1 (+ load g2 = done); PE pops 0.
     c3: ptr, e(0).  c4: e(1); ends -> pops 1.  c5: ptr, e(1): the previous cycle's MAC
-    hit row 1 too -> bypass.  6 cycles + 2 = 8.
+    hit row 1 too -> bypass.  6 cycles + 5 = 11.
     """
     layer = _layer(2, 2, 1, {(0, 0): 1, (1, 0): 2, (1, 1): 3})
     res = _run(layer, [1.0, 2.0], backend)
-    assert res.cycles == 8
+    assert res.cycles == 11
     assert res.counters == _counters(
         broadcasts=2, group_loads=3, ptr_reads=2, spmat_line_reads=1, entries=3, macs=3,
         acc_writes=3, bypasses=1,
@@ -284,15 +288,15 @@ def test_no_bypass_when_columns_are_not_back_to_back(backend):
     c0: load g0.  c1: bc 0 (+ load g1).  c2: g1 all zero -> load g2; PE pops 0.
     c3: load g3; PE ptr, e(0).  c4: bc 3 (+ load g4 = done); PE e(1), ends, queue
     still empty -> idle.  c5: PE pops 3.  c6: ptr, e(1) -- no MAC in c5: no bypass.
-    7 cycles + 2 = 9.
+    7 cycles + 5 = 12.
     """
     layer = _layer(2, 4, 1, {(0, 0): 1, (1, 0): 2, (1, 3): 3})
     res = _run(layer, [1.0, 0.0, 0.0, 1.0], backend)
-    assert res.cycles == 9
+    assert res.cycles == 12
     assert res.counters == _counters(
         broadcasts=2, group_loads=5, ptr_reads=2, spmat_line_reads=1, entries=3, macs=3, acc_writes=3
     )
-    assert res.busy.tolist() == [3] and res.idle.tolist() == [6]
+    assert res.busy.tolist() == [3] and res.idle.tolist() == [9]
 
 
 # ------------------------------------------------------------------ fillers
@@ -300,11 +304,11 @@ def test_no_bypass_when_columns_are_not_back_to_back(backend):
     "second_row, expected",
     [
         # gap of 15 zero rows before row 16: z = 15, no filler. Entries (v,0) (v,15).
-        # c0 load g0, c1 bc 0 (+ done), c2 pop, c3 e(0), c4 e(16). 5 + 2 = 7.
-        (16, {"cycles": 7, "entries": 2, "fillers": 0}),
+        # c0 load g0, c1 bc 0 (+ done), c2 pop, c3 e(0), c4 e(16). 5 + 5 = 10.
+        (16, {"cycles": 10, "entries": 2, "fillers": 0}),
         # gap of 16 before row 17: one filler (0, 15), then (v, 0). Entries (v,0) (0,15) (v,0).
-        # c3 e(0), c4 filler (a cycle, no MAC), c5 e(17). 6 + 2 = 8.
-        (17, {"cycles": 8, "entries": 3, "fillers": 1}),
+        # c3 e(0), c4 filler (a cycle, no MAC), c5 e(17). 6 + 5 = 11.
+        (17, {"cycles": 11, "entries": 3, "fillers": 1}),
     ],
 )
 def test_filler_takes_a_cycle_but_no_mac(backend, second_row, expected):
@@ -325,12 +329,12 @@ def test_filler_takes_a_cycle_but_no_mac(backend, second_row, expected):
 def test_fillers_with_two_bit_index(backend):
     """index_bits = 2: gap 9 before row 9 -> 9 // 4 = 2 fillers (0, 3) then (v, 1).
 
-    c0 load g0, c1 bc 0 (+ done), c2 pop, c3 filler, c4 filler, c5 e(9). 6 + 2 = 8.
+    c0 load g0, c1 bc 0 (+ done), c2 pop, c3 filler, c4 filler, c5 e(9). 6 + 5 = 11.
     """
     layer = _layer(10, 1, 1, {(9, 0): 1}, index_bits=2)
     assert layer.v.tolist() == [0, 0, 1] and layer.z.tolist() == [3, 3, 1]
     res = _run(layer, [1.0], backend, spmat_line_bits=48)  # 8 entries of 4 + 2 bits
-    assert res.cycles == 8
+    assert res.cycles == 11
     assert res.counters == _counters(
         broadcasts=1, group_loads=2, ptr_reads=1, spmat_line_reads=1, entries=3, fillers=2,
         macs=1, acc_writes=1,
@@ -342,10 +346,10 @@ def test_negative_activation_is_broadcast(backend):
     """The LNZD detects != 0 (not > 0): a[1] = -2 is broadcast like any non-zero.
 
     N = 2, one group: c0 load g0, c1 bc 1 from slot 1 = N-1 (+ load g1 = done),
-    c2 pop, c3 PE0 e(0), PE1 empty slice. 4 + 2 = 6.
+    c2 pop, c3 PE0 e(0), PE1 empty slice. 4 + 5 = 9.
     """
     layer = _layer(2, 2, 2, {(0, 1): 4})
     res = _run(layer, [0.0, -2.0], backend)
-    assert res.cycles == 6
+    assert res.cycles == 9
     assert res.counters["broadcasts"] == 1 and res.counters["macs"] == 1
     assert res.output.tolist() == [-2.0, 0.0]
