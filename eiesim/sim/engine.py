@@ -64,7 +64,8 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     layer : eiesim.format.layout.CompressedLayer
         Layer laid out for ``config.n_pe`` PEs.
     activations : array_like of float, shape (n_in,)
-        Input activations; every value ``!= 0`` counts as a non-zero.
+        Input activations; every value ``!= 0`` counts as a non-zero (in ``fixed16``
+        mode: every value whose quantised activation is ``!= 0``).
     config : EIEConfig, optional
         Hardware configuration; defaults to :meth:`EIEConfig.for_layer` (the reference
         design with the layer's N, code and index widths).

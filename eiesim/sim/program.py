@@ -89,7 +89,9 @@ class LayerProgram:
         Fixed-point narrowing of products: ``shift = weight_frac_bits``, word
         range, rounding and overflow rule.
     act_nonzeros : int
-        Non-zero input activations, bias excluded.
+        Non-zero input activations as the LNZD sees them, bias excluded: ``!= 0`` in
+        float32 mode; in fixed16 mode the quantised activation ``act_q != 0`` (a
+        float input that rounds to 0 in the activation format is a zero).
     """
 
     name: str
@@ -204,7 +206,9 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         must equal the config's.
     activations : array_like, shape (n_in,)
         Input activations. Every value ``!= 0`` is a non-zero (negative values
-        included: EIE's LNZD detects non-zeros, not positives).
+        included: EIE's LNZD detects non-zeros, not positives); in ``fixed16`` mode
+        the test is on the value after quantisation to the activation format
+        (``act_frac_bits``), the value the hardware's activation SRAM holds.
     config : EIEConfig
 
     Returns
@@ -235,26 +239,30 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
     n_cols = layer.n_cols
     a = _coerce_activations(activations, n_in, name)
 
+    fixed = config.arith == "fixed16"
+    fmt = fixed_format(config)
+    act = np.empty(n_cols, dtype=np.float32)
+    act[:n_in] = a
+    if layer.has_bias:
+        act[n_in] = np.float32(1.0)
+    if fixed:
+        act_q = quantize(act, config.act_frac_bits, fmt)
+        codebook_q = quantize(layer.codebook, config.weight_frac_bits, fmt)
+        # the LNZD tests the activation the datapath holds: a value that quantises
+        # to 0 is a zero (it would add nothing), however non-zero the float was
+        nz = np.flatnonzero(act_q[:n_in] != 0)
+    else:
+        act_q = np.zeros(n_cols, dtype=np.int64)
+        codebook_q = np.zeros(layer.codebook.shape[0], dtype=np.int64)
+        nz = np.flatnonzero(a != 0)
+
     # What the LNZD sees: groups of N consecutive activations, then the bias group.
     n_real_groups = -(-n_in // n_pe)
     n_groups = n_real_groups + (1 if layer.has_bias else 0)
     slot_col = np.full(n_groups * n_pe, -1, dtype=np.int64)
-    nz = np.flatnonzero(a != 0)
     slot_col[nz] = nz
-    act = np.empty(n_cols, dtype=np.float32)
-    act[:n_in] = a
     if layer.has_bias:
         slot_col[n_real_groups * n_pe] = n_in
-        act[n_in] = np.float32(1.0)
-
-    fixed = config.arith == "fixed16"
-    fmt = fixed_format(config)
-    if fixed:
-        act_q = quantize(act, config.act_frac_bits, fmt)
-        codebook_q = quantize(layer.codebook, config.weight_frac_bits, fmt)
-    else:
-        act_q = np.zeros(n_cols, dtype=np.int64)
-        codebook_q = np.zeros(layer.codebook.shape[0], dtype=np.int64)
 
     return LayerProgram(
         name=name,

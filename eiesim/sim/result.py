@@ -65,7 +65,9 @@ class SimResult:
     counters : dict of str to int
         Action counts, see :data:`COUNTER_NAMES`.
     act_nonzeros : int
-        Non-zero input activations (``!= 0``; bias pseudo-activation excluded).
+        Non-zero input activations as the LNZD sees them (``!= 0``; in ``fixed16``
+        mode after quantisation to the activation format; bias pseudo-activation
+        excluded).
     arith : str
         ``"float32"`` or ``"fixed16"``.
     """
