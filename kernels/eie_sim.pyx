@@ -49,7 +49,8 @@ cdef enum:
     C_MACS = 7
     C_ACC_WRITES = 8
     C_BYPASSES = 9
-    N_COUNTERS = 10
+    C_SATURATIONS = 10
+    N_COUNTERS = 11
 
 cdef enum:
     ERR_ROW_OUT_OF_RANGE = -1
@@ -121,7 +122,7 @@ def run_layer(
     ``ptr_t`` (n_cols + 1, n_pe) column-major local pointers, ``pe_offsets``
     (n_pe + 1), ``packed`` (n_entries,) entries ``(v << index_bits) | z``.
     ``out_f``/``out_q`` (n_out,), ``busy``/``stall`` (n_pe,) and ``counters``
-    (10,) are zero-initialised outputs. Returns a negative error code if a
+    (11,) are zero-initialised outputs. Returns a negative error code if a
     decoded row or broadcast column falls outside the layer (never expected
     after validation; it guards the memory accesses).
     """
@@ -171,6 +172,7 @@ def run_layer(
     cdef int64_t a_q
     cdef int64_t c_broadcasts = 0, c_stall = 0, c_loads = 0, c_ptr = 0, c_lines = 0
     cdef int64_t c_entries = 0, c_fillers = 0, c_bypasses = 0
+    cdef int64_t c_sat = 0, acc_new
 
     for k in range(31):
         if (<int64_t>1 << k) == entries_per_line:
@@ -261,9 +263,10 @@ def run_layer(
                             if row >= n_out or code >= n_codes:
                                 err = ERR_ROW_OUT_OF_RANGE
                                 break
-                            out_q[row] = _fit(
-                                out_q[row] + _narrow(codebook_q[code] * a_q, shift, fx_nearest),
-                                fx_lo, fx_hi, fx_saturate, fx_total_bits)
+                            acc_new = out_q[row] + _narrow(codebook_q[code] * a_q, shift, fx_nearest)
+                            if acc_new < fx_lo or acc_new > fx_hi:
+                                c_sat += 1  # the sum left the word: saturated (or wrapped)
+                            out_q[row] = _fit(acc_new, fx_lo, fx_hi, fx_saturate, fx_total_bits)
                     else:
                         for gg in range(g0, g1):
                             ent = packed[gg]
@@ -315,4 +318,5 @@ def run_layer(
     counters[C_MACS] = c_entries - c_fillers
     counters[C_ACC_WRITES] = c_entries - c_fillers
     counters[C_BYPASSES] = c_bypasses
+    counters[C_SATURATIONS] = c_sat
     return end_cycle + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -291,7 +292,16 @@ def run(args) -> int:
             notes.append(f"warning: layer {fp.name!r} does not fit on chip ({problem}); "
                          "simulated as if it did")
 
-    result = simulate_network(network, x, cfg, backend=args.backend, progress=True)
+    from ..sim.result import FixedPointSaturationWarning
+
+    with warnings.catch_warnings(record=True) as caught:  # fixed16 saturation: a note line
+        warnings.simplefilter("always")
+        result = simulate_network(network, x, cfg, backend=args.backend, progress=True)
+    for w in caught:
+        if issubclass(w.category, FixedPointSaturationWarning):
+            notes.append(f"warning: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     n = x.shape[0]
 
     print(f"eiesim {__version__}: {source}, {n} input{'s' if n != 1 else ''}")

@@ -8,6 +8,7 @@ Two backends produce identical results (cycles, counters, output bits):
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -16,7 +17,7 @@ from ..config import EIEConfig
 from ..errors import EieFormatError, EieInputError
 from .program import LayerProgram, prepare
 from .reference import run_reference
-from .result import COUNTER_NAMES, SimResult
+from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, saturation_message
 
 __all__ = ["simulate", "BACKENDS"]
 
@@ -56,7 +57,8 @@ def _run_kernel(prog: LayerProgram) -> dict:
     }
 
 
-def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend: str = "kernel") -> SimResult:
+def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend: str = "kernel",
+             warn: bool = True) -> SimResult:
     """Simulate one compressed layer on one input vector, cycle by cycle.
 
     Parameters
@@ -71,6 +73,11 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         design with the layer's N, code and index widths).
     backend : {"kernel", "reference"}
         Compiled kernel or the pure-Python reference model (identical results).
+    warn : bool
+        Issue a :class:`~eiesim.sim.result.FixedPointSaturationWarning` when a
+        ``fixed16`` run saturated (or wrapped) an accumulator or an input
+        (``counters["saturations"]``, ``act_saturations``); the network simulation
+        passes False and warns once per layer.
 
     Returns
     -------
@@ -89,6 +96,12 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         The layer's arrays break a format rule.
     EieConfigError
         ``backend`` is unknown or ``config`` is not an EIEConfig.
+
+    Warns
+    -----
+    FixedPointSaturationWarning
+        ``fixed16`` only, with ``warn``: an accumulator update or an input activation
+        left the word (counts in ``counters["saturations"]`` and ``act_saturations``).
     """
     from ..errors import EieConfigError
 
@@ -112,6 +125,12 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         output = np.asarray(raw["output"], dtype=np.float32)
     cycles = int(raw["cycles"])
     busy = np.asarray(raw["busy"], dtype=np.int64)
+    n_acc = int(raw["counters"]["saturations"])
+    if warn and (n_acc or prog.act_saturations):
+        warnings.warn(saturation_message(
+            prog.name, n_acc, prog.act_saturations, saturate=config.saturate,
+            fmt=f"Q{config.fixed_total_bits - 1 - config.act_frac_bits}.{config.act_frac_bits}"),
+            FixedPointSaturationWarning, stacklevel=2)
     return SimResult(
         name=prog.name,
         shape=(prog.n_out, prog.n_in),
@@ -126,4 +145,5 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         counters=dict(raw["counters"]),
         act_nonzeros=prog.act_nonzeros,
         arith=config.arith,
+        act_saturations=prog.act_saturations,
     )

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import EIEConfig
 
-__all__ = ["FixedFormat", "quantize", "narrow", "clamp", "fixed_format"]
+__all__ = ["FixedFormat", "quantize", "narrow", "clamp", "fixed_format", "out_of_range"]
 
 
 class FixedFormat:
@@ -124,10 +124,32 @@ def quantize(values: np.ndarray, frac_bits: int, fmt: FixedFormat) -> np.ndarray
     -------
     ndarray of int64, same shape.
     """
-    scaled = np.asarray(values, dtype=np.float64) * float(1 << frac_bits)
-    if fmt.rounding == "floor":
-        q = np.floor(scaled)
-    else:
-        q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+    q = _round_scaled(values, frac_bits, fmt)
     q = np.clip(q, -(2.0**62), 2.0**62)  # keep the int64 cast defined before clamping
     return clamp(q.astype(np.int64), fmt)
+
+
+def _round_scaled(values, frac_bits: int, fmt: FixedFormat) -> np.ndarray:
+    scaled = np.asarray(values, dtype=np.float64) * float(1 << frac_bits)
+    if fmt.rounding == "floor":
+        return np.floor(scaled)
+    return np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+
+
+def out_of_range(values: np.ndarray, frac_bits: int, fmt: FixedFormat) -> np.ndarray:
+    """Which values :func:`quantize` has to saturate (or wrap): rounded, they leave the word.
+
+    Parameters
+    ----------
+    values : array_like of float
+        Must be finite (callers validate).
+    frac_bits : int
+    fmt : FixedFormat
+
+    Returns
+    -------
+    ndarray of bool, same shape: ``True`` where the rounded value lies outside
+    ``[fmt.lo, fmt.hi]``.
+    """
+    q = _round_scaled(values, frac_bits, fmt)
+    return (q < fmt.lo) | (q > fmt.hi)

@@ -10,6 +10,7 @@ PEs. Layers run one after the other; their cycles add.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -18,7 +19,7 @@ import numpy as np
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieInputError
 from .engine import simulate
-from .result import COUNTER_NAMES, SimResult
+from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, saturation_message
 
 __all__ = ["NetworkResult", "LayerSummary", "simulate_network", "check_network_config", "relu"]
 
@@ -64,6 +65,9 @@ class LayerSummary:
         Real non-zero weights / (n_out * n_in), bias excluded.
     pe_busy : ndarray of int64, shape (n_pe,)
         Busy cycles per PE summed over the inputs.
+    act_saturations : int
+        ``fixed16``: input activations saturated (or wrapped) at quantisation, summed
+        over the inputs (accumulator overflows: ``counters["saturations"]``).
     """
 
     name: str
@@ -79,6 +83,7 @@ class LayerSummary:
     weight_nonzeros: int
     weight_density: float
     pe_busy: np.ndarray
+    act_saturations: int = 0
 
     @property
     def time_s(self) -> float:
@@ -127,6 +132,7 @@ class LayerSummary:
             "stored_entries": int(self.stored_entries),
             "fillers": int(self.fillers),
             "weight_nonzeros": int(self.weight_nonzeros),
+            "act_saturations": int(self.act_saturations),
             "counters": {k: int(v) for k, v in self.counters.items()},
         }
 
@@ -238,6 +244,12 @@ def simulate_network(
         (checked before the first input).
     EieFormatError, EieConfigError
         From :func:`eiesim.sim.engine.simulate`.
+
+    Warns
+    -----
+    FixedPointSaturationWarning
+        Once per ``fixed16`` layer whose accumulators or inputs left the word on any
+        input (the counts summed over the inputs).
     """
     x = np.asarray(inputs)
     if x.ndim == 1:
@@ -251,7 +263,7 @@ def simulate_network(
     check_network_config(network, config)
     n_layers = len(network.layers)
     sums = [
-        {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0, "busy": None}
+        {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0, "busy": None, "act_sat": 0}
         for _ in range(n_layers)
     ]
     outputs = np.zeros((x.shape[0], network.n_out), dtype=np.float32)
@@ -264,7 +276,7 @@ def simulate_network(
         a = x[n]
         for k, layer in enumerate(network.layers):
             try:
-                res: SimResult = simulate(layer, a, config, backend=backend)
+                res: SimResult = simulate(layer, a, config, backend=backend, warn=False)
             except EieInputError as exc:
                 raise EieInputError(f"input {n}: {exc}") from None
             if not np.all(np.isfinite(res.output)):
@@ -275,6 +287,7 @@ def simulate_network(
             s = sums[k]
             s["cycles"] += res.cycles
             s["act_nz"] += res.act_nonzeros
+            s["act_sat"] += res.act_saturations
             for name, val in res.counters.items():
                 s["counters"][name] += val
             s["busy"] = res.busy if s["busy"] is None else s["busy"] + res.busy
@@ -285,6 +298,12 @@ def simulate_network(
     summaries = []
     for k, layer in enumerate(network.layers):
         s = sums[k]
+        if s["counters"]["saturations"] or s["act_sat"]:
+            warnings.warn(saturation_message(
+                layer.name or f"layer{k}", s["counters"]["saturations"], s["act_sat"],
+                saturate=config.saturate, n_inputs=int(x.shape[0]),
+                fmt=f"Q{config.fixed_total_bits - 1 - config.act_frac_bits}.{config.act_frac_bits}"),
+                FixedPointSaturationWarning, stacklevel=2)
         summaries.append(
             LayerSummary(
                 name=layer.name or f"layer{k}",
@@ -300,6 +319,7 @@ def simulate_network(
                 weight_nonzeros=int(round(layer.weight_density * layer.n_out * layer.n_in)),
                 weight_density=float(layer.weight_density),
                 pe_busy=s["busy"] if s["busy"] is not None else np.zeros(layer.n_pe, dtype=np.int64),
+                act_saturations=int(s["act_sat"]),
             )
         )
     return NetworkResult(layers=summaries, outputs=outputs, clock_hz=config.clock_hz)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import EIEConfig
 from ..errors import EieFormatError, EieInputError
-from .fixedpoint import fixed_format, quantize
+from .fixedpoint import fixed_format, out_of_range, quantize
 
 __all__ = [
     "LayerProgram", "prepare", "ARITH_PIPELINE_DRAIN", "SPMAT_READ_LATENCY", "WRITEBACK_LATENCY",
@@ -92,6 +92,10 @@ class LayerProgram:
         Non-zero input activations as the LNZD sees them, bias excluded: ``!= 0`` in
         float32 mode; in fixed16 mode the quantised activation ``act_q != 0`` (a
         float input that rounds to 0 in the activation format is a zero).
+    act_frac_bits : int
+    act_saturations : int
+        ``fixed16`` only: input activations outside the activation format's range
+        (clipped, or wrapped with ``saturate = false``, when quantised); 0 in float32.
     """
 
     name: str
@@ -123,6 +127,7 @@ class LayerProgram:
     fx_total_bits: int
     act_nonzeros: int
     act_frac_bits: int
+    act_saturations: int = 0
 
     @property
     def n_groups(self) -> int:
@@ -245,7 +250,10 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
     act[:n_in] = a
     if layer.has_bias:
         act[n_in] = np.float32(1.0)
+    act_saturations = 0
     if fixed:
+        # inputs outside the activation format are clipped (or wrapped) by quantize: count them
+        act_saturations = int(np.count_nonzero(out_of_range(a, config.act_frac_bits, fmt)))
         act_q = quantize(act, config.act_frac_bits, fmt)
         codebook_q = quantize(layer.codebook, config.weight_frac_bits, fmt)
         # the LNZD tests the activation the datapath holds: a value that quantises
@@ -294,4 +302,5 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         fx_total_bits=config.fixed_total_bits,
         act_nonzeros=int(nz.shape[0]),
         act_frac_bits=config.act_frac_bits,
+        act_saturations=act_saturations,
     )

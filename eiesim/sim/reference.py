@@ -35,6 +35,8 @@ state at the start of the cycle; every register updates at its end):
    accumulation (row = previous row + z + 1), then multiply-add into the
    destination accumulator. A MAC on the same row as the previous cycle's MAC
    takes the bypass. Filler entries (v = 0) occupy the slot but do not write.
+   In ``fixed16`` mode a sum outside the word is saturated (or wrapped, with
+   ``saturate = false``) and counted in ``saturations``.
 6. **End.** The layer ends when the CCU has passed the last group, every queue
    is empty and every PE has finished its column; then
    :data:`~eiesim.sim.program.PIPELINE_DRAIN` = 5 more cycles pass before the
@@ -173,7 +175,8 @@ def _mac_float(acc: np.ndarray, row: int, w: np.float32, a: np.float32) -> None:
     acc[row] = np.float32(acc[row] + np.float32(w * a))
 
 
-def _mac_fixed(acc: np.ndarray, row: int, wq: int, aq: int, prog: LayerProgram) -> None:
+def _mac_fixed(acc: np.ndarray, row: int, wq: int, aq: int, prog: LayerProgram) -> int:
+    """Fixed-point multiply-accumulate into ``acc[row]``; 1 if the sum left the word, else 0."""
     p = wq * aq
     s = prog.shift
     if s > 0:
@@ -183,12 +186,14 @@ def _mac_fixed(acc: np.ndarray, row: int, wq: int, aq: int, prog: LayerProgram) 
         else:
             p >>= s
     total = int(acc[row]) + p
+    overflow = 1 if total < prog.fx_lo or total > prog.fx_hi else 0
     if prog.fx_saturate:
         total = min(max(total, prog.fx_lo), prog.fx_hi)
     else:
         span = 1 << prog.fx_total_bits
         total = ((total - prog.fx_lo) % span) + prog.fx_lo
     acc[row] = total
+    return overflow
 
 
 def run_reference(prog: LayerProgram) -> dict:
@@ -216,7 +221,7 @@ def run_reference(prog: LayerProgram) -> dict:
         acc = np.zeros(prog.n_out, dtype=np.float32)
     c = dict.fromkeys(
         ("broadcasts", "ccu_stall_cycles", "group_loads", "ptr_reads", "spmat_line_reads",
-         "entries", "fillers", "macs", "acc_writes", "bypasses"),
+         "entries", "fillers", "macs", "acc_writes", "bypasses", "saturations"),
         0,
     )
     L = prog.entries_per_line
@@ -273,7 +278,8 @@ def run_reference(prog: LayerProgram) -> dict:
                         if row == pe.last_mac_row:
                             c["bypasses"] += 1
                         if prog.fixed:
-                            _mac_fixed(acc, row, int(prog.codebook_q[code]), int(prog.act_q[j]), prog)
+                            c["saturations"] += _mac_fixed(
+                                acc, row, int(prog.codebook_q[code]), int(prog.act_q[j]), prog)
                         else:
                             _mac_float(acc, row, prog.codebook[code], prog.act[j])
                         mac_row = row

@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["SimResult", "COUNTER_NAMES"]
+__all__ = ["SimResult", "COUNTER_NAMES", "FixedPointSaturationWarning", "saturation_message"]
 
 #: Action counters every simulation produces (all integers, whole layer, all PEs):
 #:
@@ -21,6 +21,8 @@ __all__ = ["SimResult", "COUNTER_NAMES"]
 #: ``macs``              multiply-accumulates (real non-zero entries)
 #: ``acc_writes``        accumulator (destination register file) writes
 #: ``bypasses``          accumulator updates served by the bypass (same row as the previous cycle's MAC)
+#: ``saturations``       fixed16 accumulator updates whose exact sum left the word (``fixed_total_bits``):
+#:                       clipped to its range (``saturate = true``) or wrapped; always 0 in float32
 COUNTER_NAMES = (
     "broadcasts",
     "ccu_stall_cycles",
@@ -32,7 +34,47 @@ COUNTER_NAMES = (
     "macs",
     "acc_writes",
     "bypasses",
+    "saturations",
 )
+
+
+class FixedPointSaturationWarning(UserWarning):
+    """A ``fixed16`` run left the word: accumulators or inputs were saturated (or wrapped).
+
+    The outputs are then not W·a + b rounded to the format but clipped values
+    (the FC8 input x 1000 changes the top-1 class; ``act_frac_bits = 15`` on
+    LeNet drops its accuracy to chance). Raised through :mod:`warnings` by
+    :func:`eiesim.sim.engine.simulate` and
+    :func:`eiesim.sim.network.simulate_network`.
+    """
+
+
+def saturation_message(name: str, acc: int, inputs: int, *, saturate: bool, fmt: str,
+                       n_inputs: int = 1) -> str:
+    """One line naming the layer and what left the fixed-point word.
+
+    Parameters
+    ----------
+    name : str
+        Layer name.
+    acc, inputs : int
+        Accumulator updates and input activations outside the word.
+    saturate : bool
+        The config's overflow rule (clip, or two's-complement wrap).
+    fmt : str
+        The activation format, e.g. ``"Q7.8"``.
+    n_inputs : int
+        Input vectors the counts add up.
+
+    Returns
+    -------
+    str
+    """
+    verb = "saturated" if saturate else "wrapped"
+    over = f" over {n_inputs} inputs" if n_inputs != 1 else ""
+    return (f"layer {name!r}: fixed16 {verb} {acc:,} accumulator update(s) and {inputs:,} input "
+            f"activation(s){over} outside the {fmt} activation format; the outputs are clipped "
+            "values, not W·a + b (lower act_frac_bits or scale the input)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +112,9 @@ class SimResult:
         excluded).
     arith : str
         ``"float32"`` or ``"fixed16"``.
+    act_saturations : int
+        ``fixed16``: input activations outside the activation format, saturated (or
+        wrapped) when quantised; accumulator overflows are ``counters["saturations"]``.
     """
 
     name: str
@@ -85,6 +130,7 @@ class SimResult:
     counters: Dict[str, int] = field(default_factory=dict)
     act_nonzeros: int = 0
     arith: str = "float32"
+    act_saturations: int = 0
 
     @property
     def time_s(self) -> float:
@@ -112,7 +158,8 @@ class SimResult:
         dict
             ``name``, ``shape`` ([n_out, n_in]), ``n_pe``, ``arith``, ``cycles``
             (cycles), ``time_s`` (s), ``load_balance_efficiency`` and
-            ``activation_density`` (fractions), ``act_nonzeros``, ``counters``,
+            ``activation_density`` (fractions), ``act_nonzeros``,
+            ``act_saturations``, ``counters``,
             ``pe_busy_cycles`` (min/max/mean over PEs, cycles) and
             ``pe_stall_cycles_total`` (cycles).
         """
@@ -126,6 +173,7 @@ class SimResult:
             "load_balance_efficiency": float(self.load_balance_efficiency),
             "activation_density": float(self.activation_density),
             "act_nonzeros": int(self.act_nonzeros),
+            "act_saturations": int(self.act_saturations),
             "counters": {k: int(v) for k, v in self.counters.items()},
             "pe_busy_cycles": {
                 "min": int(self.busy.min()) if self.busy.size else 0,

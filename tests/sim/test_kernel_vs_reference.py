@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -176,7 +177,9 @@ def _check_backends_agree(case):
     if not np.array_equal(seen, np.asarray(act) != 0):
         rq = simulate(layer, np.where(seen, act, 0).astype(np.float32), cfg, backend="kernel")
         STATS["input rounding to 0"] += 1
-    assert fk.cycles == rq.cycles and fk.counters == rq.counters
+    timing = {k: v for k, v in fk.counters.items() if k != "saturations"}
+    assert fk.cycles == rq.cycles and timing == {k: v for k, v in rq.counters.items() if k != "saturations"}
+    assert rk.counters["saturations"] == 0  # float32 never saturates
     assert fk.act_nonzeros == int(seen.sum())
     np.testing.assert_array_equal(fk.stall, rq.stall)
 
@@ -195,6 +198,12 @@ def _check_backends_agree(case):
             np.any(np.abs(spmv_fixed(layer, act, cfg_fx.replace(fixed_total_bits=32))) > 32767)
         ),
     }
+    if feats["fixed overflow"]:
+        # an exact sum outside the word means some update left it (had none, the 16-bit
+        # accumulator would equal the exact one): the counter sees it, in both backends
+        assert fk.counters["saturations"] > 0
+    if fk.counters["saturations"]:
+        STATS["saturations counted"] += 1
     STATS["examples"] += 1
     for name, hit in feats.items():
         if hit:
@@ -202,6 +211,7 @@ def _check_backends_agree(case):
             event(name)
 
 
+@pytest.mark.filterwarnings("ignore::eiesim.sim.result.FixedPointSaturationWarning")  # counted instead
 def test_kernel_reference_and_oracle_agree():
     STATS.clear()
     _check_backends_agree()
