@@ -73,7 +73,7 @@ def saturation_message(name: str, acc: int, inputs: int, *, saturate: bool, fmt:
     verb = "saturated" if saturate else "wrapped"
     over = f" over {n_inputs} inputs" if n_inputs != 1 else ""
     return (f"layer {name!r}: fixed16 {verb} {acc:,} accumulator update(s) and {inputs:,} input "
-            f"activation(s){over} outside the {fmt} activation format; the outputs are clipped "
+            f"activation(s){over} outside the {fmt} activation format; the outputs are {verb} "
             "values, not W·a + b (lower act_frac_bits or scale the input)")
 
 

@@ -8,6 +8,7 @@ import pytest
 from eiesim.config import EIEConfig
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate
+from eiesim.sim.result import FixedPointSaturationWarning
 from eiesim.sim.fixedpoint import FixedFormat, clamp, fixed_format, narrow, quantize
 from eiesim.sim.functional import spmv_fixed
 
@@ -155,10 +156,13 @@ def test_simulated_accumulator_overflow(backend, saturate, expected):
 
     Each product 30720 * 4096 >> 12 = 30720 (= 120.0). Saturating: 30720, then 32767 and it
     stays. Wrapping: 30720, 61440 - 65536 = -4096, 26624, 57344 - 65536 = -8192
-    (= 122,880 - 2 * 65,536).
+    (= 122,880 - 2 * 65,536). Updates out of the word (``counters["saturations"]``):
+    saturating, the 2nd, 3rd and 4th (3); wrapping, the 2nd and 4th (2).
     """
     layer = CompressedLayer.from_codes(np.array([[3, 3, 3, 3]]), CB, 1)
     cfg = EIEConfig(n_pe=1, arith="fixed16", saturate=saturate)
-    r = simulate(layer, [16.0] * 4, cfg, backend=backend)
+    with pytest.warns(FixedPointSaturationWarning, match="saturated 3 acc" if saturate else "wrapped 2 acc"):
+        r = simulate(layer, [16.0] * 4, cfg, backend=backend)
     assert r.output_fixed.tolist() == [expected]
+    assert r.counters["saturations"] == (3 if saturate else 2)
     assert spmv_fixed(layer, [16.0] * 4, cfg).tolist() == [expected]
