@@ -575,8 +575,8 @@ def compress_arrays(
             bcs.append(np.zeros(w.shape[0], np.uint8))
             bs.append(np.zeros(w.shape[0], np.float32))
             info["bias_max_abs_error"] = None
-        info["density"] = mask_density(m)
-        info["n_kept_weights"] = int(m.sum())
+        info["density"] = mask_density(codes[-1] != 0)  # merged zero centroids are pruned
+        info["n_kept_weights"] = int(np.count_nonzero(codes[-1]))
         info["bias"] = b is not None
         cbs.append(cb)
         infos.append(info)

@@ -282,8 +282,8 @@ def quantize_layer(
     w : numpy.ndarray
         float weights, shape ``(n_out, n_in)`` (rows = outputs, as EIE stores W).
     mask : numpy.ndarray of bool
-        Same shape; ``True`` = kept.  Kept weights equal to 0 are still kept
-        (and get a non-zero code).
+        Same shape; ``True`` = kept.  A kept weight equal to 0 keeps a non-zero
+        code unless its centroid is 0.0 (below).
     code_bits : int
         Width of a codebook index (4 in EIE, Table II; 6 for Deep
         Compression's LeNet-300-100 weights, Table 2); the codebook has
@@ -298,17 +298,34 @@ def quantize_layer(
     Returns
     -------
     codes : numpy.ndarray
-        uint8, shape of ``w``: 0 at every pruned position, ``1 .. 2**code_bits - 1``
-        at every kept one (a kept weight never gets code 0).
+        uint8, shape of ``w``: 0 at every pruned position and at every kept
+        weight whose centroid is exactly 0.0 (merged, below), ``1 .. 2**code_bits - 1``
+        at every other kept one.
     codebook : numpy.ndarray
         float32, shape ``(2**code_bits,)``; ``codebook[0]`` is ``+0.0`` (bit
         pattern 0x00000000), ``codebook[1:]`` the centroids in ascending order.
     info : dict
         The k-means report of :func:`kmeans_codebook` plus ``code_bits``,
-        ``n_kept``, ``density``, ``zero_centroids`` (codes whose centroid
-        rounded to 0.0 in float32 -- a kept weight that decodes to zero) and
-        ``unused_codes`` (codes 1.. no kept weight uses).  For a mask with no
-        kept weight the codebook is all zeros and every code is unused.
+        ``n_kept`` (weights with a non-zero code), ``density`` (``n_kept`` over
+        all weights), ``merged_into_zero`` (kept weights merged into code 0),
+        ``zero_centroids`` (codes >= 1 holding 0.0: always empty now; kept for
+        callers) and ``unused_codes`` (codes 1.. no kept weight uses).  For a
+        mask with no kept weight the codebook is all zeros and every code is
+        unused.
+
+    Notes
+    -----
+    **A centroid at exactly 0.0 is merged into code 0** (issue 9, W2). k-means
+    can leave a centroid at 0.0 in float32 (a symmetric set such as
+    {-0.01, 0.01} averages to 0). Its weights decode to 0.0 whatever code they
+    carry, so they are zero weights: they get code 0 (pruned -- no stored
+    entry, no MAC, not a non-zero in any density), and the codebook never holds
+    a second 0.0. The remaining centroids move down to keep ``codebook[1:]``
+    ascending; each freed slot at the end gets an unused value (the next float32
+    above the largest centroid), which ``eiesim validate`` reports as
+    ``CODEBOOK-UNUSED``. Pinning a centroid at 0 would waste a code on the
+    value code 0 already has; nudging it off 0 would keep MACs that add
+    nothing and count them as non-zeros.
 
     Raises
     ------
@@ -342,19 +359,61 @@ def quantize_layer(
     else:
         centroids, info = kmeans_codebook(kept, n_clusters=n_clusters, init=init, seed=seed,
                                           method=method)
-        codebook[1:] = centroids
         labels = _nearest_sorted(kept.astype(np.float64), centroids.astype(np.float64))
-        codes[mask] = (labels + 1).astype(np.uint8)
+        codebook[1:], codes[mask], merged = _merge_zero_centroids(centroids, labels)
+        info["merged_into_zero"] = merged
     codebook[0] = np.float32(0.0)  # +0.0 by bit pattern
+    n_kept = int(np.count_nonzero(codes[mask])) if kept.size else 0
     used = np.bincount(codes[mask].ravel(), minlength=n_codes) if kept.size else np.zeros(n_codes, int)
+    info.setdefault("merged_into_zero", 0)
     info.update({
         "code_bits": code_bits,
-        "n_kept": int(kept.size),
-        "density": float(kept.size / w.size) if w.size else float("nan"),
+        "n_kept": n_kept,
+        "density": float(n_kept / w.size) if w.size else float("nan"),
         "zero_centroids": [int(c) for c in range(1, n_codes) if codebook[c] == 0.0],
         "unused_codes": [int(c) for c in range(1, n_codes) if used[c] == 0],
     })
     return codes, codebook, info
+
+
+def _merge_zero_centroids(centroids: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray, int]:
+    """Merge every centroid equal to 0.0 (float32) into code 0; compact the rest.
+
+    Parameters
+    ----------
+    centroids : numpy.ndarray
+        float32 ``(k,)``, ascending (from :func:`kmeans_codebook`).
+    labels : numpy.ndarray
+        int ``(n,)``: index into ``centroids`` of each kept weight.
+
+    Returns
+    -------
+    cb_tail : numpy.ndarray
+        float32 ``(k,)``, the codebook entries ``1 .. k``: the non-zero centroids,
+        ascending, then one unused filler value per merged centroid (the largest
+        centroid's successive float32 successors: non-zero, distinct, never
+        referenced).
+    codes : numpy.ndarray
+        uint8 ``(n,)``: ``1 ..`` for a weight on a non-zero centroid, 0 for one
+        whose centroid was 0.0 (it decodes to 0.0 either way: now it is pruned).
+    merged : int
+        Kept weights moved to code 0.
+    """
+    zero = centroids == np.float32(0.0)
+    k = centroids.size
+    if not zero.any():
+        return centroids, (labels + 1).astype(np.uint8), 0
+    live = np.flatnonzero(~zero)
+    new_code = np.zeros(k, dtype=np.int64)
+    new_code[live] = np.arange(1, live.size + 1)
+    tail = np.empty(k, dtype=np.float32)
+    tail[:live.size] = centroids[live]
+    v = centroids[live[-1]] if live.size else np.float32(0.0)
+    for i in range(live.size, k):  # unused slots: distinct, non-zero, above every centroid
+        v = np.nextafter(v, np.float32(np.inf), dtype=np.float32)
+        tail[i] = v
+    codes = new_code[labels].astype(np.uint8)
+    return tail, codes, int(np.count_nonzero(codes == 0))
 
 
 def quantize_bias(b: np.ndarray, codebook: np.ndarray) -> np.ndarray:

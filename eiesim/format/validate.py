@@ -149,6 +149,10 @@ _RULE_LIST = [
          "Two codebook entries hold the same value (an entry k >= 1 equal to 0.0 included)."),
     Rule("CODEBOOK-UNUSED", WARNING, "full", _ALL,
          "A centroid (index >= 1) is used by no real entry."),
+    Rule("ENTRY-DECODES-TO-ZERO", ERROR, "full", _ALL,
+         "A stored entry with code v >= 1 decodes to 0.0 (codebook[v] is +0.0 or -0.0): it is not a "
+         "filler, yet it adds nothing; it would be counted as a non-zero and simulated as a MAC. A "
+         "zero weight is code 0 (not stored, or a filler)."),
     Rule("CODEBOOK-TOO-MANY-VALUES", ERROR, "full", _ALL,
          "The reference dense matrix has more distinct values (zero included) than "
          "2**code_bits: no codebook of that size can encode it."),
@@ -339,7 +343,9 @@ class LayerCounts:
     fillers : int
         Entries with code 0.
     real_nonzeros : int
-        Entries with code >= 1 (bias column included): ``stored_entries - fillers``.
+        Entries that decode to a value != 0 (code >= 1 and codebook[code] != 0.0; bias
+        column included): ``stored_entries - fillers`` unless ``ENTRY-DECODES-TO-ZERO``
+        fired.
     empty_pes : int or None
         PEs with no entry (legal).
     """
@@ -545,6 +551,30 @@ def _check_codebook(col: _Collector, cb: np.ndarray, code_bits: Optional[int], l
                     count=dup.size, **loc)
 
 
+def _zero_codes(cb) -> np.ndarray:
+    """Codes >= 1 whose codebook value is 0.0 (either sign); empty when unknown."""
+    if cb is None:
+        return np.zeros(0, dtype=np.int64)
+    cb = np.asarray(cb)
+    if cb.ndim != 1 or cb.size < 2 or cb.dtype.kind != "f":
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(cb[1:] == 0) + 1
+
+
+def _check_zero_decoding(col: _Collector, v_real: np.ndarray, cb, **loc) -> None:
+    zc = _zero_codes(cb)
+    if zc.size == 0 or v_real.size == 0:
+        return
+    hit = np.isin(v_real, zc)
+    n = int(np.count_nonzero(hit))
+    if n:
+        codes = sorted({int(x) for x in np.unique(v_real[hit])})
+        shown = ", ".join(f"codebook[{k}] = {np.asarray(cb)[k].item()!r}" for k in codes[:4])
+        col.add("ENTRY-DECODES-TO-ZERO", f"{n:,} stored entries with code(s) {', '.join(map(str, codes))} "
+                f"decode to 0.0 ({shown}) but are not fillers: they would count as non-zeros and be "
+                "simulated as MACs (re-quantise: a zero weight is code 0)", count=n, **loc)
+
+
 def _check_unused(col: _Collector, v_real: np.ndarray, code_bits: Optional[int], cb_size: int, **loc) -> None:
     if code_bits is None or cb_size != 1 << code_bits:
         return
@@ -587,6 +617,7 @@ class _Csc:
     ptr_len: int  # declared pointer-array length
     bias_col: Optional[int] = None  # column index of the bias column, if any
     pad_cols: Optional[Tuple[int, int]] = None  # dump: [n_in, padded) padding columns
+    codebook: Optional[np.ndarray] = None  # for ENTRY-DECODES-TO-ZERO (None: unread)
     pointer_bits: Optional[int] = None
     extra_entries: int = 0  # container: entries after the last PE's range
     member: Optional[str] = None
@@ -615,6 +646,7 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
     if level == "full" and c.entries_complete:
         # usage is a property of every stored code, whatever the pointers say
         _check_unused(col, c.v[c.v != 0], c.code_bits, 1 << c.code_bits)
+        _check_zero_decoding(col, c.v[c.v != 0], c.codebook)
 
     # ---- pointer array lengths (cheap)
     lens = np.array([-1 if p is None else p.size for p in c.ptrs], dtype=np.int64)
@@ -788,11 +820,15 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
     return facts
 
 
-def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None) -> LayerCounts:
+def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None, cb=None) -> LayerCounts:
     fillers = int(np.count_nonzero(v == 0)) if v is not None else 0
     n = int(v.size) if v is not None else 0
+    real = n - fillers
+    zc = _zero_codes(cb)
+    if zc.size and n:  # "non-zeros" means decoded value != 0
+        real -= int(np.count_nonzero(np.isin(v, zc)))
     return LayerCounts(index, name, tuple(shape) if shape is not None else None, n_pe, code_bits, index_bits,
-                       n, fillers, n - fillers, empty_pes)
+                       n, fillers, real, empty_pes)
 
 
 # =========================================================================== in-memory layers
@@ -897,10 +933,11 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
     cnt, extra = _split_vz(rows, v, z)
     c = _Csc(index=0, name=col.layer_name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=code_bits,
              index_bits=index_bits, ptrs=rows, v=v, z=z, ent_counts=cnt, ptr_len=n_in + int(has_bias) + 1,
-             bias_col=n_in if has_bias else None, pointer_bits=pointer_bits, extra_entries=extra)
+             bias_col=n_in if has_bias else None, pointer_bits=pointer_bits, extra_entries=extra,
+             codebook=cb)
     facts = _check_csc(col, c, level)
     report.layers.append(_summary(0, col.layer_name, (n_out, n_in), N, code_bits, index_bits, v,
-                                  facts.get("empty_pes")))
+                                  facts.get("empty_pes"), cb=cb))
     if level == "full" and (reference is not None or mask is not None or reference_bias is not None):
         _check_equivalence(col, c, cb, reference, reference_bias, mask)
     return report
@@ -1146,10 +1183,10 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
         c = _Csc(index=i, name=raw.name, n_pe=raw.n_pe, n_out=raw.shape[0], n_in=raw.shape[1],
                  code_bits=raw.code_bits, index_bits=raw.index_bits, ptrs=rows, v=v, z=z, ent_counts=cnt,
                  ptr_len=raw.n_cols + 1, bias_col=raw.shape[1] if raw.has_bias else None,
-                 pointer_bits=raw.pointer_bits, extra_entries=extra)
+                 pointer_bits=raw.pointer_bits, extra_entries=extra, codebook=raw.codebook)
         empty = _check_csc(col, c, level).get("empty_pes")
     report.layers.append(_summary(i, raw.name, raw.shape, raw.n_pe, raw.code_bits, raw.index_bits,
-                                  v if v is not None else np.zeros(0, np.uint8), empty))
+                                  v if v is not None else np.zeros(0, np.uint8), empty, cb=raw.codebook))
 
 
 def _check_huffman(col: _Collector, stream, sym: str) -> bool:
@@ -1394,11 +1431,11 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     c = _Csc(index=0, name=name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
              v=v, z=z, ent_counts=cnt, ptr_len=padded + 2, bias_col=padded, pad_cols=(n_in, padded),
              pointer_bits=None, ptr_member="ptr/ptr{k}.dat", spm_member="spm/spm{k}.dat",
-             entries_complete=complete)
+             entries_complete=complete, codebook=cb)
     facts = _check_csc(col, c, level)
     shape_out = n_out if n_out is not None else facts.get("n_out_inferred")
     report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,
-                                  facts.get("empty_pes")))
+                                  facts.get("empty_pes"), cb=cb))
     return report
 
 
@@ -1455,7 +1492,8 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
     for i, (spec, cb, bias, codes, z, pads) in enumerate(located):
         col.layer, col.layer_name = i, spec.name
         _check_net_layer(col, spec, cb, bias, codes, z, pads, level)
-        report.layers.append(_summary(i, spec.name, spec.shape, None, spec.code_bits, spec.index_bits, codes))
+        report.layers.append(_summary(i, spec.name, spec.shape, None, spec.code_bits, spec.index_bits, codes,
+                                      cb=cb))
     col.layer = col.layer_name = None
     if refusal is not None and not report.errors:
         # the reader refused something no rule above names: never call such a stream conformant
@@ -1528,6 +1566,7 @@ def _check_net_layer(col: _Collector, spec, cb, bias, codes, z, pads, level: str
         col.add("FILLER-MISSING", f"entry {e} decodes to position {int(pos[e])}, past the tensor end "
                 f"({spec.n_weights} weights, shape {spec.shape})", entry=e, count=int(past.sum()))
     _check_unused(col, codes[~fill], spec.code_bits, cb.size)
+    _check_zero_decoding(col, codes[~fill], cb)
 
 
 # =========================================================================== dispatch

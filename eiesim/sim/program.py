@@ -180,6 +180,18 @@ def _static_arrays(layer):
         layer.check_format(full=True)
     except EieFormatError as exc:
         raise EieFormatError(f"layer {layer.name!r}: {exc}", code=exc.code) from None
+    # a stored entry whose code decodes to 0.0 would be simulated as a MAC and counted as a
+    # non-zero although it adds nothing (docs/FORMAT.md, ENTRY-DECODES-TO-ZERO): refuse it
+    cb = np.asarray(layer.codebook)
+    zero_codes = np.flatnonzero(cb[1:] == 0) + 1
+    if zero_codes.size:
+        bad = np.isin(layer.v, zero_codes)
+        if bad.any():
+            raise EieFormatError(
+                f"layer {layer.name!r}: {int(bad.sum()):,} stored entries use code(s) "
+                f"{', '.join(str(int(k)) for k in zero_codes if np.any(layer.v == k))}, whose codebook "
+                "value is 0.0: they are not fillers but add nothing (ENTRY-DECODES-TO-ZERO; re-quantise "
+                "the layer: a zero weight is code 0)", code="ENTRY-DECODES-TO-ZERO")
     ptr = np.ascontiguousarray(layer.ptr, dtype=np.int64)
     ptr_t = np.ascontiguousarray(ptr.T)
     pe_offsets = np.ascontiguousarray(layer.pe_offsets, dtype=np.int64)
@@ -226,7 +238,8 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         If the activation vector has the wrong length or rank, a non-numeric
         dtype or a non-finite value, or the layer does not match the config.
     EieFormatError
-        If the layer's arrays break a format rule (full check).
+        If the layer's arrays break a format rule (full check), or a stored entry
+        with code >= 1 decodes to 0.0 (``ENTRY-DECODES-TO-ZERO``).
     """
     name = getattr(layer, "name", "") or "layer"
     if layer.n_pe != config.n_pe:
