@@ -21,7 +21,7 @@ warm-up (timings are wall-clock, ``time.perf_counter``):
    the layer takes a while).
 
 The simulator does more than the matvec (it also produces the cycle count,
-per-PE busy/stall cycles and ten action counters), but it skips zero
+per-PE busy/stall cycles and eleven action counters), but it skips zero
 activations, which scipy's CSC matvec does not.
 
 Usage: ``python scripts/bench.py [--repeat R] [--no-container] [--json OUT]``
@@ -68,7 +68,8 @@ def synthetic_layer(n_out, n_in, w_density, a_density, n_pe, seed):
     codes = np.zeros((n_out, n_in), dtype=np.uint8)
     mask = rng.random((n_out, n_in)) < w_density
     codes[mask] = rng.integers(1, 16, size=int(mask.sum()))
-    codebook = np.concatenate([[0.0], np.linspace(-0.1, 0.1, 15)]).astype(np.float32)
+    # no centroid at 0.0: a code decoding to 0 is refused (ENTRY-DECODES-TO-ZERO)
+    codebook = np.concatenate([[0.0], np.linspace(-0.1, -0.01, 7), np.linspace(0.01, 0.1, 8)]).astype(np.float32)
     layer = CompressedLayer.from_codes(codes, codebook, n_pe, name=f"synthetic {n_out}x{n_in}")
     a = np.where(rng.random(n_in) < a_density, rng.random(n_in), 0.0).astype(np.float32)
     return layer, a

@@ -39,7 +39,8 @@ def build_layer(n_out: int, n_in: int, density: float, n_pe: int, seed: int) -> 
     flat = rng.permutation(flat)[:nnz]
     codes = rng.integers(1, 16, size=flat.size)
     mat = sp.coo_array((codes, (flat // n_in, flat % n_in)), shape=(n_out, n_in))
-    codebook = np.concatenate([[0.0], np.linspace(-0.1, 0.1, 15)]).astype(np.float32)
+    # no centroid at 0.0: a code decoding to 0 is refused (ENTRY-DECODES-TO-ZERO)
+    codebook = np.concatenate([[0.0], np.linspace(-0.1, -0.01, 7), np.linspace(0.01, 0.1, 8)]).astype(np.float32)
     bias = rng.integers(0, 16, size=n_out)
     return CompressedLayer.from_codes(mat, codebook, n_pe, bias_codes=bias, name="vgg6")
 
