@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import json
+import math
 import os
 import re
 import struct
@@ -12,6 +14,7 @@ from typing import Callable
 from .errors import EieError, EieFormatError
 
 __all__ = [
+    "json_bytes",
     "write_atomic",
     "write_atomic_with",
     "remove_stale_temporaries",
@@ -38,6 +41,63 @@ __all__ = [
 def _io_error(message: str) -> EieFormatError:
     """The default error of the helpers below: code ``IO-ERROR`` (docs/FORMAT.md 6.2)."""
     return EieFormatError(message, code="IO-ERROR")
+
+
+def _non_finite_path(obj, where: str = "$"):
+    """JSON path of the first NaN or infinite float in nested dicts/lists/tuples, or None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else where
+    if isinstance(obj, dict):
+        items = ((f"{where}.{k}", v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for w, v in items:
+        bad = _non_finite_path(v, w)
+        if bad is not None:
+            return bad
+    return None
+
+
+def json_bytes(obj, *, indent=2, sort_keys: bool = False, default=None, newline: bool = True,
+               error=_io_error) -> bytes:
+    """Serialise ``obj`` as **strict** JSON (RFC 8259: no ``NaN``/``Infinity``), UTF-8.
+
+    Every JSON file eiesim and its scripts write goes through here (a test
+    checks that no other ``json.dump``/``json.dumps`` call omits
+    ``allow_nan=False``).
+
+    Parameters
+    ----------
+    obj : object
+        JSON-serialisable data.
+    indent : int or None, default 2
+    sort_keys : bool, default False
+    default : callable, optional
+        Passed to :func:`json.dumps` (converts non-JSON types).
+    newline : bool, default True
+        End the text with a newline.
+    error : callable, default: EieFormatError with code ``IO-ERROR``
+        Builds the exception raised on a non-finite float from its message.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    error
+        If a float is NaN or infinite; the message gives its JSON path
+        (e.g. ``$.layers[0].ratio``).
+    """
+    try:
+        text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default, allow_nan=False)
+    except ValueError as exc:
+        where = _non_finite_path(obj)
+        raise error(f"refusing to write non-finite number at {where} as JSON: {exc}" if where
+                    else f"cannot write JSON: {exc}") from None
+    return (text + "\n" if newline else text).encode("utf-8")
 
 
 def _chmod_default(path: str) -> None:

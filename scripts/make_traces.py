@@ -41,7 +41,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -55,7 +54,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import eiesim  # noqa: E402
-from eiesim._io import write_atomic, write_atomic_with  # noqa: E402
+from eiesim._io import json_bytes, write_atomic, write_atomic_with  # noqa: E402
 from eiesim.cli import check_output_args, seed_int  # noqa: E402
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, eie_order_accuracy, eie_order_forward, quantize_candidates, to_eie_layers,
@@ -350,7 +349,7 @@ def main(argv=None) -> int:
         pruned_quantized_logits=np.ascontiguousarray(pq_logits, dtype=np.float32),
     ))
     sizes[INPUTS_FILE] = (in_path.stat().st_size, "100 test digits, labels, reference logits")
-    write_atomic(out / "metadata.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    write_atomic(out / "metadata.json", json_bytes(meta, sort_keys=True))
     sizes["metadata.json"] = ((out / "metadata.json").stat().st_size,
                               "everything below, machine-readable")
     _write_readme(out / "README.md", meta, sizes)

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from eiesim import __version__
-from eiesim._io import write_atomic
+from eiesim._io import json_bytes, write_atomic
 from eiesim.cli import check_output_args, seed_int
 from eiesim.config import EIEConfig
 from eiesim.energy.baselines import (
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
     md = render_markdown(doc, args)
     doc["runtime_s"] = time.perf_counter() - t_start
     write_atomic(out_dir / "reproduction.md", (md + "\n").encode("utf-8"))
-    write_atomic(json_path, json.dumps(doc, indent=1, default=_json_default).encode("utf-8"))
+    write_atomic(json_path, json_bytes(doc, indent=1, default=_json_default, newline=False))
     print(md)
     if not args.no_plots:
         from eiesim.report.plots import plot_all

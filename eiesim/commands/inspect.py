@@ -20,11 +20,10 @@ column included when present), rounded up to whole bytes.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 
-from .._io import open_regular_file, write_atomic
+from .._io import json_bytes, open_regular_file, write_atomic
 from ..config import EIEConfig
 from ..errors import EieInputError
 from ._paths import check_command_outputs
@@ -239,5 +238,5 @@ def run(args) -> int:
                 print(f"note: layer {r['name']!r}: a pointer does not fit {pointer_bits} bits")
 
     if args.json:
-        write_atomic(args.json, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), error=EieInputError)
+        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from importlib import resources
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import (
+    json_bytes,
     load_npz_members,
     parse_npy,
     read_regular_file,
@@ -372,7 +372,7 @@ def run(args) -> int:
             doc["accuracy"] = accuracy
         if energy_doc is not None:
             doc["energy"] = energy_doc
-        write_atomic(args.json, json.dumps(doc, indent=2).encode("utf-8"), error=EieInputError)
+        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     if args.save_output:
         out = result.outputs[0] if n == 1 else result.outputs
         import io
