@@ -42,8 +42,8 @@ import numpy as np
 
 from eiesim import EIEConfig
 from eiesim._io import json_bytes, write_atomic
-from eiesim.cli import check_output_args
-from eiesim.compress import huffman
+from eiesim.commands._args import check_output_args
+from eiesim.format import huffman
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate
 

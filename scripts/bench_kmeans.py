@@ -46,7 +46,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from eiesim._io import json_bytes, write_atomic  # noqa: E402
-from eiesim.cli import check_output_args  # noqa: E402
+from eiesim.commands._args import check_output_args  # noqa: E402
 from eiesim.compress.quantize import kmeans_1d, kmeans_codebook  # noqa: E402
 
 

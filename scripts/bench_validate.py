@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from eiesim._io import json_bytes, write_atomic
-from eiesim.cli import check_output_args
+from eiesim.commands._args import check_output_args
 from eiesim.format.container import save_network
 from eiesim.format.layout import CompressedLayer
 from eiesim.format.validate import validate_container, validate_layer

@@ -55,7 +55,7 @@ if str(REPO) not in sys.path:
 
 import eiesim  # noqa: E402
 from eiesim._io import json_bytes, write_atomic, write_atomic_with  # noqa: E402
-from eiesim.cli import check_output_args, seed_int  # noqa: E402
+from eiesim.commands._args import check_output_args, seed_int  # noqa: E402
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, eie_order_accuracy, eie_order_forward, quantize_candidates, to_eie_layers,
     train_prune_lenet,

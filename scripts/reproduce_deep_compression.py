@@ -19,7 +19,7 @@ Pipeline (:mod:`eiesim.compress.pipeline`, hyper-parameters in
    the widest width whose validation error is within 0.1 points of the
    baseline's and whose compression reaches 40x);
 4. Huffman coding of each layer's code stream and 5-bit relative-index stream
-   (canonical Huffman, :mod:`eiesim.compress.huffman`; every stream is encoded
+   (canonical Huffman, :mod:`eiesim.format.huffman`; every stream is encoded
    and decoded back to check it);
 5. storage accounting (:mod:`eiesim.compress.storage`): the columns of Table 2,
    baseline = dense float32 weights and biases;
@@ -60,8 +60,8 @@ if str(REPO) not in sys.path:
 
 import eiesim  # noqa: E402
 from eiesim._io import json_bytes, write_atomic  # noqa: E402
-from eiesim.cli import check_output_args, seed_int  # noqa: E402
-from eiesim.compress import huffman  # noqa: E402
+from eiesim.commands._args import check_output_args, seed_int  # noqa: E402
+from eiesim.format import huffman  # noqa: E402
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, quantize_candidates, select_candidate, storage_report, train_prune_lenet,
 )

@@ -49,7 +49,7 @@ import numpy as np
 
 from eiesim import __version__
 from eiesim._io import json_bytes, write_atomic
-from eiesim.cli import check_output_args, seed_int
+from eiesim.commands._args import check_output_args, seed_int
 from eiesim.config import EIEConfig
 from eiesim.energy.baselines import (
     HEADLINE, PLATFORM_ORDER, PLATFORMS, KINDS, PUBLISHED_BATCH1_US, SOURCE_TABLE4,

@@ -66,7 +66,7 @@ from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, PruneRound, centroid_learning_rates, prune_retrain, quantize_network, storage_report,
 )
 from eiesim._io import json_bytes, write_atomic  # noqa: E402
-from eiesim.cli import check_output_args, int_range, seed_int  # noqa: E402
+from eiesim.commands._args import check_output_args, int_range, seed_int  # noqa: E402
 from eiesim.compress.quantize import finetune_centroids  # noqa: E402
 from eiesim.compress.train import MLP, accuracy, init_mlp, train_sgd  # noqa: E402
 from eiesim.workloads.mnist import find_mnist_pickle, load_mnist  # noqa: E402

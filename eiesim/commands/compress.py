@@ -17,7 +17,7 @@ import os
 
 from .. import __version__
 from .._io import json_bytes, open_regular_file, write_atomic
-from ..cli import int_range, seed_int
+from ._args import int_range, seed_int
 from ..config import MAX_N_PE
 from ..errors import EieInputError
 from ._paths import check_command_outputs

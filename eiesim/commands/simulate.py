@@ -15,7 +15,7 @@ from .._io import (
     read_regular_file,
     write_atomic,
 )
-from ..cli import dim_int, int_range
+from ._args import dim_int, int_range
 from ..config import ARITH_MODES, MAX_N_PE, EIEConfig
 from ..errors import EieConfigError, EieInputError
 from ._paths import check_command_outputs

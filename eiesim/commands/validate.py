@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import json_bytes, write_atomic
-from ..cli import dim_int
+from ._args import dim_int
 from ..errors import EieError, EieFormatError, EieInputError
 from ._paths import check_command_outputs
 

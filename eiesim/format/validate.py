@@ -46,6 +46,8 @@ import numpy as np
 from .. import __version__
 from .._io import open_regular_file, read_regular_file
 from ..errors import EieFormatError
+from .huffman import MAX_CODE_LEN, canonical_codes, kraft_sum
+from .huffman import decode as huffman_decode
 from .layout import CompressedLayer, _n_local_rows
 from .relindex import _segment_positions
 
@@ -1109,10 +1111,8 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
             ref = primary[sym] if primary is not None else None
             if ref is not None and _huffman_matches(stream, ref):
                 continue  # the payload is exactly the stored entries under the stored prefix code
-            from ..compress.huffman import decode
-
             try:
-                d = decode(stream)
+                d = huffman_decode(stream)
             except EieFormatError as exc:
                 col.add("HUFFMAN-DECODE", f"Huffman stream {sym!r}: {exc}")
                 continue
@@ -1154,8 +1154,6 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
 
 def _check_huffman(col: _Collector, stream, sym: str) -> bool:
     """Table and framing rules of one Huffman stream; True when they all hold."""
-    from ..compress.huffman import MAX_CODE_LEN, kraft_sum
-
     what = f"Huffman stream {sym!r}"
     lens = np.asarray(stream.code_lengths, dtype=np.int64)
     ok = True
@@ -1199,8 +1197,6 @@ def _huffman_matches(stream, symbols: np.ndarray) -> bool:
     same verdict as decoding, at the cost of one gather per symbol instead of
     a search per bit.
     """
-    from ..compress.huffman import canonical_codes
-
     lens = np.asarray(stream.code_lengths, dtype=np.int64)
     sym = np.asarray(symbols).astype(np.int64)
     if sym.size != stream.n_symbols:

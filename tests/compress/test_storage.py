@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eiesim.compress import huffman
+from eiesim.format import huffman
 from eiesim.compress.storage import (
     BASELINE, layer_storage, network_total, relative_index_stream, sharing_compression_rate,
     storage_table,
