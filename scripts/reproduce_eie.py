@@ -252,6 +252,11 @@ def main(argv=None) -> int:
             "ops": 2 * b.n_in * b.n_out, "energy": energy,
         }
         compare(e, name, t_sim, energy, models)
+        if name == "Alex-8" and calibration["fc8_measured"] is not None:
+            # the same synthetic layer on an input as dense as the real FC8's (README, Table IV discussion)
+            ad = calibration["fc8_measured"]["act_density"]
+            a = make_activations(spec.n_in, ad, syn.col_multipliers, spec.act_affinity, seed=ACT_SEED)
+            e["at_real_fc8_act_density"] = {"act_density": ad, "sim_time_us": sim_us(syn.layer, a)}
         if not args.no_explain:
             ad = act_density_to_match(syn, b.paper_time_us)
             e["act_density_to_match_paper"] = ad
