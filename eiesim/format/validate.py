@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import __version__
-from .._io import open_regular_file, read_regular_file
+from .._io import os_error_message, open_regular_file, read_regular_file, refuse_symlink_loop
 from ..errors import EieFormatError
 from .huffman import MAX_CODE_LEN, canonical_codes, kraft_sum
 from .huffman import decode as huffman_decode
@@ -1554,6 +1554,7 @@ def detect_format(path, layers=None) -> str:
         With a ``*-UNREADABLE`` code when nothing fits.
     """
     p = Path(path)
+    refuse_symlink_loop(p, error=functools.partial(EieFormatError, code="CONTAINER-UNREADABLE"))
     if p.is_dir():
         if (p / "ptr").is_dir():
             return "dump"
@@ -1570,7 +1571,7 @@ def detect_format(path, layers=None) -> str:
         try:
             head = fh.read(4)
         except OSError as exc:
-            raise unreadable(f"{p}: cannot read ({exc.strerror})") from None
+            raise unreadable(os_error_message(p, exc)) from None
     if head == b"PK\x03\x04" or p.suffix == ".eie":
         return "eie"
     if layers is not None or p.suffix == ".net" or (p.parent / "layers.json").is_file():
