@@ -210,6 +210,20 @@ def _per(total: int, n: int) -> str:
     return f"{total:,}" if n == 1 else f"{total / n:,.1f}"
 
 
+def _next_steps(args) -> str:
+    """One line for a newcomer: the flags and commands this run did not use yet ("" when none is left)."""
+    import importlib.util
+
+    tips = []
+    if not (args.energy or args.energy_table):
+        tips.append("--energy (energy per input, by module)")
+    if not args.eie_dump:
+        tips.append("--eie-dump DIR (a layer of the authors' simulator, e.g. the real AlexNet FC8)")
+    if importlib.util.find_spec("eiesim.commands.sweep") is not None:
+        tips.append("'eiesim sweep' (vary a hardware knob)")
+    return "try next: " + "; ".join(tips) if tips else ""
+
+
 def run(args) -> int:
     """Execute ``eiesim simulate``; returns the exit code.
 
@@ -302,9 +316,9 @@ def run(args) -> int:
     for note in notes:
         print(note)
     print()
-    per = " per input" if n > 1 else ""
+    per = " per input" if n > 1 else ""  # means over the inputs: cycles, spmat and pointer reads
     header = ["layer", "shape (out x in)", "weights %", "acts %", "entries", "fillers",
-              f"cycles{per}", "time us", "LB eff %", "spmat reads", "ptr reads"]
+              f"cycles{per}", "time us", "LB eff %", f"spmat reads{per}", f"ptr reads{per}"]
     rows = []
     for l in result.layers:
         rows.append([
@@ -358,6 +372,9 @@ def run(args) -> int:
     elif n == 1:
         top = int(result.outputs[0].argmax())
         print(f"\ntop-1 output index: {top}")
+    hint = _next_steps(args)
+    if hint:
+        print(f"\n{hint}")
 
     if args.json:
         doc = {

@@ -414,7 +414,16 @@ def network_total(layers: Sequence[LayerStorage], name: str = "total") -> LayerS
 
 
 def _fmt_count(n: int) -> str:
-    return f"{n / 1000:.0f}K" if n >= 10000 else f"{n:,}"
+    """A count in engineering units, 3 significant digits from 10,000 on: 1,000; 235K; 16.8M; 1.23G."""
+    if n < 10000:
+        return f"{n:,}"
+    for scale, unit in ((1e3, "K"), (1e6, "M"), (1e9, "G")):
+        v = float(f"{n / scale:.3g}")  # rounded first: 999,500 is 1.00M, not 1000K
+        if v < 1000:
+            return f"{v:.3g}{unit}"
+        if unit == "G":
+            return f"{n / scale:,.0f}G"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _fmt_rate(r: Optional[float]) -> str:
