@@ -34,3 +34,28 @@ def test_every_trace_file_is_installed_with_the_package():
     assert "metadata.json" in files and "lenet300100.eie" in files
     missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
     assert not missing, f"traces/ files not in package_data: {missing}"
+
+
+def _keys(obj, where=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield f"{where}.{k}"
+            yield from _keys(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _keys(v, f"{where}[{i}]")
+
+
+def test_embedded_trace_manifest_holds_no_wall_clock_time():
+    """Issue 9 §4: make_traces.py wrote run times into the .eie manifest, so no rerun was byte-identical.
+
+    The manifest and metadata.json are the same document and name no duration or date
+    (times go to traces/README.md only)."""
+    import json
+
+    from eiesim.format.container import load_network
+
+    meta = load_network(REPO / "traces" / "lenet300100.eie").metadata
+    assert meta == json.loads((REPO / "traces" / "metadata.json").read_text(encoding="utf-8"))
+    timed = [k for k in _keys(meta) if re.search(r"(^|_)(seconds?|time|date|elapsed|timestamp)(_|$)", k.rsplit(".", 1)[-1])]
+    assert not timed, timed
