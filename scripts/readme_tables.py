@@ -272,6 +272,9 @@ def regenerate(text: str, names: List[str], runner: Runner, log=print) -> str:
         except Skip as exc:
             log(f"readme_tables: skipped {name}: {exc}")
             continue
+        except (KeyError, IndexError, ValueError, OSError) as exc:  # a command's output changed shape
+            raise ReadmeError(f"section {name}: cannot render from its command's output "
+                              f"({type(exc).__name__}: {exc}); update scripts/readme_tables.py") from None
         new = new[:start] + body + new[end:]
     return new
 
