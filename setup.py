@@ -32,7 +32,7 @@ setup(
     # traces/ (the embedded default workload) ships inside the package as eiesim.traces
     packages=find_packages(include=["eiesim", "eiesim.*"]) + ["eiesim.traces"],
     package_dir={"eiesim.traces": "traces"},
-    package_data={"eiesim.traces": ["*.eie", "*.npz", "*.md"]},
+    package_data={"eiesim.traces": ["*.eie", "*.npz", "*.md", "*.json"]},
     ext_modules=cythonize(
         extensions,
         compiler_directives={

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import errno
+import json
+import math
 import os
 import re
 import struct
@@ -12,6 +15,10 @@ from typing import Callable
 from .errors import EieError, EieFormatError
 
 __all__ = [
+    "json_bytes",
+    "symlink_loop_message",
+    "os_error_message",
+    "refuse_symlink_loop",
     "write_atomic",
     "write_atomic_with",
     "remove_stale_temporaries",
@@ -40,6 +47,120 @@ def _io_error(message: str) -> EieFormatError:
     return EieFormatError(message, code="IO-ERROR")
 
 
+def _non_finite_path(obj, where: str = "$"):
+    """JSON path of the first NaN or infinite float in nested dicts/lists/tuples, or None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else where
+    if isinstance(obj, dict):
+        items = ((f"{where}.{k}", v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for w, v in items:
+        bad = _non_finite_path(v, w)
+        if bad is not None:
+            return bad
+    return None
+
+
+def json_bytes(obj, *, indent=2, sort_keys: bool = False, default=None, newline: bool = True,
+               error=_io_error) -> bytes:
+    """Serialise ``obj`` as **strict** JSON (RFC 8259: no ``NaN``/``Infinity``), UTF-8.
+
+    Every JSON file eiesim and its scripts write goes through here (a test
+    checks that no other ``json.dump``/``json.dumps`` call omits
+    ``allow_nan=False``).
+
+    Parameters
+    ----------
+    obj : object
+        JSON-serialisable data.
+    indent : int or None, default 2
+    sort_keys : bool, default False
+    default : callable, optional
+        Passed to :func:`json.dumps` (converts non-JSON types).
+    newline : bool, default True
+        End the text with a newline.
+    error : callable, default: EieFormatError with code ``IO-ERROR``
+        Builds the exception raised on a non-finite float from its message.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    error
+        If a float is NaN or infinite; the message gives its JSON path
+        (e.g. ``$.layers[0].ratio``).
+    """
+    try:
+        text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default, allow_nan=False)
+    except ValueError as exc:
+        where = _non_finite_path(obj)
+        raise error(f"refusing to write non-finite number at {where} as JSON: {exc}" if where
+                    else f"cannot write JSON: {exc}") from None
+    return (text + "\n" if newline else text).encode("utf-8")
+
+
+def symlink_loop_message(path) -> str:
+    """The one message for a path whose symbolic links point back at each other (every command uses it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+        ``"<path>: symbolic link loop (its links never reach a file or folder)"``.
+    """
+    return f"{os.fspath(path)}: symbolic link loop (its links never reach a file or folder)"
+
+
+def os_error_message(path, exc: OSError) -> str:
+    """The message for an ``OSError`` met reading ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    exc : OSError
+
+    Returns
+    -------
+    str
+        :func:`symlink_loop_message` for ``ELOOP``, else ``"<path>: cannot read (<reason>)"``.
+    """
+    if exc.errno == errno.ELOOP:
+        return symlink_loop_message(path)
+    return f"{os.fspath(path)}: cannot read ({exc.strerror})"
+
+
+def refuse_symlink_loop(path, *, error=_io_error) -> None:
+    """Raise ``error(symlink_loop_message(path))`` when resolving ``path`` runs into a symbolic link loop.
+
+    Call it first where a path is tested with ``os.path.exists``/``isdir``,
+    which answer False for a loop and would report it as a missing file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    error : callable, default: EieFormatError with code ``IO-ERROR``
+        Builds the exception raised from the message.
+
+    Raises
+    ------
+    error
+        The path is a symbolic link loop (``ELOOP``).
+    """
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise error(symlink_loop_message(path)) from None
+
+
 def _chmod_default(path: str) -> None:
     """Give a temporary file the permissions a plain ``open(path, "w")`` would (0666 & ~umask)."""
     umask = os.umask(0)
@@ -56,6 +177,8 @@ def _check_target(path: str, error) -> None:
     except FileNotFoundError:
         return
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise error(symlink_loop_message(path)) from None
         raise error(f"{path}: cannot write ({exc.strerror})") from None
     if stat.S_ISDIR(st.st_mode):
         raise error(f"{path}: is a directory")
@@ -320,7 +443,7 @@ def require_regular_file(path, *, error=_io_error, what: str = "file") -> int:
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror})") from None
+        raise error(os_error_message(path, exc)) from None
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         raise error(f"{path}: {kind}; expected {_a(what)}")
@@ -367,7 +490,7 @@ def open_regular_file(path, *, max_bytes=None, error=_io_error, what: str = "fil
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror})") from None
+        raise error(os_error_message(path, exc)) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -414,7 +537,7 @@ def read_regular_file(path, max_bytes, *, error=_io_error, what: str = "file") -
         try:
             return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
         except OSError as exc:
-            raise error(f"{path}: cannot read ({exc.strerror})") from None
+            raise error(os_error_message(path, exc)) from None
 
 
 #: Largest ratio of uncompressed to compressed size DEFLATE can reach (RFC 1951: a

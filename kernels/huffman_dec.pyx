@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Canonical-Huffman decoder: the compiled twin of ``eiesim.compress.huffman._decode_numpy``.
+"""Canonical-Huffman decoder: the compiled twin of ``eiesim.format.huffman._decode_numpy``.
 
 Sees only the tables prepared and the stream validated by
-``eiesim.compress.huffman`` (code lengths, Kraft sum, framing, pad bits, size
+``eiesim.format.huffman`` (code lengths, Kraft sum, framing, pad bits, size
 bounds); loops symbol by symbol without the GIL. It raises nothing from the
 loop: an exhausted stream, a bit pattern that is no code word, or a code word
 running past ``n_bits`` stops decoding and is reported as a status code, which
@@ -36,7 +36,7 @@ ctypedef fused sym_t:
     uint8_t
     uint16_t
 
-# Status codes (same values as eiesim.compress.huffman._K_*)
+# Status codes (same values as eiesim.format.huffman._K_*)
 cdef enum:
     ST_OK = 0
     ST_EXHAUSTED = 1  # pos reached n_bits before n symbols

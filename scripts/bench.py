@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -42,9 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from eiesim import EIEConfig
-from eiesim._io import write_atomic
-from eiesim.cli import check_output_args
-from eiesim.compress import huffman
+from eiesim._io import json_bytes, write_atomic
+from eiesim.commands._args import check_output_args
+from eiesim.format import huffman
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate
 
@@ -203,7 +202,7 @@ def main(argv=None) -> int:
         print(f"{r['case']:<22} {shape:>11} {r['nnz']:>10,} {cycles:>8} {r['ours_ms']:>10.3f}  "
               f"{r['other']:<24} {r['other_ms']:>9.3f} {r['ratio']:>11.3f}")
     if args.json:
-        write_atomic(args.json, json.dumps({"repeat": args.repeat, "rows": rows}, indent=2).encode("utf-8"))
+        write_atomic(args.json, json_bytes({"repeat": args.repeat, "rows": rows}))
     return 0
 
 

@@ -31,7 +31,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -46,8 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from eiesim._io import write_atomic  # noqa: E402
-from eiesim.cli import check_output_args  # noqa: E402
+from eiesim._io import json_bytes, write_atomic  # noqa: E402
+from eiesim.commands._args import check_output_args  # noqa: E402
 from eiesim.compress.quantize import kmeans_1d, kmeans_codebook  # noqa: E402
 
 
@@ -127,8 +126,8 @@ def main(argv=None) -> int:
     ok = all(r["sorted_seconds"] <= 10.0 for r in rows)
     print(f"target: <= 10 s on {x.size:,} weights -> {'met' if ok else 'NOT met'}")
     if args.json:
-        write_atomic(args.json, (json.dumps({"n": int(x.size), "rows": rows, "target_s": 10.0,
-                                             "met": ok}, indent=2) + "\n").encode("utf-8"))
+        write_atomic(args.json, json_bytes({"n": int(x.size), "rows": rows, "target_s": 10.0,
+                                           "met": ok}))
     return 0
 
 

@@ -15,7 +15,6 @@ Target (issue #4): full validation <= 2 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -24,8 +23,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from eiesim._io import write_atomic
-from eiesim.cli import check_output_args
+from eiesim._io import json_bytes, write_atomic
+from eiesim.commands._args import check_output_args
 from eiesim.format.container import save_network
 from eiesim.format.layout import CompressedLayer
 from eiesim.format.validate import validate_container, validate_layer
@@ -94,12 +93,12 @@ def main() -> int:
     ok = max(best) <= 2.0
     print("target <= 2 s:", "met" if ok else "MISSED")
     if args.json:
-        write_atomic(args.json, json.dumps({
+        write_atomic(args.json, json_bytes({
             "shape": [args.n_out, args.n_in], "density": args.density, "n_pe": args.n_pe,
             "entries": layer.n_entries, "fillers": layer.n_fillers, "build_s": t_build,
             "validate_layer_s": times_mem, "validate_container_s": times_file, "file_bytes": sizes,
             "machine": platform.platform(), "cpus": os.cpu_count(),
-        }, indent=2).encode("utf-8"))
+        }))
     return 0 if ok else 1
 
 

@@ -19,7 +19,7 @@ Pipeline (:mod:`eiesim.compress.pipeline`, hyper-parameters in
    the widest width whose validation error is within 0.1 points of the
    baseline's and whose compression reaches 40x);
 4. Huffman coding of each layer's code stream and 5-bit relative-index stream
-   (canonical Huffman, :mod:`eiesim.compress.huffman`; every stream is encoded
+   (canonical Huffman, :mod:`eiesim.format.huffman`; every stream is encoded
    and decoded back to check it);
 5. storage accounting (:mod:`eiesim.compress.storage`): the columns of Table 2,
    baseline = dense float32 weights and biases;
@@ -46,7 +46,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -60,9 +59,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import eiesim  # noqa: E402
-from eiesim._io import write_atomic  # noqa: E402
-from eiesim.cli import check_output_args, seed_int  # noqa: E402
-from eiesim.compress import huffman  # noqa: E402
+from eiesim._io import json_bytes, write_atomic  # noqa: E402
+from eiesim.commands._args import check_output_args, seed_int  # noqa: E402
+from eiesim.format import huffman  # noqa: E402
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, quantize_candidates, select_candidate, storage_report, train_prune_lenet,
 )
@@ -270,7 +269,7 @@ def main(argv=None) -> int:
     if args.markdown:
         write_atomic(args.markdown, md.encode("utf-8"))
     if args.json:
-        write_atomic(args.json, (json.dumps(res, indent=2) + "\n").encode("utf-8"))
+        write_atomic(args.json, json_bytes(res))
     ok_c = res["compression_rate"] >= recipe.target_compression
     ok_e = res["compressed_error"] <= res["baseline_error"] + 0.1
     log(f"targets: compression >= {recipe.target_compression:g}x: {'met' if ok_c else 'NOT met'} "

@@ -50,7 +50,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import pickle  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -66,8 +65,8 @@ if str(REPO) not in sys.path:
 from eiesim.compress.pipeline import (  # noqa: E402
     LeNetRecipe, PruneRound, centroid_learning_rates, prune_retrain, quantize_network, storage_report,
 )
-from eiesim._io import write_atomic  # noqa: E402
-from eiesim.cli import check_output_args, int_range, seed_int  # noqa: E402
+from eiesim._io import json_bytes, write_atomic  # noqa: E402
+from eiesim.commands._args import check_output_args, int_range, seed_int  # noqa: E402
 from eiesim.compress.quantize import finetune_centroids  # noqa: E402
 from eiesim.compress.train import MLP, accuracy, init_mlp, train_sgd  # noqa: E402
 from eiesim.workloads.mnist import find_mnist_pickle, load_mnist  # noqa: E402
@@ -203,7 +202,7 @@ def main(argv=None) -> int:
             futs = [ex.submit(run_seed, s, prune, quant, cache) for s in args.seeds]
             records = [r for f in futs for r in f.result()]
     if args.out:
-        write_atomic(args.out, "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
+        write_atomic(args.out, b"".join(json_bytes(r, indent=None) for r in records))
     print(summarise(records))
     return 0
 

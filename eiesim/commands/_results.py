@@ -64,7 +64,12 @@ class _Bad(Exception):
 
 
 def _show(value) -> str:
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    if isinstance(value, float) and not math.isfinite(value):
+        text = repr(value)  # nan / inf: a message, never a JSON value
+    elif isinstance(value, (str, int, float, bool, type(None))):
+        text = json.dumps(value, allow_nan=False)
+    else:
+        text = type(value).__name__
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -12,13 +12,12 @@ Compression Table 2 columns) is printed.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 
 from .. import __version__
-from .._io import open_regular_file, write_atomic
-from ..cli import int_range, seed_int
+from .._io import json_bytes, open_regular_file, write_atomic
+from ._args import int_range, seed_int
 from ..config import MAX_N_PE
 from ..errors import EieInputError
 from ._paths import check_command_outputs
@@ -247,5 +246,5 @@ def run(args) -> int:
     print(storage_table(res.storage + [res.total], markdown=False))
     if args.json:
         doc = {"eiesim_version": __version__, "out": os.fspath(args.out), **metadata}
-        write_atomic(args.json, json.dumps(doc, indent=2).encode("utf-8"), error=EieInputError)
+        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     return 0

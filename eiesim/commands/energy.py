@@ -9,10 +9,9 @@ The text helpers here are shared with ``eiesim simulate --energy``.
 
 from __future__ import annotations
 
-import json
 from typing import List, Sequence
 
-from .._io import write_atomic
+from .._io import json_bytes, write_atomic
 from ..errors import EieInputError
 from ._paths import check_command_outputs
 from ._results import check_energy_results, load_results_json
@@ -198,7 +197,7 @@ def run(args) -> int:
     print(format_energy(priced))
     if args.json:
         out = {"source": args.results, "table": table.to_dict(), "energy": {"table": table.name, "layers": priced}}
-        write_atomic(args.json, json.dumps(out, indent=2).encode("utf-8"), error=EieInputError)
+        write_atomic(args.json, json_bytes(out, error=EieInputError), error=EieInputError)
     if args.write_table:
         write_atomic(args.write_table, table.to_toml().encode("utf-8"), error=EieInputError)
     return 0

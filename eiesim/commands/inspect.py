@@ -20,11 +20,10 @@ column included when present), rounded up to whole bytes.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 
-from .._io import open_regular_file, write_atomic
+from .._io import os_error_message, json_bytes, open_regular_file, refuse_symlink_loop, write_atomic
 from ..config import EIEConfig
 from ..errors import EieInputError
 from ._paths import check_command_outputs
@@ -63,6 +62,7 @@ def add_parser(sub) -> None:
 def _kind(path: str, layers_flag):
     """``(kind, path, layers)``: a dump directory, a directory holding one ``.net`` file, a container or a
     ``.net`` stream, whose layer list defaults to the ``layers.json`` beside it (as ``eiesim validate``)."""
+    refuse_symlink_loop(path, error=EieInputError)
     if os.path.isdir(path):
         nets = sorted(glob.glob(os.path.join(glob.escape(path), "*.net")))
         if os.path.isdir(os.path.join(path, "ptr")) or len(nets) != 1:
@@ -75,7 +75,7 @@ def _kind(path: str, layers_flag):
         try:
             magic = fh.read(4)
         except OSError as exc:
-            raise EieInputError(f"{path}: cannot read ({exc.strerror})") from None
+            raise EieInputError(os_error_message(path, exc)) from None
     if magic == _ZIP_MAGIC or path.lower().endswith(".eie"):
         return "eie", path, layers_flag
     if layers_flag is None:
@@ -239,5 +239,5 @@ def run(args) -> int:
                 print(f"note: layer {r['name']!r}: a pointer does not fit {pointer_bits} bits")
 
     if args.json:
-        write_atomic(args.json, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), error=EieInputError)
+        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from importlib import resources
@@ -11,12 +10,13 @@ import numpy as np
 
 from .. import __version__
 from .._io import (
+    json_bytes,
     load_npz_members,
     parse_npy,
     read_regular_file,
     write_atomic,
 )
-from ..cli import dim_int, int_range
+from ._args import dim_int, int_range
 from ..config import ARITH_MODES, MAX_N_PE, EIEConfig
 from ..errors import EieConfigError, EieInputError
 from ._paths import check_command_outputs
@@ -211,6 +211,20 @@ def _per(total: int, n: int) -> str:
     return f"{total:,}" if n == 1 else f"{total / n:,.1f}"
 
 
+def _next_steps(args) -> str:
+    """One line for a newcomer: the flags and commands this run did not use yet ("" when none is left)."""
+    import importlib.util
+
+    tips = []
+    if not (args.energy or args.energy_table):
+        tips.append("--energy (energy per input, by module)")
+    if not args.eie_dump:
+        tips.append("--eie-dump DIR (a layer of the authors' simulator, e.g. the real AlexNet FC8)")
+    if importlib.util.find_spec("eiesim.commands.sweep") is not None:
+        tips.append("'eiesim sweep' (vary a hardware knob)")
+    return "try next: " + "; ".join(tips) if tips else ""
+
+
 def run(args) -> int:
     """Execute ``eiesim simulate``; returns the exit code.
 
@@ -312,9 +326,9 @@ def run(args) -> int:
     for note in notes:
         print(note)
     print()
-    per = " per input" if n > 1 else ""
+    per = " per input" if n > 1 else ""  # means over the inputs: cycles, spmat and pointer reads
     header = ["layer", "shape (out x in)", "weights %", "acts %", "entries", "fillers",
-              f"cycles{per}", "time us", "LB eff %", "spmat reads", "ptr reads"]
+              f"cycles{per}", "time us", "LB eff %", f"spmat reads{per}", f"ptr reads{per}"]
     rows = []
     for l in result.layers:
         rows.append([
@@ -368,6 +382,9 @@ def run(args) -> int:
     elif n == 1:
         top = int(result.outputs[0].argmax())
         print(f"\ntop-1 output index: {top}")
+    hint = _next_steps(args)
+    if hint:
+        print(f"\n{hint}")
 
     if args.json:
         doc = {
@@ -382,7 +399,7 @@ def run(args) -> int:
             doc["accuracy"] = accuracy
         if energy_doc is not None:
             doc["energy"] = energy_doc
-        write_atomic(args.json, json.dumps(doc, indent=2).encode("utf-8"), error=EieInputError)
+        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     if args.save_output:
         out = result.outputs[0] if n == 1 else result.outputs
         import io

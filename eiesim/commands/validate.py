@@ -18,7 +18,6 @@ the wrong shape or dtype is an :class:`~eiesim.errors.EieInputError` (exit 2).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import sys
@@ -27,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import write_atomic
-from ..cli import dim_int
+from .._io import json_bytes, write_atomic
+from ._args import dim_int
 from ..errors import EieError, EieFormatError, EieInputError
 from ._paths import check_command_outputs
 
@@ -627,5 +626,5 @@ def run(args) -> int:
         doc["strict"] = bool(args.strict)
         if equiv is not None:
             doc["equivalence"] = equiv
-        write_atomic(args.json, json.dumps(doc, indent=2).encode("utf-8"), error=EieInputError)
+        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     return EXIT_OK if report.conformant(strict=args.strict) else EXIT_BROKEN

@@ -332,7 +332,8 @@ def storage_report(net: SharedWeightNet, index_bits, names: Sequence[str], *,
     return rows, network_total(rows)
 
 
-def to_eie_layers(net: SharedWeightNet, names: Sequence[str], n_pe: int = 64, index_bits: int = 4):
+def to_eie_layers(net: SharedWeightNet, names: Sequence[str], n_pe: int = 64, index_bits: int = 4,
+                  has_bias: Optional[Sequence[bool]] = None):
     """Lay a quantised network out for EIE (:class:`~eiesim.format.layout.CompressedLayer`).
 
     Parameters
@@ -347,6 +348,11 @@ def to_eie_layers(net: SharedWeightNet, names: Sequence[str], n_pe: int = 64, in
         PEs (64 in the EIE reference design, Table II).
     index_bits : int
         Relative row index width (4 in EIE).
+    has_bias : sequence of bool, optional
+        Per layer: False stores **no** bias column at all (no bias
+        pseudo-activation is broadcast, so no extra cycles or pointer
+        reads); the layer's ``biases``/``bias_codes`` must then be zero.
+        Default: every layer has a bias column.
 
     Returns
     -------
@@ -357,13 +363,23 @@ def to_eie_layers(net: SharedWeightNet, names: Sequence[str], n_pe: int = 64, in
     ------
     EieFormatError
         A layer breaks a layout rule (e.g. a code wider than the layout's code bits).
+    EieInputError
+        ``has_bias`` of the wrong length, or False for a layer with a non-zero bias.
     """
     from eiesim.format.layout import CompressedLayer
 
+    L = len(net.codes)
+    if has_bias is not None and len(has_bias) != L:
+        raise EieInputError(f"to_eie_layers: has_bias has {len(has_bias)} entries for {L} layers")
     layers = []
     for k, (c, cb, b, bc) in enumerate(zip(net.codes, net.codebooks, net.biases, net.bias_codes)):
         bits = int(np.log2(cb.size))
-        bcodes = bc if bc is not None else quantize_bias(b, cb)
+        if has_bias is not None and not has_bias[k]:
+            if (bc is not None and np.any(bc)) or np.any(b):
+                raise EieInputError(f"to_eie_layers: layer {names[k]!r} has has_bias False but a non-zero bias")
+            bcodes = None
+        else:
+            bcodes = bc if bc is not None else quantize_bias(b, cb)
         layer = CompressedLayer.from_codes(c, cb, n_pe=n_pe, bias_codes=bcodes, code_bits=bits,
                                            index_bits=index_bits, name=names[k])
         layer.check_format(full=True)
@@ -581,7 +597,9 @@ def compress_arrays(
         cbs.append(cb)
         infos.append(info)
     net = SharedWeightNet(tuple(codes), tuple(cbs), tuple(bs), tuple(bcs))
-    layers = to_eie_layers(net, names, n_pe=n_pe, index_bits=index_bits)
+    # A weight without a <prefix>.bias gets no bias column: no bias broadcast per input.
+    layers = to_eie_layers(net, names, n_pe=n_pe, index_bits=index_bits,
+                           has_bias=[b is not None for b in biases])
     sib = index_bits if storage_index_bits is None else storage_index_bits
     rows = [layer_storage(codes[k], bits[k], sib, name=names[k],
                           n_biases=codes[k].shape[0] if biases[k] is not None else 0, huffman=huffman)

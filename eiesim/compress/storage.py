@@ -20,7 +20,7 @@ weights and 5-bit indices of Deep Compression Table 2 for LeNet-300-100):
   entries) **plus** the biases (float32, uncompressed);
 * **P+Q+H** (+ Huffman coding, Section 4): the code stream and the index
   stream each canonically Huffman-coded with its own table
-  (:mod:`eiesim.compress.huffman`): payload bits, plus per stream a table of
+  (:mod:`eiesim.format.huffman`): payload bits, plus per stream a table of
   one 8-bit code length per symbol of the alphabet and two 32-bit counts
   (symbols, payload bits) -- our serialisation, the paper publishes none --
   plus the same codebook and biases.
@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from eiesim.errors import EieInputError
+from eiesim.format import huffman
 
 __all__ = [
     "BASELINE",
@@ -269,8 +270,6 @@ class LayerStorage:
 
 
 def _huffman_costs(v: np.ndarray, z: np.ndarray, code_bits: int, index_bits: int):
-    from eiesim.compress import huffman
-
     cv = np.bincount(v, minlength=1 << code_bits)
     cz = np.bincount(z, minlength=1 << index_bits)
     if v.size == 0:
@@ -308,7 +307,7 @@ def layer_storage(
         Float32 biases of the layer; default ``n_out`` (``codes.shape[0]``);
         0 for a layer without bias.
     huffman : bool
-        Also compute the P+Q+H columns (needs :mod:`eiesim.compress.huffman`).
+        Also compute the P+Q+H columns (needs :mod:`eiesim.format.huffman`).
 
     Returns
     -------
@@ -415,7 +414,16 @@ def network_total(layers: Sequence[LayerStorage], name: str = "total") -> LayerS
 
 
 def _fmt_count(n: int) -> str:
-    return f"{n / 1000:.0f}K" if n >= 10000 else f"{n:,}"
+    """A count in engineering units, 3 significant digits from 10,000 on: 1,000; 235K; 16.8M; 1.23G."""
+    if n < 10000:
+        return f"{n:,}"
+    for scale, unit in ((1e3, "K"), (1e6, "M"), (1e9, "G")):
+        v = float(f"{n / scale:.3g}")  # rounded first: 999,500 is 1.00M, not 1000K
+        if v < 1000:
+            return f"{v:.3g}{unit}"
+        if unit == "G":
+            return f"{n / scale:,.0f}G"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _fmt_rate(r: Optional[float]) -> str:

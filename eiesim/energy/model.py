@@ -52,7 +52,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..errors import EieInputError
+from ..errors import EieConfigError, EieInputError
 from .tables import DEFAULT_TABLE, EIE_KINDS, EIE_MODULES, EnergyTable
 
 __all__ = [
@@ -150,8 +150,16 @@ class RunActivity:
         missing = [c for c in _REQUIRED_COUNTERS if c not in self.counters]
         if missing:
             raise EieInputError(f"run {self.name!r}: counters lack {', '.join(missing)}")
-        if self.cycles < 0 or self.n_pe < 1 or not self.clock_hz > 0 or self.n_inputs < 1:
-            raise EieInputError(f"run {self.name!r}: cycles, n_pe, clock_hz or n_inputs out of range")
+        if self.cycles < 1:
+            raise EieInputError(
+                f"run {self.name!r}: cycles must be >= 1 (every simulated input takes at least the "
+                f"arithmetic drain), got {self.cycles}: no power or energy ratio can be formed from it"
+            )
+        if self.n_pe < 1 or not (0 < self.clock_hz < math.inf) or self.n_inputs < 1:
+            raise EieInputError(f"run {self.name!r}: n_pe, clock_hz or n_inputs out of range")
+        negative = [k for k, v in self.counters.items() if int(v) < 0]
+        if negative:
+            raise EieInputError(f"run {self.name!r}: negative counter(s) {', '.join(negative)}")
 
     @property
     def time_s(self) -> float:
@@ -254,14 +262,15 @@ class RunActivity:
 # --------------------------------------------------------------------------- calibration
 def _ipf(rows: np.ndarray, cols: np.ndarray, allowed: np.ndarray, iters: int = 500) -> np.ndarray:
     """Matrix with the given row and column sums, zero where not allowed (IPF from the independence prior)."""
-    total = rows.sum()
-    cols = cols * (total / cols.sum())  # Table II's two totals differ in the last digit
-    m = np.outer(rows, cols) / total * allowed
-    for _ in range(iters):
-        m *= (rows / m.sum(axis=1))[:, None]
-        m *= (cols / m.sum(axis=0))[None, :]
-        if np.allclose(m.sum(axis=1), rows, rtol=1e-12, atol=0):
-            break
+    with np.errstate(all="ignore"):  # overflow / 0-by-0 surface as non-finite cells, refused by calibrate
+        total = rows.sum()
+        cols = cols * (total / cols.sum())  # Table II's two totals differ in the last digit
+        m = np.outer(rows, cols) / total * allowed
+        for _ in range(iters):
+            m *= (rows / m.sum(axis=1))[:, None]
+            m *= (cols / m.sum(axis=0))[None, :]
+            if np.allclose(m.sum(axis=1), rows, rtol=1e-12, atol=0):
+                break
     return m
 
 
@@ -351,7 +360,8 @@ def calibrate(table: EnergyTable = DEFAULT_TABLE) -> Calibration:
     Raises
     ------
     EieConfigError
-        If an entry is missing.
+        If an entry is missing, or the entries give a non-finite energy
+        (overflow, or all-zero Table II powers); the message names them.
     """
     rows = np.array([table.value(f"pe_power_{m}", "mW") for m in EIE_MODULES])
     cols = np.array([table.value(f"pe_power_{k}", "mW") for k in EIE_KINDS])
@@ -386,6 +396,14 @@ def calibrate(table: EnergyTable = DEFAULT_TABLE) -> Calibration:
                 static[m][k] = float(lam * p_w / f * 1e12)
                 a = ref_actions[m]
                 action[m][k] = float((1.0 - lam) * p_w * t_ref * n_ref / a * 1e12) if a else 0.0
+    for m in EIE_MODULES:
+        for k in EIE_KINDS:
+            if not (math.isfinite(action[m][k]) and math.isfinite(static[m][k])):
+                raise EieConfigError(
+                    f"energy table {table.name!r}: calibrating module {m} / type {k} gives a non-finite "
+                    f"energy (entries pe_power_{m} = {table.value(f'pe_power_{m}', 'mW'):g} mW, "
+                    f"pe_power_{k} = {table.value(f'pe_power_{k}', 'mW'):g} mW; {_largest_entry(table)})"
+                )
     return Calibration(
         module_kind_mw=module_kind,
         action_pj=action,
@@ -638,16 +656,60 @@ def price_run(run: RunActivity, table: EnergyTable = DEFAULT_TABLE) -> dict:
         ``name``, ``table`` (its name), ``activity`` and ``paper``
         (:meth:`EnergyBreakdown.to_dict`), ``whatifs``
         (:func:`weight_memory_whatifs`), ``activity_over_paper`` (ratio of the
-        two totals, reported, never used to mix them).
+        two totals, reported, never used to mix them).  Every float in it is
+        finite.
+
+    Raises
+    ------
+    EieConfigError
+        If the table makes an energy non-finite (e.g. an entry of 1e308 mW
+        overflows) or the paper-method energy 0: names the layer, the field
+        and the table's largest entry.
     """
     cal = calibrate(table)
     act = activity_energy(run, table, cal)
     pap = paper_energy(run, table)
-    return {
+    if not pap.total_pj > 0:
+        raise EieConfigError(
+            f"layer {run.name!r}: the paper-method energy is {pap.total_pj:g} pJ (energy table "
+            f"{table.name!r}: chip_power = {table.value('chip_power', 'W'):g} W); it must be > 0"
+        )
+    out = {
         "name": run.name,
         "table": table.name,
         "activity": act.to_dict(),
         "paper": pap.to_dict(),
-        "activity_over_paper": act.total_pj / pap.total_pj if pap.total_pj else math.nan,
+        "activity_over_paper": act.total_pj / pap.total_pj,
         "whatifs": weight_memory_whatifs(run, table, act, cal),
     }
+    bad = _first_non_finite(out)
+    if bad is not None:
+        where, value = bad
+        raise EieConfigError(
+            f"layer {run.name!r}: {where} = {value} is not finite with energy table {table.name!r} "
+            f"({_largest_entry(table)})"
+        )
+    return out
+
+
+def _first_non_finite(obj, where: str = ""):
+    """Path and value of the first NaN/infinite float in nested dicts/lists/tuples, or None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where, obj)
+    if isinstance(obj, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for w, v in items:
+        bad = _first_non_finite(v, w)
+        if bad is not None:
+            return bad
+    return None
+
+
+def _largest_entry(table: EnergyTable) -> str:
+    """``"largest entry: NAME = VALUE UNIT"`` -- the usual culprit of an overflow."""
+    name, e = max(table.entries.items(), key=lambda kv: kv[1].value)
+    return f"largest entry: {name} = {e.value:g} {e.unit}"

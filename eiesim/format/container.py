@@ -48,6 +48,9 @@ from .. import __version__
 from .._io import (MAX_NPY_HEADER_BYTES, ZipMemberError, open_regular_file, open_zip, parse_npy_header,
                    read_zip_member, write_atomic_with, zip_member_problem)
 from ..errors import EieFormatError
+from .huffman import MAX_ALPHABET, HuffmanStream
+from .huffman import decode as huffman_decode
+from .huffman import encode as huff_encode
 from .layout import CompressedLayer
 
 __all__ = [
@@ -175,7 +178,7 @@ class ContainerLayer:
         (for 4 + 4 bits: v in the high nibble, z in the low nibble).
     huffman : dict of str to HuffmanStream, or None
         ``{"v": ..., "z": ...}``: the canonical-Huffman streams when stored
-        (:class:`eiesim.compress.huffman.HuffmanStream`), not decoded.
+        (:class:`eiesim.format.huffman.HuffmanStream`), not decoded.
     compression : dict
         Per-layer provenance of the compression settings (free-form JSON object).
     """
@@ -335,7 +338,7 @@ def save_network(
         for 4 + 4 bits). Needs ``code_bits + index_bits <= 8``.
     huffman : bool, default False
         Also store the canonical-Huffman streams of ``v`` and ``z``
-        (:func:`eiesim.compress.huffman.encode`; code lengths, symbol and bit
+        (:func:`eiesim.format.huffman.encode`; code lengths, symbol and bit
         counts, payload).
     store_vz : bool, default True
         Store ``v.npy`` and ``z.npy``. May be False only when ``packed`` or
@@ -369,8 +372,6 @@ def save_network(
                 f"layer_compression: {len(layer_compression)} entries for {n_layers} layers", code="ARGUMENT"
             )
     fp_doc = _fixed_point_doc(fixed_point)
-    if huffman:
-        from ..compress.huffman import encode as huff_encode
 
     layers_meta = []
     members: List[Tuple[str, bytes]] = []
@@ -963,8 +964,6 @@ class _Reader:
             sink.error("META-MISSING", "no entry representation: declare 'v' and 'z', 'packed' or 'huffman'", **loc)
 
     def _parse_huffman(self, raw: _RawLayer, h, loc) -> Optional[dict]:
-        from ..compress.huffman import MAX_ALPHABET, HuffmanStream
-
         sink = self.sink
         if not isinstance(h, dict):
             sink.error("META-MISSING", "field 'huffman' must be an object", **loc)
@@ -1026,11 +1025,9 @@ def _entries_from(raw: _RawLayer, path: str):
     if raw.packed is not None:
         zmask = np.uint8((1 << raw.index_bits) - 1)
         return raw.packed >> np.uint8(raw.index_bits), raw.packed & zmask
-    from ..compress.huffman import decode
-
     try:
-        v = decode(raw.huffman["v"])
-        z = decode(raw.huffman["z"])
+        v = huffman_decode(raw.huffman["v"])
+        z = huffman_decode(raw.huffman["z"])
     except EieFormatError as exc:
         raise EieFormatError(
             f"{path}: layer {raw.index} ({raw.name!r}): {exc}", code=exc.code or "HUFFMAN-DECODE"

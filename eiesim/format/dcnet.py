@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .._io import open_regular_file, read_regular_file, write_atomic
+from .._io import open_regular_file, os_error_message, read_regular_file, write_atomic
 from ..errors import EieFormatError
 from .layout import CompressedLayer, _frozen
 from .relindex import encode_segments
@@ -751,7 +751,7 @@ def read_net(path, specs, *, strict: bool = False) -> DCNet:
             _plan(specs, np.frombuffer(head, dtype="<u4"), size, path)
             data = head + fh.read()
     except OSError as exc:
-        raise EieFormatError(f"{path}: cannot read ({exc.strerror})", code="NET-UNREADABLE") from None
+        raise EieFormatError(os_error_message(path, exc), code="NET-UNREADABLE") from None
     return parse_net(data, specs, strict=strict, source=path)
 
 

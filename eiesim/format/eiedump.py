@@ -18,6 +18,7 @@ which the dump always has. ``z`` counts zeros among the PE's own rows
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import read_regular_file, remove_stale_temporaries, temporary_prefix
+from .._io import read_regular_file, remove_stale_temporaries, symlink_loop_message, temporary_prefix
 from ..errors import EieFormatError, EieInputError
 from .layout import CompressedLayer
 
@@ -107,6 +108,11 @@ def _check_dim(value, what: str):
 
 def _not_a_dump_dir(root: Path) -> str:
     """Message for a dump path that is not a directory."""
+    try:
+        os.stat(root)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return symlink_loop_message(root)
     if root.exists():
         return f"{root}: is a file, not a dump directory (ptr/, spm/, arithm.dat)"
     return f"{root}: dump directory is missing"

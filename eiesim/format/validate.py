@@ -44,8 +44,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import __version__
-from .._io import open_regular_file, read_regular_file
+from .._io import os_error_message, open_regular_file, read_regular_file, refuse_symlink_loop
 from ..errors import EieFormatError
+from .huffman import MAX_CODE_LEN, canonical_codes, kraft_sum
+from .huffman import decode as huffman_decode
 from .layout import CompressedLayer, _n_local_rows
 from .relindex import _segment_positions
 
@@ -1146,10 +1148,8 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
             ref = primary[sym] if primary is not None else None
             if ref is not None and _huffman_matches(stream, ref):
                 continue  # the payload is exactly the stored entries under the stored prefix code
-            from ..compress.huffman import decode
-
             try:
-                d = decode(stream)
+                d = huffman_decode(stream)
             except EieFormatError as exc:
                 col.add("HUFFMAN-DECODE", f"Huffman stream {sym!r}: {exc}")
                 continue
@@ -1191,8 +1191,6 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
 
 def _check_huffman(col: _Collector, stream, sym: str) -> bool:
     """Table and framing rules of one Huffman stream; True when they all hold."""
-    from ..compress.huffman import MAX_CODE_LEN, kraft_sum
-
     what = f"Huffman stream {sym!r}"
     lens = np.asarray(stream.code_lengths, dtype=np.int64)
     ok = True
@@ -1236,8 +1234,6 @@ def _huffman_matches(stream, symbols: np.ndarray) -> bool:
     same verdict as decoding, at the cost of one gather per symbol instead of
     a search per bit.
     """
-    from ..compress.huffman import canonical_codes
-
     lens = np.asarray(stream.code_lengths, dtype=np.int64)
     sym = np.asarray(symbols).astype(np.int64)
     if sym.size != stream.n_symbols:
@@ -1597,6 +1593,7 @@ def detect_format(path, layers=None) -> str:
         With a ``*-UNREADABLE`` code when nothing fits.
     """
     p = Path(path)
+    refuse_symlink_loop(p, error=functools.partial(EieFormatError, code="CONTAINER-UNREADABLE"))
     if p.is_dir():
         if (p / "ptr").is_dir():
             return "dump"
@@ -1613,7 +1610,7 @@ def detect_format(path, layers=None) -> str:
         try:
             head = fh.read(4)
         except OSError as exc:
-            raise unreadable(f"{p}: cannot read ({exc.strerror})") from None
+            raise unreadable(os_error_message(p, exc)) from None
     if head == b"PK\x03\x04" or p.suffix == ".eie":
         return "eie"
     if layers is not None or p.suffix == ".net" or (p.parent / "layers.json").is_file():

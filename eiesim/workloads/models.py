@@ -53,6 +53,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from eiesim._io import refuse_symlink_loop
 from eiesim.errors import EieInputError
 
 __all__ = ["load_model", "load_npz", "load_safetensors", "load_torch_state_dict", "select_layers"]
@@ -516,6 +517,7 @@ def load_model(path) -> Dict[str, np.ndarray]:
         Unknown extension, or the reader's errors.
     """
     p = os.fspath(path)
+    refuse_symlink_loop(p, error=EieInputError)
     low = p.lower()
     if low.endswith(".npz"):
         return load_npz(p)

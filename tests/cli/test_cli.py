@@ -152,3 +152,16 @@ def test_layers_that_overflow_an_sram_are_flagged(capsys, tmp_path):
     sram = json.loads(js.read_text())["sram"]
     assert [s["fits"] for s in sram] == [False, True, True]
     assert sram[0]["spmat_bytes"] == 464 and sram[0]["spmat_capacity"] == 256
+
+
+def test_simulate_table_says_per_input_and_what_to_try_next(capsys):
+    """Issue 9 §4: the read columns are per-input means (header says so); one 'try next' line at the end."""
+    assert main(["simulate"]) == 0
+    out = capsys.readouterr().out
+    header = [l for l in out.splitlines() if l.startswith("layer ")][0]
+    assert "cycles per input" in header and "spmat reads per input" in header and "ptr reads per input" in header
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("try next: --energy") and "--eie-dump DIR" in last
+    assert main(["simulate", "--energy"]) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last.startswith("try next: ") and "--energy" not in last and "--eie-dump" in last

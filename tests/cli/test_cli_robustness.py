@@ -444,3 +444,19 @@ def test_scripts_check_their_outputs_before_any_work(tmp_path, script, args, fla
     assert any(k in last for k in ("does not exist", "not a directory", "same file as")), last
     assert elapsed < 60, f"{script} took {elapsed:.0f} s to refuse its output"  # no training, no data loaded
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
+
+
+def test_symlink_loops_get_one_message_from_every_command(capsys, tmp_path):
+    """Issue 9 §4: simulate said 'cannot read (Too many levels…)', inspect/validate 'no such file',
+    simulate --eie-dump 'dump directory is missing', compress 'unknown model format': now one message."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    loop = str(tmp_path / "a")
+    msg = f"eiesim: error: {loop}: symbolic link loop (its links never reach a file or folder)"
+    for argv in (["simulate", "--input", loop], ["simulate", "--eie-dump", loop], ["inspect", loop],
+                 ["validate", loop], ["compress", loop, "--out", str(tmp_path / "o.eie")], ["energy", loop]):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and err.strip() == msg, (argv, err)
+    code, out, err = run(capsys, "simulate", "--json", loop)
+    assert code == 2 and err.strip() == f"eiesim: error: --json: {loop}: symbolic link loop " \
+                                       "(its links never reach a file or folder)", err

@@ -178,3 +178,41 @@ def test_compress_bad_arguments_exit_2(capsys, tmp_path, argv_tail, needle):
 def test_compress_missing_file(capsys, tmp_path):
     code, out, err = run(capsys, "compress", tmp_path / "none.safetensors", "--out", tmp_path / "o.eie")
     assert code == 2 and "no such file" in err
+
+
+def test_compress_without_bias_stores_no_bias_column(capsys, tmp_path):
+    """Issue 9 W3: a weight without ``<prefix>.bias`` gets no bias column, hence no bias broadcast.
+
+    On a 64x64 layer over 64 PEs every PE takes every broadcast column, so the
+    pointer SRAM reads per input are exactly 64 x (non-zero activations); a
+    bias column would add one more broadcast (64 more pointer reads and 2 more
+    cycles, the old behaviour).
+    """
+    from eiesim.format.layout import CompressedLayer
+    from eiesim.sim.engine import simulate
+
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((64, 64)).astype(np.float32)
+    src = tmp_path / "nobias.npz"
+    np.savez(src, **{"fc.weight": w})
+    out_eie = tmp_path / "nobias.eie"
+    code, out, err = run(capsys, "compress", src, "--out", out_eie, "--density", "0.5", "--bits", "4")
+    assert code == 0, err
+    assert "no bias" in out
+    (layer,) = load_network(out_eie).layers
+    assert not layer.has_bias and layer.n_cols == 64
+    a = np.where(rng.random(64) < 0.5, rng.standard_normal(64), 0).astype(np.float32)
+    nz = int(np.count_nonzero(a))
+    for backend in ("kernel", "reference"):
+        r = simulate(layer, a, backend=backend)
+        assert r.counters["ptr_reads"] == 64 * nz
+    # the same codes with an (all-zero) bias column: one more broadcast
+    codes = np.zeros((64, 64), np.int64)
+    dense = layer.to_dense()
+    for k in range(1, layer.codebook.size):
+        codes[dense == layer.codebook[k]] = k
+    with_col = CompressedLayer.from_codes(codes, layer.codebook, n_pe=64, bias_codes=np.zeros(64, np.int64),
+                                          code_bits=4, index_bits=layer.index_bits)
+    rb = simulate(with_col, a)
+    assert rb.counters["ptr_reads"] == 64 * (nz + 1)
+    assert rb.cycles == r.cycles + 2

@@ -101,3 +101,38 @@ def test_fc8_energy_matches_table2(fc8_dir, capsys, tmp_path):
     act = e["activity"]
     assert act["total_pj"] - act["by_module_pj"]["lnzd_ccu"] == pytest.approx(64 * 9.158e-3 * 7926 / 800e6 * 1e12, rel=1e-6)
     assert e["paper"]["avg_power_w"] == pytest.approx(0.6)
+
+
+def _table(path, key, value, unit):
+    path.write_text(f'name = "odd"\n[entries.{key}]\nvalue = {value}\nunit = "{unit}"\nsource = "test"\n')
+    return path
+
+
+@pytest.mark.parametrize("key, value, unit, needles", [
+    # Table II power that overflows the calibration: NaN everywhere before the fix
+    ("pe_power_spmat_read", "1e308", "mW", ["pe_power_spmat_read = 1e+308 mW", "non-finite"]),
+    # a DRAM price that overflows only the what-ifs: names the layer and the field
+    ("dram_read_32b", "1e308", "pJ", ["layer 'ip1'", "whatifs", "dram_read_32b = 1e+308 pJ"]),
+    # zero chip power: the activity/paper ratio would be NaN
+    ("chip_power", "0", "W", ["layer 'ip1'", "chip_power = 0 W"]),
+])
+def test_energy_refuses_non_finite_results(lenet_json, capsys, tmp_path, key, value, unit, needles):
+    """Issue 9 W4: a table that makes an energy NaN/inf is refused (exit 2), nothing written."""
+    out_js = tmp_path / "o.json"
+    code, out, err = run(capsys, "energy", str(lenet_json), "--table", str(_table(tmp_path / "t.toml", key, value,
+                                                                                 unit)), "--json", str(out_js))
+    assert code == 2 and "nan" not in out.lower()
+    for n in needles:
+        assert n in err, err
+    assert "Traceback" not in err and "RuntimeWarning" not in err
+    assert not out_js.exists()
+
+
+def test_energy_refuses_zero_cycles(lenet_json, capsys, tmp_path):
+    """Issue 9 W5: ``cycles: 0`` gave a finite energy at 0 W and a nan ratio; now refused naming the layer."""
+    doc = json.loads(lenet_json.read_text())
+    doc["layers"][1]["cycles"] = 0
+    src = tmp_path / "zero.json"
+    src.write_text(json.dumps(doc, allow_nan=False))
+    code, out, err = run(capsys, "energy", str(src))
+    assert code == 2 and "run 'ip2'" in err and "cycles must be >= 1" in err, err

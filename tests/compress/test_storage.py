@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eiesim.compress import huffman
+from eiesim.format import huffman
 from eiesim.compress.storage import (
     BASELINE, layer_storage, network_total, relative_index_stream, sharing_compression_rate,
     storage_table,
@@ -82,3 +82,14 @@ def test_network_total_and_table():
     assert "compress rate (P+Q+H)" in txt.splitlines()[0]
     with pytest.raises(EieInputError):
         network_total([])
+
+
+def test_weight_counts_in_engineering_units():
+    """Issue 9 §4: 4096x4096 printed '16777K'; counts use K / M / G with 3 significant digits."""
+    from eiesim.compress.storage import _fmt_count
+
+    assert [_fmt_count(n) for n in (1000, 9999, 30_000, 235_200, 999_499, 999_500, 1_051_032,
+                                    4096 * 4096, 25088 * 4096, 1_234_567_890)] == \
+        ["1,000", "9,999", "30K", "235K", "999K", "1M", "1.05M", "16.8M", "103M", "1.23G"]
+    row = layer_storage(np.zeros((4096, 4096), np.uint8), 4, 4, name="fc", huffman=False)
+    assert "| fc | 16.8M |" in storage_table([row])

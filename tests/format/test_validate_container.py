@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eiesim.compress.huffman import HuffmanStream, encode
+from eiesim.format.huffman import HuffmanStream, encode
 from eiesim.errors import EieFormatError
 from eiesim.format import CompressedLayer
 from eiesim.format.container import load_network, save_network
@@ -495,7 +495,7 @@ from eiesim.format.validate import ValidationReport, _check_huffman, _Collector,
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.integers(0, 15), max_size=300), st.integers(0, 10**6), st.sampled_from(["none", "flip", "swap"]))
 def test_huffman_match_agrees_with_decode(symbols, seed, corrupt):
-    from eiesim.compress.huffman import decode
+    from eiesim.format.huffman import decode
 
     x = np.array(symbols, dtype=np.int64)
     s = encode(x, 16)

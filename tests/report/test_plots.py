@@ -146,3 +146,48 @@ def test_plot_errors():
         plot_ratios({"layers": [{"name": "x"}]}, "speedup")
     with pytest.raises(EieInputError):
         plot_ratios({"layers": []}, "joules")
+
+
+def test_ratio_plots_mark_the_papers_headline_values(repro_doc):
+    """Issue 9 §4: speedup.png / energy_efficiency.png mark 189x/13x/307x and 24,000x/3,400x/2,700x."""
+    doc, _ = repro_doc
+    for key, head, expect in (("speedup", "speedup", {"cpu": 189, "gpu": 13, "mgpu": 307}),
+                              ("energy_ratio", "energy", {"cpu": 24000, "gpu": 3400, "mgpu": 2700})):
+        assert doc["headline"][head] == pytest.approx(expect)
+        ax = plot_ratios(doc, key).axes[0]
+        lines = {l.get_gid(): l for l in ax.get_lines() if l.get_gid()}
+        for p, v in expect.items():
+            assert lines[f"paper:{p}"].get_ydata()[0] == pytest.approx(v)
+            marker = lines[f"paper_marker:{p}"]
+            assert marker.get_ydata()[0] == pytest.approx(v)
+            assert f"{v:,}×" in marker.get_label()
+        assert "paper" in ax.get_title()
+
+
+def test_energy_breakdown_titles_labels_and_small_categories(repro_doc):
+    """Issue 9 §4: title in µJ (not 'Table II units'), readable labels, every category's share shown."""
+    doc, _ = repro_doc
+    fig = plot_energy_breakdown(doc)
+    title = fig._suptitle.get_text()
+    assert "µJ" in title and "units" not in title and "EIE benchmark layers" in title
+    ax_mod = fig.axes[0]
+    assert ax_mod.yaxis.label.get_fontsize() >= 12 and ax_mod.get_xticklabels()[0].get_fontsize() >= 11
+    labels = [t.get_text() for t in ax_mod.get_legend().get_texts()]
+    assert len(labels) == len(MODULE_ORDER) and all(l.endswith(" %") for l in labels)
+    # the estimated CCU is far too thin to see as a bar: its share is in the legend
+    ccu = [l for l in labels if l.startswith("LNZD/CCU")][0]
+    tot = sum(l["energy"]["activity"]["total_pj"] / l["energy"]["activity"]["n_inputs"] for l in doc["layers"])
+    share = sum(l["energy"]["activity"]["by_module_pj"]["lnzd_ccu"] / l["energy"]["activity"]["n_inputs"]
+                for l in doc["layers"]) / tot
+    assert ccu == f"LNZD/CCU (est.): {100 * share:.1f} %"
+
+
+def test_energy_breakdown_single_layer_fills_its_panel(repro_doc):
+    doc, _ = repro_doc
+    one = {"layers": doc["layers"][:1], "source": "dump /x/alexnet_fc8_eie"}
+    fig = plot_energy_breakdown(one)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    bar = ax.containers[0].patches[0]
+    assert bar.get_width() / (hi - lo) >= 0.5  # old layout: 0.7 of 4.5 slots (16 %)
+    assert "alexnet_fc8_eie" in fig._suptitle.get_text()

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eiesim.compress import huffman as huffman_mod
-from eiesim.compress.huffman import (
+from eiesim.format import huffman as huffman_mod
+from eiesim.format.huffman import (
     DECODE_BACKENDS,
     MAX_CODE_LEN,
     HuffmanStream,
