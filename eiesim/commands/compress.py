@@ -114,6 +114,11 @@ def add_parser(sub) -> None:
                       help="fraction of weights kept, one value or one per layer (default: keep all non-zeros)")
     rule.add_argument("--quality", metavar="Q[,Q...]",
                       help="keep |w| > Q x std(layer), one value or one per layer")
+    s.add_argument("--balance", choices=("none", "balanced-pe", "balanced-column"), default="none",
+                   help="how pruning spreads the kept weights over the --n-pe PEs (row i -> PE i mod N): "
+                   "none = plain magnitude (default); balanced-pe = every PE's rows keep the same count "
+                   "(+-1, ESE); balanced-column = every PE's slice of each column keeps the same count "
+                   "(+-1). Needs --density or --quality; see docs/balanced_pruning.md")
     s.add_argument("--bits", default="4", metavar="B[,B...]",
                    help="codebook index bits per layer, 1..8 (default 4: EIE's 16-entry codebook)")
     s.add_argument("--index-bits", type=int_range(1, 8), default=4, metavar="N",
@@ -189,13 +194,15 @@ def run(args) -> int:
     for q in qual or []:
         if not (q >= 0.0 and math.isfinite(q)):
             raise EieInputError(f"--quality: {q} must be a finite number >= 0")
+    if args.balance != "none" and dens is None and qual is None:
+        raise EieInputError(f"--balance {args.balance}: nothing is pruned; give --density or --quality")
     names_out = layer_names([w_name for w_name, *_ in chosen])
     try:
         res = compress_arrays(
             [w for _, w, _, _ in chosen], [b for _, _, b, _ in chosen], names_out,
             densities=dens, qualities=qual, code_bits=bits, index_bits=args.index_bits,
             storage_index_bits=args.storage_index_bits, init=args.init, seed=args.seed,
-            n_pe=args.n_pe, huffman=args.huffman,
+            n_pe=args.n_pe, huffman=args.huffman, balance=args.balance,
         )
     except EieInputError as exc:
         if "do not form a chain" in str(exc):
@@ -229,6 +236,7 @@ def run(args) -> int:
             "bias": "folded as an extra column (input 1.0), clustered and coded with the weight "
                     "codebook (lossy); layers without a <prefix>.bias get none",
             "n_pe": args.n_pe,
+            "balance": args.balance,
         },
         "storage_baseline": BASELINE,
         "storage_total": res.total.to_dict(),

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from eiesim.compress.prune import mask_density, master_std, prune_round
+from eiesim.compress.prune import BALANCE_MODES, mask_density, master_std, prune_round
 from eiesim.compress.quantize import SharedWeightNet, finetune_centroids, quantize_bias, quantize_layer
 from eiesim.compress.storage import LayerStorage, layer_storage, network_total
 from eiesim.compress.train import MLP, SGDState, accuracy, train_sgd
@@ -116,6 +116,8 @@ def prune_retrain(
     X_val: Optional[np.ndarray] = None,
     y_val: Optional[np.ndarray] = None,
     log: Optional[Callable[[str], None]] = None,
+    balance: str = "none",
+    n_pe: Optional[int] = None,
 ) -> PruneResult:
     """Iterative magnitude pruning with retraining (Deep Compression Section 2; Han et al. NIPS 2015 §3.5).
 
@@ -143,6 +145,14 @@ def prune_retrain(
         Validation split, evaluated after each round (history only).
     log : callable, optional
         Receives one progress line per round.
+    balance : {"none", "balanced-pe", "balanced-column"}, default "none"
+        How every round spreads the kept weights over the PEs of the layout
+        (:func:`eiesim.compress.prune.prune_round`); each round picks among
+        the previous round's survivors, so a weight pruned once stays pruned
+        (and exactly +0.0) in every later round.
+    n_pe : int, optional
+        PEs of the layout (row ``i`` -> PE ``i mod n_pe``); needed when
+        ``balance`` is not ``"none"``.
 
     Returns
     -------
@@ -151,7 +161,8 @@ def prune_retrain(
     Raises
     ------
     EieInputError
-        Empty schedule, a round with the wrong number of values or both/neither rule.
+        Empty schedule, a round with the wrong number of values or both/neither
+        rule; an unknown ``balance`` or a balanced mode without ``n_pe``.
     """
     schedule = list(schedule)
     L = len(params.weights)
@@ -172,9 +183,10 @@ def prune_retrain(
         new = []
         for k, w in enumerate(p.weights):
             if rnd.densities is not None:
-                new.append(prune_round(w, masks[k], density=rnd.densities[k]))
+                new.append(prune_round(w, masks[k], density=rnd.densities[k], balance=balance, n_pe=n_pe))
             else:
-                new.append(prune_round(w, masks[k], quality=rnd.qualities[k], std_ref=stds[k]))
+                new.append(prune_round(w, masks[k], quality=rnd.qualities[k], std_ref=stds[k],
+                                       balance=balance, n_pe=n_pe))
         masks = new
         p = MLP(tuple(w * m for w, m in zip(p.weights, masks)), p.biases)
         if rnd.epochs:
@@ -503,6 +515,7 @@ def compress_arrays(
     seed: int = 0,
     n_pe: int = 64,
     huffman: bool = True,
+    balance: str = "none",
 ) -> CompressResult:
     """Prune (one shot, no retraining) and quantise given weight matrices for EIE.
 
@@ -527,8 +540,14 @@ def compress_arrays(
     init : {"linear", "density", "random"}
     seed : int
     n_pe : int
+        PEs of the EIE layout (row ``i`` -> PE ``i mod n_pe``).
     huffman : bool
         Compute the P+Q+H columns.
+    balance : {"none", "balanced-pe", "balanced-column"}, default "none"
+        How the pruning spreads the kept weights over the ``n_pe`` PEs
+        (:func:`eiesim.compress.prune.balanced_mask`); the density or quality
+        rule still sets how many are kept.  Ignored when neither
+        ``densities`` nor ``qualities`` is given (nothing is pruned).
 
     Returns
     -------
@@ -537,8 +556,12 @@ def compress_arrays(
     Raises
     ------
     EieInputError
-        Shapes, layers that do not chain, non-finite values, bad densities or widths.
+        Shapes, layers that do not chain, non-finite values, bad densities or
+        widths, an unknown ``balance``.
     """
+    if balance not in BALANCE_MODES:
+        raise EieInputError(f"compress_arrays: balance must be one of {', '.join(BALANCE_MODES)}, "
+                            f"got {balance!r}")
     L = len(weights)
     if not L or len(biases) != L or len(names) != L:
         raise EieInputError("compress_arrays: need one bias (or None) and one name per weight matrix")
@@ -563,9 +586,9 @@ def compress_arrays(
             raise EieInputError(f"layer {names[k]!r}: weights contain NaN or infinity")
         w = w.astype(np.float32)
         if dens[k] is not None:
-            m = prune_round(w, density=dens[k])
+            m = prune_round(w, density=dens[k], balance=balance, n_pe=n_pe)
         elif qual[k] is not None:
-            m = prune_round(w, quality=qual[k])
+            m = prune_round(w, quality=qual[k], balance=balance, n_pe=n_pe)
         else:
             m = np.ones(w.shape, bool)
         m &= w != 0

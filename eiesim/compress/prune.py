@@ -21,6 +21,15 @@ deviation of an already-pruned layer, zeros included, shrinks round by
 round).  The magnitude ranking of the density rule is over the current
 (retrained) values of the surviving weights.  The schedule itself (which
 densities, how long to retrain) is :func:`eiesim.compress.pipeline.prune_retrain`.
+
+Load-balance-aware pruning (:func:`balanced_mask`; the ``balance=`` option of
+:func:`prune_round`) decides *which* weights survive so that the PEs of the
+EIE layout (row ``i`` -> PE ``i mod N``; EIE, Han et al., ISCA 2016,
+Section III-A) get equal work: ``"balanced-pe"`` gives every PE's rows the
+same number of non-zeros (+-1), as ESE's load-balance-aware pruning (Han et
+al., FPGA 2017, Section 3.2); ``"balanced-column"`` gives every PE's slice of
+each column the same count (+-1).  ``docs/balanced_pruning.md`` says what each
+costs in accuracy and why.
 """
 
 from __future__ import annotations
@@ -29,7 +38,18 @@ import numpy as np
 
 from eiesim.errors import EieInputError
 
-__all__ = ["magnitude_mask", "threshold_mask", "mask_density", "prune_round", "master_std"]
+__all__ = [
+    "magnitude_mask",
+    "threshold_mask",
+    "mask_density",
+    "prune_round",
+    "master_std",
+    "BALANCE_MODES",
+    "balanced_mask",
+]
+
+#: Values of the ``balance`` option: how the kept weights are spread over the PEs.
+BALANCE_MODES = ("none", "balanced-pe", "balanced-column")
 
 
 def _as_finite(w, who: str) -> np.ndarray:
@@ -154,6 +174,128 @@ def master_std(w: np.ndarray) -> float:
     return float(np.std(w.astype(np.float64))) if w.size else 0.0
 
 
+def _rank_within(keys_primary: np.ndarray, mag: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Rank of every item inside its ``keys_primary`` group, by ``|w|`` descending, ties lower index."""
+    order = np.lexsort((idx, -mag, keys_primary))
+    g = keys_primary[order]
+    new = np.empty(g.size, dtype=bool)
+    if g.size:
+        new[0] = True
+        new[1:] = g[1:] != g[:-1]
+    starts = np.flatnonzero(new)
+    run = np.cumsum(new) - 1
+    rank = np.empty(g.size, dtype=np.int64)
+    rank[order] = np.arange(g.size, dtype=np.int64) - starts[run]
+    return rank
+
+
+def balanced_mask(
+    w: np.ndarray,
+    n_keep: int,
+    n_pe: int,
+    mode: str = "balanced-pe",
+    candidates: "np.ndarray | None" = None,
+) -> np.ndarray:
+    """Keep ``n_keep`` weights of a layer, spread evenly over the PEs of the EIE layout.
+
+    The layout is EIE's (Han et al., ISCA 2016, Section III-A): row ``i`` of
+    the ``(n_out, n_in)`` matrix belongs to PE ``i mod n_pe``.  The kept set
+    is chosen by water-filling: every group (a PE, or a PE's slice of one
+    column) first gets its largest ``|w|``, then every group its second
+    largest, and so on; in the last, partial level the groups whose next
+    weight is largest win.  So inside its quota each group keeps its largest
+    weights, and the counts differ by at most one between groups unless a
+    group runs out of candidates (it then keeps all of them).
+
+    Parameters
+    ----------
+    w : numpy.ndarray
+        Weights, 2-D ``(n_out, n_in)`` (rows = outputs), float or int, finite.
+    n_keep : int
+        Weights to keep, >= 0.  When it is at least the number of
+        candidates, every candidate is kept.
+    n_pe : int
+        PEs N of the layout, >= 1.
+    mode : {"balanced-pe", "balanced-column"}
+        ``"balanced-pe"`` (ESE, Han et al., FPGA 2017, Section 3.2): the
+        groups are the PEs; each PE's rows together keep ``n_keep / P``
+        (+-1) weights, where P = ``min(n_pe, n_out)`` PEs own rows.
+        ``"balanced-column"``: the groups are the column slices (column
+        ``j``, PE ``p``); the number kept in column ``j`` is the number
+        plain magnitude pruning (:func:`magnitude_mask` over the candidates)
+        keeps there, and it is split evenly (+-1) over the PEs -- the
+        balance one broadcast of activation ``j`` actually sees.
+    candidates : numpy.ndarray of bool, optional
+        Positions that may be kept (shape of ``w``); default every non-zero
+        of ``w``.  Exact zeros are never candidates (a kept 0 is not a
+        non-zero an EIE PE stores).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        Shape of ``w``; ``min(n_keep, #candidates)`` entries ``True``, a
+        subset of the candidates.  Balance guarantee: for any two groups
+        ``p`` and ``q`` (of the same column, for ``"balanced-column"``),
+        ``count[p] <= count[q] + 1`` whenever ``q`` kept fewer than its
+        candidates.  Ties in ``|w|`` go to the lower flat (C-order) index.
+
+    Raises
+    ------
+    EieInputError
+        ``w`` not 2-D or not finite; ``n_keep`` < 0; ``n_pe`` < 1; unknown
+        ``mode``; ``candidates`` not a bool array of ``w``'s shape.
+    """
+    w = _as_finite(w, "balanced_mask")
+    if w.ndim != 2:
+        raise EieInputError(f"balanced_mask: weights must be 2-D (n_out, n_in), got shape {w.shape}")
+    if mode not in ("balanced-pe", "balanced-column"):
+        raise EieInputError(
+            f"balanced_mask: mode must be 'balanced-pe' or 'balanced-column', got {mode!r}"
+        )
+    n_keep, n_pe = int(n_keep), int(n_pe)
+    if n_keep < 0:
+        raise EieInputError(f"balanced_mask: n_keep must be >= 0, got {n_keep}")
+    if n_pe < 1:
+        raise EieInputError(f"balanced_mask: n_pe must be >= 1, got {n_pe}")
+    cand = w != 0
+    if candidates is not None:
+        c = np.asarray(candidates)
+        if c.dtype != np.bool_ or c.shape != w.shape:
+            raise EieInputError(
+                f"balanced_mask: candidates must be bool of shape {w.shape}, got {c.dtype} {c.shape}"
+            )
+        cand &= c
+    idx = np.flatnonzero(cand.ravel())
+    if n_keep >= idx.size:
+        return cand
+    n_in = w.shape[1]
+    mag = np.abs(w.ravel()[idx]).astype(np.float64, copy=False)
+    cols = idx % n_in
+    pe = (idx // n_in) % n_pe
+    if mode == "balanced-pe":
+        group = pe
+        sup = np.zeros(idx.size, dtype=np.int64)
+        quota = np.array([n_keep], dtype=np.int64)
+    else:
+        group = cols * n_pe + pe
+        sup = cols
+        order = np.argsort(-mag, kind="stable")  # idx ascending: ties -> lower index
+        quota = np.bincount(cols[order[:n_keep]], minlength=n_in)
+    rank = _rank_within(group, mag, idx)
+    # inside each super-group (the layer, or a column): levels of rank first, then |w| descending
+    order = np.lexsort((idx, -mag, rank, sup))
+    s = sup[order]
+    new = np.empty(s.size, dtype=bool)
+    new[0] = True
+    new[1:] = s[1:] != s[:-1]
+    starts = np.flatnonzero(new)
+    pos = np.arange(s.size, dtype=np.int64) - starts[np.cumsum(new) - 1]
+    take = order[pos < quota[s]]
+    mask = np.zeros(w.size, dtype=bool)
+    mask[idx[take]] = True
+    return mask.reshape(w.shape)
+
+
 def prune_round(
     w: np.ndarray,
     prev_mask: "np.ndarray | None" = None,
@@ -161,6 +303,8 @@ def prune_round(
     density: "float | None" = None,
     quality: "float | None" = None,
     std_ref: "float | None" = None,
+    balance: str = "none",
+    n_pe: "int | None" = None,
 ) -> np.ndarray:
     """One round of iterative magnitude pruning; the pruned set only grows.
 
@@ -187,6 +331,14 @@ def prune_round(
         Standard deviation the quality rule multiplies: that of the master
         (unpruned) weights, :func:`master_std`.  Default: the standard
         deviation of ``w`` itself (right for a first round on dense weights).
+    balance : {"none", "balanced-pe", "balanced-column"}, default "none"
+        ``"none"``: the rules above (plain magnitude).  Otherwise the rule
+        only fixes *how many* survive (``k`` for a density; the number of
+        survivors above the threshold for a quality) and
+        :func:`balanced_mask` picks them among the non-zero survivors of
+        ``prev_mask``, spread evenly over the ``n_pe`` PEs.
+    n_pe : int, optional
+        PEs of the layout; required (>= 1) when ``balance`` is not ``"none"``.
 
     Returns
     -------
@@ -197,8 +349,22 @@ def prune_round(
     ------
     EieInputError
         Both or neither of ``density``/``quality``; values out of range;
-        ``prev_mask`` not a bool array of ``w``'s shape; non-finite weights.
+        ``prev_mask`` not a bool array of ``w``'s shape; non-finite weights;
+        an unknown ``balance``, or a balanced mode without ``n_pe`` or on
+        weights that are not 2-D.
     """
+    if balance not in BALANCE_MODES:
+        raise EieInputError(f"prune_round: balance must be one of {', '.join(BALANCE_MODES)}, got {balance!r}")
+    if balance != "none":
+        if n_pe is None:
+            raise EieInputError(f"prune_round: balance={balance!r} needs n_pe (the PEs of the layout)")
+        plain = prune_round(w, prev_mask, density=density, quality=quality, std_ref=std_ref)
+        prev = np.ones(np.shape(w), dtype=bool) if prev_mask is None else np.asarray(prev_mask)
+        if density is not None:
+            n_keep = min(max(int(np.floor(float(density) * np.size(w) + 0.5)), 0), np.size(w))
+        else:
+            n_keep = int(plain.sum())
+        return balanced_mask(w, n_keep, n_pe, balance, candidates=prev)
     w = _as_finite(w, "prune_round")
     if (density is None) == (quality is None):
         raise EieInputError("prune_round: give exactly one of density= and quality=")
