@@ -52,8 +52,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import eiesim  # noqa: E402
-from eiesim._io import write_atomic  # noqa: E402
-from eiesim.cli import check_output_args  # noqa: E402
+from eiesim._io import json_bytes, write_atomic  # noqa: E402
+from eiesim.commands._args import check_output_args  # noqa: E402
 from eiesim.compress.pipeline import (  # noqa: E402
     PruneRound, centroid_learning_rates, eie_order_forward, prune_retrain, quantize_network, to_eie_layers,
 )
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     if args.markdown:
         write_atomic(args.markdown, md.encode("utf-8"))
     if args.json:
-        write_atomic(args.json, json.dumps(doc, indent=1).encode("utf-8"))
+        write_atomic(args.json, json_bytes(doc, indent=1))
     if args.figure:
         figure(summary, args.figure, seeds)
     return 0
