@@ -538,6 +538,8 @@ def _print_report(report, quiet: bool, equiv=None, strict: bool = False) -> None
             print(format_table(["#", "layer", "shape", "N", "stored entries", "fillers", "real non-zeros"], rows))
         for f in report.findings:
             print(str(f))
+        for f in report.info:  # informational (INFO-BALANCE): never a failure
+            print(str(f))
         if equiv is not None:
             src = " and ".join(f"{what} {os.path.basename(p)}" for what, p in
                                (("reference", equiv["reference"]), ("masks", equiv["mask"])) if p)

@@ -5,6 +5,8 @@
 * :mod:`.container` — the ``.eie`` container (docs/FORMAT.md §2).
 * :mod:`.eiedump` — the authors' C++ simulator dump directory (docs/FORMAT.md §5).
 * :mod:`.dcnet` — Deep Compression ``.net`` streams (docs/FORMAT.md §5).
+* :mod:`.balance` — per-PE and column-slice balance (max/mean) read from the layout
+  (docs/FORMAT.md §6.3: ``INFO-BALANCE``, ``eiesim inspect``).
 * :mod:`.validate` — the tiered conformance checks (docs/FORMAT.md §6).  Its entry point
   :func:`eiesim.format.validate.validate` is not re-exported here: the name
   would hide the submodule ``eiesim.format.validate``.

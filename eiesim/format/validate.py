@@ -23,7 +23,10 @@ with the number of places and the first one (layer, PE, column, entry).
 Each rule has a stable code and a severity (:data:`RULES`): ``error`` -- the
 input is wrong (our readers refuse it or would decode something else) --
 or ``warning`` -- it decodes to a well-defined matrix but is not canonical
-(or carries something unused). Inputs that cannot be read at all raise
+(or carries something unused). Informational reports (severity ``info``,
+:data:`INFO_CODES`: the per-PE and column-slice balance of every sound per-PE
+layer, :mod:`eiesim.format.balance`) go to ``ValidationReport.info``, never to
+the findings, and never change the verdict. Inputs that cannot be read at all raise
 :class:`~eiesim.errors.EieFormatError` (with a code) instead of returning a
 report.
 
@@ -46,6 +49,7 @@ import numpy as np
 from .. import __version__
 from .._io import os_error_message, open_regular_file, read_regular_file, refuse_symlink_loop
 from ..errors import EieFormatError
+from .balance import INFO_CODES, csc_balance
 from .huffman import MAX_CODE_LEN, canonical_codes, kraft_sum
 from .huffman import decode as huffman_decode
 from .layout import CompressedLayer, _n_local_rows
@@ -55,6 +59,7 @@ __all__ = [
     "Rule",
     "RULES",
     "FATAL_CODES",
+    "INFO_CODES",
     "Finding",
     "LayerCounts",
     "ValidationReport",
@@ -69,6 +74,7 @@ __all__ = [
 
 ERROR = "error"
 WARNING = "warning"
+INFO = "info"
 _LEVELS = ("cheap", "full")
 
 
@@ -250,8 +256,8 @@ class Finding:
     Attributes
     ----------
     code : str
-        Rule code (:data:`RULES`).
-    severity : {"error", "warning"}
+        Rule code (:data:`RULES`), or an informational code (:data:`INFO_CODES`).
+    severity : {"error", "warning", "info"}
     message : str
         What is wrong, naming the layer, PE, column, entry or member involved.
     layer : int or None
@@ -270,6 +276,8 @@ class Finding:
         File or ZIP member concerned.
     count : int
         How many places break the rule in this layer (>= 1).
+    data : dict or None
+        The numbers of an informational report (JSON-ready); None for a broken rule.
     """
 
     code: str
@@ -282,6 +290,7 @@ class Finding:
     entry: Optional[int] = None
     member: Optional[str] = None
     count: int = 1
+    data: Optional[Dict[str, Any]] = None  # an informational report's numbers (INFO_CODES)
 
     def location(self) -> Dict[str, Any]:
         """The non-empty location fields as a dict.
@@ -305,16 +314,20 @@ class Finding:
         Returns
         -------
         dict
-            ``code`` (str), ``severity`` (``"error"`` or ``"warning"``),
-            ``location`` (:meth:`location`), ``count`` (int), ``message`` (str).
+            ``code`` (str), ``severity`` (``"error"``, ``"warning"`` or ``"info"``),
+            ``location`` (:meth:`location`), ``count`` (int), ``message`` (str); ``data``
+            (dict) when present.
         """
-        return {
+        out = {
             "code": self.code,
             "severity": self.severity,
             "location": self.location(),
             "count": int(self.count),
             "message": self.message,
         }
+        if self.data is not None:
+            out["data"] = self.data
+        return out
 
     def __str__(self) -> str:
         where = []
@@ -400,6 +413,9 @@ class ValidationReport:
     layers : list of LayerCounts
     version : str or None
         Container version ``"major.minor"`` when ``kind == "eie"``.
+    info : list of Finding
+        Informational reports (severity ``info``, :data:`INFO_CODES`, e.g.
+        ``INFO-BALANCE``); not findings: they never make a report non-conformant.
     """
 
     source: str
@@ -408,6 +424,7 @@ class ValidationReport:
     findings: List[Finding] = field(default_factory=list)
     layers: List[LayerCounts] = field(default_factory=list)
     version: Optional[str] = None
+    info: List[Finding] = field(default_factory=list)  # severity "info" (INFO_CODES): never a failure
 
     @property
     def errors(self) -> List[Finding]:
@@ -457,8 +474,8 @@ class ValidationReport:
             ``eiesim_version``, ``source``, ``format`` (the kind), ``version``,
             ``level``, ``conformant`` / ``conformant_strict`` (bool), ``counts``
             (errors, warnings), ``summary`` (layers, stored entries, fillers, real
-            non-zeros summed over layers), ``layers`` and ``findings`` (lists of
-            dicts).
+            non-zeros summed over layers), ``layers``, ``findings`` and ``info`` (lists of
+            dicts; an ``info`` dict adds ``data``, its numbers).
         """
         tot = {
             "layers": len(self.layers),
@@ -478,6 +495,7 @@ class ValidationReport:
             "summary": tot,
             "layers": [l.to_dict() for l in self.layers],
             "findings": [f.to_dict() for f in self.findings],
+            "info": [f.to_dict() for f in self.info],
         }
 
 
@@ -822,6 +840,17 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
     return facts
 
 
+def _report_balance(col: _Collector, c: _Csc, level: str) -> None:
+    """INFO-BALANCE (:mod:`eiesim.format.balance`): per-PE and column-slice balance of a layer that
+    broke no error rule in the full checks; goes to ``report.info``, never to the findings."""
+    if level != "full" or not c.entries_complete or any(p is None or p.size != c.ptr_len for p in c.ptrs) \
+            or any(f.severity == ERROR and f.layer == c.index for f in col.report.findings):
+        return
+    b = csc_balance(np.stack(c.ptrs), c.v, n_in=c.n_in, codebook=c.codebook)
+    col.report.info.append(Finding("INFO-BALANCE", INFO, b.message(), layer=c.index, layer_name=c.name,
+                                   data=b.to_dict()))
+
+
 def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None, cb=None) -> LayerCounts:
     fillers = int(np.count_nonzero(v == 0)) if v is not None else 0
     n = int(v.size) if v is not None else 0
@@ -938,6 +967,7 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
              bias_col=n_in if has_bias else None, pointer_bits=pointer_bits, extra_entries=extra,
              codebook=cb)
     facts = _check_csc(col, c, level)
+    _report_balance(col, c, level)
     report.layers.append(_summary(0, col.layer_name, (n_out, n_in), N, code_bits, index_bits, v,
                                   facts.get("empty_pes"), cb=cb))
     if level == "full" and (reference is not None or mask is not None or reference_bias is not None):
@@ -1185,6 +1215,7 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
                  ptr_len=raw.n_cols + 1, bias_col=raw.shape[1] if raw.has_bias else None,
                  pointer_bits=raw.pointer_bits, extra_entries=extra, codebook=raw.codebook)
         empty = _check_csc(col, c, level).get("empty_pes")
+        _report_balance(col, c, level)
     report.layers.append(_summary(i, raw.name, raw.shape, raw.n_pe, raw.code_bits, raw.index_bits,
                                   v if v is not None else np.zeros(0, np.uint8), empty, cb=raw.codebook))
 
@@ -1429,6 +1460,7 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
              pointer_bits=None, ptr_member="ptr/ptr{k}.dat", spm_member="spm/spm{k}.dat",
              entries_complete=complete, codebook=cb)
     facts = _check_csc(col, c, level)
+    _report_balance(col, c, level)
     shape_out = n_out if n_out is not None else facts.get("n_out_inferred")
     report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,
                                   facts.get("empty_pes"), cb=cb))
