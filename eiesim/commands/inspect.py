@@ -15,6 +15,12 @@ counted once in the total); for the per-PE layouts
 ``entries * (code_bits + index_bits) / 8 + pointers * pointer_bits / 8 +
 codebook * 4`` (float32 codebook; pointers ``n_pe * (columns + 1)``, bias
 column included when present), rounded up to whole bytes.
+
+For the per-PE layouts two balance columns follow (:mod:`eiesim.format.balance`,
+weight columns only, real non-zeros): ``PE max/mean``, the busiest PE's
+non-zeros over the mean over all N PEs, and ``slice max/mean``, the sum over
+columns of the busiest PE's slice over the sum of the mean slice (what a dense
+input costs when every broadcast waits for its busiest PE). 1.000 is perfect.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ def add_parser(sub) -> None:
         "inspect",
         help="per-layer storage of a .net stream, .eie container or dump directory",
         description="Print per layer: shape, stored entries, fillers, real non-zeros, codebook size "
-        "and bytes, for a Deep Compression .net stream (its layer list: --layers, default layers.json beside it), "
+        "and bytes (per-PE layouts also the PE and column-slice balance, max/mean), for a Deep Compression "
+        ".net stream (its layer list: --layers, default layers.json beside it), "
         "an eiesim .eie container "
         "or the authors' simulator dump directory.",
     )
@@ -128,7 +135,13 @@ def _inspect_net(path: str, layers_json: str) -> dict:
     }
 
 
+def _ratio(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
 def _layout_row(layer, pointer_bits: int) -> dict:
+    from ..format.balance import layer_balance
+
     n_ptr = int(layer.ptr.size)
     bits = (layer.n_entries * (layer.code_bits + layer.index_bits) + n_ptr * pointer_bits
             + layer.codebook.size * 32)
@@ -151,6 +164,7 @@ def _layout_row(layer, pointer_bits: int) -> dict:
         "pointers_fit": max_ptr < (1 << pointer_bits),
         "bits": bits,
         "bytes": math.ceil(bits / 8),
+        "balance": layer_balance(layer).to_dict(),
     }
 
 
@@ -211,20 +225,22 @@ def run(args) -> int:
     print(f"{path}: {doc['format']}, {n} layer{'s' if n != 1 else ''}")
     per_pe = kind != "net"
     header = ["layer", "shape"] + (["PEs"] if per_pe else []) + [
-        "entries", "fillers", "non-zeros", "density %", "codebook", "bytes"]
+        "entries", "fillers", "non-zeros", "density %", "codebook", "bytes"] + (
+        ["PE max/mean", "slice max/mean"] if per_pe else [])
     rows = []
     for r in rows_doc:
         shape = _shape_str(r["shape"]) + (" +bias" if r.get("has_bias") else "")
         rows.append([r["name"], shape] + ([r["n_pe"]] if per_pe else []) + [
             f"{r['entries']:,}", f"{r['fillers']:,}", f"{r['nonzeros']:,}",
             f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
-            f"{r['bytes']:,}"])
+            f"{r['bytes']:,}"] + ([_ratio(r["balance"]["pe_balance"]), _ratio(r["balance"]["slice_balance"])]
+                                  if per_pe else []))
     t = doc["total"]
     rows.append(None)
     rows.append(["total", ""] + ([""] if per_pe else []) + [
         f"{t['entries']:,}", f"{t['fillers']:,}", f"{t['nonzeros']:,}",
         f"{100 * t['density']:.2f}", "",
-        f"{t['bytes']:,}"])
+        f"{t['bytes']:,}"] + (["", ""] if per_pe else []))
     print(format_table(header, rows))
     if kind == "net":
         print(f"\nbytes consumed: {doc['bytes_consumed']:,} of {doc['file_size']:,} "
@@ -234,6 +250,8 @@ def run(args) -> int:
     else:
         print(f"\nbytes: entries x (code_bits + index_bits) + pointers x {pointer_bits} bits "
               "+ float32 codebook, per layer")
+        print("balance: real non-zeros of the weight columns; PE max/mean = busiest PE / mean over all PEs, "
+              "slice max/mean = sum over columns of the busiest PE's slice / sum of the mean slice (1.000 = even)")
         for r in rows_doc:
             if not r["pointers_fit"]:
                 print(f"note: layer {r['name']!r}: a pointer does not fit {pointer_bits} bits")

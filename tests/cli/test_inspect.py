@@ -75,6 +75,14 @@ def test_fc8_dump_directory(capsys, tmp_path, fc8_dir):
     assert layer["pointers"] == 64 * 4098
     assert layer["bytes"] == 1_051_991 + 64 * 4098 * 2 + 64
     assert "1,051,991" in out
+    # balance of the weight columns (the 959 bias non-zeros excluded): PE 6 holds 18,063 of 1,051,032
+    bal = layer["balance"]
+    assert bal["nonzeros"] == 1_051_032 and bal["pe_max"] == 18_063 and bal["slice_max_sum"] == 33_803
+    assert bal["pe_balance"] == pytest.approx(64 * 18_063 / 1_051_032)
+    assert bal["slice_balance"] == pytest.approx(64 * 33_803 / 1_051_032)
+    head, row = out.splitlines()[1], out.splitlines()[3]
+    assert "PE max/mean" in head and "slice max/mean" in head
+    assert row.split()[-2:] == ["1.100", "2.058"]
 
 
 def test_embedded_trace_container(capsys, tmp_path):
@@ -109,3 +117,30 @@ def test_net_errors_are_one_line(capsys, tmp_path, squeezenet_dir):
     p.write_bytes(data[:-10])
     code, _out, err = run(capsys, "inspect", p, "--layers", squeezenet_dir / "layers.json")
     assert code == 2 and "truncated" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("balance", ["none", "balanced-pe", "balanced-column"])
+def test_balance_columns_after_balanced_pruning(capsys, tmp_path, balance):
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    # rows of very different scale: plain magnitude pruning crowds the kept weights into few PEs
+    w = (rng.standard_normal((64, 48)) * rng.uniform(0.1, 3.0, (64, 1))).astype(np.float32)
+    np.savez(tmp_path / "m.npz", **{"fc.weight": w})
+    eie, js = tmp_path / "m.eie", tmp_path / "i.json"
+    code, _, err = run(capsys, "compress", tmp_path / "m.npz", "--out", eie, "--density", "0.25", "--n-pe", "8",
+                       "--balance", balance)
+    assert code == 0, err
+    code, out, err = run(capsys, "inspect", eie, "--json", js)
+    assert code == 0, err
+    bal = json.loads(js.read_text())["layers"][0]["balance"]
+    nnz = bal["nonzeros"]
+    assert nnz == 768 and sum(bal["nonzeros_per_pe"]) == nnz  # 25 % of 64 x 48
+    pe, sl = (float(x) for x in out.splitlines()[3].split()[-2:])
+    assert (pe, sl) == (round(bal["pe_balance"], 3), round(bal["slice_balance"], 3))
+    if balance == "balanced-pe":  # 768 / 8 = 96 on every PE exactly
+        assert bal["nonzeros_per_pe"] == [96] * 8 and pe == 1.0
+    elif balance == "balanced-column":  # every slice holds ceil or floor of c_j / 8: the floor is reached
+        assert bal["slice_max_sum"] == bal["slice_floor_sum"] and sl == round(bal["slice_balance_floor"], 3)
+    else:  # plain magnitude is uneven on both counts
+        assert pe > 1.2 and bal["slice_max_sum"] > bal["slice_floor_sum"]
