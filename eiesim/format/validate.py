@@ -843,10 +843,14 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
 def _report_balance(col: _Collector, c: _Csc, level: str) -> None:
     """INFO-BALANCE (:mod:`eiesim.format.balance`): per-PE and column-slice balance of a layer that
     broke no error rule in the full checks; goes to ``report.info``, never to the findings."""
-    if level != "full" or not c.entries_complete or any(p is None or p.size != c.ptr_len for p in c.ptrs) \
+    if level != "full" or not getattr(c, "entries_complete", True) \
+            or any(p is None or p.size != c.ptr_len for p in c.ptrs) \
             or any(f.severity == ERROR and f.layer == c.index for f in col.report.findings):
         return
-    b = csc_balance(np.stack(c.ptrs), c.v, n_in=c.n_in, codebook=c.codebook)
+    try:
+        b = csc_balance(np.stack(c.ptrs), c.v, n_in=c.n_in, codebook=getattr(c, "codebook", None))
+    except EieFormatError:  # not a layout after all (an error reported outside the layer): nothing to say
+        return
     col.report.info.append(Finding("INFO-BALANCE", INFO, b.message(), layer=c.index, layer_name=c.name,
                                    data=b.to_dict()))
 
