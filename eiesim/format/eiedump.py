@@ -291,6 +291,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
             f"{act_path}: holds {act.size} activations, but the pointer files describe "
             f"{padded} padded input columns for N = {N} (act.dat too short or too long?)", code="META-INCONSISTENT"
         )
+    n_in_from_act = n_in is None and act is not None
     if n_in is None:
         n_in = act.size if act is not None else padded
     if act is not None and act.size != n_in:
@@ -302,11 +303,23 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         )
     n_in = int(n_in)
     pad_bad = np.flatnonzero(ptr_full[:, n_in] != ptr_full[:, padded])
+    if pad_bad.size == N and n_in_from_act:
+        # n_in came from act.dat alone and every PE stores entries past it: the file whose length
+        # disagrees with all the others is act.dat, not a ptr file
+        k = int(pad_bad[0])
+        j = n_in + int(np.flatnonzero(np.diff(ptr_full[k, n_in:padded + 1]))[0])
+        raise EieFormatError(
+            f"{act_path}: holds {act.size} activations, but the pointer files store entries in "
+            f"column {j} (in all {N} PEs' ptr files): act.dat is too short for the layer's input columns",
+            code="META-INCONSISTENT",
+        )
     if pad_bad.size:
         k = int(pad_bad[0])
         raise EieFormatError(
             f"{ptr_files[k]}: padding columns {n_in}..{padded - 1} hold "
-            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty", code="PTR-PADDING-NONEMPTY"
+            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty"
+            + (f" (or act.dat, {act.size} activations, is too short)" if n_in_from_act else ""),
+            code="PTR-PADDING-NONEMPTY",
         )
     ptr = np.concatenate([ptr_full[:, : n_in + 1], ptr_full[:, padded + 1:]], axis=1)
     v = np.concatenate(vs)

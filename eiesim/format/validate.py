@@ -626,6 +626,7 @@ class _Csc:
     ptr_member: Optional[str] = None  # per-PE file name pattern, e.g. "ptr/ptr{k}.dat"
     spm_member: Optional[str] = None
     entries_complete: bool = True  # False: some PE's entries could not be read (usage unknown)
+    pad_from_act: bool = False  # dump: n_in taken from act.dat's length (non-empty padding blames act.dat)
 
 
 def _col_name(c: _Csc, j: int) -> str:
@@ -720,8 +721,18 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
             r = int(bad[0])
             k = int(gidx[r])
             j = a + int(np.flatnonzero(D[r, a:b] != 0)[0]) if np.any(D[r, a:b] != 0) else a
-            col.add("PTR-PADDING-NONEMPTY", f"PE {k}: padding columns {a}..{b - 1} hold {int(padn[r])} entries "
-                    f"(first in column {j}); they must be empty", pe=k, column=j, count=bad.size, member=pm(k))
+            if c.pad_from_act and bad.size == N:
+                # n_in is act.dat's length and every PE stores entries past it: act.dat is the odd file
+                col.add("META-INCONSISTENT", f"act.dat holds {a} activations, but all {N} PEs' pointer files "
+                        f"store entries past it (PE {k}: {int(padn[r])} entries in columns {a}..{b - 1}, first "
+                        f"in column {j}); act.dat is too short for the layer's input columns", column=j,
+                        count=bad.size, member="act.dat")
+            else:
+                col.add("PTR-PADDING-NONEMPTY", f"PE {k}: padding columns {a}..{b - 1} hold {int(padn[r])} entries "
+                        f"(first in column {j}); they must be empty"
+                        + (f" (or act.dat, {a} activations, is too short)" if c.pad_from_act else ""),
+                        pe=k, column=j, count=bad.size,
+                        member=pm(k))
 
     # ---- entries of the sound PEs (full)
     spe = gidx[sound]
@@ -1405,8 +1416,16 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     z = np.concatenate(zs) if zs else np.zeros(0, np.uint32)
 
     lens = [p.size for p in ptrs if p is not None]
-    if n_in is None and act is not None:
+    pad_from_act = n_in is None and act is not None
+    if pad_from_act:
         n_in = int(act.size)
+        if lens and len(set(lens)) == 1 and lens[0] - 2 != -(-n_in // N) * N and (lens[0] - 2) % N == 0 \
+                and lens[0] - 2 >= N:
+            # every pointer file agrees on the padded column count: the odd one out is act.dat
+            col.add("META-INCONSISTENT", f"act.dat holds {act.size} activations, but the pointer files "
+                    f"describe {lens[0] - 2} padded input columns for N = {N} (act.dat too short or too long?)",
+                    member="act.dat")
+            n_in, pad_from_act, act = lens[0] - 2, False, None  # act.dat reported; judge the rest without it
     if n_in is not None:
         padded = -(-n_in // N) * N
         if act is not None and act.size != n_in:
@@ -1427,7 +1446,7 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     c = _Csc(index=0, name=name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
              v=v, z=z, ent_counts=cnt, ptr_len=padded + 2, bias_col=padded, pad_cols=(n_in, padded),
              pointer_bits=None, ptr_member="ptr/ptr{k}.dat", spm_member="spm/spm{k}.dat",
-             entries_complete=complete, codebook=cb)
+             entries_complete=complete, codebook=cb, pad_from_act=pad_from_act)
     facts = _check_csc(col, c, level)
     shape_out = n_out if n_out is not None else facts.get("n_out_inferred")
     report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,

@@ -249,3 +249,26 @@ def test_write_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_dump(_synthetic(), tmp_path / "d")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- which file is blamed (issue 9)
+def _last_column_full_dump(tmp_path, n_act):
+    """23 x 5-PE layer whose last column holds an entry on every PE; act.dat of ``n_act`` values."""
+    codes = np.zeros((10, 23), dtype=np.int64)
+    codes[:, 22] = np.arange(1, 11)
+    codes[3, 5] = 7
+    lay = CompressedLayer.from_codes(codes, CB16, 5)
+    out = write_dump(lay, tmp_path / "d", activations=np.ones(23, np.float32))
+    (out / "act.dat").write_bytes(np.ones(n_act, "<f4").tobytes())
+    return out
+
+
+def test_act_four_bytes_short_is_blamed_on_act_dat(tmp_path):
+    """act.dat 4 bytes short used to be reported as 'ptr/ptr0.dat: padding columns ... must be empty'."""
+    out = _last_column_full_dump(tmp_path, 22)
+    with pytest.raises(EieFormatError, match=r"act\.dat: holds 22 activations, but the pointer files store "
+                       r"entries in column 22 \(in all 5 PEs' ptr files\): act\.dat is too short") as exc:
+        read_dump(out)
+    assert "ptr0.dat" not in str(exc.value)
+    with pytest.raises(EieFormatError, match=r"act\.dat: holds 22 activations, but n_in = 23"):
+        read_dump(out, n_in=23)
