@@ -207,6 +207,11 @@ def load_source(args):
         from ..format.eiedump import read_dump
 
         dump = read_dump(src, n_out=args.n_out)
+        if dump.n_out_inferred:
+            print(f"note: n_out = {dump.layer.n_out} inferred from the largest decoded row (a dump does not store "
+                  "it); give --n-out ROWS to set it")
+        for w in dump.warnings:
+            print(f"warning: {w}")
         layers, kind = [dump.layer], "dump"
         n_pe = n_pe or dump.layer.n_pe
     elif low.endswith((".npz", ".safetensors")):

@@ -277,6 +277,10 @@ def run(args) -> int:
         from ..format.eiedump import read_dump
 
         dump = read_dump(args.eie_dump, n_out=args.n_out)  # --n-pe: re-interleaved below, exactly
+        if dump.n_out_inferred:
+            notes.append(f"n_out = {dump.layer.n_out} inferred from the largest decoded row (a dump does not "
+                         "store it; trailing all-zero rows cannot be seen): give --n-out ROWS to set it")
+        notes += [f"warning: {w}" for w in dump.warnings]
         network = Network((dump.layer,), activation="none", metadata={"source": args.eie_dump})
         source = f"dump {args.eie_dump}"
         if args.input is not None:
