@@ -250,9 +250,18 @@ def run(args) -> int:
         print(f"  {layer.name}: {m['weight']} {m['shape'][0]} x {m['shape'][1]}, kept {m['n_kept']:,} "
               f"({100 * m['density']:.2f} %), {m['code_bits']}-bit codes{bias}; EIE layout "
               f"{layer.n_entries:,} entries ({layer.n_fillers:,} fillers) over {layer.n_pe} PEs")
+    # what `eiesim validate` would warn about (duplicate, unused or zero centroids, ...), said now
+    from ..format.validate import validate_layer
+
+    findings = [f for layer in res.layers for f in validate_layer(layer).findings]
+    for f in findings:
+        more = f" ({f.count} places)" if f.count > 1 else ""
+        print(f"  {f.severity} {f.code} [layer {f.layer_name!r}]: {f.message}{more} (as 'eiesim validate' reports it)")
     print()
     print(storage_table(res.storage + [res.total], markdown=False))
     if args.json:
-        doc = {"eiesim_version": __version__, "out": os.fspath(args.out), **metadata}
+        doc = {"eiesim_version": __version__, "out": os.fspath(args.out), **metadata,
+               "findings": [{"code": f.code, "severity": f.severity, "layer": f.layer_name, "message": f.message}
+                            for f in findings]}
         write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     return 0

@@ -216,3 +216,25 @@ def test_compress_without_bias_stores_no_bias_column(capsys, tmp_path):
     rb = simulate(with_col, a)
     assert rb.counters["ptr_reads"] == 64 * (nz + 1)
     assert rb.cycles == r.cycles + 2
+
+
+@pytest.mark.parametrize("weights,codes", [
+    (np.repeat(np.array([-2, -1, 0.5, 1, 2], np.float32), 20).reshape(10, 10), {"CODEBOOK-UNUSED"}),
+    (np.full((8, 8), 0.3, np.float32), {"CODEBOOK-DUPLICATE", "CODEBOOK-UNUSED"}),
+])
+def test_compress_says_what_validate_would_warn(tmp_path, capsys, weights, codes):
+    """Issue 9: compress was silent about duplicate/unused/zero centroids that validate then warned about."""
+    import json as _json
+
+    from eiesim.cli import main as _main
+    from eiesim.format.validate import validate
+
+    np.savez(tmp_path / "m.npz", fc=weights)
+    out_eie, js = tmp_path / "m.eie", tmp_path / "m.json"
+    assert _main(["compress", str(tmp_path / "m.npz"), "--out", str(out_eie), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    want = {f.code for f in validate(out_eie).findings if f.severity == "warning"}
+    assert codes <= want
+    for code in want:
+        assert f"warning {code} [layer 'fc']" in out
+    assert {f["code"] for f in _json.loads(js.read_text())["findings"]} == want
