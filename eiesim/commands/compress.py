@@ -104,7 +104,9 @@ def add_parser(sub) -> None:
         "The layer of weight PREFIX.X is named PREFIX; where that name is empty or shared by several "
         "layers (a.weight and a.weight_orig) each such layer is named by its full weight name.",
     )
-    s.add_argument("model", metavar="MODEL", help="model file: .npz, .safetensors, or .pth/.pt state dict")
+    s.add_argument("model", metavar="MODEL", help="model file: .npz (named arrays, or one scipy.sparse save_npz "
+                   "matrix in CSR/CSC/COO, named after the file; duplicate entries refused), .safetensors, or "
+                   ".pth/.pt state dict")
     s.add_argument("--out", required=True, metavar="FILE", help="output .eie container")
     s.add_argument("--layers", metavar="NAMES",
                    help="comma-separated weight names in layer order (default: every 2-D float array "

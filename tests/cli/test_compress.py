@@ -238,3 +238,48 @@ def test_compress_says_what_validate_would_warn(tmp_path, capsys, weights, codes
     for code in want:
         assert f"warning {code} [layer 'fc']" in out
     assert {f["code"] for f in _json.loads(js.read_text())["findings"]} == want
+
+
+def _scipy_weight(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((30, 40)) * (rng.random((30, 40)) < 0.2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_compress_reads_scipy_save_npz(tmp_path, capsys, fmt):
+    """Issue 9: a scipy save_npz file gave 'no 2-D floating-point array'."""
+    import scipy.sparse as sp
+
+    from eiesim.workloads.models import load_model
+
+    w = _scipy_weight()
+    m = {"csr": sp.csr_array, "csc": sp.csc_array, "coo": sp.coo_array}[fmt](w)
+    if fmt != "coo":  # indices unsorted within each row/column, as scipy leaves them after some operations
+        for k in range(m.indptr.size - 1):
+            a, b = m.indptr[k], m.indptr[k + 1]
+            m.indices[a:b], m.data[a:b] = m.indices[a:b][::-1].copy(), m.data[a:b][::-1].copy()
+        m.has_sorted_indices = False
+    sp.save_npz(tmp_path / "fc6.npz", m)
+    got = load_model(tmp_path / "fc6.npz")
+    assert list(got) == ["fc6"] and np.array_equal(got["fc6"], w)
+    out_eie = tmp_path / "fc6.eie"
+    assert main(["compress", str(tmp_path / "fc6.npz"), "--out", str(out_eie), "--n-pe", "4"]) == 0
+    (layer,) = load_network(out_eie).layers
+    assert layer.name == "fc6" and layer.shape == (30, 40)
+    assert np.array_equal(layer.to_dense() != 0, w != 0)  # every kept weight in place (no pruning asked)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "coo"])
+def test_compress_refuses_duplicate_sparse_entries(tmp_path, capsys, fmt):
+    import scipy.sparse as sp
+
+    if fmt == "csr":
+        m = sp.csr_array((np.array([1.0, 2.0], np.float32), np.array([3, 3]), np.array([0, 2, 2])), shape=(2, 5))
+    else:
+        m = sp.coo_array((np.array([1.0, 2.0, 3.0]), (np.array([0, 1, 0]), np.array([2, 2, 2]))), shape=(2, 3))
+    sp.save_npz(tmp_path / "d.npz", m)
+    assert main(["compress", str(tmp_path / "d.npz"), "--out", str(tmp_path / "d.eie")]) == 2
+    err = capsys.readouterr().err
+    entry = "(0, 3)" if fmt == "csr" else "(0, 2)"
+    assert f"d.npz: scipy sparse .npz: entry {entry} is stored" in err and "scipy would sum them" in err
+    assert not (tmp_path / "d.eie").exists()
