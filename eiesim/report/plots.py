@@ -339,7 +339,8 @@ def plot_all(doc: dict, out_dir) -> List[Path]:
         A results document: a ``eiesim simulate --energy --json`` or
         ``eiesim energy --json`` file, or a reproduction JSON.
     out_dir : path-like
-        Folder for the PNG files (created when missing).
+        Existing folder for the PNG files (never created: eiesim's one rule for
+        outputs; a missing folder raises ``FileNotFoundError`` from the writer).
 
     Returns
     -------

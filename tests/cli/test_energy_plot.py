@@ -81,6 +81,8 @@ def test_energy_errors(capsys, tmp_path):
 
 
 def test_plot_from_simulate_json(lenet_json, capsys, tmp_path):
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "none").mkdir()
     code, out, err = run(capsys, "plot", str(lenet_json), "--out", str(tmp_path / "figs"))
     assert code == 0, err
     assert (tmp_path / "figs" / "energy_breakdown.png").stat().st_size > 5_000
@@ -160,3 +162,14 @@ def test_energy_total_counts_each_benchmark_once(lenet_json, capsys, tmp_path):
     code, out, err = run(capsys, "energy", str(lenet_json))
     assert next(l for l in out.splitlines() if l.startswith("total")).split()[:1] == ["total"]
     assert "without" not in out
+
+
+def test_plot_refuses_a_missing_out_folder(lenet_json, capsys, tmp_path):
+    """Issue 9: plot --out created missing folders while every other output refused them; one rule now."""
+    missing = tmp_path / "typo" / "figs"
+    code, out, err = run(capsys, "plot", str(lenet_json), "--out", str(missing))
+    assert code == 2 and "--out" in err and "folder does not exist" in err
+    assert not (tmp_path / "typo").exists()
+    # the same rule as a missing folder in --json
+    code, _, err = run(capsys, "simulate", "--json", str(tmp_path / "typo" / "r.json"))
+    assert code == 2 and "does not exist" in err and not (tmp_path / "typo").exists()
