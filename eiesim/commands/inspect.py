@@ -27,6 +27,7 @@ from .._io import os_error_message, json_bytes, open_regular_file, refuse_symlin
 from ..config import EIEConfig
 from ..errors import EieInputError
 from ._paths import check_command_outputs
+from .validate import NONZEROS_HEADER
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -141,7 +142,9 @@ def _layout_row(layer, pointer_bits: int) -> dict:
         "weights": layer.n_out * layer.n_in,
         "entries": layer.n_entries,
         "fillers": layer.n_fillers,
-        "nonzeros": layer.n_nonzeros,
+        # non-zeros of W (bias column excluded), so that density = nonzeros / weights
+        "nonzeros": int(round(layer.weight_density * layer.n_out * layer.n_in)),
+        "bias_entries": (layer.n_nonzeros - int(round(layer.weight_density * layer.n_out * layer.n_in))),
         "density": layer.weight_density,
         "code_bits": layer.code_bits,
         "index_bits": layer.index_bits,
@@ -202,7 +205,8 @@ def run(args) -> int:
     doc = {"source": path, **doc}
     rows_doc = doc["layers"]
     doc["total"] = {k: sum(r[k] for r in rows_doc)
-                    for k in ("weights", "entries", "fillers", "nonzeros", "bytes")}
+                    for k in ("weights", "entries", "fillers", "nonzeros", "bytes") + (("bias_entries",) if kind != "net"
+                                                                                        else ())}
     # weight density over all layers (a bias column's entries are not weights)
     doc["total"]["density"] = (sum(r["density"] * r["weights"] for r in rows_doc) / doc["total"]["weights"]
                                if doc["total"]["weights"] else 0.0)
@@ -211,19 +215,20 @@ def run(args) -> int:
     print(f"{path}: {doc['format']}, {n} layer{'s' if n != 1 else ''}")
     per_pe = kind != "net"
     header = ["layer", "shape"] + (["PEs"] if per_pe else []) + [
-        "entries", "fillers", "non-zeros", "density %", "codebook", "bytes"]
+        "entries", "fillers"] + (["bias entries"] if per_pe else []) + [NONZEROS_HEADER, "density %", "codebook",
+                                                                       "bytes"]
     rows = []
     for r in rows_doc:
         shape = _shape_str(r["shape"]) + (" +bias" if r.get("has_bias") else "")
         rows.append([r["name"], shape] + ([r["n_pe"]] if per_pe else []) + [
-            f"{r['entries']:,}", f"{r['fillers']:,}", f"{r['nonzeros']:,}",
-            f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
+            f"{r['entries']:,}", f"{r['fillers']:,}"] + ([f"{r['bias_entries']:,}"] if per_pe else []) + [
+            f"{r['nonzeros']:,}", f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
             f"{r['bytes']:,}"])
     t = doc["total"]
     rows.append(None)
     rows.append(["total", ""] + ([""] if per_pe else []) + [
-        f"{t['entries']:,}", f"{t['fillers']:,}", f"{t['nonzeros']:,}",
-        f"{100 * t['density']:.2f}", "",
+        f"{t['entries']:,}", f"{t['fillers']:,}"] + ([f"{t['bias_entries']:,}"] if per_pe else []) + [
+        f"{t['nonzeros']:,}", f"{100 * t['density']:.2f}", "",
         f"{t['bytes']:,}"])
     print(format_table(header, rows))
     if kind == "net":

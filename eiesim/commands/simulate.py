@@ -331,7 +331,7 @@ def run(args) -> int:
         print(note)
     print()
     per = " per input" if n > 1 else ""  # means over the inputs: cycles, spmat and pointer reads
-    header = ["layer", "shape (out x in)", "weights %", "acts %", "entries", "fillers",
+    header = ["layer", "shape (out x in)", "non-zeros % (W, no bias)", "acts %", "entries", "fillers",
               f"cycles{per}", "time us", "LB eff %", f"spmat reads{per}", f"ptr reads{per}"]
     rows = []
     for l in result.layers:

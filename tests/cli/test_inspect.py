@@ -88,8 +88,12 @@ def test_embedded_trace_container(capsys, tmp_path):
     assert [l["shape"] for l in doc["layers"]] == [[300, 784], [100, 300], [10, 100]]
     for l in doc["layers"]:
         assert l["pointer_bits"] == 12
-        assert l["entries"] == l["fillers"] + l["nonzeros"]
+        assert l["entries"] == l["fillers"] + l["bias_entries"] + l["nonzeros"]
+        # issue 9: one definition of non-zeros -- W's, bias excluded -- so density = non-zeros / weights
+        assert l["nonzeros"] == l["density"] * l["weights"] and l["bias_entries"] == l["shape"][0]
         assert l["bits"] == l["entries"] * 8 + l["pointers"] * 12 + 16 * 32
+    assert [l["nonzeros"] for l in doc["layers"]] == [18_816, 2_700, 260]  # 8 %, 9 %, 26 % (traces/README.md)
+    assert "non-zeros (W, no bias)" in out
     assert "ip1" in out and "300 x 784" in out
 
 

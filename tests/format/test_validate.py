@@ -65,7 +65,7 @@ def test_base_passes_with_counts():
     assert (lc.stored_entries, lc.fillers, lc.real_nonzeros, lc.empty_pes) == (11, 2, 9, 0)
     d = rep.to_dict()
     assert d["conformant"] is True and d["counts"] == {"errors": 0, "warnings": 0}
-    assert d["summary"] == {"layers": 1, "stored_entries": 11, "fillers": 2, "real_nonzeros": 9}
+    assert d["summary"] == {"layers": 1, "stored_entries": 11, "fillers": 2, "real_nonzeros": 9, "bias_nonzeros": 0}
 
 
 # ---------------------------------------------------------------- one mutation per rule
