@@ -90,6 +90,11 @@ def _kind(path: str, layers_flag):
     return "net", path, layers_flag
 
 
+def _ratio(dense: int, stored: int) -> str:
+    """Compression ratio dense / stored as ``"12.3x"`` (``"-"`` when nothing is stored)."""
+    return f"{dense / stored:,.1f}x" if stored else "-"
+
+
 def _shape_str(shape) -> str:
     return " x ".join(str(d) for d in shape)
 
@@ -114,6 +119,7 @@ def _inspect_net(path: str, layers_json: str) -> dict:
             "codebook_size": l.spec.codebook_size,
             "bias_values": l.spec.n_out,
             "bytes": l.stream_bytes,
+            "dense_bytes": 4 * (l.spec.n_weights + l.spec.n_out),
         })
     return {
         "kind": "net",
@@ -154,6 +160,8 @@ def _layout_row(layer, pointer_bits: int) -> dict:
         "pointers_fit": max_ptr < (1 << pointer_bits),
         "bits": bits,
         "bytes": math.ceil(bits / 8),
+        # the baseline every rate in eiesim uses: dense float32 weights and biases (32 bits per parameter)
+        "dense_bytes": 4 * (layer.n_out * layer.n_in + (layer.n_out if layer.has_bias else 0)),
     }
 
 
@@ -205,7 +213,7 @@ def run(args) -> int:
     doc = {"source": path, **doc}
     rows_doc = doc["layers"]
     doc["total"] = {k: sum(r[k] for r in rows_doc)
-                    for k in ("weights", "entries", "fillers", "nonzeros", "bytes") + (("bias_entries",) if kind != "net"
+                    for k in ("weights", "entries", "fillers", "nonzeros", "bytes", "dense_bytes") + (("bias_entries",) if kind != "net"
                                                                                         else ())}
     # weight density over all layers (a bias column's entries are not weights)
     doc["total"]["density"] = (sum(r["density"] * r["weights"] for r in rows_doc) / doc["total"]["weights"]
@@ -216,20 +224,20 @@ def run(args) -> int:
     per_pe = kind != "net"
     header = ["layer", "shape"] + (["PEs"] if per_pe else []) + [
         "entries", "fillers"] + (["bias entries"] if per_pe else []) + [NONZEROS_HEADER, "density %", "codebook",
-                                                                       "bytes"]
+                                                                       "bytes", "dense bytes", "dense / bytes"]
     rows = []
     for r in rows_doc:
         shape = _shape_str(r["shape"]) + (" +bias" if r.get("has_bias") else "")
         rows.append([r["name"], shape] + ([r["n_pe"]] if per_pe else []) + [
             f"{r['entries']:,}", f"{r['fillers']:,}"] + ([f"{r['bias_entries']:,}"] if per_pe else []) + [
             f"{r['nonzeros']:,}", f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
-            f"{r['bytes']:,}"])
+            f"{r['bytes']:,}", f"{r['dense_bytes']:,}", _ratio(r["dense_bytes"], r["bytes"])])
     t = doc["total"]
     rows.append(None)
     rows.append(["total", ""] + ([""] if per_pe else []) + [
         f"{t['entries']:,}", f"{t['fillers']:,}"] + ([f"{t['bias_entries']:,}"] if per_pe else []) + [
         f"{t['nonzeros']:,}", f"{100 * t['density']:.2f}", "",
-        f"{t['bytes']:,}"])
+        f"{t['bytes']:,}", f"{t['dense_bytes']:,}", _ratio(t["dense_bytes"], t["bytes"])])
     print(format_table(header, rows))
     if kind == "net":
         print(f"\nbytes consumed: {doc['bytes_consumed']:,} of {doc['file_size']:,} "
@@ -242,6 +250,8 @@ def run(args) -> int:
         for r in rows_doc:
             if not r["pointers_fit"]:
                 print(f"note: layer {r['name']!r}: a pointer does not fit {pointer_bits} bits")
+    print("dense bytes: the baseline, dense float32 weights and biases (32 bits per parameter); "
+          "dense / bytes: the compression ratio")
 
     if args.json:
         write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)

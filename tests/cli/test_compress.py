@@ -137,7 +137,8 @@ def test_compress_layers_option_and_one_layer(capsys, tmp_path):
     assert code == 0, err
     (layer,) = load_network(out_eie).layers
     assert layer.shape == (10, 40) and layer.code_bits == 3 and layer.n_pe == 4
-    assert "-" in out.splitlines()[-3]  # no --huffman: P+Q+H columns are '-'
+    table_total = next(l for l in out.splitlines() if l.startswith("total"))
+    assert " - " in table_total  # no --huffman: P+Q+H columns are '-'
 
 
 def test_malicious_pth_refused_nothing_runs(capsys, tmp_path):
@@ -283,3 +284,22 @@ def test_compress_refuses_duplicate_sparse_entries(tmp_path, capsys, fmt):
     entry = "(0, 3)" if fmt == "csr" else "(0, 2)"
     assert f"d.npz: scipy sparse .npz: entry {entry} is stored" in err and "scipy would sum them" in err
     assert not (tmp_path / "d.eie").exists()
+
+
+def test_compress_names_stream_and_file_sizes(tmp_path, capsys):
+    """Issue 9: the headline rate was the Deep Compression stream's only, not that of the .eie written."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "m.npz", **{"fc1.weight": rng.standard_normal((300, 784)).astype(np.float32),
+                                    "fc1.bias": rng.standard_normal(300).astype(np.float32)})
+    out_eie, js = tmp_path / "m.eie", tmp_path / "m.json"
+    assert main(["compress", str(tmp_path / "m.npz"), "--out", str(out_eie), "--density", "0.08",
+                 "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    sizes = json.loads(js.read_text())["sizes"]
+    assert sizes["eie_file_bytes"] == os.path.getsize(out_eie)
+    assert sizes["dense_bytes"] == 4 * (300 * 784 + 300)
+    assert sizes["dc_stream_pq_bytes"] < sizes["eie_file_bytes"] < sizes["dense_bytes"]
+    f = sizes["eie_file_bytes"]
+    assert (f"this .eie file (per-PE EIE layout: pointers per PE and column, codebooks, biases, manifest, ZIP): "
+            f"{f / 1000:,.1f} KB, {100 * f / sizes['dense_bytes']:.2f} %") in out
+    assert "Deep Compression stream, pruned + quantised (P+Q; the table's rate)" in out

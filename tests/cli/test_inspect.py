@@ -113,3 +113,19 @@ def test_net_errors_are_one_line(capsys, tmp_path, squeezenet_dir):
     p.write_bytes(data[:-10])
     code, _out, err = run(capsys, "inspect", p, "--layers", squeezenet_dir / "layers.json")
     assert code == 2 and "truncated" in err and err.count("\n") == 1
+
+
+def test_inspect_shows_dense_baseline_and_ratio(capsys, tmp_path):
+    """Issue 9: inspect showed stored bytes without the dense baseline they compress."""
+    path = resources.files("eiesim.traces") / "lenet300100.eie"
+    js = tmp_path / "i.json"
+    code, out, err = run(capsys, "inspect", str(path), "--json", js)
+    assert code == 0, err
+    doc = json.loads(js.read_text())
+    assert [l["dense_bytes"] for l in doc["layers"]] == [4 * (300 * 784 + 300), 4 * (100 * 300 + 100),
+                                                          4 * (10 * 100 + 10)]
+    t = doc["total"]
+    assert t["dense_bytes"] == 1_066_440
+    assert "dense bytes" in out and "dense / bytes" in out
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    assert f"{t['dense_bytes'] / t['bytes']:,.1f}x" in total and "1,066,440" in total
