@@ -91,5 +91,10 @@ def check_output_dir(flag: str, folder, names, inputs) -> None:
     if not os.path.isdir(folder):
         if os.path.lexists(folder):
             raise EieInputError(f"{flag}: {folder}: exists and is not a directory")
+        parent = os.path.dirname(os.path.abspath(folder))
+        while not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise EieInputError(f"{flag}: {folder}: folder does not exist ({parent} is not a directory)")
         raise EieInputError(f"{flag}: {folder}: folder does not exist; create it first (eiesim creates no folders)")
     check_command_outputs([(flag, os.path.join(folder, n)) for n in names], inputs)

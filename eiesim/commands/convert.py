@@ -192,7 +192,31 @@ def _from_codes(path: str, n_pe: int, index_bits: int, select):
 
 
 def load_source(args):
-    """``(Network, kind, source path)`` of ``eiesim convert``'s SRC; ``args`` as parsed."""
+    """Read ``eiesim convert``'s SRC into a network laid out for the requested N.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (``src``, ``n_pe``, ``n_out``, ``layers``,
+        ``select``, ``drop_bias``, ``index_bits``, ``activation``).
+
+    Returns
+    -------
+    network : eiesim.format.container.Network
+        Every layer over ``args.n_pe`` PEs (default: the dump's N, else 64).
+    kind : {"dump", "net", "codes"}
+    source : str
+        The file read (a ``.net`` folder resolves to its stream).
+
+    Raises
+    ------
+    EieInputError
+        A flag that does not apply to the source, an array of the wrong
+        type or shape, a layer list that does not chain.
+    EieFormatError
+        A malformed dump or ``.net`` stream, a ``.net`` bias that is not a
+        codebook value (without ``--drop-bias``), a layout rule broken.
+    """
     from ..format.container import Network
 
     src = args.src
