@@ -146,7 +146,7 @@ def _from_net(path: str, layers_json, n_pe: int, select, drop_bias: bool):
             layer, _ = dclayer_to_compressed(d, n_pe, fold_bias=not drop_bias)
         except EieFormatError as exc:
             msg = str(exc).replace("(use fold_bias=False)", "(--drop-bias converts the layer without it)")
-            raise EieFormatError(f"{path}: {msg}") from None
+            raise EieFormatError(f"{path}: {msg}", code=exc.code) from None
         out.append(layer)
     return out, path
 
@@ -187,7 +187,7 @@ def _from_codes(path: str, n_pe: int, index_bits: int, select):
                 name=name,
             ))
         except EieFormatError as exc:
-            raise EieFormatError(f"{path}: layer {name!r}: {exc}") from None
+            raise EieFormatError(f"{path}: layer {name!r}: {exc}", code=exc.code) from None
     return _select(layers, select, path)
 
 
