@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from .. import __version__
-from ..cli import dim_int, int_range
+from ._args import dim_int, int_range
 from ..config import MAX_N_PE
 from ..errors import EieFormatError, EieInputError
 from ._paths import check_command_outputs
