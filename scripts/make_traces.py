@@ -204,7 +204,7 @@ def _write_readme(path: Path, meta: dict, sizes: dict, timings: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=REPO / "traces", help="output directory (default traces/)")
+    ap.add_argument("--out", type=Path, default=REPO / "traces", help="existing output directory (default traces/; a missing one is refused, not created)")
     ap.add_argument("--seed", type=seed_int, default=0,
                     help="seed of initialisation and shuffling, >= 0 (default 0)")
     args = ap.parse_args(argv)
@@ -332,7 +332,6 @@ def main(argv=None) -> int:
 
     # write --------------------------------------------------------------------
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     sizes = {}
     # wall-clock times go to README.md and stdout only, never into the .eie manifest or metadata.json:
     # the same seed rebuilds a byte-identical trace (issue 9 §4)

@@ -98,12 +98,18 @@ class Runner:
         self.workdir = workdir
         self._cache: Dict[tuple, dict] = {}
 
-    def run(self, argv: List[str], outputs: Dict[str, str]) -> dict:
-        """Run ``argv`` (``{name}`` fields replaced by files in the work folder); return stdout and the files."""
+    def run(self, argv: List[str], outputs: Dict[str, str], folders: bool = False) -> dict:
+        """Run ``argv`` (``{name}`` fields replaced by files in the work folder); return stdout and the files.
+
+        ``folders``: the outputs are folders, made here first (eiesim creates none, docs/CLI.md).
+        """
         key = tuple(argv)
         if key in self._cache:
             return self._cache[key]
         paths = {k: str(self.workdir / f"{len(self._cache)}_{v}") for k, v in outputs.items()}
+        if folders:
+            for path in paths.values():
+                os.mkdir(path)
         cmd = [a.format(**paths) for a in argv]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                               env={**os.environ, "COLUMNS": "200"})
@@ -164,7 +170,7 @@ def _reproduction(r: Runner, layers: Optional[List[str]]) -> dict:
     argv = [sys.executable, "scripts/reproduce_eie.py", *_REPRO_FAST, "--out", "{out}"]
     if layers:
         argv += ["--layers", *layers]
-    res = r.run(argv, {"out": "repro" + ("_" + "_".join(layers) if layers else "")})
+    res = r.run(argv, {"out": "repro" + ("_" + "_".join(layers) if layers else "")}, folders=True)
     return json.loads((Path(res["out"]) / "reproduction.json").read_text())
 
 

@@ -183,7 +183,8 @@ def geomeans(entries) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", metavar="OUT", help="results JSON (default DIR/reproduction.json)")
-    ap.add_argument("--out", metavar="DIR", default="reproduction", help="folder for tables and plots")
+    ap.add_argument("--out", metavar="DIR", default=".",
+                    help="existing folder for tables and plots (default: .; a missing folder is refused, not created)")
     ap.add_argument("--seed", type=seed_int, default=0, help="base seed of the synthetic layers, >= 0")
     ap.add_argument("--no-host", action="store_true", help="skip the NumPy/SciPy timing on this host")
     ap.add_argument("--no-plots", action="store_true", help="do not draw the plots")
@@ -200,7 +201,6 @@ def main(argv=None) -> int:
         written += FIGURE_FILES
     check_output_args(ap, [("--json", args.json)], folders=[("--out", args.out, written)])
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     json_path = Path(args.json) if args.json else out_dir / "reproduction.json"
     t_start = time.perf_counter()
 

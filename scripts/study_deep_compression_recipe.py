@@ -183,7 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--prune", default=",".join(PRUNE_VARIANTS), help="comma-separated variant names")
     ap.add_argument("--quant", default=",".join(QUANT_VARIANTS), help="comma-separated variant names")
     ap.add_argument("--jobs", type=int_range(1), default=2, help="processes, >= 1 (default 2)")
-    ap.add_argument("--cache", help="directory for trained baselines (default: a temporary directory)")
+    ap.add_argument("--cache", help="existing directory for trained baselines (default: a temporary directory; a missing "
+                    "one is refused, not created)")
     ap.add_argument("--out", help="write every record as JSON lines")
     args = ap.parse_args(argv)
     prune, quant = args.prune.split(","), args.quant.split(",")
@@ -194,8 +195,6 @@ def main(argv=None) -> int:
     # the records are written after minutes of training: check the paths before any
     cached = [f"lenet_baseline_seed{s}.pkl" for s in args.seeds]
     check_output_args(ap, [("--out", args.out)], folders=[("--cache", args.cache, cached)] if args.cache else ())
-    if args.cache:
-        os.makedirs(args.cache, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or tmp
         with ProcessPoolExecutor(max_workers=args.jobs) as ex:

@@ -92,7 +92,7 @@ seed_int = int_range(0, what="a non-negative integer seed")
 def check_output_args(parser: argparse.ArgumentParser, outputs=(), inputs=(), folders=()) -> None:
     """Check a script's output paths right after parsing; a bad one is a usage error (exit 2).
 
-    For scripts that work for minutes before writing: a missing folder, a
+    For scripts that work for minutes before writing: a missing folder (never created), a
     read-only or non-regular target, an output equal to an input or to
     another output is reported by ``parser.error`` before any work, with
     the messages of :func:`eiesim.commands._paths.check_command_outputs`.
@@ -105,17 +105,15 @@ def check_output_args(parser: argparse.ArgumentParser, outputs=(), inputs=(), fo
     inputs : iterable of (str, path or None)
         ``(label, path)`` of the files it reads.
     folders : iterable of (str, path, sequence of str)
-        ``(flag, folder, file names)`` of folders the script creates (when
-        missing) and writes those files into.
+        ``(flag, folder, file names)`` of folders the script writes those
+        files into; a missing folder is refused like any other output's
+        (:func:`eiesim.commands._paths.check_output_dir`).
     """
     outputs = [(label, path) for label, path in outputs if path is not None]
-    # a folder still to be created holds no input, and its files can be written once it exists
-    created = {os.path.realpath(os.fspath(f)) for _, f, _ in folders if not os.path.isdir(f)}
     try:
         for flag, folder, names in folders:
             check_output_dir(flag, folder, names, inputs)
-        check_command_outputs([(label, path) for label, path in outputs
-                               if os.path.dirname(os.path.realpath(path)) not in created], inputs)
+        check_command_outputs(outputs, inputs)
     except EieError as exc:
         parser.error(str(exc))
     planned = [(flag, os.path.join(os.fspath(folder), n)) for flag, folder, names in folders for n in names]

@@ -61,27 +61,40 @@ def check_command_outputs(outputs, inputs) -> None:
 def check_output_dir(flag: str, folder, names, inputs) -> None:
     """Check before any work a folder the command will write files ``names`` into.
 
-    An existing folder: each ``folder/name`` as :func:`check_command_outputs`
-    checks an output. A missing one: its nearest existing parent must be a
-    writable directory (the command creates it).
+    One rule for every output of eiesim (commands and ``scripts/``): **a
+    missing folder is refused, never created** -- a typo in ``--out`` must
+    not scatter results into a new folder, and ``--json nodir/x.json`` has
+    always been refused. The folder must exist and be a directory; each
+    ``folder/name`` is then checked as :func:`check_command_outputs` checks an
+    output.
+
+    Parameters
+    ----------
+    flag : str
+        The option as the user wrote it (``"--out"``).
+    folder : str or os.PathLike
+    names : sequence of str
+        Files the command writes into the folder.
+    inputs : iterable of (str, path or None)
+        As for :func:`check_command_outputs`.
 
     Raises
     ------
     EieInputError
-        Empty path, a file in the way, an unwritable parent, or a target that is an input.
+        Empty path, a missing folder (``--out: DIR: folder does not exist;
+        create it first``), a file in the way, or an unwritable target or one
+        that is an input.
     """
     folder = os.fspath(folder)
     if folder == "":
         raise EieInputError(f"{flag}: empty path")
-    if os.path.isdir(folder):
-        check_command_outputs([(flag, os.path.join(folder, n)) for n in names], inputs)
-        return
-    if os.path.lexists(folder):
-        raise EieInputError(f"{flag}: {folder}: exists and is not a directory")
-    parent = os.path.dirname(os.path.abspath(folder))
-    while not os.path.lexists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise EieInputError(f"{flag}: {folder}: cannot be created ({parent} is not a directory)")
-    if not os.access(parent, os.W_OK):
-        raise EieInputError(f"{flag}: {folder}: cannot be created ({parent} is not writable)")
+    if not os.path.isdir(folder):
+        if os.path.lexists(folder):
+            raise EieInputError(f"{flag}: {folder}: exists and is not a directory")
+        parent = os.path.dirname(os.path.abspath(folder))
+        while not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise EieInputError(f"{flag}: {folder}: folder does not exist ({parent} is not a directory)")
+        raise EieInputError(f"{flag}: {folder}: folder does not exist; create it first (eiesim creates no folders)")
+    check_command_outputs([(flag, os.path.join(folder, n)) for n in names], inputs)

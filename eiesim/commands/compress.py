@@ -85,6 +85,40 @@ def layer_names(weight_names):
             names[i] = full[i]
 
 
+def _size_summary(total, file_bytes: int) -> dict:
+    """The sizes ``compress`` names side by side: dense baseline, Deep Compression stream, the ``.eie`` file.
+
+    The storage table's rates are those of Deep Compression's own stream
+    (relative indices in C order, Han et al., ICLR 2016, Table 2 accounting);
+    the ``.eie`` file written holds the per-PE EIE layout (pointers for every
+    PE and column, EIE Section III), the container's manifest and ZIP framing,
+    so it is larger. Both are shown, named.
+
+    Parameters
+    ----------
+    total : eiesim.compress.storage.LayerStorage
+        The total row of the storage table (bits).
+    file_bytes : int
+        Size of the written ``.eie`` file, bytes.
+
+    Returns
+    -------
+    dict
+        ``dense_bytes``, ``pq_bytes``, ``pqh_bytes`` (None without Huffman),
+        ``file_bytes`` and ``rows`` ((label, bytes) in print order).
+    """
+    dense = math.ceil(total.dense_bits / 8)
+    pq = math.ceil(total.pq_bits / 8)
+    pqh = math.ceil(total.pqh_bits / 8) if total.pqh_bits is not None else None
+    rows = [("dense float32 weights and biases (baseline)", dense),
+            ("Deep Compression stream, pruned + quantised (P+Q; the table's rate)", pq)]
+    if pqh is not None:
+        rows.append(("Deep Compression stream with Huffman coding (P+Q+H)", pqh))
+    rows.append(("this .eie file (per-PE EIE layout: pointers per PE and column, codebooks, biases, "
+                 "manifest, ZIP)", int(file_bytes)))
+    return {"dense_bytes": dense, "pq_bytes": pq, "pqh_bytes": pqh, "file_bytes": int(file_bytes), "rows": rows}
+
+
 def add_parser(sub) -> None:
     """Register ``eiesim compress``.
 
@@ -104,7 +138,9 @@ def add_parser(sub) -> None:
         "The layer of weight PREFIX.X is named PREFIX; where that name is empty or shared by several "
         "layers (a.weight and a.weight_orig) each such layer is named by its full weight name.",
     )
-    s.add_argument("model", metavar="MODEL", help="model file: .npz, .safetensors, or .pth/.pt state dict")
+    s.add_argument("model", metavar="MODEL", help="model file: .npz (named arrays, or one scipy.sparse save_npz "
+                   "matrix in CSR/CSC/COO, named after the file; duplicate entries refused), .safetensors, or "
+                   ".pth/.pt state dict")
     s.add_argument("--out", required=True, metavar="FILE", help="output .eie container")
     s.add_argument("--layers", metavar="NAMES",
                    help="comma-separated weight names in layer order (default: every 2-D float array "
@@ -250,9 +286,27 @@ def run(args) -> int:
         print(f"  {layer.name}: {m['weight']} {m['shape'][0]} x {m['shape'][1]}, kept {m['n_kept']:,} "
               f"({100 * m['density']:.2f} %), {m['code_bits']}-bit codes{bias}; EIE layout "
               f"{layer.n_entries:,} entries ({layer.n_fillers:,} fillers) over {layer.n_pe} PEs")
+    # what `eiesim validate` would warn about (duplicate, unused or zero centroids, ...), said now
+    from ..format.validate import validate_layer
+
+    findings = [f for layer in res.layers for f in validate_layer(layer).findings]
+    for f in findings:
+        more = f" ({f.count} places)" if f.count > 1 else ""
+        print(f"  {f.severity} {f.code} [layer {f.layer_name!r}]: {f.message}{more} (as 'eiesim validate' reports it)")
     print()
     print(storage_table(res.storage + [res.total], markdown=False))
+    sizes = _size_summary(res.total, os.path.getsize(args.out))
+    print()
+    print("sizes (KB = 1000 bytes; rate = size / dense baseline):")
+    for label, nbytes in sizes["rows"]:
+        rate = "" if nbytes == sizes["dense_bytes"] or not nbytes else \
+            f", {100 * nbytes / sizes['dense_bytes']:.2f} % ({sizes['dense_bytes'] / nbytes:,.1f}x)"
+        print(f"  {label}: {nbytes / 1000:,.1f} KB{rate}")
     if args.json:
-        doc = {"eiesim_version": __version__, "out": os.fspath(args.out), **metadata}
+        doc = {"eiesim_version": __version__, "out": os.fspath(args.out), **metadata,
+               "sizes": {"dense_bytes": sizes["dense_bytes"], "dc_stream_pq_bytes": sizes["pq_bytes"],
+                         "dc_stream_pqh_bytes": sizes["pqh_bytes"], "eie_file_bytes": sizes["file_bytes"]},
+               "findings": [{"code": f.code, "severity": f.severity, "layer": f.layer_name, "message": f.message}
+                            for f in findings]}
         write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
     return 0

@@ -45,7 +45,7 @@ def _uj(pj: float) -> str:
     return f"{pj / 1e6:,.3f}"
 
 
-def format_energy(priced: Sequence[dict]) -> str:
+def format_energy(priced: Sequence[dict], in_total: Sequence[bool] = None) -> str:
     """Text tables of priced layers (output of :func:`eiesim.energy.model.price_run`).
 
     Energies are per input vector, in µJ.
@@ -56,6 +56,9 @@ def format_energy(priced: Sequence[dict]) -> str:
         One :func:`eiesim.energy.model.price_run` result per layer (keys
         ``name``, ``activity``, ``paper``, ``activity_over_paper``,
         ``whatifs``; energies in pJ).
+    in_total : sequence of bool, optional
+        Which layers the total row sums (default: all); see
+        :func:`layers_in_total`.
 
     Returns
     -------
@@ -78,11 +81,15 @@ def format_energy(priced: Sequence[dict]) -> str:
         rows.append([p["name"], _uj(pp["per_input_pj"]), _uj(a["per_input_pj"]), f"{p['activity_over_paper']:.3f}",
                      f"{a['avg_power_w']:.3f}", f"{100 * c['sram'] / tot:.1f}", f"{100 * c['logic'] / tot:.1f}",
                      f"{100 * c['clock'] / tot:.1f}"])
-    if len(priced) > 1:
+    if in_total is None:
+        in_total = [True] * len(priced)
+    if sum(in_total) > 1:
         rows.append(None)
-        ta = sum(p["activity"]["per_input_pj"] for p in priced)
-        tp = sum(p["paper"]["per_input_pj"] for p in priced)
-        rows.append(["total", _uj(tp), _uj(ta), f"{ta / tp:.3f}" if tp else "n/a", "", "", "", ""])
+        ta = sum(p["activity"]["per_input_pj"] for p, t in zip(priced, in_total) if t)
+        tp = sum(p["paper"]["per_input_pj"] for p, t in zip(priced, in_total) if t)
+        left_out = [p["name"] for p, t in zip(priced, in_total) if not t]
+        label = "total" if not left_out else f"total ({sum(in_total)} layers; without {', '.join(left_out)})"
+        rows.append([label, _uj(tp), _uj(ta), f"{ta / tp:.3f}" if tp else "n/a", "", "", "", ""])
     lines.append("energy per input (two methods, never mixed: 'paper' = chip power x simulated time; "
                  "'activity' = counters x energy per action, calibrated on EIE Table II)")
     lines.append(format_table(header, rows))
@@ -144,6 +151,41 @@ def price_document(doc: dict, table) -> List[dict]:
     return priced
 
 
+def layers_in_total(layers: Sequence[dict]) -> List[bool]:
+    """Which priced layers a total sums: each benchmark once.
+
+    A reproduction JSON (``scripts/reproduce_eie.py``) holds the synthetic
+    Alex-8 and the real FC8, both with ``"bench": "Alex-8"``: two runs of one
+    benchmark layer, not two layers of a network. Of layers sharing a
+    ``bench`` the total keeps the real one (``"synthetic": false``), else
+    the first; layers without ``bench`` (``eiesim simulate --json``: the
+    layers of one network) are all summed.
+
+    Parameters
+    ----------
+    layers : sequence of dict
+        The results' layer dicts that were priced, in order.
+
+    Returns
+    -------
+    list of bool
+    """
+    keep = [True] * len(layers)
+    chosen = {}
+    for i, layer in enumerate(layers):
+        bench = layer.get("bench")
+        if bench is None:
+            continue
+        if bench not in chosen:
+            chosen[bench] = i
+        elif layers[chosen[bench]].get("synthetic", False) and not layer.get("synthetic", False):
+            keep[chosen[bench]] = False
+            chosen[bench] = i
+        else:
+            keep[i] = False
+    return keep
+
+
 def format_table_entries(table) -> str:
     """Every entry of an energy table with unit and source.
 
@@ -193,10 +235,12 @@ def run(args) -> int:
         print(format_table_entries(table))
         print()
     priced = price_document(doc, table)
+    in_total = layers_in_total([l for l in doc["layers"] if isinstance(l, dict) and "counters" in l])
     print(f"energy table: {table.name}")
-    print(format_energy(priced))
+    print(format_energy(priced, in_total))
     if args.json:
-        out = {"source": args.results, "table": table.to_dict(), "energy": {"table": table.name, "layers": priced}}
+        out = {"source": args.results, "table": table.to_dict(), "energy": {"table": table.name, "layers": priced,
+                                                                      "in_total": in_total}}
         write_atomic(args.json, json_bytes(out, error=EieInputError), error=EieInputError)
     if args.write_table:
         write_atomic(args.write_table, table.to_toml().encode("utf-8"), error=EieInputError)

@@ -33,6 +33,7 @@ from .._io import os_error_message, json_bytes, open_regular_file, refuse_symlin
 from ..config import EIEConfig
 from ..errors import EieInputError
 from ._paths import check_command_outputs
+from .validate import NONZEROS_HEADER
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -96,6 +97,11 @@ def _kind(path: str, layers_flag):
     return "net", path, layers_flag
 
 
+def _ratio(dense: int, stored: int) -> str:
+    """Compression ratio dense / stored as ``"12.3x"`` (``"-"`` when nothing is stored)."""
+    return f"{dense / stored:,.1f}x" if stored else "-"
+
+
 def _shape_str(shape) -> str:
     return " x ".join(str(d) for d in shape)
 
@@ -120,6 +126,7 @@ def _inspect_net(path: str, layers_json: str) -> dict:
             "codebook_size": l.spec.codebook_size,
             "bias_values": l.spec.n_out,
             "bytes": l.stream_bytes,
+            "dense_bytes": 4 * (l.spec.n_weights + l.spec.n_out),
         })
     return {
         "kind": "net",
@@ -135,7 +142,8 @@ def _inspect_net(path: str, layers_json: str) -> dict:
     }
 
 
-def _ratio(x) -> str:
+def _balance(x) -> str:
+    """A balance ratio max/mean as ``"1.100"`` (``"-"`` when undefined)."""
     return "-" if x is None else f"{x:.3f}"
 
 
@@ -154,7 +162,9 @@ def _layout_row(layer, pointer_bits: int) -> dict:
         "weights": layer.n_out * layer.n_in,
         "entries": layer.n_entries,
         "fillers": layer.n_fillers,
-        "nonzeros": layer.n_nonzeros,
+        # non-zeros of W (bias column excluded), so that density = nonzeros / weights
+        "nonzeros": int(round(layer.weight_density * layer.n_out * layer.n_in)),
+        "bias_entries": (layer.n_nonzeros - int(round(layer.weight_density * layer.n_out * layer.n_in))),
         "density": layer.weight_density,
         "code_bits": layer.code_bits,
         "index_bits": layer.index_bits,
@@ -165,6 +175,8 @@ def _layout_row(layer, pointer_bits: int) -> dict:
         "bits": bits,
         "bytes": math.ceil(bits / 8),
         "balance": layer_balance(layer).to_dict(),
+        # the baseline every rate in eiesim uses: dense float32 weights and biases (32 bits per parameter)
+        "dense_bytes": 4 * (layer.n_out * layer.n_in + (layer.n_out if layer.has_bias else 0)),
     }
 
 
@@ -216,7 +228,8 @@ def run(args) -> int:
     doc = {"source": path, **doc}
     rows_doc = doc["layers"]
     doc["total"] = {k: sum(r[k] for r in rows_doc)
-                    for k in ("weights", "entries", "fillers", "nonzeros", "bytes")}
+                    for k in ("weights", "entries", "fillers", "nonzeros", "bytes", "dense_bytes") + (("bias_entries",) if kind != "net"
+                                                                                        else ())}
     # weight density over all layers (a bias column's entries are not weights)
     doc["total"]["density"] = (sum(r["density"] * r["weights"] for r in rows_doc) / doc["total"]["weights"]
                                if doc["total"]["weights"] else 0.0)
@@ -225,22 +238,24 @@ def run(args) -> int:
     print(f"{path}: {doc['format']}, {n} layer{'s' if n != 1 else ''}")
     per_pe = kind != "net"
     header = ["layer", "shape"] + (["PEs"] if per_pe else []) + [
-        "entries", "fillers", "non-zeros", "density %", "codebook", "bytes"] + (
+        "entries", "fillers"] + (["bias entries"] if per_pe else []) + [NONZEROS_HEADER, "density %", "codebook",
+                                                                       "bytes", "dense bytes", "dense / bytes"] + (
         ["PE max/mean", "slice max/mean"] if per_pe else [])
     rows = []
     for r in rows_doc:
         shape = _shape_str(r["shape"]) + (" +bias" if r.get("has_bias") else "")
         rows.append([r["name"], shape] + ([r["n_pe"]] if per_pe else []) + [
-            f"{r['entries']:,}", f"{r['fillers']:,}", f"{r['nonzeros']:,}",
-            f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
-            f"{r['bytes']:,}"] + ([_ratio(r["balance"]["pe_balance"]), _ratio(r["balance"]["slice_balance"])]
-                                  if per_pe else []))
+            f"{r['entries']:,}", f"{r['fillers']:,}"] + ([f"{r['bias_entries']:,}"] if per_pe else []) + [
+            f"{r['nonzeros']:,}", f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
+            f"{r['bytes']:,}", f"{r['dense_bytes']:,}", _ratio(r["dense_bytes"], r["bytes"])] + (
+            [_balance(r["balance"]["pe_balance"]), _balance(r["balance"]["slice_balance"])] if per_pe else []))
     t = doc["total"]
     rows.append(None)
     rows.append(["total", ""] + ([""] if per_pe else []) + [
-        f"{t['entries']:,}", f"{t['fillers']:,}", f"{t['nonzeros']:,}",
-        f"{100 * t['density']:.2f}", "",
-        f"{t['bytes']:,}"] + (["", ""] if per_pe else []))
+        f"{t['entries']:,}", f"{t['fillers']:,}"] + ([f"{t['bias_entries']:,}"] if per_pe else []) + [
+        f"{t['nonzeros']:,}", f"{100 * t['density']:.2f}", "",
+        f"{t['bytes']:,}", f"{t['dense_bytes']:,}", _ratio(t["dense_bytes"], t["bytes"])] + (
+        ["", ""] if per_pe else []))
     print(format_table(header, rows))
     if kind == "net":
         print(f"\nbytes consumed: {doc['bytes_consumed']:,} of {doc['file_size']:,} "
@@ -255,6 +270,8 @@ def run(args) -> int:
         for r in rows_doc:
             if not r["pointers_fit"]:
                 print(f"note: layer {r['name']!r}: a pointer does not fit {pointer_bits} bits")
+    print("dense bytes: the baseline, dense float32 weights and biases (32 bits per parameter); "
+          "dense / bytes: the compression ratio")
 
     if args.json:
         write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)

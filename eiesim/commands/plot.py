@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
         "throughput vs energy-efficiency scatter.",
     )
     s.add_argument("results", metavar="RESULTS.json")
-    s.add_argument("--out", metavar="DIR", default=".", help="folder for the PNG files (default: .)")
+    s.add_argument("--out", metavar="DIR", default=".", help="existing folder for the PNG files (default: .; a missing folder is refused, not created, "
+                   "as for every eiesim output)")
     s.set_defaults(func=run)
 
 

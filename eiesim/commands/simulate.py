@@ -63,8 +63,8 @@ def add_parser(sub) -> None:
     )
     s.add_argument("--config", metavar="FILE", help="EIE configuration (.toml or .json); flags override it")
     s.add_argument("--n-pe", type=int_range(1, MAX_N_PE), metavar="N",
-                   help=f"processing elements, 1..{MAX_N_PE}; a network laid out for another N is "
-                   "re-interleaved (exact)")
+                   help=f"processing elements, 1..{MAX_N_PE}; a network or dump laid out for another N is "
+                   "re-interleaved (exact: codes kept, relative indices and fillers re-encoded)")
     s.add_argument("--fifo-depth", type=int, metavar="D", help="activations one queue holds")
     s.add_argument("--line-bits", type=int, metavar="B", help="spmat SRAM line width in bits")
     s.add_argument("--clock-hz", type=float, metavar="F", help="clock frequency in Hz")
@@ -276,7 +276,11 @@ def run(args) -> int:
     if args.eie_dump is not None:
         from ..format.eiedump import read_dump
 
-        dump = read_dump(args.eie_dump, n_pe=args.n_pe, n_out=args.n_out)
+        dump = read_dump(args.eie_dump, n_out=args.n_out)  # --n-pe: re-interleaved below, exactly
+        if dump.n_out_inferred:
+            notes.append(f"n_out = {dump.layer.n_out} inferred from the largest decoded row (a dump does not "
+                         "store it; trailing all-zero rows cannot be seen): give --n-out ROWS to set it")
+        notes += [f"warning: {w}" for w in dump.warnings]
         network = Network((dump.layer,), activation="none", metadata={"source": args.eie_dump})
         source = f"dump {args.eie_dump}"
         if args.input is not None:
@@ -327,7 +331,7 @@ def run(args) -> int:
         print(note)
     print()
     per = " per input" if n > 1 else ""  # means over the inputs: cycles, spmat and pointer reads
-    header = ["layer", "shape (out x in)", "weights %", "acts %", "entries", "fillers",
+    header = ["layer", "shape (out x in)", "non-zeros % (W, no bias)", "acts %", "entries", "fillers",
               f"cycles{per}", "time us", "LB eff %", f"spmat reads{per}", f"ptr reads{per}"]
     rows = []
     for l in result.layers:

@@ -35,6 +35,11 @@ from ._paths import check_command_outputs
 EXIT_OK, EXIT_BROKEN, EXIT_UNREADABLE = 0, 1, 2
 
 
+
+#: Column header of the weight non-zeros, the same in inspect and validate (and README): real
+#: (non-filler) entries of W, the bias column excluded (issue 9: one definition of "non-zeros").
+NONZEROS_HEADER = "non-zeros (W, no bias)"
+
 def add_parser(sub) -> None:
     """Register the ``validate`` subcommand on an argparse subparsers object.
 
@@ -534,8 +539,10 @@ def _print_report(report, quiet: bool, equiv=None, strict: bool = False) -> None
             for l in report.layers:
                 shape = " x ".join(str(d) for d in l.shape) if l.shape else "?"
                 rows.append([str(l.index), l.name, shape, "-" if l.n_pe is None else str(l.n_pe),
-                             f"{l.stored_entries:,}", f"{l.fillers:,}", f"{l.real_nonzeros:,}"])
-            print(format_table(["#", "layer", "shape", "N", "stored entries", "fillers", "real non-zeros"], rows))
+                             f"{l.stored_entries:,}", f"{l.fillers:,}", f"{l.bias_nonzeros:,}",
+                             f"{l.real_nonzeros:,}"])
+            print(format_table(["#", "layer", "shape", "N", "stored entries", "fillers", "bias entries",
+                                NONZEROS_HEADER], rows))
         for f in report.findings:
             print(str(f))
         for f in report.info:  # informational (INFO-BALANCE): never a failure

@@ -61,6 +61,7 @@ __all__ = [
     "EnergyEntry",
     "EnergyTable",
     "DEFAULT_TABLE",
+    "KNOWN_ENTRIES",
     "UNITS",
     "load_table",
     "EIE_MODULES",
@@ -497,7 +498,10 @@ class EnergyTable:
         ------
         EieConfigError
             If the layout is wrong, an entry lacks value/unit/source, a unit is
-            unknown or a value is negative; the message names the entry.
+            unknown, a value is negative, or an entry's name is not one the
+            energy model prices (:data:`KNOWN_ENTRIES`: a typo would
+            otherwise be added silently and change nothing); the message
+            names the entry and lists the known names.
         """
         if not isinstance(data, Mapping):
             raise EieConfigError(f"{source}: an energy table must be a table of entries")
@@ -521,12 +525,24 @@ class EnergyTable:
                 entries[key] = EnergyEntry(key, spec["value"], spec["unit"], spec["source"], spec.get("note", ""))
             except EieConfigError as exc:
                 raise EieConfigError(f"{source}: {exc}") from None
+        unknown = sorted(set(entries) - KNOWN_ENTRIES)
+        if unknown:
+            raise EieConfigError(
+                f"{source}: unknown energy-table entr{'y' if len(unknown) == 1 else 'ies'} "
+                f"{', '.join(map(repr, unknown))} (a typo?); the known entries are: "
+                f"{', '.join(sorted(KNOWN_ENTRIES))}"
+            )
         name = data.get("name", base.name if base is not None else source)
         if not isinstance(name, str):
             raise EieConfigError(f"{source}: 'name' must be a string")
         if base is not None:
             return base.merged(entries, name=name)
         return cls(name=name, entries=entries)
+
+
+#: Names of the entries the energy model prices (those of the default table);
+#: a user table may override these and no others (:meth:`EnergyTable.from_dict`).
+KNOWN_ENTRIES = frozenset(e.name for e in _DEFAULT_ENTRIES)
 
 
 def _toml_str(s: str) -> str:

@@ -33,7 +33,7 @@ from .._io import read_regular_file, remove_stale_temporaries, symlink_loop_mess
 from ..errors import EieFormatError, EieInputError
 from .layout import CompressedLayer
 
-__all__ = ["EieDump", "read_dump", "write_dump", "dump_files", "dump_layer_name", "DUMP_CODE_BITS", "DUMP_INDEX_BITS"]
+__all__ = ["EieDump", "ROW_OUTLIER_LOCAL_ROWS", "read_dump", "write_dump", "dump_files", "dump_layer_name", "DUMP_CODE_BITS", "DUMP_INDEX_BITS"]
 
 #: Bits of the codebook index in the authors' dump (16-entry codebook, docs/FORMAT.md §2).
 DUMP_CODE_BITS = 4
@@ -57,11 +57,28 @@ class EieDump:
         ``act.dat`` when present.
     path : pathlib.Path
         The directory read.
+    n_out_inferred : bool
+        True when ``n_out`` was not given and was inferred as the largest
+        decoded global row + 1 (trailing all-zero rows cannot be seen).
+    warnings : tuple of str
+        Suspicious facts found while reading, for the caller to show: with an
+        inferred ``n_out``, one PE decoding rows far past every other PE's
+        (more than :data:`ROW_OUTLIER_LOCAL_ROWS` local rows: a missing or
+        misplaced filler entry looks exactly like that, and it alone then
+        decides ``n_out``).
     """
 
     layer: CompressedLayer
     activations: np.ndarray | None
     path: Path
+    n_out_inferred: bool = False
+    warnings: tuple = ()
+
+
+#: Local rows by which one PE's last decoded row must pass every other PE's
+#: before :func:`read_dump` warns (an inferred ``n_out`` only): one filler
+#: entry's span with 4-bit relative indices (z = 15 skips 16 rows, EIE Section III).
+ROW_OUTLIER_LOCAL_ROWS = 16
 
 
 def dump_layer_name(path) -> str:
@@ -291,6 +308,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
             f"{act_path}: holds {act.size} activations, but the pointer files describe "
             f"{padded} padded input columns for N = {N} (act.dat too short or too long?)", code="META-INCONSISTENT"
         )
+    n_in_from_act = n_in is None and act is not None
     if n_in is None:
         n_in = act.size if act is not None else padded
     if act is not None and act.size != n_in:
@@ -302,16 +320,30 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         )
     n_in = int(n_in)
     pad_bad = np.flatnonzero(ptr_full[:, n_in] != ptr_full[:, padded])
+    if pad_bad.size == N and n_in_from_act:
+        # n_in came from act.dat alone and every PE stores entries past it: the file whose length
+        # disagrees with all the others is act.dat, not a ptr file
+        k = int(pad_bad[0])
+        j = n_in + int(np.flatnonzero(np.diff(ptr_full[k, n_in:padded + 1]))[0])
+        raise EieFormatError(
+            f"{act_path}: holds {act.size} activations, but the pointer files store entries in "
+            f"column {j} (in all {N} PEs' ptr files): act.dat is too short for the layer's input columns",
+            code="META-INCONSISTENT",
+        )
     if pad_bad.size:
         k = int(pad_bad[0])
         raise EieFormatError(
             f"{ptr_files[k]}: padding columns {n_in}..{padded - 1} hold "
-            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty", code="PTR-PADDING-NONEMPTY"
+            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty"
+            + (f" (or act.dat, {act.size} activations, is too short)" if n_in_from_act else ""),
+            code="PTR-PADDING-NONEMPTY",
         )
     ptr = np.concatenate([ptr_full[:, : n_in + 1], ptr_full[:, padded + 1:]], axis=1)
     v = np.concatenate(vs)
     z = np.concatenate(zs)
 
+    inferred = False
+    warnings_ = []
     if n_out is None:
         # infer from the largest decoded global row of a real entry
         from .relindex import decode_segments
@@ -323,6 +355,19 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         if not real.any():
             raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly", code="META-MISSING")
         n_out = int((lrow[real] * N + pe[real]).max()) + 1
+        inferred = True
+        last = np.full(N, -1, dtype=np.int64)  # last decoded local row of a real entry, per PE
+        np.maximum.at(last, pe[real], lrow[real])
+        if N > 1:
+            order = np.argsort(last, kind="stable")
+            top, second = int(order[-1]), int(order[-2])
+            if last[top] - last[second] > ROW_OUTLIER_LOCAL_ROWS:
+                warnings_.append(
+                    f"{root}: n_out = {n_out} is inferred from PE {top} alone: its last non-zero decodes to "
+                    f"local row {int(last[top])} (global row {n_out - 1}), every other PE's by local row "
+                    f"{int(last[second])} -- a missing or misplaced filler entry in spm/spm{top}.dat? "
+                    "Pass n_out (--n-out) if the layer really has that many rows"
+                )
     try:
         layer = CompressedLayer(
             shape=(n_out, n_in), n_pe=N, codebook=codebook, ptr=ptr, v=v, z=z,
@@ -332,7 +377,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
         layer.check_format(full=True)
     except EieFormatError as exc:
         raise EieFormatError(f"{root}: {exc}", code=exc.code) from None
-    return EieDump(layer=layer, activations=act, path=root)
+    return EieDump(layer=layer, activations=act, path=root, n_out_inferred=inferred, warnings=tuple(warnings_))
 
 
 def write_dump(layer: CompressedLayer, path, activations=None) -> Path:

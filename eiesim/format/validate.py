@@ -358,11 +358,15 @@ class LayerCounts:
     fillers : int
         Entries with code 0.
     real_nonzeros : int
-        Entries that decode to a value != 0 (code >= 1 and codebook[code] != 0.0; bias
-        column included): ``stored_entries - fillers`` unless ``ENTRY-DECODES-TO-ZERO``
-        fired.
+        Non-zeros of the weight matrix W: entries that decode to a value != 0
+        (code >= 1 and codebook[code] != 0.0) outside the bias column. One
+        definition in every eiesim report (``inspect``, ``validate``,
+        ``simulate``'s weight density, the README): the bias is not a weight.
     empty_pes : int or None
         PEs with no entry (legal).
+    bias_nonzeros : int
+        Entries with code >= 1 in the bias column (0 without one, or when the
+        pointers are too broken to locate it).
     """
 
     index: int
@@ -375,6 +379,7 @@ class LayerCounts:
     fillers: int
     real_nonzeros: int
     empty_pes: Optional[int] = None
+    bias_nonzeros: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready form.
@@ -394,6 +399,7 @@ class LayerCounts:
             "stored_entries": int(self.stored_entries),
             "fillers": int(self.fillers),
             "real_nonzeros": int(self.real_nonzeros),
+            "bias_nonzeros": int(self.bias_nonzeros),
             "empty_pes": self.empty_pes,
         }
 
@@ -482,6 +488,7 @@ class ValidationReport:
             "stored_entries": sum(l.stored_entries for l in self.layers),
             "fillers": sum(l.fillers for l in self.layers),
             "real_nonzeros": sum(l.real_nonzeros for l in self.layers),
+            "bias_nonzeros": sum(l.bias_nonzeros for l in self.layers),
         }
         return {
             "eiesim_version": __version__,
@@ -644,6 +651,7 @@ class _Csc:
     ptr_member: Optional[str] = None  # per-PE file name pattern, e.g. "ptr/ptr{k}.dat"
     spm_member: Optional[str] = None
     entries_complete: bool = True  # False: some PE's entries could not be read (usage unknown)
+    pad_from_act: bool = False  # dump: n_in taken from act.dat's length (non-empty padding blames act.dat)
 
 
 def _col_name(c: _Csc, j: int) -> str:
@@ -738,8 +746,18 @@ def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
             r = int(bad[0])
             k = int(gidx[r])
             j = a + int(np.flatnonzero(D[r, a:b] != 0)[0]) if np.any(D[r, a:b] != 0) else a
-            col.add("PTR-PADDING-NONEMPTY", f"PE {k}: padding columns {a}..{b - 1} hold {int(padn[r])} entries "
-                    f"(first in column {j}); they must be empty", pe=k, column=j, count=bad.size, member=pm(k))
+            if c.pad_from_act and bad.size == N:
+                # n_in is act.dat's length and every PE stores entries past it: act.dat is the odd file
+                col.add("META-INCONSISTENT", f"act.dat holds {a} activations, but all {N} PEs' pointer files "
+                        f"store entries past it (PE {k}: {int(padn[r])} entries in columns {a}..{b - 1}, first "
+                        f"in column {j}); act.dat is too short for the layer's input columns", column=j,
+                        count=bad.size, member="act.dat")
+            else:
+                col.add("PTR-PADDING-NONEMPTY", f"PE {k}: padding columns {a}..{b - 1} hold {int(padn[r])} entries "
+                        f"(first in column {j}); they must be empty"
+                        + (f" (or act.dat, {a} activations, is too short)" if c.pad_from_act else ""),
+                        pe=k, column=j, count=bad.size,
+                        member=pm(k))
 
     # ---- entries of the sound PEs (full)
     spe = gidx[sound]
@@ -855,7 +873,8 @@ def _report_balance(col: _Collector, c: _Csc, level: str) -> None:
                                    data=b.to_dict()))
 
 
-def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None, cb=None) -> LayerCounts:
+def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None, cb=None,
+             bias_nonzeros=0) -> LayerCounts:
     fillers = int(np.count_nonzero(v == 0)) if v is not None else 0
     n = int(v.size) if v is not None else 0
     real = n - fillers
@@ -863,7 +882,24 @@ def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None,
     if zc.size and n:  # "non-zeros" means decoded value != 0
         real -= int(np.count_nonzero(np.isin(v, zc)))
     return LayerCounts(index, name, tuple(shape) if shape is not None else None, n_pe, code_bits, index_bits,
-                       n, fillers, real, empty_pes)
+                       n, fillers, real - bias_nonzeros, empty_pes, bias_nonzeros)
+
+
+def _bias_nonzeros(c: "_Csc") -> int:
+    """Entries of the bias column of ``c`` that decode to a value != 0 (pointers clipped to each PE's entries)."""
+    if c.bias_col is None:
+        return 0
+    zc = _zero_codes(c.codebook)
+    total, off = 0, 0
+    for k, p in enumerate(c.ptrs):
+        n_k = int(c.ent_counts[k]) if k < len(c.ent_counts) else 0
+        if p is not None and p.size > c.bias_col + 1:
+            a = min(max(int(p[c.bias_col]), 0), n_k)
+            b = min(max(int(p[c.bias_col + 1]), a), n_k)
+            seg = c.v[off + a: off + b]
+            total += int(np.count_nonzero(seg)) - (int(np.count_nonzero(np.isin(seg, zc))) if zc.size else 0)
+        off += n_k
+    return total
 
 
 # =========================================================================== in-memory layers
@@ -973,7 +1009,7 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
     facts = _check_csc(col, c, level)
     _report_balance(col, c, level)
     report.layers.append(_summary(0, col.layer_name, (n_out, n_in), N, code_bits, index_bits, v,
-                                  facts.get("empty_pes"), cb=cb))
+                                  facts.get("empty_pes"), cb=cb, bias_nonzeros=_bias_nonzeros(c)))
     if level == "full" and (reference is not None or mask is not None or reference_bias is not None):
         _check_equivalence(col, c, cb, reference, reference_bias, mask)
     return report
@@ -1209,6 +1245,7 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
                 f"hold {v.size}")
     # ---- per-PE CSC
     empty = None
+    bias_nz = 0
     if (raw.ptr is not None and raw.ptr_shape_ok and v is not None and raw.shape is not None
             and raw.n_pe is not None and raw.has_bias is not None and raw.code_bits is not None
             and raw.index_bits is not None):
@@ -1220,8 +1257,10 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
                  pointer_bits=raw.pointer_bits, extra_entries=extra, codebook=raw.codebook)
         empty = _check_csc(col, c, level).get("empty_pes")
         _report_balance(col, c, level)
+        bias_nz = _bias_nonzeros(c)
     report.layers.append(_summary(i, raw.name, raw.shape, raw.n_pe, raw.code_bits, raw.index_bits,
-                                  v if v is not None else np.zeros(0, np.uint8), empty, cb=raw.codebook))
+                                  v if v is not None else np.zeros(0, np.uint8), empty, cb=raw.codebook,
+                                  bias_nonzeros=bias_nz))
 
 
 def _check_huffman(col: _Collector, stream, sym: str) -> bool:
@@ -1440,8 +1479,16 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     z = np.concatenate(zs) if zs else np.zeros(0, np.uint32)
 
     lens = [p.size for p in ptrs if p is not None]
-    if n_in is None and act is not None:
+    pad_from_act = n_in is None and act is not None
+    if pad_from_act:
         n_in = int(act.size)
+        if lens and len(set(lens)) == 1 and lens[0] - 2 != -(-n_in // N) * N and (lens[0] - 2) % N == 0 \
+                and lens[0] - 2 >= N:
+            # every pointer file agrees on the padded column count: the odd one out is act.dat
+            col.add("META-INCONSISTENT", f"act.dat holds {act.size} activations, but the pointer files "
+                    f"describe {lens[0] - 2} padded input columns for N = {N} (act.dat too short or too long?)",
+                    member="act.dat")
+            n_in, pad_from_act, act = lens[0] - 2, False, None  # act.dat reported; judge the rest without it
     if n_in is not None:
         padded = -(-n_in // N) * N
         if act is not None and act.size != n_in:
@@ -1462,12 +1509,12 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     c = _Csc(index=0, name=name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
              v=v, z=z, ent_counts=cnt, ptr_len=padded + 2, bias_col=padded, pad_cols=(n_in, padded),
              pointer_bits=None, ptr_member="ptr/ptr{k}.dat", spm_member="spm/spm{k}.dat",
-             entries_complete=complete, codebook=cb)
+             entries_complete=complete, codebook=cb, pad_from_act=pad_from_act)
     facts = _check_csc(col, c, level)
     _report_balance(col, c, level)
     shape_out = n_out if n_out is not None else facts.get("n_out_inferred")
     report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,
-                                  facts.get("empty_pes"), cb=cb))
+                                  facts.get("empty_pes"), cb=cb, bias_nonzeros=_bias_nonzeros(c)))
     return report
 
 

@@ -339,7 +339,8 @@ def plot_all(doc: dict, out_dir) -> List[Path]:
         A results document: a ``eiesim simulate --energy --json`` or
         ``eiesim energy --json`` file, or a reproduction JSON.
     out_dir : path-like
-        Folder for the PNG files (created when missing).
+        Existing folder for the PNG files (never created: eiesim's one rule for
+        outputs; a missing folder raises ``FileNotFoundError`` from the writer).
 
     Returns
     -------
@@ -360,9 +361,8 @@ def plot_all(doc: dict, out_dir) -> List[Path]:
         has_energy = False
     layers = doc.get("layers") or []
     has_ratios = bool(layers) and "speedup" in layers[0] and "geomean" in doc
-    if not (has_energy or has_ratios):  # before the folder is made: a refused document leaves nothing
+    if not (has_energy or has_ratios):  # before any figure: a refused document leaves nothing
         raise EieInputError("nothing to plot: the results hold neither energy nor baseline comparisons")
-    out.mkdir(parents=True, exist_ok=True)
     if has_energy:
         p = out / "energy_breakdown.png"
         plot_energy_breakdown(doc, p)

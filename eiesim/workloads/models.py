@@ -108,7 +108,89 @@ def load_npz(path) -> Dict[str, np.ndarray]:
     with open_regular_file(path, error=EieInputError, what=".npz model file") as fh:
         if fh.read(len(NPY_MAGIC)) == NPY_MAGIC:
             raise _err(path, "is a single .npy array, not an .npz archive of named arrays")
-    return load_npz_arrays(path, error=EieInputError)
+    arrays = load_npz_arrays(path, error=EieInputError)
+    if set(arrays) >= {"format", "shape", "data"} and set(arrays) <= _SPARSE_KEYS:
+        name = os.path.splitext(os.path.basename(os.fspath(path)))[0] or "weight"
+        return collections.OrderedDict([(name, _dense_from_scipy_npz(arrays, path))])
+    return arrays
+
+
+#: Member names of a :func:`scipy.sparse.save_npz` file (CSR/CSC: data, indices, indptr; COO: data, row, col;
+#: ``_is_array`` for sparse arrays rather than matrices).
+_SPARSE_KEYS = frozenset({"format", "shape", "data", "indices", "indptr", "row", "col", "_is_array"})
+#: Largest dense matrix a sparse ``.npz`` is expanded to (elements; 1 GiB of float32): compress works dense.
+MAX_DENSE_ELEMENTS = 1 << 28
+
+
+def _dense_from_scipy_npz(arrays, path) -> np.ndarray:
+    """The dense float matrix of a :func:`scipy.sparse.save_npz` archive (CSR, CSC or COO).
+
+    Indices are sorted (scipy writes them unsorted after some operations);
+    duplicate entries -- which scipy would silently sum -- are refused, naming
+    the first (row, column). The shape is checked against
+    :data:`MAX_DENSE_ELEMENTS` before anything is allocated.
+
+    Raises
+    ------
+    EieInputError
+        Unknown sparse format, a non-float ``data``, a malformed structure
+        (scipy's full ``check_format``), a duplicate entry, or too large a shape.
+    """
+    import scipy.sparse as sp
+
+    fmt = arrays["format"]
+    fmt = fmt.item().decode("ascii", "replace") if fmt.dtype.kind == "S" else str(fmt.item()) \
+        if fmt.ndim == 0 and fmt.dtype.kind in "SU" else None
+    if fmt not in ("csr", "csc", "coo"):
+        raise _err(path, f"scipy sparse .npz of format {fmt!r}: only csr, csc and coo are read")
+    shape = arrays["shape"]
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or int(shape.min()) < 1:
+        raise _err(path, f"scipy sparse .npz: 'shape' must be two positive integers, got {shape.tolist()}")
+    n_out, n_in = (int(x) for x in shape)
+    if n_out * n_in > MAX_DENSE_ELEMENTS:
+        raise _err(path, f"scipy sparse .npz of shape {n_out} x {n_in}: more than {MAX_DENSE_ELEMENTS:,} weights, "
+                   "too large to compress densely")
+    data = arrays["data"]
+    if data.ndim != 1 or data.dtype.kind != "f":
+        raise _err(path, f"scipy sparse .npz: 'data' must be 1-D floating point, got {data.dtype} {data.shape}")
+    need = ("indices", "indptr") if fmt != "coo" else ("row", "col")
+    missing = [k for k in need if k not in arrays]
+    if missing:
+        raise _err(path, f"scipy sparse .npz ({fmt}) lacks {', '.join(missing)}")
+    try:
+        if fmt == "coo":
+            m = sp.coo_array((data, (arrays["row"], arrays["col"])), shape=(n_out, n_in))
+            rc = np.stack([np.asarray(m.row, np.int64), np.asarray(m.col, np.int64)], axis=1)
+            if rc.size and (rc.min() < 0 or (rc[:, 0] >= n_out).any() or (rc[:, 1] >= n_in).any()):
+                raise ValueError("row or column index out of range")
+            order = np.lexsort((rc[:, 1], rc[:, 0]))
+            rc = rc[order]
+            dup = np.flatnonzero(np.all(rc[1:] == rc[:-1], axis=1))
+            if dup.size:
+                r, c = rc[dup[0]]
+                raise _err(path, f"scipy sparse .npz: entry ({r}, {c}) is stored {int(np.sum(np.all(rc == rc[dup[0]], axis=1)))} "
+                           f"times ({dup.size} duplicate(s) in all); scipy would sum them: give each weight once")
+            dense = np.zeros((n_out, n_in), dtype=data.dtype)
+            dense[rc[:, 0], rc[:, 1]] = data[order]
+            return dense
+        cls = sp.csr_array if fmt == "csr" else sp.csc_array
+        m = cls((data, arrays["indices"], arrays["indptr"]), shape=(n_out, n_in))
+        m.check_format(full_check=True)
+        m.sort_indices()
+        ind, ptr = np.asarray(m.indices, np.int64), np.asarray(m.indptr, np.int64)
+        same = np.flatnonzero(ind[1:] == ind[:-1])
+        same = same[np.searchsorted(ptr, same + 1, side="right") - 1 == np.searchsorted(ptr, same, side="right") - 1]
+        if same.size:
+            i = int(same[0])
+            major = int(np.searchsorted(ptr, i, side="right") - 1)
+            r, c = (major, int(ind[i])) if fmt == "csr" else (int(ind[i]), major)
+            raise _err(path, f"scipy sparse .npz: entry ({r}, {c}) is stored more than once ({same.size} duplicate(s) "
+                       "in all); scipy would sum them: give each weight once")
+        return m.toarray()
+    except EieInputError:
+        raise
+    except (ValueError, TypeError, IndexError) as exc:
+        raise _err(path, f"scipy sparse .npz ({fmt}) is malformed: {exc}") from None
 
 
 def load_safetensors(path) -> Dict[str, np.ndarray]:

@@ -308,7 +308,7 @@ def fifos(model_dir):
     ("simulate", "--network", "{d}/g.eie", "--input", "{d}/in20.npy", "--config", "{d}/fifo.toml"),
     ("energy", "{d}/fifo.json"),
     ("energy", "{d}/r.json", "--table", "{d}/fifo.toml"),
-    ("plot", "{d}/fifo.json", "--out", "{d}/figs"),
+    ("plot", "{d}/fifo.json", "--out", "{d}"),  # an existing folder: eiesim creates none
 ])
 def test_fifo_inputs_are_refused_without_blocking(capsys, fifos, no_hang, argv):
     (fifos / "g.net").write_bytes(b"\0" * 8)
@@ -421,9 +421,14 @@ _SCRIPT_CASES = [
     ("reproduce_deep_compression.py", ["--json", "{d}/r.json", "--markdown", "{d}/r.json"], "--markdown"),
     ("study_deep_compression_recipe.py", ["--seeds", "0", "--prune", "P0", "--quant", "Q0", "--jobs", "1",
                                           "--out", "{d}/nodir/s.jsonl"], "--out"),
-    ("reproduce_eie.py", ["--json", "{d}/nodir/r.json", "--out", "{d}/rep"], "--json"),
+    ("reproduce_eie.py", ["--json", "{d}/nodir/r.json", "--out", "{d}"], "--json"),
     ("reproduce_eie.py", ["--out", "{d}/afile"], "--out"),
     ("make_traces.py", ["--out", "{d}/afile"], "--out"),
+    # issue 9: one rule for all outputs -- a missing --out folder is refused, not created
+    ("reproduce_eie.py", ["--out", "{d}/nodir"], "--out"),
+    ("make_traces.py", ["--out", "{d}/nodir"], "--out"),
+    ("study_deep_compression_recipe.py", ["--seeds", "0", "--prune", "P0", "--quant", "Q0", "--jobs", "1",
+                                          "--cache", "{d}/nodir"], "--cache"),
     ("bench.py", ["--json", "{d}/nodir/b.json"], "--json"),
     ("bench_kmeans.py", ["--json", "{d}/nodir/k.json"], "--json"),
     ("bench_validate.py", ["--json", "{d}/nodir/v.json"], "--json"),

@@ -137,7 +137,8 @@ def test_compress_layers_option_and_one_layer(capsys, tmp_path):
     assert code == 0, err
     (layer,) = load_network(out_eie).layers
     assert layer.shape == (10, 40) and layer.code_bits == 3 and layer.n_pe == 4
-    assert "-" in out.splitlines()[-3]  # no --huffman: P+Q+H columns are '-'
+    table_total = next(l for l in out.splitlines() if l.startswith("total"))
+    assert " - " in table_total  # no --huffman: P+Q+H columns are '-'
 
 
 def test_malicious_pth_refused_nothing_runs(capsys, tmp_path):
@@ -216,3 +217,89 @@ def test_compress_without_bias_stores_no_bias_column(capsys, tmp_path):
     rb = simulate(with_col, a)
     assert rb.counters["ptr_reads"] == 64 * (nz + 1)
     assert rb.cycles == r.cycles + 2
+
+
+@pytest.mark.parametrize("weights,codes", [
+    (np.repeat(np.array([-2, -1, 0.5, 1, 2], np.float32), 20).reshape(10, 10), {"CODEBOOK-UNUSED"}),
+    (np.full((8, 8), 0.3, np.float32), {"CODEBOOK-DUPLICATE", "CODEBOOK-UNUSED"}),
+])
+def test_compress_says_what_validate_would_warn(tmp_path, capsys, weights, codes):
+    """Issue 9: compress was silent about duplicate/unused/zero centroids that validate then warned about."""
+    import json as _json
+
+    from eiesim.cli import main as _main
+    from eiesim.format.validate import validate
+
+    np.savez(tmp_path / "m.npz", fc=weights)
+    out_eie, js = tmp_path / "m.eie", tmp_path / "m.json"
+    assert _main(["compress", str(tmp_path / "m.npz"), "--out", str(out_eie), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    want = {f.code for f in validate(out_eie).findings if f.severity == "warning"}
+    assert codes <= want
+    for code in want:
+        assert f"warning {code} [layer 'fc']" in out
+    assert {f["code"] for f in _json.loads(js.read_text())["findings"]} == want
+
+
+def _scipy_weight(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((30, 40)) * (rng.random((30, 40)) < 0.2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_compress_reads_scipy_save_npz(tmp_path, capsys, fmt):
+    """Issue 9: a scipy save_npz file gave 'no 2-D floating-point array'."""
+    import scipy.sparse as sp
+
+    from eiesim.workloads.models import load_model
+
+    w = _scipy_weight()
+    m = {"csr": sp.csr_array, "csc": sp.csc_array, "coo": sp.coo_array}[fmt](w)
+    if fmt != "coo":  # indices unsorted within each row/column, as scipy leaves them after some operations
+        for k in range(m.indptr.size - 1):
+            a, b = m.indptr[k], m.indptr[k + 1]
+            m.indices[a:b], m.data[a:b] = m.indices[a:b][::-1].copy(), m.data[a:b][::-1].copy()
+        m.has_sorted_indices = False
+    sp.save_npz(tmp_path / "fc6.npz", m)
+    got = load_model(tmp_path / "fc6.npz")
+    assert list(got) == ["fc6"] and np.array_equal(got["fc6"], w)
+    out_eie = tmp_path / "fc6.eie"
+    assert main(["compress", str(tmp_path / "fc6.npz"), "--out", str(out_eie), "--n-pe", "4"]) == 0
+    (layer,) = load_network(out_eie).layers
+    assert layer.name == "fc6" and layer.shape == (30, 40)
+    assert np.array_equal(layer.to_dense() != 0, w != 0)  # every kept weight in place (no pruning asked)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "coo"])
+def test_compress_refuses_duplicate_sparse_entries(tmp_path, capsys, fmt):
+    import scipy.sparse as sp
+
+    if fmt == "csr":
+        m = sp.csr_array((np.array([1.0, 2.0], np.float32), np.array([3, 3]), np.array([0, 2, 2])), shape=(2, 5))
+    else:
+        m = sp.coo_array((np.array([1.0, 2.0, 3.0]), (np.array([0, 1, 0]), np.array([2, 2, 2]))), shape=(2, 3))
+    sp.save_npz(tmp_path / "d.npz", m)
+    assert main(["compress", str(tmp_path / "d.npz"), "--out", str(tmp_path / "d.eie")]) == 2
+    err = capsys.readouterr().err
+    entry = "(0, 3)" if fmt == "csr" else "(0, 2)"
+    assert f"d.npz: scipy sparse .npz: entry {entry} is stored" in err and "scipy would sum them" in err
+    assert not (tmp_path / "d.eie").exists()
+
+
+def test_compress_names_stream_and_file_sizes(tmp_path, capsys):
+    """Issue 9: the headline rate was the Deep Compression stream's only, not that of the .eie written."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "m.npz", **{"fc1.weight": rng.standard_normal((300, 784)).astype(np.float32),
+                                    "fc1.bias": rng.standard_normal(300).astype(np.float32)})
+    out_eie, js = tmp_path / "m.eie", tmp_path / "m.json"
+    assert main(["compress", str(tmp_path / "m.npz"), "--out", str(out_eie), "--density", "0.08",
+                 "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    sizes = json.loads(js.read_text())["sizes"]
+    assert sizes["eie_file_bytes"] == os.path.getsize(out_eie)
+    assert sizes["dense_bytes"] == 4 * (300 * 784 + 300)
+    assert sizes["dc_stream_pq_bytes"] < sizes["eie_file_bytes"] < sizes["dense_bytes"]
+    f = sizes["eie_file_bytes"]
+    assert (f"this .eie file (per-PE EIE layout: pointers per PE and column, codebooks, biases, manifest, ZIP): "
+            f"{f / 1000:,.1f} KB, {100 * f / sizes['dense_bytes']:.2f} %") in out
+    assert "Deep Compression stream, pruned + quantised (P+Q; the table's rate)" in out

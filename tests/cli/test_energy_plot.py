@@ -81,6 +81,8 @@ def test_energy_errors(capsys, tmp_path):
 
 
 def test_plot_from_simulate_json(lenet_json, capsys, tmp_path):
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "none").mkdir()
     code, out, err = run(capsys, "plot", str(lenet_json), "--out", str(tmp_path / "figs"))
     assert code == 0, err
     assert (tmp_path / "figs" / "energy_breakdown.png").stat().st_size > 5_000
@@ -136,3 +138,38 @@ def test_energy_refuses_zero_cycles(lenet_json, capsys, tmp_path):
     src.write_text(json.dumps(doc, allow_nan=False))
     code, out, err = run(capsys, "energy", str(src))
     assert code == 2 and "run 'ip2'" in err and "cycles must be >= 1" in err, err
+
+
+def test_energy_total_counts_each_benchmark_once(lenet_json, capsys, tmp_path):
+    """Issue 9: a reproduction JSON's synthetic Alex-8 and real FC8 were both summed into the total."""
+    doc = json.loads(lenet_json.read_text())
+    ip1, ip2, ip3 = doc["layers"]
+    doc["layers"] = [dict(ip1, name="Alex-6", bench="Alex-6", synthetic=True),
+                     dict(ip2, name="Alex-8", bench="Alex-8", synthetic=True),
+                     dict(ip3, name="Alex-8 (real FC8)", bench="Alex-8", synthetic=False)]
+    src = tmp_path / "reproduction.json"
+    src.write_text(json.dumps(doc))
+    out_js = tmp_path / "priced.json"
+    code, out, err = run(capsys, "energy", str(src), "--json", str(out_js))
+    assert code == 0, err
+    priced = json.loads(out_js.read_text())["energy"]
+    assert priced["in_total"] == [True, False, True]
+    want = sum(l["activity"]["per_input_pj"] for l, t in zip(priced["layers"], priced["in_total"]) if t)
+    total_line = next(line for line in out.splitlines() if line.startswith("total"))
+    assert "without Alex-8" in total_line and "2 layers" in total_line
+    assert f"{want / 1e6:,.3f}" in total_line
+    # a plain simulate JSON (no 'bench'): every layer of the network is summed
+    code, out, err = run(capsys, "energy", str(lenet_json))
+    assert next(l for l in out.splitlines() if l.startswith("total")).split()[:1] == ["total"]
+    assert "without" not in out
+
+
+def test_plot_refuses_a_missing_out_folder(lenet_json, capsys, tmp_path):
+    """Issue 9: plot --out created missing folders while every other output refused them; one rule now."""
+    missing = tmp_path / "typo" / "figs"
+    code, out, err = run(capsys, "plot", str(lenet_json), "--out", str(missing))
+    assert code == 2 and "--out" in err and "folder does not exist" in err
+    assert not (tmp_path / "typo").exists()
+    # the same rule as a missing folder in --json
+    code, _, err = run(capsys, "simulate", "--json", str(tmp_path / "typo" / "r.json"))
+    assert code == 2 and "does not exist" in err and not (tmp_path / "typo").exists()

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from eiesim.cli import COMMANDS, main
+from eiesim.report.plots import FIGURE_FILES
 from tests.compress.test_zip_members import (
     _good_npz,
     _good_pth,
@@ -119,8 +120,12 @@ RECIPES = {
          ["e.json", "t.toml"]),
         (["energy", "{results}", "--table", "{bad}", "--json", "{out}/e.json"], (".toml",), ["e.json"]),
     ],
-    "plot": [
-        (["plot", "{bad}", "--out", "{out}/figs"], (".json",), ["figs"]),
+    "convert": [
+        (["convert", "{bad}", "--out", "{out}/c.eie"], (".npz", ".safetensors", ".net"), ["c.eie"]),
+    ],
+    "plot": [  # an existing folder: eiesim creates none (docs/CLI.md), so the bad input is what is refused
+        (["plot", "{bad}", "--out", "{out}"], (".json",),
+         list(FIGURE_FILES)),
     ],
 }
 

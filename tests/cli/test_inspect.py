@@ -96,8 +96,12 @@ def test_embedded_trace_container(capsys, tmp_path):
     assert [l["shape"] for l in doc["layers"]] == [[300, 784], [100, 300], [10, 100]]
     for l in doc["layers"]:
         assert l["pointer_bits"] == 12
-        assert l["entries"] == l["fillers"] + l["nonzeros"]
+        assert l["entries"] == l["fillers"] + l["bias_entries"] + l["nonzeros"]
+        # issue 9: one definition of non-zeros -- W's, bias excluded -- so density = non-zeros / weights
+        assert l["nonzeros"] == l["density"] * l["weights"] and l["bias_entries"] == l["shape"][0]
         assert l["bits"] == l["entries"] * 8 + l["pointers"] * 12 + 16 * 32
+    assert [l["nonzeros"] for l in doc["layers"]] == [18_816, 2_700, 260]  # 8 %, 9 %, 26 % (traces/README.md)
+    assert "non-zeros (W, no bias)" in out
     assert "ip1" in out and "300 x 784" in out
 
 
@@ -144,3 +148,19 @@ def test_balance_columns_after_balanced_pruning(capsys, tmp_path, balance):
         assert bal["slice_max_sum"] == bal["slice_floor_sum"] and sl == round(bal["slice_balance_floor"], 3)
     else:  # plain magnitude is uneven on both counts
         assert pe > 1.2 and bal["slice_max_sum"] > bal["slice_floor_sum"]
+
+
+def test_inspect_shows_dense_baseline_and_ratio(capsys, tmp_path):
+    """Issue 9: inspect showed stored bytes without the dense baseline they compress."""
+    path = resources.files("eiesim.traces") / "lenet300100.eie"
+    js = tmp_path / "i.json"
+    code, out, err = run(capsys, "inspect", str(path), "--json", js)
+    assert code == 0, err
+    doc = json.loads(js.read_text())
+    assert [l["dense_bytes"] for l in doc["layers"]] == [4 * (300 * 784 + 300), 4 * (100 * 300 + 100),
+                                                          4 * (10 * 100 + 10)]
+    t = doc["total"]
+    assert t["dense_bytes"] == 1_066_440
+    assert "dense bytes" in out and "dense / bytes" in out
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    assert f"{t['dense_bytes'] / t['bytes']:,.1f}x" in total and "1,066,440" in total

@@ -40,6 +40,7 @@ def test_deeply_nested_json_is_one_line(tmp_path, capsys, command, text):
     """T3: json.loads's RecursionError no longer escapes."""
     p = tmp_path / "deep.json"
     p.write_text(text)
+    (tmp_path / "figs").mkdir()  # output folders must exist (docs/CLI.md)
     out_args = ["--out", tmp_path / "figs"] if command == "plot" else []
     code, out, err = run(capsys, command, p, *out_args)
     assert code == 2 and err.count("\n") == 1 and "nested too deeply" in err, err
@@ -105,6 +106,7 @@ def test_plot_schema_errors_before_any_figure(tmp_path, capsys, edit, field):
     edit(doc)
     p = tmp_path / "r.json"
     p.write_text(json.dumps(doc))
+    (tmp_path / "figs").mkdir()
     code, out, err = run(capsys, "plot", p, "--out", tmp_path / "figs")
     assert code == 2 and err.count("\n") == 1 and f"field {field}:" in err, err
     assert not (tmp_path / "figs").exists() or not any((tmp_path / "figs").iterdir())
@@ -113,6 +115,7 @@ def test_plot_schema_errors_before_any_figure(tmp_path, capsys, edit, field):
 def test_plot_good_energy_doc_draws(tmp_path, capsys):
     p = tmp_path / "r.json"
     p.write_text(json.dumps(_energy_doc()))
+    (tmp_path / "figs").mkdir()
     code, out, err = run(capsys, "plot", p, "--out", tmp_path / "figs")
     assert code == 0 and (tmp_path / "figs" / "energy_breakdown.png").exists(), err
 

@@ -48,7 +48,8 @@ def test_fc8_dump_passes(capsys, fc8_dir, tmp_path):
     assert "conformant: 0 error(s), 0 warning(s)" in out
     doc = json.loads(js.read_text())
     assert doc["format"] == "dump" and doc["conformant"] is True and doc["findings"] == []
-    assert doc["summary"] == {"layers": 1, "stored_entries": 1051991, "fillers": 0, "real_nonzeros": 1051991}
+    assert doc["summary"] == {"layers": 1, "stored_entries": 1051991, "fillers": 0, "real_nonzeros": 1051032,
+                              "bias_nonzeros": 959}  # issue 9: non-zeros of W, the bias column apart
     assert doc["layers"][0]["shape"] == [1000, 4096]
 
 

@@ -115,3 +115,18 @@ def test_missing_file_and_entry():
     with pytest.raises(EieConfigError):
         EnergyEntry("x", float("nan"), "pJ", "s")
     assert isinstance(DEFAULT_TABLE.merged({}), EnergyTable)
+
+
+def test_unknown_entry_name_is_refused_with_the_known_names(tmp_path):
+    """Issue 9: a typo ("dram_read_32" for "dram_read_32b") was added silently and changed nothing."""
+    from eiesim.energy.tables import KNOWN_ENTRIES
+
+    p = tmp_path / "typo.toml"
+    p.write_text('[entries.dram_read_32]\nvalue = 320.0\nunit = "pJ"\nsource = "my datasheet"\n')
+    for base in (DEFAULT_TABLE, None):
+        with pytest.raises(EieConfigError, match="unknown energy-table entry 'dram_read_32'") as exc:
+            load_table(p, base=base)
+        msg = str(exc.value)
+        assert str(p) in msg
+        assert all(k in msg for k in KNOWN_ENTRIES)  # the message lists every known name
+    assert "dram_read_32b" in KNOWN_ENTRIES and KNOWN_ENTRIES == set(DEFAULT_TABLE.entries)

@@ -249,3 +249,49 @@ def test_write_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_dump(_synthetic(), tmp_path / "d")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- which file is blamed (issue 9)
+def _last_column_full_dump(tmp_path, n_act):
+    """23 x 5-PE layer whose last column holds an entry on every PE; act.dat of ``n_act`` values."""
+    codes = np.zeros((10, 23), dtype=np.int64)
+    codes[:, 22] = np.arange(1, 11)
+    codes[3, 5] = 7
+    lay = CompressedLayer.from_codes(codes, CB16, 5)
+    out = write_dump(lay, tmp_path / "d", activations=np.ones(23, np.float32))
+    (out / "act.dat").write_bytes(np.ones(n_act, "<f4").tobytes())
+    return out
+
+
+def test_act_four_bytes_short_is_blamed_on_act_dat(tmp_path):
+    """act.dat 4 bytes short used to be reported as 'ptr/ptr0.dat: padding columns ... must be empty'."""
+    out = _last_column_full_dump(tmp_path, 22)
+    with pytest.raises(EieFormatError, match=r"act\.dat: holds 22 activations, but the pointer files store "
+                       r"entries in column 22 \(in all 5 PEs' ptr files\): act\.dat is too short") as exc:
+        read_dump(out)
+    assert "ptr0.dat" not in str(exc.value)
+    with pytest.raises(EieFormatError, match=r"act\.dat: holds 22 activations, but n_in = 23"):
+        read_dump(out, n_in=23)
+
+
+def test_inferred_n_out_is_flagged_and_a_lone_far_pe_warned(tmp_path):
+    """Issue 9: an inferred n_out is said so, and one PE decoding rows far past every other PE's is warned."""
+    codes = np.ones((40, 3), dtype=np.int64)  # 4 PEs, local rows 0..9 each
+    lay = CompressedLayer.from_codes(codes, CB16, 4)
+    out = write_dump(lay, tmp_path / "d", activations=np.ones(3, np.float32))
+    d = read_dump(out)
+    assert d.n_out_inferred and d.layer.n_out == 40 and d.warnings == ()
+    assert not read_dump(out, n_out=40).n_out_inferred
+    # two stray filler entries at the head of PE 1's column 2 push its rows 32 local rows down
+    p = np.fromfile(out / "ptr" / "ptr1.dat", dtype="<u4")
+    s = np.fromfile(out / "spm" / "spm1.dat", dtype="<u4").reshape(-1, 2)
+    at = int(p[2])
+    s = np.insert(s, at, [[0, 15], [0, 15]], axis=0)
+    p[3:] += 2
+    p.tofile(out / "ptr" / "ptr1.dat")
+    s.tofile(out / "spm" / "spm1.dat")
+    d = read_dump(out)
+    assert d.n_out_inferred and d.layer.n_out == (9 + 32) * 4 + 1 + 1  # decided by PE 1 alone
+    (w,) = d.warnings
+    assert "PE 1 alone" in w and "local row 41" in w and "by local row 9" in w and "spm1.dat" in w
+    assert read_dump(out, n_out=200).warnings == ()  # n_out given: nothing inferred, nothing to warn

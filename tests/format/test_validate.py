@@ -65,7 +65,7 @@ def test_base_passes_with_counts():
     assert (lc.stored_entries, lc.fillers, lc.real_nonzeros, lc.empty_pes) == (11, 2, 9, 0)
     d = rep.to_dict()
     assert d["conformant"] is True and d["counts"] == {"errors": 0, "warnings": 0}
-    assert d["summary"] == {"layers": 1, "stored_entries": 11, "fillers": 2, "real_nonzeros": 9}
+    assert d["summary"] == {"layers": 1, "stored_entries": 11, "fillers": 2, "real_nonzeros": 9, "bias_nonzeros": 0}
 
 
 # ---------------------------------------------------------------- one mutation per rule
@@ -555,3 +555,23 @@ def test_docs_rule_table_matches_the_code():
         assert row in text, row
     for code in FATAL_CODES:
         assert f"| `{code}` |" in text
+
+
+def test_dump_act_short_or_long_is_blamed_on_act_dat(tmp_path):
+    """Issue 9: a 4-byte-short act.dat was reported as PTR-PADDING-NONEMPTY on ptr/ptr0.dat."""
+    codes = np.zeros((10, 23), dtype=np.int64)
+    codes[:, 22] = np.arange(1, 11)  # every PE stores an entry in the last column
+    codes[:5, 21] = np.arange(11, 16)  # every centroid used
+    cb = np.array([0.0] + [0.25 * i for i in range(1, 16)], np.float32)
+    out = write_dump(CompressedLayer.from_codes(codes, cb, 5), tmp_path / "d", activations=np.ones(23, np.float32))
+    assert validate_dump(out).findings == []
+    (out / "act.dat").write_bytes(np.ones(22, "<f4").tobytes())  # 4 bytes short
+    rep = validate_dump(out)
+    assert rep.codes() == {"META-INCONSISTENT"}, [str(f) for f in rep.findings]
+    assert [f.member for f in rep.findings] == ["act.dat"]
+    assert "act.dat holds 22 activations" in str(rep.findings[0])
+    (out / "act.dat").write_bytes(np.ones(26, "<f4").tobytes())  # one group of 5 too long
+    rep = validate_dump(out)
+    assert rep.codes() == {"META-INCONSISTENT"}, [str(f) for f in rep.findings]
+    assert [f.member for f in rep.findings] == ["act.dat"]
+    assert "describe 25 padded input columns" in str(rep.findings[0])

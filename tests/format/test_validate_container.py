@@ -523,3 +523,15 @@ def test_one_symbol_alphabet_round_trips(tmp_path):
     back = load_network(p).layers[0]
     assert np.array_equal(back.z, lay.z) and np.array_equal(back.v, lay.v)
     assert validate_container(p).codes() <= {"CODEBOOK-UNUSED"}
+
+
+def test_validate_counts_weight_nonzeros_without_the_bias(tmp_path):
+    """Issue 9: one definition of non-zeros (W's, bias column excluded) in inspect, validate and simulate."""
+    from importlib import resources
+
+    from eiesim.format.validate import validate
+
+    rep = validate(str(resources.files("eiesim.traces") / "lenet300100.eie"))
+    assert [l.real_nonzeros for l in rep.layers] == [18_816, 2_700, 260]
+    assert [l.bias_nonzeros for l in rep.layers] == [300, 100, 10]
+    assert all(l.stored_entries == l.fillers + l.bias_nonzeros + l.real_nonzeros for l in rep.layers)

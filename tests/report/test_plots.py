@@ -118,6 +118,7 @@ def test_scatter_equals_json(repro_doc, tmp_path):
 
 def test_plot_all_writes_four_files(repro_doc, tmp_path):
     doc, _ = repro_doc
+    (tmp_path / "figs").mkdir()  # an output folder must exist (one rule for every output)
     paths = plot_all(doc, tmp_path / "figs")
     assert sorted(p.name for p in paths) == sorted(
         ["energy_breakdown.png", "speedup.png", "energy_efficiency.png", "throughput_vs_efficiency.png"])

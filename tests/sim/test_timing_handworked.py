@@ -1,7 +1,8 @@
 """Cycle counts of tiny layers, worked out by hand from the timing rules.
 
 The rules are those of the module docstring of :mod:`eiesim.sim.reference`
-(the authors' C++ simulator's behaviour, docs EIE_MODEL §3). In short, per cycle:
+(the authors' C++ simulator's behaviour; EIE, ISCA 2016, Section IV and Fig. 4: activation
+queue, pointer read unit, distributed leading non-zero detection, central control unit). In short, per cycle:
 
 * CCU: if the LNZD register has a non-zero after the last one broadcast, broadcast
   it -- unless some queue is full (stall). If it has none, load the next group
