@@ -24,37 +24,58 @@ __all__ = ["simulate", "BACKENDS"]
 BACKENDS = ("kernel", "reference")
 
 
-def _run_kernel(prog: LayerProgram) -> dict:
+def _kernel():
     try:
         from .._kernels import eie_sim
     except ImportError as exc:  # pragma: no cover - only on a broken install
         from .._kernels import missing_kernel_error
 
         raise missing_kernel_error("eie_sim", "backend='reference'", exc) from None
-    out_f = np.zeros(prog.n_out, dtype=np.float32)
-    out_q = np.zeros(prog.n_out, dtype=np.int64)
+    return eie_sim
+
+
+def _fixed_mode(prog: LayerProgram) -> tuple:
+    return (prog.shift, bool(prog.fx_nearest), bool(prog.fx_saturate), prog.fx_total_bits,
+            prog.fx_lo, prog.fx_hi)
+
+
+def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray) -> dict:
+    """Run the kernel on a batch of activation rows (n, n_cols) sharing ``prog``'s layer and mode."""
+    eie_sim = _kernel()
+    if prog.tables is None:  # pragma: no cover - only on a broken install
+        raise EieFormatError(f"layer {prog.name!r}: the kernel's tables were not built")
+    n = act.shape[0]
+    if prog.fixed:
+        out_f = np.zeros((0, 0), dtype=np.float32)
+        out_q = np.zeros((n, prog.n_out), dtype=np.int64)
+    else:
+        out_f = np.zeros((n, prog.n_out), dtype=np.float32)
+        out_q = np.zeros((0, 0), dtype=np.int64)
+    cycles = np.zeros(n, dtype=np.int64)
     busy = np.zeros(prog.n_pe, dtype=np.int64)
     stall = np.zeros(prog.n_pe, dtype=np.int64)
     counters = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
-    cycles = eie_sim.run_layer(
-        prog.ptr_t, prog.pe_offsets, prog.packed,
-        prog.slot_col, prog.act, prog.act_q, prog.codebook, prog.codebook_q,
-        out_f, out_q, busy, stall, counters,
-        prog.n_pe, prog.fifo_depth, prog.entries_per_line, prog.index_bits, prog.fixed,
-        prog.shift, prog.fx_lo, prog.fx_hi, prog.fx_nearest, prog.fx_saturate, prog.fx_total_bits,
+    eie_sim.run_batch(
+        prog.tables, act=act, act_q=act_q, codebook=prog.codebook, codebook_q=prog.codebook_q,
+        fixed=prog.fixed, fixed_mode=_fixed_mode(prog), has_bias=prog.n_cols > prog.n_in, n_in=prog.n_in,
+        fifo_depth=prog.fifo_depth, entries_per_line=prog.entries_per_line,
+        out_f=out_f, out_q=out_q, cycles=cycles, busy=busy, stall=stall, counters=counters,
     )
-    if cycles < 0:
-        raise EieFormatError(
-            f"layer {prog.name!r}: the kernel met a {'row' if cycles == -1 else 'column'} index "
-            "outside the layer (the layer's arrays are inconsistent)", code="META-INCONSISTENT"
-        )
     return {
-        "cycles": int(cycles) + prog.drain,
+        "cycles": cycles + prog.drain,
         "output": out_q if prog.fixed else out_f,
         "busy": busy,
         "stall": stall,
         "counters": {name: int(counters[i]) for i, name in enumerate(COUNTER_NAMES)},
     }
+
+
+def _run_kernel(prog: LayerProgram) -> dict:
+    act_q = prog.act_q[None, :] if prog.fixed else np.zeros((0, 0), dtype=np.int64)
+    raw = _kernel_batch(prog, prog.act[None, :], act_q)
+    raw["cycles"] = int(raw["cycles"][0])
+    raw["output"] = raw["output"][0]
+    return raw
 
 
 def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend: str = "kernel",
