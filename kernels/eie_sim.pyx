@@ -78,7 +78,8 @@ cdef enum:
     C_MACS = 7
     C_ACC_WRITES = 8
     C_BYPASSES = 9
-    N_COUNTERS = 10
+    C_SATURATIONS = 10
+    N_COUNTERS = 11
 
 # build_tables: the first broken rule (the caller re-runs the named checker for the message)
 cdef enum:
@@ -139,12 +140,16 @@ cdef inline int64_t _fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int t
     return m + lo
 
 
-cdef inline acc_t _mac(acc_t acc, acc_t w, acc_t a, const FixedMode* fm) noexcept nogil:
-    """One multiply-add: float32 (two roundings, no FMA) or fixed16 (narrow, then fit)."""
+cdef inline acc_t _mac(acc_t acc, acc_t w, acc_t a, const FixedMode* fm, int64_t* sat) noexcept nogil:
+    """One multiply-add: float32 (two roundings, no FMA) or fixed16 (narrow, add, fit the word;
+    a sum that leaves the word counts in ``sat``: saturated, or wrapped)."""
+    cdef int64_t s
     if acc_t is float:
         return acc + <float>(w * a)
     else:
-        return _fit(acc + _narrow(w * a, fm.shift, fm.nearest), fm.lo, fm.hi, fm.saturate, fm.total_bits)
+        s = acc + _narrow(w * a, fm.shift, fm.nearest)
+        sat[0] += (s < fm.lo) | (s > fm.hi)
+        return _fit(s, fm.lo, fm.hi, fm.saturate, fm.total_bits)
 
 
 def narrow(int64_t p, int shift, bint nearest):
@@ -493,12 +498,13 @@ cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_
 
 cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* macs,
                  const int64_t* mac_start, Py_ssize_t n_slots, int code_bits,
-                 const FixedMode* fm, const int64_t* slot_col) noexcept nogil:
+                 const FixedMode* fm, const int64_t* slot_col, int64_t* c) noexcept nogil:
     """The arithmetic pass: every broadcast column's MACs, one contiguous run per column."""
     cdef Py_ssize_t i
     cdef int64_t j, e, e1
     cdef mac_t m, cmask = (1 << code_bits) - 1
     cdef acc_t a
+    cdef int64_t sat = 0
     for i in range(n_slots):
         j = slot_col[i]
         if j < 0:
@@ -507,7 +513,8 @@ cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* mac
         e1 = mac_start[j + 1]
         for e in range(mac_start[j], e1):
             m = macs[e]
-            out[m >> code_bits] = _mac(out[m >> code_bits], cb[m & cmask], a, fm)
+            out[m >> code_bits] = _mac(out[m >> code_bits], cb[m & cmask], a, fm, &sat)
+    c[C_SATURATIONS] += sat
 
 
 def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixed, fixed_mode,
@@ -535,7 +542,7 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     out_q             int64 (n_inputs, n_out)         zeroed accumulators (fixed16; else (0, 0))
     cycles            int64 (n_inputs,)               out: cycles per input, without the drain
     busy, stall       int64 (n_pe,)                   out (added to): busy / stall cycles per PE
-    counters          int64 (10,)                     out (added to): action counters, in the order of
+    counters          int64 (11,)                     out (added to): action counters, in the order of
                                                       ``eiesim.sim.result.COUNTER_NAMES``
     ================  ==============================  =================================================
 
@@ -622,9 +629,14 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
                 # the LNZD view: groups of N slots, non-zero activations, then the bias group
                 for jj in range(n_slots):
                     s.slot_col[jj] = -1
-                for jj in range(n_in):
-                    if act_f[x, jj] != 0:
-                        s.slot_col[jj] = jj
+                if fixed:  # the LNZD tests the activation the datapath holds (quantised)
+                    for jj in range(n_in):
+                        if act_i[x, jj] != 0:
+                            s.slot_col[jj] = jj
+                else:
+                    for jj in range(n_in):
+                        if act_f[x, jj] != 0:
+                            s.slot_col[jj] = jj
                 if has_bias:
                     s.slot_col[n_real_groups * n_pe] = n_in
                 cycles[x] = _timing(&L, n_groups, fifo_depth, entries_per_line, line_shift,
@@ -632,17 +644,17 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
                 if fixed:
                     if wide:
                         _arith[int64_t, uint64_t](&oq[x, 0], &cb_i[0], &act_i[x, 0], &m64[0], &mac_start[0],
-                                                  n_slots, code_bits, &fm, s.slot_col)
+                                                  n_slots, code_bits, &fm, s.slot_col, c)
                     else:
                         _arith[int64_t, uint32_t](&oq[x, 0], &cb_i[0], &act_i[x, 0], &m32[0], &mac_start[0],
-                                                  n_slots, code_bits, &fm, s.slot_col)
+                                                  n_slots, code_bits, &fm, s.slot_col, c)
                 else:
                     if wide:
                         _arith[float, uint64_t](&of[x, 0], &cb_f[0], &act_f[x, 0], &m64[0], &mac_start[0],
-                                                n_slots, code_bits, &fm, s.slot_col)
+                                                n_slots, code_bits, &fm, s.slot_col, c)
                     else:
                         _arith[float, uint32_t](&of[x, 0], &cb_f[0], &act_f[x, 0], &m32[0], &mac_start[0],
-                                                n_slots, code_bits, &fm, s.slot_col)
+                                                n_slots, code_bits, &fm, s.slot_col, c)
     finally:
         free(s.fin); free(s.line_reg); free(s.last_mac); free(s.pop_ring); free(s.pop_max); free(s.slot_col)
     for jj in range(N_COUNTERS):
