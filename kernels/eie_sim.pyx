@@ -188,6 +188,47 @@ cdef class LayerTables:
     cdef readonly Py_ssize_t n_out, n_cols
     cdef readonly object ptr_t, first_row, last_row, col_fillers, mac_start, macs
 
+    @classmethod
+    def from_arrays(cls, *, ptr_t, first_row, last_row, col_fillers, mac_start, macs, Py_ssize_t n_out,
+                    int code_bits):
+        """Tables from hand-made arrays (kernel-level tests and tools); every index is checked.
+
+        The arrays are as in the class docstring; ``macs`` may hold fewer MACs than the
+        pointers count entries (timing uses the pointers, arithmetic the MACs), which lets
+        a test build the timing of a huge layer without its entries.
+
+        Raises
+        ------
+        ValueError
+            A shape, dtype or index that would let the kernel read or write out of bounds.
+        """
+        pt = np.ascontiguousarray(ptr_t, dtype=np.int32)
+        fr = np.ascontiguousarray(first_row, dtype=np.int32)
+        lr = np.ascontiguousarray(last_row, dtype=np.int32)
+        cf = np.ascontiguousarray(col_fillers, dtype=np.int64)
+        ms = np.ascontiguousarray(mac_start, dtype=np.int64)
+        mc = np.ascontiguousarray(macs)
+        if pt.ndim != 2 or pt.shape[0] < 2 or pt.shape[1] < 1:
+            raise ValueError("ptr_t must be (n_cols + 1, n_pe)")
+        n_cols, n_pe = pt.shape[0] - 1, pt.shape[1]
+        if fr.shape != (n_cols, n_pe) or lr.shape != (n_cols, n_pe) or cf.shape != (n_cols,) \
+                or ms.shape != (n_cols + 1,) or mc.ndim != 1 or mc.dtype not in (np.uint32, np.uint64):
+            raise ValueError("table shapes or dtypes do not match ptr_t")
+        if np.any(pt[0] != 0) or np.any(np.diff(pt.astype(np.int64), axis=0) < 0):
+            raise ValueError("ptr_t must start at 0 and not decrease")
+        if ms[0] != 0 or np.any(np.diff(ms) < 0) or ms[-1] != mc.shape[0]:
+            raise ValueError("mac_start must run from 0 to len(macs) without decreasing")
+        if not (1 <= code_bits <= 8) or n_out < 1:
+            raise ValueError("code_bits or n_out out of range")
+        if mc.size and int((mc >> code_bits).max()) >= n_out:
+            raise ValueError("a MAC's row is outside the layer")
+        cdef LayerTables t = LayerTables.__new__(LayerTables)
+        t.n_pe, t.n_out, t.n_cols, t.code_bits = n_pe, n_out, n_cols, code_bits
+        for arr in (pt, fr, lr, cf, ms, mc):
+            arr.setflags(write=False)
+        t.ptr_t, t.first_row, t.last_row, t.col_fillers, t.mac_start, t.macs = pt, fr, lr, cf, ms, mc
+        return t
+
     @property
     def nbytes(self):
         """Bytes held by the tables."""

@@ -44,7 +44,7 @@ def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray) -> dic
     """Run the kernel on a batch of activation rows (n, n_cols) sharing ``prog``'s layer and mode."""
     eie_sim = _kernel()
     if prog.tables is None:  # pragma: no cover - only on a broken install
-        raise EieFormatError(f"layer {prog.name!r}: the kernel's tables were not built")
+        raise EieFormatError(f"layer {prog.name!r}: the kernel's tables were not built", code="META-INCONSISTENT")
     n = act.shape[0]
     if prog.fixed:
         out_f = np.zeros((0, 0), dtype=np.float32)
