@@ -755,7 +755,10 @@ class CompressedLayer:
             )
         if not full:
             return
-        # ---- full
+        # ---- full: one compiled sweep that also builds the simulator's tables; the NumPy
+        # checks below run only when it finds a broken rule (to name it) or is not built
+        if self.kernel_tables() is not None:
+            return
         off = self.pe_offsets
 
         def where(i: int) -> str:
@@ -802,6 +805,31 @@ class CompressedLayer:
                 f"{int(lrow[i]) * n_pe + k}) but PE {k} owns only {int(limit[i])} rows of {self.n_out}",
                 code="FILLER-MISSING",
             )
+
+    def kernel_tables(self):
+        """The simulator kernel's tables of this layer, built (and all full rules checked) once.
+
+        Returns
+        -------
+        eiesim._kernels.eie_sim.LayerTables or None
+            ``None`` when a full format rule is broken (:meth:`check_format`
+            ``(full=True)`` names it), a PE holds 2**31 entries or more, or the
+            kernel is not built. The tables are kept on the layer (it is
+            immutable) and take about 12 bytes per (column, PE) and 4 per
+            non-filler entry.
+        """
+        cached = self.__dict__.get("_kernel_tables")
+        if cached is not None:
+            return cached
+        try:
+            from .._kernels import eie_sim
+        except ImportError:  # pragma: no cover - only on a broken install
+            return None
+        tables, _, _ = eie_sim.build_tables(ptr=self.ptr, v=self.v, z=self.z, n_out=self.n_out,
+                                            code_bits=self.code_bits, index_bits=self.index_bits)
+        if tables is not None:
+            object.__setattr__(self, "_kernel_tables", tables)
+        return tables
 
     # ------------------------------------------------------------------ misc
     def __repr__(self) -> str:

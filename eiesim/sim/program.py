@@ -7,7 +7,6 @@ arrays of the declared dtypes whose indices are known to be in range.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,10 +156,6 @@ def _coerce_activations(activations, n_in: int, name: str) -> np.ndarray:
         )
     return a32
 
-# Per-layer work that does not depend on the input: the full format check, fused with
-# building the kernel's tables (eiesim._kernels.eie_sim.build_tables). Layers are
-# immutable (read-only arrays), so the result stays valid for the layer object's lifetime.
-_STATIC: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def _kernel_module():
     try:
@@ -172,7 +167,8 @@ def _kernel_module():
 def layer_tables(layer):
     """Check a layer's full format rules once and return the kernel's tables for it.
 
-    The kernel's per-layer pass (``eie_sim.build_tables``) checks every rule of
+    The kernel's per-layer pass (``eie_sim.build_tables``, through
+    :meth:`CompressedLayer.kernel_tables`, kept on the layer) checks every rule of
     :meth:`CompressedLayer.check_format` ``(full=True)`` in one O(nnz) sweep
     while it builds the tables, without the checker's temporaries. When it
     finds a broken rule, the checker runs to name it (same message and code as
@@ -192,36 +188,19 @@ def layer_tables(layer):
     EieFormatError
         The layer breaks a format rule (the message starts with the layer's name).
     """
+    tables = layer.kernel_tables()
+    if tables is not None:
+        return tables
     try:
-        cached = _STATIC.get(layer)
-    except TypeError:  # not weak-referenceable: no caching
-        cached = None
-    if cached is not None:
-        return cached[0]
-    kernel = _kernel_module()
-    tables = None
-    try:
-        if kernel is None:
-            layer.check_format(full=True)
-        else:
-            tables, bad, where = kernel.build_tables(
-                ptr=layer.ptr, v=layer.v, z=layer.z, n_out=layer.n_out,
-                code_bits=layer.code_bits, index_bits=layer.index_bits)
-            if tables is None:
-                layer.check_format(full=True)  # raises with the rule's own message
-                rule = kernel.BAD_RULES.get(bad, "META-INCONSISTENT")
-                raise EieFormatError(
-                    f"the layer's arrays break rule {rule} at entry/PE {where}"
-                    + (" (a PE holds 2**31 entries or more: beyond the kernel's int32 pointer table; "
-                       "use backend='reference')" if rule == "PTR-WIDTH" else ""),
-                    code=rule)
+        layer.check_format(full=True)  # raises with the broken rule's own message
     except EieFormatError as exc:
-        raise EieFormatError(f"layer {layer.name!r}: {exc}", code=getattr(exc, "code", None)) from None
-    try:
-        _STATIC[layer] = (tables,)
-    except TypeError:
-        pass
+        raise EieFormatError(f"layer {layer.name!r}: {exc}", code=exc.code) from None
+    if _kernel_module() is not None:  # every rule holds: only the int32 pointer table can refuse it
+        raise EieFormatError(
+            f"layer {layer.name!r}: a PE holds 2**31 entries or more, beyond the kernel's int32 pointer "
+            "table; use backend='reference'", code="PTR-WIDTH")
     return tables
+
 
 def _check_zero_codes(layer) -> None:
     """Refuse stored entries whose code decodes to 0.0 (``ENTRY-DECODES-TO-ZERO``)."""
