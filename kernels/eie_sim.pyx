@@ -241,53 +241,74 @@ ctypedef fused mac_t:
     uint64_t
 
 
-cdef int _fill_entries(const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8_t[::1] z,
-                       mac_t[::1] macs, int64_t[::1] cursor, int32_t[:, ::1] first_row,
-                       int32_t[:, ::1] last_row, int64_t[::1] col_fillers, Py_ssize_t n_out,
-                       int code_bits, int index_bits, int64_t* bad_at) noexcept nogil:
-    """Check every entry rule; fill the per-(column, PE) rows and scatter the MACs column-major."""
-    cdef Py_ssize_t n_pe = ptr.shape[0], n_cols = ptr.shape[1] - 1
-    cdef Py_ssize_t k, j
-    cdef int64_t off = 0, e, e0, e1, lr, n_local
+cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const int64_t* n_rows,
+                       const uint8_t[::1] v, const uint8_t[::1] z, mac_t[::1] macs, int64_t[::1] mac_start,
+                       int64_t[::1] cursor, int32_t[:, ::1] first_row, int32_t[:, ::1] last_row,
+                       int64_t[::1] col_fillers, int code_bits, int index_bits,
+                       int64_t* bad_at) noexcept nogil:
+    """Check every entry rule; fill the per-(column, PE) rows and write the MACs column-major.
+
+    ``mac_start`` holds each column's MAC count on entry (prefix sums are taken here).
+    Blocks of columns: within a block each PE's entries are one contiguous read and each
+    column's MACs one contiguous write (a plain column walk misses on N entry streams, a
+    plain PE walk scatters its writes over every column).
+    """
+    cdef Py_ssize_t n_pe = ptr_t.shape[1], n_cols = ptr_t.shape[0] - 1
+    cdef Py_ssize_t k, j, j0, j1
+    cdef Py_ssize_t block = 64
+    cdef int64_t e, e0, e1, lr, n_local, pos = 0, cnt, fill = 0
     cdef int vmax = (1 << code_bits) - 1, zmax = (1 << index_bits) - 1
     cdef uint8_t vv, zz
-    for k in range(n_pe):
-        n_local = (n_out - k + n_pe - 1) // n_pe
-        for j in range(n_cols):
-            e0 = off + ptr[k, j]
-            e1 = off + ptr[k, j + 1]
-            lr = -1
-            first_row[j, k] = -1
-            last_row[j, k] = -2
-            for e in range(e0, e1):
-                vv = v[e]
-                zz = z[e]
-                if vv > vmax:
-                    bad_at[0] = e
-                    return BAD_CODE_RANGE
-                if zz > zmax:
-                    bad_at[0] = e
-                    return BAD_RELIDX_RANGE
-                if vv == 0 and zz != zmax:
-                    bad_at[0] = e
-                    return BAD_FILLER_NONCANONICAL
-                lr += zz + 1
-                if lr >= n_local:
-                    bad_at[0] = e
-                    return BAD_ROW_RANGE
-                if vv == 0:
-                    col_fillers[j] += 1
-                    continue
-                if e == e0:
-                    first_row[j, k] = <int32_t>lr
-                macs[cursor[j]] = ((<mac_t>(lr * n_pe + k)) << code_bits) | vv
-                cursor[j] += 1
-            if e1 > e0:
-                if v[e1 - 1] == 0:
-                    bad_at[0] = e1 - 1
-                    return BAD_FILLER_TRAILING
-                last_row[j, k] = <int32_t>lr
-        off += ptr[k, n_cols]
+    for j in range(n_cols):
+        cnt = mac_start[j]
+        mac_start[j] = pos
+        cursor[j] = pos
+        pos += cnt
+    mac_start[n_cols] = pos
+    j0 = 0
+    while j0 < n_cols:
+        j1 = j0 + block if j0 + block < n_cols else n_cols
+        for k in range(n_pe):
+            n_local = n_rows[k]
+            for j in range(j0, j1):
+                e0 = pe_off[k] + ptr_t[j, k]
+                e1 = pe_off[k] + ptr_t[j + 1, k]
+                lr = -1
+                first_row[j, k] = -1
+                last_row[j, k] = -2
+                pos = cursor[j]
+                for e in range(e0, e1):
+                    vv = v[e]
+                    zz = z[e]
+                    if vv > vmax:
+                        bad_at[0] = e
+                        return BAD_CODE_RANGE
+                    if zz > zmax:
+                        bad_at[0] = e
+                        return BAD_RELIDX_RANGE
+                    if vv == 0 and zz != zmax:
+                        bad_at[0] = e
+                        return BAD_FILLER_NONCANONICAL
+                    lr += zz + 1
+                    if lr >= n_local:
+                        bad_at[0] = e
+                        return BAD_ROW_RANGE
+                    if vv == 0:
+                        fill += 1
+                        continue
+                    if e == e0:
+                        first_row[j, k] = <int32_t>lr
+                    macs[pos] = ((<mac_t>(lr * n_pe + k)) << code_bits) | vv
+                    pos += 1
+                cursor[j] = pos
+                col_fillers[j] += fill
+                fill = 0
+                if e1 > e0:
+                    if v[e1 - 1] == 0:
+                        bad_at[0] = e1 - 1
+                        return BAD_FILLER_TRAILING
+                    last_row[j, k] = <int32_t>lr
+        j0 = j1
     return BAD_NONE
 
 
@@ -344,32 +365,31 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
         total += ptr[k, n_cols]
     if total != n_entries:
         return None, BAD_SHAPE, -1
-    for j in range(n_entries):
-        n_macs += v[j] != 0
-
     ptr_t_arr = np.empty((n_cols + 1, n_pe), dtype=np.int32)
     first_arr = np.empty((n_cols, n_pe), dtype=np.int32)
     last_arr = np.empty((n_cols, n_pe), dtype=np.int32)
     fill_arr = np.zeros(n_cols, dtype=np.int64)
     mac_start_arr = np.zeros(n_cols + 1, dtype=np.int64)
+    pe_off_arr = np.zeros(n_pe + 1, dtype=np.int64)
+    n_rows_arr = np.zeros(n_pe, dtype=np.int64)
     cdef int32_t[:, ::1] ptr_t = ptr_t_arr
+    cdef int64_t[::1] pe_off = pe_off_arr
+    cdef int64_t[::1] n_rows = n_rows_arr
     cdef int64_t[::1] mac_start = mac_start_arr
+    cdef int64_t[::1] cursor = np.zeros(n_cols + 1, dtype=np.int64)
+    cdef int64_t e, cnt
     with nogil:
-        for j in range(n_cols + 1):
-            for k in range(n_pe):
+        for k in range(n_pe):  # PE-major, sequential reads: pointers, then MACs per column
+            pe_off[k + 1] = pe_off[k] + ptr[k, n_cols]
+            n_rows[k] = (n_out - k + n_pe - 1) // n_pe
+            for j in range(n_cols + 1):
                 ptr_t[j, k] = <int32_t>ptr[k, j]
-    # MACs per column: entries minus fillers, counted during the sweep; first the entry counts
-    cdef int64_t[::1] per_col = np.zeros(n_cols, dtype=np.int64)
-    cdef int64_t off = 0, e
-    with nogil:
-        for k in range(n_pe):
             for j in range(n_cols):
-                for e in range(off + ptr[k, j], off + ptr[k, j + 1]):
-                    per_col[j] += v[e] != 0
-            off += ptr[k, n_cols]
-        for j in range(n_cols):
-            mac_start[j + 1] = mac_start[j] + per_col[j]
-    cdef int64_t[::1] cursor = mac_start_arr[:n_cols].copy()
+                cnt = 0
+                for e in range(pe_off[k] + ptr[k, j], pe_off[k] + ptr[k, j + 1]):
+                    cnt += v[e] != 0
+                mac_start[j] += cnt
+                n_macs += cnt
     cdef int32_t[:, ::1] fr_v = first_arr
     cdef int32_t[:, ::1] lr_v = last_arr
     cdef int64_t[::1] fill_v = fill_arr
@@ -379,14 +399,14 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
         macs_arr = np.empty(n_macs, dtype=np.uint32)
         m32 = macs_arr
         with nogil:
-            bad = _fill_entries[uint32_t](ptr, v, z, m32, cursor, fr_v, lr_v, fill_v, n_out,
-                                          code_bits, index_bits, &bad_at)
+            bad = _fill_entries[uint32_t](ptr_t, &pe_off[0], &n_rows[0], v, z, m32, mac_start, cursor, fr_v, lr_v,
+                                          fill_v, code_bits, index_bits, &bad_at)
     else:
         macs_arr = np.empty(n_macs, dtype=np.uint64)
         m64 = macs_arr
         with nogil:
-            bad = _fill_entries[uint64_t](ptr, v, z, m64, cursor, fr_v, lr_v, fill_v, n_out,
-                                          code_bits, index_bits, &bad_at)
+            bad = _fill_entries[uint64_t](ptr_t, &pe_off[0], &n_rows[0], v, z, m64, mac_start, cursor, fr_v, lr_v,
+                                          fill_v, code_bits, index_bits, &bad_at)
     if bad != BAD_NONE:
         return None, bad, bad_at
     cdef LayerTables t = LayerTables.__new__(LayerTables)
