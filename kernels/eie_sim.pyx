@@ -1,41 +1,70 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cycle-level EIE kernel: the compiled twin of ``eiesim/sim/reference.py``.
 
-Sees only flat contiguous arrays and scalars prepared and validated by
-``eiesim.sim.program.prepare``; loops without the GIL. The timing rules are
-documented in the reference model; this kernel must reproduce exactly the same
-cycles, counters and output bits (the tests hold both to that).
+Two entry points, both called by ``eiesim.sim.engine`` with keywords:
 
-It does not step every PE through every cycle. Between broadcasts nothing
-couples the PEs, so it advances broadcast by broadcast and computes each PE's
-schedule in closed form. For broadcast i (cycle b_i) and PE k, with f the last
-busy cycle of the PE's previous column (-1 if none):
+``build_tables(ptr=, v=, z=, n_out=, code_bits=, index_bits=)``
+    The per-layer pass, run once per layer object: it checks every full format
+    rule of ``CompressedLayer.check_format(full=True)`` in one sweep (O(nnz),
+    no temporaries beyond its outputs) and builds a :class:`LayerTables`.
+``run_batch(tables, ...)``
+    Simulates a batch of independent input vectors on one layer (one input is
+    a batch of one), without the GIL.
+
+Timing and arithmetic are separate passes. Between broadcasts nothing couples
+the PEs, so the **timing pass** advances broadcast by broadcast and computes
+each PE's schedule in closed form from the per-(column, PE) pointer table
+alone, in a branch-light integer loop over the PEs. For broadcast i (cycle
+b_i) and PE k, with f the last busy cycle of the PE's previous column (-1 if
+none):
 
 * the PE takes the activation off its queue at the end of cycle
   p = max(b_i + 1, f)  (visible one cycle after the write; a PE takes one
   when it is idle or finishing a column);
 * it works on the column from cycle p + 1 for max(1, entries) cycles, so
-  f = p + max(1, entries).
+  f = p + max(1, entries);
+* it was "back to back" when p == f: its first MAC of this column follows its
+  previous column's last MAC in the next cycle (a bypass when the rows match;
+  the arithmetic pass, which decodes the rows, counts it).
 
 The CCU may broadcast activation i at cycle t only if no queue is full at the
 start of t, i.e. every PE has taken activation i - D (D = fifo_depth) by the
 end of cycle t - 1: b_i = max(ready_i, max_k p_k(i - D) + 1). Group loads
 never wait. PE k's queue was full during the stall cycles t <= p_k(i - D).
 
-Entries are read in their packed hardware form, ``(v << index_bits) | z`` in
-one byte (two when code_bits + index_bits > 8): with 64 PEs the kernel walks
-64 entry streams at once, and their compactness is what keeps it fast.
+The **arithmetic pass** walks the broadcast columns in the same order over a
+column-major copy of the entries (all PEs' slices of column j are adjacent,
+PE 0 first), so each column is one contiguous run instead of N separate
+streams. Each output row belongs to one PE and receives its products in
+column order in both passes' orders and in the reference, so float32 sums are
+bit-identical. One multiply-add loop serves float32 and fixed16 through the
+fused accumulator type ``acc_t``.
+
+Integer state is int64 throughout: cycle counts may pass 2**31.
+
+Complexity per input: O(B * N) timing (B broadcasts, N PEs) + O(entries of
+the broadcast columns) arithmetic + O(n_groups * N) LNZD scan.
+
+Hooks for cycle traces: the timing pass's per-PE step (``_pe_step``) computes
+every event of one (broadcast, PE) pair (take cycle p, first/last busy cycle,
+stall window); an event sink can be called there behind a single
+predicted-not-taken branch.
 """
 
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint8_t, uint16_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
 
 cnp.import_array()
 
 ctypedef fused packed_t:
     uint8_t
     uint16_t
+
+ctypedef fused acc_t:
+    float
+    int64_t
 
 # Counter slots (same order as eiesim.sim.result.COUNTER_NAMES)
 cdef enum:
@@ -52,12 +81,36 @@ cdef enum:
     C_SATURATIONS = 10
     N_COUNTERS = 11
 
+# build_tables: the first broken rule (the caller re-runs the named checker for the message)
 cdef enum:
-    ERR_ROW_OUT_OF_RANGE = -1
-    ERR_COLUMN_OUT_OF_RANGE = -2
+    BAD_NONE = 0
+    BAD_PTR_DECREASING = 1
+    BAD_CODE_RANGE = 2
+    BAD_RELIDX_RANGE = 3
+    BAD_FILLER_NONCANONICAL = 4
+    BAD_FILLER_TRAILING = 5
+    BAD_ROW_RANGE = 6
+    BAD_SHAPE = 7
+    BAD_TOO_MANY_ENTRIES = 8
+
+#: Python names of the BAD_* codes build_tables returns
+BAD_RULES = {BAD_PTR_DECREASING: "PTR-DECREASING", BAD_CODE_RANGE: "CODE-RANGE",
+             BAD_RELIDX_RANGE: "RELIDX-Z-RANGE", BAD_FILLER_NONCANONICAL: "RELIDX-FILLER-NONCANONICAL",
+             BAD_FILLER_TRAILING: "FILLER-TRAILING", BAD_ROW_RANGE: "FILLER-MISSING",
+             BAD_SHAPE: "META-INCONSISTENT", BAD_TOO_MANY_ENTRIES: "PTR-WIDTH"}
 
 
-cdef inline int64_t _narrow(int64_t p, int shift, bint nearest) nogil:
+cdef struct FixedMode:
+    # fixed16 narrowing of a product and overflow rule of the accumulator word
+    int shift          # weight_frac_bits: product >> shift
+    bint nearest       # round half away from zero (else floor)
+    bint saturate      # clamp to [lo, hi] (else wrap modulo 2**total_bits)
+    int total_bits
+    int64_t lo
+    int64_t hi
+
+
+cdef inline int64_t _narrow(int64_t p, int shift, bint nearest) noexcept nogil:
     cdef int64_t half
     if shift <= 0:
         return p
@@ -72,7 +125,7 @@ cdef inline int64_t _narrow(int64_t p, int shift, bint nearest) nogil:
     return -((-p + ((<int64_t>1) << shift) - 1) >> shift)
 
 
-cdef inline int64_t _fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int total_bits) nogil:
+cdef inline int64_t _fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int total_bits) noexcept nogil:
     cdef int64_t span, m
     if saturate:
         if x < lo:
@@ -87,236 +140,583 @@ cdef inline int64_t _fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int t
     return m + lo
 
 
-def run_layer(
-    const int64_t[:, ::1] ptr_t,
-    const int64_t[::1] pe_offsets,
-    const packed_t[::1] packed,
-    const int64_t[::1] slot_col,
-    const float[::1] act,
-    const int64_t[::1] act_q,
-    const float[::1] codebook,
-    const int64_t[::1] codebook_q,
-    float[::1] out_f,
-    int64_t[::1] out_q,
-    int64_t[::1] busy,
-    int64_t[::1] stall,
-    int64_t[::1] counters,
-    int n_pe,
-    int fifo_depth,
-    int entries_per_line,
-    int index_bits,
-    bint fixed,
-    int shift,
-    int64_t fx_lo,
-    int64_t fx_hi,
-    bint fx_nearest,
-    bint fx_saturate,
-    int fx_total_bits,
-):
-    """Simulate one layer; return the cycle count before the pipeline drain.
+cdef inline acc_t _mac(acc_t acc, acc_t w, acc_t a, const FixedMode* fm, int64_t* sat) noexcept nogil:
+    """One multiply-add: float32 (two roundings, no FMA) or fixed16 (narrow, add, fit the word;
+    a sum that leaves the word counts in ``sat``: saturated, or wrapped)."""
+    cdef int64_t s
+    if acc_t is float:
+        return acc + <float>(w * a)
+    else:
+        s = acc + _narrow(w * a, fm.shift, fm.nearest)
+        sat[0] += (s < fm.lo) | (s > fm.hi)
+        return _fit(s, fm.lo, fm.hi, fm.saturate, fm.total_bits)
 
-    The drain (``LayerProgram.drain`` = ``eiesim.sim.program.PIPELINE_DRAIN`` cycles: spmat read
-    stage, arithmetic unit, write-back; ``eiesim.sim.engine`` adds it, for both backends).
 
-    All arrays come from ``eiesim.sim.program.prepare`` (see ``LayerProgram``):
-    ``ptr_t`` (n_cols + 1, n_pe) column-major local pointers, ``pe_offsets``
-    (n_pe + 1), ``packed`` (n_entries,) entries ``(v << index_bits) | z``.
-    ``out_f``/``out_q`` (n_out,), ``busy``/``stall`` (n_pe,) and ``counters``
-    (11,) are zero-initialised outputs. Returns a negative error code if a
-    decoded row or broadcast column falls outside the layer (never expected
-    after validation; it guards the memory accesses).
+def narrow(int64_t p, int shift, bint nearest):
+    """Python view of the kernel's product narrowing (for the kernel-level tests)."""
+    return _narrow(p, shift, nearest)
+
+
+def fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int total_bits):
+    """Python view of the kernel's accumulator fit (for the kernel-level tests)."""
+    return _fit(x, lo, hi, saturate, total_bits)
+
+
+cdef class LayerTables:
+    """A layer's static arrays as the kernel reads them (built by :func:`build_tables`).
+
+    Attributes
+    ----------
+    n_pe, n_out, n_cols, code_bits : int
+    ptr_t : ndarray of int32, shape (n_cols + 1, n_pe)
+        Per-PE local column pointers, column-major: the N pointer pairs of a
+        broadcast are adjacent. ``ptr_t[j + 1, k] - ptr_t[j, k]`` entries
+        (fillers included) of column j belong to PE k.
+    first_row : ndarray of int32, shape (n_cols, n_pe)
+        Local row of the first entry of PE k's slice of column j when that
+        entry is a MAC; -1 when it is a filler or the slice is empty.
+    last_row : ndarray of int32, shape (n_cols, n_pe)
+        Local row of the slice's last entry (never a filler); -2 for an empty slice.
+    col_fillers : ndarray of int64, shape (n_cols,)
+        Filler entries of column j, all PEs.
+    mac_start : ndarray of int64, shape (n_cols + 1,)
+        Start of column j's run in ``macs``.
+    macs : ndarray of uint32 (uint64 when n_out << code_bits >= 2**32), shape (n_macs,)
+        The non-filler entries, column-major: ``(global row << code_bits) | code``.
     """
-    cdef Py_ssize_t n_out = out_f.shape[0]
-    cdef Py_ssize_t n_cols = act.shape[0]
-    cdef Py_ssize_t n_slots = slot_col.shape[0]
-    cdef Py_ssize_t n_entries = packed.shape[0]
-    cdef Py_ssize_t n_groups
-    if n_pe <= 0 or fifo_depth <= 0 or entries_per_line <= 0:
-        raise ValueError("n_pe, fifo_depth and entries_per_line must be positive")
-    n_groups = n_slots // n_pe
-    if ptr_t.shape[1] != n_pe or ptr_t.shape[0] != n_cols + 1 or pe_offsets.shape[0] != n_pe + 1:
-        raise ValueError("pointer arrays do not match n_pe / n_cols")
-    if busy.shape[0] != n_pe or stall.shape[0] != n_pe or counters.shape[0] < N_COUNTERS:
-        raise ValueError("output arrays have the wrong size")
-    if out_q.shape[0] != n_out or n_slots != n_groups * n_pe:
-        raise ValueError("output / slot arrays have the wrong size")
-    if pe_offsets[n_pe] > n_entries:
-        raise ValueError("entry array is shorter than the pointers claim")
-    if index_bits < 1 or index_bits > 8 or codebook.shape[0] != codebook_q.shape[0]:
-        raise ValueError("index_bits or codebook size out of range")
-    cdef int64_t n_codes = codebook.shape[0]
+    cdef readonly int n_pe, code_bits
+    cdef readonly Py_ssize_t n_out, n_cols
+    cdef readonly object ptr_t, first_row, last_row, col_fillers, mac_start, macs
 
-    # Per-PE registers and the take cycles of the last D activations per PE.
-    cdef int64_t[::1] fin = np.full(n_pe, -1, dtype=np.int64)
-    cdef int64_t[::1] line_reg = np.full(n_pe, -1, dtype=np.int64)
-    cdef int64_t[::1] mac_row_last = np.full(n_pe, -1, dtype=np.int64)
-    cdef int64_t[::1] mac_cycle_last = np.full(n_pe, -2, dtype=np.int64)
-    # Only the last D broadcasts matter, and never more than the slots can broadcast:
-    # slot = n_bc % D stays below min(D, n_slots) (a huge queue costs no memory).
-    cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
+    @classmethod
+    def from_arrays(cls, *, ptr_t, first_row, last_row, col_fillers, mac_start, macs, Py_ssize_t n_out,
+                    int code_bits):
+        """Tables from hand-made arrays (kernel-level tests and tools); every index is checked.
+
+        The arrays are as in the class docstring; ``macs`` may hold fewer MACs than the
+        pointers count entries (timing uses the pointers, arithmetic the MACs), which lets
+        a test build the timing of a huge layer without its entries.
+
+        Raises
+        ------
+        ValueError
+            A shape, dtype or index that would let the kernel read or write out of bounds.
+        """
+        pt = np.ascontiguousarray(ptr_t, dtype=np.int32)
+        fr = np.ascontiguousarray(first_row, dtype=np.int32)
+        lr = np.ascontiguousarray(last_row, dtype=np.int32)
+        cf = np.ascontiguousarray(col_fillers, dtype=np.int64)
+        ms = np.ascontiguousarray(mac_start, dtype=np.int64)
+        mc = np.ascontiguousarray(macs)
+        if pt.ndim != 2 or pt.shape[0] < 2 or pt.shape[1] < 1:
+            raise ValueError("ptr_t must be (n_cols + 1, n_pe)")
+        n_cols, n_pe = pt.shape[0] - 1, pt.shape[1]
+        if fr.shape != (n_cols, n_pe) or lr.shape != (n_cols, n_pe) or cf.shape != (n_cols,) \
+                or ms.shape != (n_cols + 1,) or mc.ndim != 1 or mc.dtype not in (np.uint32, np.uint64):
+            raise ValueError("table shapes or dtypes do not match ptr_t")
+        if np.any(pt[0] != 0) or np.any(np.diff(pt.astype(np.int64), axis=0) < 0):
+            raise ValueError("ptr_t must start at 0 and not decrease")
+        if ms[0] != 0 or np.any(np.diff(ms) < 0) or ms[-1] != mc.shape[0]:
+            raise ValueError("mac_start must run from 0 to len(macs) without decreasing")
+        if not (1 <= code_bits <= 8) or n_out < 1:
+            raise ValueError("code_bits or n_out out of range")
+        if mc.size and int((mc >> code_bits).max()) >= n_out:
+            raise ValueError("a MAC's row is outside the layer")
+        cdef LayerTables t = LayerTables.__new__(LayerTables)
+        t.n_pe, t.n_out, t.n_cols, t.code_bits = n_pe, n_out, n_cols, code_bits
+        for arr in (pt, fr, lr, cf, ms, mc):
+            arr.setflags(write=False)
+        t.ptr_t, t.first_row, t.last_row, t.col_fillers, t.mac_start, t.macs = pt, fr, lr, cf, ms, mc
+        return t
+
+    @property
+    def nbytes(self):
+        """Bytes held by the tables."""
+        return sum(a.nbytes for a in (self.ptr_t, self.first_row, self.last_row, self.col_fillers,
+                                      self.mac_start, self.macs))
+
+
+ctypedef fused mac_t:
+    uint32_t
+    uint64_t
+
+
+cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const int64_t* n_rows,
+                       const uint8_t[::1] v, const uint8_t[::1] z, mac_t[::1] macs, int64_t[::1] mac_start,
+                       int64_t[::1] cursor, int32_t[:, ::1] first_row, int32_t[:, ::1] last_row,
+                       int64_t[::1] col_fillers, int code_bits, int index_bits,
+                       int64_t* bad_at) noexcept nogil:
+    """Check every entry rule; fill the per-(column, PE) rows and write the MACs column-major.
+
+    ``mac_start`` holds each column's MAC count on entry (prefix sums are taken here).
+    Blocks of columns: within a block each PE's entries are one contiguous read and each
+    column's MACs one contiguous write (a plain column walk misses on N entry streams, a
+    plain PE walk scatters its writes over every column).
+    """
+    cdef Py_ssize_t n_pe = ptr_t.shape[1], n_cols = ptr_t.shape[0] - 1
+    cdef Py_ssize_t k, j, j0, j1
+    cdef Py_ssize_t block = 64
+    cdef int64_t e, e0, e1, lr, n_local, pos = 0, cnt, fill = 0
+    cdef int vmax = (1 << code_bits) - 1, zmax = (1 << index_bits) - 1
+    cdef uint8_t vv, zz
+    for j in range(n_cols):
+        cnt = mac_start[j]
+        mac_start[j] = pos
+        cursor[j] = pos
+        pos += cnt
+    mac_start[n_cols] = pos
+    j0 = 0
+    while j0 < n_cols:
+        j1 = j0 + block if j0 + block < n_cols else n_cols
+        for k in range(n_pe):
+            n_local = n_rows[k]
+            for j in range(j0, j1):
+                e0 = pe_off[k] + ptr_t[j, k]
+                e1 = pe_off[k] + ptr_t[j + 1, k]
+                lr = -1
+                first_row[j, k] = -1
+                last_row[j, k] = -2
+                pos = cursor[j]
+                for e in range(e0, e1):
+                    vv = v[e]
+                    zz = z[e]
+                    if vv > vmax:
+                        bad_at[0] = e
+                        return BAD_CODE_RANGE
+                    if zz > zmax:
+                        bad_at[0] = e
+                        return BAD_RELIDX_RANGE
+                    if vv == 0 and zz != zmax:
+                        bad_at[0] = e
+                        return BAD_FILLER_NONCANONICAL
+                    lr += zz + 1
+                    if lr >= n_local:
+                        bad_at[0] = e
+                        return BAD_ROW_RANGE
+                    if vv == 0:
+                        fill += 1
+                        continue
+                    if e == e0:
+                        first_row[j, k] = <int32_t>lr
+                    macs[pos] = ((<mac_t>(lr * n_pe + k)) << code_bits) | vv
+                    pos += 1
+                cursor[j] = pos
+                col_fillers[j] += fill
+                fill = 0
+                if e1 > e0:
+                    if v[e1 - 1] == 0:
+                        bad_at[0] = e1 - 1
+                        return BAD_FILLER_TRAILING
+                    last_row[j, k] = <int32_t>lr
+        j0 = j1
+    return BAD_NONE
+
+
+def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8_t[::1] z,
+                 Py_ssize_t n_out, int code_bits, int index_bits):
+    """The per-layer pass: check every full format rule and build the kernel's tables.
+
+    Parameters
+    ----------
+    ptr : ndarray of int64, shape (n_pe, n_cols + 1)
+        Per-PE local column pointers (``CompressedLayer.ptr``), ``ptr[:, 0] == 0``.
+    v, z : ndarray of uint8, shape (n_entries,)
+        Codebook indices and relative row indices, PE 0 first.
+    n_out : int
+        Output rows; PE k owns rows k, k + N, ...
+    code_bits, index_bits : int
+        Widths of v and z, in [1, 8].
+
+    Returns
+    -------
+    (LayerTables or None, int, int)
+        The tables, ``BAD_NONE`` and -1; or ``None``, the ``BAD_*`` code of the
+        first broken rule and the entry (or PE) it was found at. The rules are
+        those of ``CompressedLayer.check_format(full=True)``: pointers
+        non-decreasing, ``v < 2**code_bits``, ``z < 2**index_bits``, fillers
+        ``(0, 2**index_bits - 1)``, no filler at a segment's end, decoded rows
+        inside the PE's rows; plus a PE's entry count below 2**31 (the int32
+        pointer table).
+
+    Notes
+    -----
+    O(n_pe * n_cols + n_entries) time, one sweep over each PE's entries;
+    allocates only the tables (12 n_pe (n_cols + 1) + 16 (n_cols + 1) bytes
+    and 4 or 8 bytes per MAC) and an int64 cursor per column.
+    """
+    cdef Py_ssize_t n_pe = ptr.shape[0]
+    cdef Py_ssize_t n_cols = ptr.shape[1] - 1
+    cdef Py_ssize_t n_entries = v.shape[0]
+    cdef Py_ssize_t k, j
+    cdef int64_t total = 0, n_macs = 0
+    cdef int64_t bad_at = -1
+    cdef int bad = BAD_NONE
+    if n_pe < 1 or n_cols < 0 or z.shape[0] != n_entries or n_out < 1 \
+            or not (1 <= code_bits <= 8) or not (1 <= index_bits <= 8):
+        return None, BAD_SHAPE, -1
+    for k in range(n_pe):
+        if ptr[k, 0] != 0:
+            return None, BAD_SHAPE, k
+        for j in range(n_cols):
+            if ptr[k, j + 1] < ptr[k, j]:
+                return None, BAD_PTR_DECREASING, k
+        if ptr[k, n_cols] >= (<int64_t>1) << 31:
+            return None, BAD_TOO_MANY_ENTRIES, k
+        total += ptr[k, n_cols]
+    if total != n_entries:
+        return None, BAD_SHAPE, -1
+    ptr_t_arr = np.empty((n_cols + 1, n_pe), dtype=np.int32)
+    first_arr = np.empty((n_cols, n_pe), dtype=np.int32)
+    last_arr = np.empty((n_cols, n_pe), dtype=np.int32)
+    fill_arr = np.zeros(n_cols, dtype=np.int64)
+    mac_start_arr = np.zeros(n_cols + 1, dtype=np.int64)
+    pe_off_arr = np.zeros(n_pe + 1, dtype=np.int64)
+    n_rows_arr = np.zeros(n_pe, dtype=np.int64)
+    cdef int32_t[:, ::1] ptr_t = ptr_t_arr
+    cdef int64_t[::1] pe_off = pe_off_arr
+    cdef int64_t[::1] n_rows = n_rows_arr
+    cdef int64_t[::1] mac_start = mac_start_arr
+    cdef int64_t[::1] cursor = np.zeros(n_cols + 1, dtype=np.int64)
+    cdef int64_t e, cnt
+    with nogil:
+        for k in range(n_pe):  # PE-major, sequential reads: pointers, then MACs per column
+            pe_off[k + 1] = pe_off[k] + ptr[k, n_cols]
+            n_rows[k] = (n_out - k + n_pe - 1) // n_pe
+            for j in range(n_cols + 1):
+                ptr_t[j, k] = <int32_t>ptr[k, j]
+            for j in range(n_cols):
+                cnt = 0
+                for e in range(pe_off[k] + ptr[k, j], pe_off[k] + ptr[k, j + 1]):
+                    cnt += v[e] != 0
+                mac_start[j] += cnt
+                n_macs += cnt
+    cdef int32_t[:, ::1] fr_v = first_arr
+    cdef int32_t[:, ::1] lr_v = last_arr
+    cdef int64_t[::1] fill_v = fill_arr
+    cdef uint32_t[::1] m32
+    cdef uint64_t[::1] m64
+    if (<uint64_t>n_out) << code_bits < (<uint64_t>1) << 32:
+        macs_arr = np.empty(n_macs, dtype=np.uint32)
+        m32 = macs_arr
+        with nogil:
+            bad = _fill_entries[uint32_t](ptr_t, &pe_off[0], &n_rows[0], v, z, m32, mac_start, cursor, fr_v, lr_v,
+                                          fill_v, code_bits, index_bits, &bad_at)
+    else:
+        macs_arr = np.empty(n_macs, dtype=np.uint64)
+        m64 = macs_arr
+        with nogil:
+            bad = _fill_entries[uint64_t](ptr_t, &pe_off[0], &n_rows[0], v, z, m64, mac_start, cursor, fr_v, lr_v,
+                                          fill_v, code_bits, index_bits, &bad_at)
+    if bad != BAD_NONE:
+        return None, bad, bad_at
+    cdef LayerTables t = LayerTables.__new__(LayerTables)
+    t.n_pe = <int>n_pe
+    t.n_out = n_out
+    t.n_cols = n_cols
+    t.code_bits = code_bits
+    for arr in (ptr_t_arr, first_arr, last_arr, fill_arr, mac_start_arr, macs_arr):
+        arr.setflags(write=False)
+    t.ptr_t, t.first_row, t.last_row, t.col_fillers = ptr_t_arr, first_arr, last_arr, fill_arr
+    t.mac_start, t.macs = mac_start_arr, macs_arr
+    return t, BAD_NONE, -1
+
+
+# ----------------------------------------------------------------------------- one input
+cdef struct Layer:
+    # pointers into a LayerTables' arrays (read-only)
+    const int32_t* ptr_t
+    const int32_t* first_row
+    const int32_t* last_row
+    const int64_t* col_fillers
+    const int64_t* mac_start
+    Py_ssize_t n_pe
+
+
+cdef struct Scratch:
+    int64_t* fin        # (n_pe,) last busy cycle of the PE's previous column
+    int64_t* line_reg   # (n_pe,) spmat line register
+    int64_t* last_mac   # (n_pe,) local row of the PE's previous column's last MAC; -2: none
+    int64_t* pop_ring   # (ring, n_pe) take cycle of the last D broadcasts per PE
+    int64_t* pop_max    # (ring,) latest take cycle over the PEs
+    int64_t* slot_col   # (n_slots,) LNZD view: column of a non-zero slot, -1 for a zero
+
+
+cdef inline void _stall_pes(int64_t* stall, const int64_t* ring_row, Py_ssize_t n_pe,
+                            int64_t ready, int64_t b) noexcept nogil:
+    """PE k's queue was full from cycle ``ready`` to min(p_k(i - D), b - 1)."""
+    cdef Py_ssize_t k
+    cdef int64_t lim, d
+    for k in range(n_pe):
+        lim = ring_row[k]
+        if lim > b - 1:
+            lim = b - 1
+        d = lim - ready + 1
+        if d > 0:
+            stall[k] += d
+
+
+cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line,
+                     int line_shift, Scratch* s, int64_t* busy, int64_t* stall, int64_t* c) noexcept nogil:
+    """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1."""
+    cdef Py_ssize_t n_pe = L.n_pe
+    cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_groups * n_pe else n_groups * n_pe
+    cdef Py_ssize_t g, q, k
+    cdef int64_t t, n_bc = 0, j, ready, b, p, f, pmax, n, w, e0, e1, line0, line1, slot, end_cycle, fr
+    cdef int64_t c_stall = 0, c_loads = 0, c_lines = 0, c_byp = 0, c_entries = 0, c_fill = 0
+    cdef int64_t* fin = s.fin
+    cdef int64_t* line_reg = s.line_reg
+    cdef int64_t* last_mac = s.last_mac
+    cdef int64_t* ring_row
+    cdef const int32_t* pj
+    cdef const int32_t* frj
+    cdef const int32_t* lrj
+    cdef bint loaded
     if ring < 1:
         ring = 1
-    cdef int64_t[:, ::1] pop_ring = np.zeros((n_pe, ring), dtype=np.int64)
-    # Latest take cycle over all PEs of each broadcast.
-    cdef int64_t[::1] pop_max = np.zeros(ring, dtype=np.int64)
-
-    cdef int64_t t = 0  # next cycle the CCU can use
-    cdef int64_t n_bc = 0  # broadcasts so far
-    cdef int64_t g, q, base, k, j, e0, e1, n, g0, g1, gg, line, code, p, nf, lr, row, ent
-    cdef int64_t zmask = (1 << index_bits) - 1
-    cdef int64_t ready, b, pk, lim, slot, pmax, end_cycle, ccu_last, extra
-    cdef int line_shift = -1
-    cdef bint loaded_in_broadcast
-    cdef int err = 0
-    cdef float a_f
-    cdef int64_t a_q
-    cdef int64_t c_broadcasts = 0, c_stall = 0, c_loads = 0, c_ptr = 0, c_lines = 0
-    cdef int64_t c_entries = 0, c_fillers = 0, c_bypasses = 0
-    cdef int64_t c_sat = 0, acc_new
-
-    for k in range(31):
-        if (<int64_t>1 << k) == entries_per_line:
-            line_shift = <int>k
-    with nogil:
-        # cycle 0: the empty LNZD register loads group 0
-        t = 1
-        c_loads = 1 if n_groups > 0 else 0
-        for g in range(n_groups):
-            base = g * n_pe
-            loaded_in_broadcast = False
-            for q in range(n_pe):
-                j = slot_col[base + q]
-                if j < 0:
-                    continue
-                if j >= n_cols:
-                    err = ERR_COLUMN_OUT_OF_RANGE
-                    break
-                # ---------------- CCU: wait until no queue is full
-                ready = t
-                b = ready
-                slot = n_bc % fifo_depth
-                if n_bc >= fifo_depth and pop_max[slot] + 1 > b:
-                    b = pop_max[slot] + 1
-                if b > ready:
-                    c_stall += b - ready
-                    for k in range(n_pe):
-                        pk = pop_ring[k, slot]
-                        lim = pk if pk < b - 1 else b - 1
-                        if lim >= ready:
-                            stall[k] += lim - ready + 1
-                c_broadcasts += 1
-                t = b + 1
-                if q == n_pe - 1:
-                    loaded_in_broadcast = True
-                    c_loads += 1
-                # ---------------- every PE takes column j and works through its slice
-                a_f = act[j]
-                a_q = act_q[j]
-                pmax = -1
-                c_ptr += n_pe
-                for k in range(n_pe):
-                    p = b + 1
-                    if fin[k] > p:
-                        p = fin[k]
-                    pop_ring[k, slot] = p
-                    if p > pmax:
-                        pmax = p
-                    e0 = ptr_t[j, k]
-                    e1 = ptr_t[j + 1, k]
-                    n = e1 - e0
-                    if n <= 0:  # empty slice: the pointer read costs one cycle
-                        busy[k] += 1
-                        fin[k] = p + 1
-                        mac_cycle_last[k] = -2
-                        continue
-                    # spmat line reads: one division per column, a new line every L entries
-                    if line_shift >= 0:
-                        line = e0 >> line_shift
-                        extra = (e0 - (line << line_shift) + n - 1) >> line_shift
-                    else:
-                        line = e0 // entries_per_line
-                        extra = (e0 - line * entries_per_line + n - 1) // entries_per_line
-                    if line != line_reg[k]:
-                        c_lines += 1
-                    line_reg[k] = line + extra
-                    c_lines += extra
-                    g0 = pe_offsets[k] + e0
-                    g1 = g0 + n
-                    c_entries += n
-                    # bypass: this column's first MAC lands on the row of the MAC one cycle earlier
-                    ent = packed[g0]
-                    if ((ent >> index_bits) != 0 and mac_cycle_last[k] == p
-                            and mac_row_last[k] == (ent & zmask) * n_pe + k):
-                        c_bypasses += 1
-                    nf = 0
-                    lr = -1
-                    row = -1
-                    if fixed:
-                        for gg in range(g0, g1):
-                            ent = packed[gg]
-                            lr = lr + (ent & zmask) + 1
-                            code = ent >> index_bits
-                            if code == 0:
-                                nf += 1
-                                continue
-                            row = lr * n_pe + k
-                            if row >= n_out or code >= n_codes:
-                                err = ERR_ROW_OUT_OF_RANGE
-                                break
-                            acc_new = out_q[row] + _narrow(codebook_q[code] * a_q, shift, fx_nearest)
-                            if acc_new < fx_lo or acc_new > fx_hi:
-                                c_sat += 1  # the sum left the word: saturated (or wrapped)
-                            out_q[row] = _fit(acc_new, fx_lo, fx_hi, fx_saturate, fx_total_bits)
-                    else:
-                        for gg in range(g0, g1):
-                            ent = packed[gg]
-                            lr = lr + (ent & zmask) + 1
-                            code = ent >> index_bits
-                            if code == 0:
-                                nf += 1
-                                continue
-                            row = lr * n_pe + k
-                            if row >= n_out or code >= n_codes:
-                                err = ERR_ROW_OUT_OF_RANGE
-                                break
-                            out_f[row] = out_f[row] + <float>(codebook[code] * a_f)
-                    if err != 0:
-                        break
-                    c_fillers += nf
-                    busy[k] += n
-                    fin[k] = p + n
-                    if (packed[g1 - 1] >> index_bits) != 0:
-                        mac_row_last[k] = row
-                        mac_cycle_last[k] = fin[k]
-                    else:
-                        mac_cycle_last[k] = -2
-                if err != 0:
-                    break
-                pop_max[slot] = pmax
-                n_bc += 1
-            if err != 0:
-                break
-            if not loaded_in_broadcast:
-                t += 1  # the group has no further non-zero: loading the next costs a cycle
+    for k in range(n_pe):
+        fin[k] = -1
+        line_reg[k] = -1
+        last_mac[k] = -2
+    # cycle 0: the empty LNZD register loads group 0
+    t = 1
+    c_loads = 1 if n_groups > 0 else 0
+    for g in range(n_groups):
+        loaded = False
+        for q in range(n_pe):
+            j = s.slot_col[g * n_pe + q]
+            if j < 0:
+                continue
+            # ---------------- CCU: wait until no queue is full
+            ready = t
+            b = ready
+            slot = n_bc % fifo_depth
+            ring_row = s.pop_ring + slot * n_pe
+            if n_bc >= fifo_depth and s.pop_max[slot] + 1 > b:
+                b = s.pop_max[slot] + 1
+                c_stall += b - ready
+                _stall_pes(stall, ring_row, n_pe, ready, b)
+            t = b + 1
+            if q == n_pe - 1:
+                loaded = True
                 c_loads += 1
-
-        ccu_last = t - 1
-        end_cycle = ccu_last
-        for k in range(n_pe):
-            if fin[k] > end_cycle:
-                end_cycle = fin[k]
-
-    if err != 0:
-        return err
-    counters[C_BROADCASTS] = c_broadcasts
-    counters[C_CCU_STALL] = c_stall
-    counters[C_GROUP_LOADS] = c_loads
-    counters[C_PTR_READS] = c_ptr
-    counters[C_LINE_READS] = c_lines
-    counters[C_ENTRIES] = c_entries
-    counters[C_FILLERS] = c_fillers
-    counters[C_MACS] = c_entries - c_fillers
-    counters[C_ACC_WRITES] = c_entries - c_fillers
-    counters[C_BYPASSES] = c_bypasses
-    counters[C_SATURATIONS] = c_sat
+            # ---------------- every PE takes column j and works through its slice
+            pj = L.ptr_t + j * n_pe
+            frj = L.first_row + j * n_pe
+            lrj = L.last_row + j * n_pe
+            c_fill += L.col_fillers[j]
+            pmax = -1
+            for k in range(n_pe):
+                f = fin[k]
+                p = b + 1
+                if f > p:
+                    p = f
+                ring_row[k] = p
+                if p > pmax:
+                    pmax = p
+                # bypass: back to back (p == f) and this column's first MAC is on the row of
+                # the PE's previous MAC, one cycle earlier
+                fr = frj[k]
+                c_byp += (f == p) & (fr == last_mac[k])
+                last_mac[k] = lrj[k]
+                e0 = pj[k]
+                e1 = pj[n_pe + k]
+                n = e1 - e0
+                c_entries += n
+                w = n if n > 0 else 1  # an empty slice: the pointer read costs one cycle
+                busy[k] += w
+                fin[k] = p + w
+                # spmat line reads: a new line every L entries; the register survives columns
+                if line_shift >= 0:
+                    line0 = e0 >> line_shift
+                    line1 = (e1 - 1) >> line_shift
+                else:
+                    line0 = e0 // entries_per_line
+                    line1 = (e1 - 1) // entries_per_line
+                if n > 0:
+                    c_lines += line1 - line0 + (line0 != line_reg[k])
+                    line_reg[k] = line1
+            s.pop_max[slot] = pmax
+            n_bc += 1
+        if not loaded:
+            t += 1  # the group has no further non-zero: loading the next costs a cycle
+            c_loads += 1
+    c[C_BROADCASTS] += n_bc
+    c[C_CCU_STALL] += c_stall
+    c[C_GROUP_LOADS] += c_loads
+    c[C_PTR_READS] += n_bc * n_pe
+    c[C_LINE_READS] += c_lines
+    c[C_ENTRIES] += c_entries
+    c[C_FILLERS] += c_fill
+    c[C_MACS] += c_entries - c_fill
+    c[C_ACC_WRITES] += c_entries - c_fill
+    c[C_BYPASSES] += c_byp
+    end_cycle = t - 1
+    for k in range(n_pe):
+        if fin[k] > end_cycle:
+            end_cycle = fin[k]
     return end_cycle + 1
+
+
+cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* macs,
+                 const int64_t* mac_start, Py_ssize_t n_slots, int code_bits,
+                 const FixedMode* fm, const int64_t* slot_col, int64_t* c) noexcept nogil:
+    """The arithmetic pass: every broadcast column's MACs, one contiguous run per column."""
+    cdef Py_ssize_t i
+    cdef int64_t j, e, e1
+    cdef mac_t m, cmask = (1 << code_bits) - 1
+    cdef acc_t a
+    cdef int64_t sat = 0
+    for i in range(n_slots):
+        j = slot_col[i]
+        if j < 0:
+            continue
+        a = act[j]
+        e1 = mac_start[j + 1]
+        for e in range(mac_start[j], e1):
+            m = macs[e]
+            out[m >> code_bits] = _mac(out[m >> code_bits], cb[m & cmask], a, fm, &sat)
+    c[C_SATURATIONS] += sat
+
+
+def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixed, fixed_mode,
+              bint has_bias, Py_ssize_t n_in, int fifo_depth, int entries_per_line,
+              out_f, out_q, int64_t[::1] cycles, int64_t[::1] busy, int64_t[::1] stall,
+              int64_t[::1] counters):
+    """Simulate ``n_inputs`` independent input vectors on one layer.
+
+    ================  ==============================  =================================================
+    argument          dtype, shape                    meaning
+    ================  ==============================  =================================================
+    tables            LayerTables                     the layer (:func:`build_tables`)
+    act               float32 (n_inputs, n_cols)      activations; column ``n_in`` (bias) = 1.0
+    act_q             int64 (n_inputs, n_cols)        the same in fixed point (fixed16; else (0, 0))
+    codebook          float32 (2**code_bits,)         shared weights
+    codebook_q        int64 (2**code_bits,)           the same in fixed point (fixed16; else (0,))
+    fixed             bool                            fixed16 arithmetic (else float32)
+    fixed_mode        (shift, nearest, saturate,      product narrowing and accumulator word
+                      total_bits, lo, hi)             (ignored in float32 mode)
+    has_bias          bool                            column ``n_in`` is the bias column
+    n_in              int                             real input columns
+    fifo_depth        int >= 1                        activation queue depth D
+    entries_per_line  int >= 1                        spmat entries per SRAM line L
+    out_f             float32 (n_inputs, n_out)       zeroed outputs (float32 mode; else (0, 0))
+    out_q             int64 (n_inputs, n_out)         zeroed accumulators (fixed16; else (0, 0))
+    cycles            int64 (n_inputs,)               out: cycles per input, without the drain
+    busy, stall       int64 (n_pe,)                   out (added to): busy / stall cycles per PE
+    counters          int64 (11,)                     out (added to): action counters, in the order of
+                                                      ``eiesim.sim.result.COUNTER_NAMES``
+    ================  ==============================  =================================================
+
+    Shapes are checked here (``ValueError``); values were validated by the caller
+    (finite activations) and by :func:`build_tables` (every index in range).
+    Runs without the GIL. O(B N + E + G N) per input (B broadcasts, N PEs, E
+    entries of the broadcast columns, G LNZD groups).
+    """
+    cdef Py_ssize_t n_pe = tables.n_pe, n_out = tables.n_out, n_cols = tables.n_cols
+    cdef Py_ssize_t n_inputs = cycles.shape[0]
+    cdef Py_ssize_t n_real_groups = (n_in + n_pe - 1) // n_pe
+    cdef Py_ssize_t n_groups = n_real_groups + (1 if has_bias else 0)
+    cdef Py_ssize_t n_slots = n_groups * n_pe
+    cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
+    cdef Py_ssize_t x, jj
+    cdef int line_shift = -1
+    cdef FixedMode fm
+    if fifo_depth < 1 or entries_per_line < 1:
+        raise ValueError("fifo_depth and entries_per_line must be positive")
+    if n_in + (1 if has_bias else 0) != n_cols:
+        raise ValueError("n_in and has_bias do not match the layer's columns")
+    if busy.shape[0] != n_pe or stall.shape[0] != n_pe or counters.shape[0] != N_COUNTERS:
+        raise ValueError("busy / stall / counters have the wrong size")
+    cdef const float[:, ::1] act_f = act
+    cdef const int64_t[:, ::1] act_i = act_q
+    cdef const float[::1] cb_f = codebook
+    cdef const int64_t[::1] cb_i = codebook_q
+    cdef float[:, ::1] of = out_f
+    cdef int64_t[:, ::1] oq = out_q
+    if act_f.shape[0] != n_inputs or act_f.shape[1] != n_cols:
+        raise ValueError("act must be (n_inputs, n_cols)")
+    if cb_f.shape[0] < (1 << tables.code_bits):
+        raise ValueError("codebook is shorter than 2**code_bits")
+    if fixed:
+        if act_i.shape[0] != n_inputs or act_i.shape[1] != n_cols or oq.shape[0] != n_inputs \
+                or oq.shape[1] != n_out or cb_i.shape[0] < (1 << tables.code_bits):
+            raise ValueError("fixed16 arrays have the wrong shape")
+        fm.shift, fm.nearest, fm.saturate, fm.total_bits, fm.lo, fm.hi = fixed_mode
+        if not (0 <= fm.shift < 63 and 1 <= fm.total_bits < 63 and fm.lo <= fm.hi):
+            raise ValueError("fixed_mode out of range")
+    elif of.shape[0] != n_inputs or of.shape[1] != n_out:
+        raise ValueError("out_f must be (n_inputs, n_out)")
+    for x in range(31):
+        if (<int64_t>1 << x) == entries_per_line:
+            line_shift = <int>x
+
+    cdef const int32_t[:, ::1] ptr_t = tables.ptr_t
+    cdef const int32_t[:, ::1] first_row = tables.first_row
+    cdef const int32_t[:, ::1] last_row = tables.last_row
+    cdef const int64_t[::1] col_fillers = tables.col_fillers
+    cdef const int64_t[::1] mac_start = tables.mac_start
+    cdef const uint32_t[::1] m32
+    cdef const uint64_t[::1] m64
+    cdef bint wide = tables.macs.dtype == np.uint64
+    if wide:
+        m64 = tables.macs
+    else:
+        m32 = tables.macs
+    cdef Layer L
+    L.ptr_t = &ptr_t[0, 0]
+    L.first_row = &first_row[0, 0]
+    L.last_row = &last_row[0, 0]
+    L.col_fillers = &col_fillers[0]
+    L.mac_start = &mac_start[0]
+    L.n_pe = n_pe
+    cdef int code_bits = tables.code_bits
+    cdef int64_t c[N_COUNTERS]
+    cdef Scratch s
+    cdef Py_ssize_t ring_alloc = ring if ring > 0 else 1
+    s.fin = <int64_t*>malloc(n_pe * sizeof(int64_t))
+    s.line_reg = <int64_t*>malloc(n_pe * sizeof(int64_t))
+    s.last_mac = <int64_t*>malloc(n_pe * sizeof(int64_t))
+    s.pop_ring = <int64_t*>malloc(ring_alloc * n_pe * sizeof(int64_t))
+    s.pop_max = <int64_t*>malloc(ring_alloc * sizeof(int64_t))
+    s.slot_col = <int64_t*>malloc((n_slots if n_slots > 0 else 1) * sizeof(int64_t))
+    if not (s.fin and s.line_reg and s.last_mac and s.pop_ring and s.pop_max and s.slot_col):
+        free(s.fin); free(s.line_reg); free(s.last_mac); free(s.pop_ring); free(s.pop_max); free(s.slot_col)
+        raise MemoryError()
+    for jj in range(N_COUNTERS):
+        c[jj] = 0
+    try:
+        with nogil:
+            for x in range(n_inputs):
+                # the LNZD view: groups of N slots, non-zero activations, then the bias group
+                for jj in range(n_slots):
+                    s.slot_col[jj] = -1
+                if fixed:  # the LNZD tests the activation the datapath holds (quantised)
+                    for jj in range(n_in):
+                        if act_i[x, jj] != 0:
+                            s.slot_col[jj] = jj
+                else:
+                    for jj in range(n_in):
+                        if act_f[x, jj] != 0:
+                            s.slot_col[jj] = jj
+                if has_bias:
+                    s.slot_col[n_real_groups * n_pe] = n_in
+                cycles[x] = _timing(&L, n_groups, fifo_depth, entries_per_line, line_shift,
+                                    &s, &busy[0], &stall[0], c)
+                if fixed:
+                    if wide:
+                        _arith[int64_t, uint64_t](&oq[x, 0], &cb_i[0], &act_i[x, 0], &m64[0], &mac_start[0],
+                                                  n_slots, code_bits, &fm, s.slot_col, c)
+                    else:
+                        _arith[int64_t, uint32_t](&oq[x, 0], &cb_i[0], &act_i[x, 0], &m32[0], &mac_start[0],
+                                                  n_slots, code_bits, &fm, s.slot_col, c)
+                else:
+                    if wide:
+                        _arith[float, uint64_t](&of[x, 0], &cb_f[0], &act_f[x, 0], &m64[0], &mac_start[0],
+                                                n_slots, code_bits, &fm, s.slot_col, c)
+                    else:
+                        _arith[float, uint32_t](&of[x, 0], &cb_f[0], &act_f[x, 0], &m32[0], &mac_start[0],
+                                                n_slots, code_bits, &fm, s.slot_col, c)
+    finally:
+        free(s.fin); free(s.line_reg); free(s.last_mac); free(s.pop_ring); free(s.pop_max); free(s.slot_col)
+    for jj in range(N_COUNTERS):
+        counters[jj] += c[jj]

@@ -1,38 +1,54 @@
 #!/usr/bin/env python
-"""Benchmark: the cycle-level kernel against scipy.sparse and against the pure-Python reference.
+"""Benchmark: every row of issue 11's table as a ratio, both sides interleaved call by call.
 
-Measured in one run, on this machine, median of several repetitions after a
-warm-up (timings are wall-clock, ``time.perf_counter``):
+Each in-process row times side A and side B alternately in one process
+(A B A B ..., ``--pairs`` pairs, default 21, after one warm-up call of each,
+garbage collector off) and reports the median over the pairs of the per-pair
+ratio A / B, with the median times of each side beside it. Interleaving makes
+both sides see the same machine load: timing the sides in separate blocks let
+FC8's ratio swing between 2.6 and 4.3 on the same machine.
 
-1. FC8 (the authors' AlexNet FC8 dump, 64 PEs): ``eiesim.simulate`` with the
-   compiled kernel vs ``scipy.sparse`` CSC matvec of the same decoded matrix and
-   the same input (W @ a + b).
-2. A synthetic 4096 x 4096 layer at 9 % weights / 35 % activations (Alex-7-like,
-   uniform random, seed 0), same comparison.
-3. The kernel vs the cycle-stepped pure-Python reference on a 512 x 512 layer.
-4. Canonical-Huffman decoding of 12.8 M symbols of a 16-symbol alphabet (the
-   relative-index distribution of a layer at 4 % density: ``P(z = k) =
-   d (1 - d)^k`` for ``k < 15``, the rest on 15; seed 0): the Cython kernel
-   ``eiesim._kernels.huffman_dec`` vs its NumPy twin (``decode(backend=...)``).
-5. Loading (``load_container``, cheap checks) a Huffman-only ``.eie`` of a
-   VGG-6-sized layer (25088 -> 4096 at 4 %, 64 PEs: 12.8 M symbols in its v
-   and z streams; ``scripts/bench_validate.py``'s layer), with Huffman decoding
-   by the kernel vs by the NumPy twin. ``--no-container`` skips it (building
-   the layer takes a while).
+Whole-process rows run the two commands alternately as child processes
+(``--proc-pairs`` pairs, default 21) and report the median ratio of their wall
+times. The memory row runs a child that loads a VGG-6-sized layer, resets its
+peak-RSS mark (``/proc/self/clear_refs``), simulates once, and reports
+``(peak RSS - RSS before the layer was loaded) / (bytes of the layer's
+encoded arrays v, z, ptr, codebook + bytes of the input)``.
 
-The simulator does more than the matvec (it also produces the cycle count,
-per-PE busy/stall cycles and eleven action counters), but it skips zero
-activations, which scipy's CSC matvec does not.
+Rows (targets from issue 11):
 
-Usage: ``python scripts/bench.py [--repeat R] [--no-container] [--json OUT]``
+* ``fc8``, ``fc6``, ``vgg6``: warm ``eiesim.simulate`` / scipy CSC ``W @ a + b``
+  (same matrix, int32 indices, same input): the real AlexNet FC8 dump
+  (64 PEs, FIFO 7), a synthetic fc6-size (9216 -> 4096, 9 % weights, 35 %
+  activations) and VGG-6-size (25088 -> 4096, 4 % / 35 %) layer (seed 0).
+* ``cold``: first call on a fresh copy of the FC8 layer (its per-layer pass
+  included) / a warm call on the same copy; ``cold-vgg6`` the same on VGG-6.
+* ``rss``: the memory ratio above, VGG-6-size layer.
+* ``mnist``: ``eiesim simulate --input mnist10k.npz`` on the embedded
+  LeNet-300-100 (the 10,000 MNIST test digits) / a NumPy dense forward of the
+  same network over the same digits, both whole processes.
+* ``cli-fc8``: ``eiesim simulate --eie-dump FC8 --fifo-depth 7`` / ``python -c
+  "import numpy"``, whole processes.
+* ``reference``: pure-Python reference / kernel, 512 x 512, 10 % / 35 %
+  (the target is a ratio >= 300).
+* ``encode``: ``CompressedLayer.from_weights`` (dense -> per-PE CSC, 64 PEs) /
+  ``scipy.sparse.csc_matrix(dense)``, VGG-6-size.
+* ``huffman``, ``container``: the Cython Huffman decoder / its NumPy twin on
+  12.8 M relative-index-like symbols, and loading a Huffman-only VGG-6 ``.eie``
+  with kernel vs NumPy decoding (no target; ``--pairs-slow`` pairs, default 5).
+
+Usage: ``python scripts/bench.py [--rows fc8,vgg6,...] [--pairs P] [--proc-pairs P] [--json OUT]``
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,86 +56,278 @@ from pathlib import Path
 
 import numpy as np
 
-from eiesim import EIEConfig
-from eiesim._io import json_bytes, write_atomic
-from eiesim.commands._args import check_output_args
-from eiesim.format import huffman
-from eiesim.format.layout import CompressedLayer
-from eiesim.sim.engine import simulate
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FC8 = ROOT.parent / "shared" / "data" / "alexnet_fc8_eie"
+if os.environ.get("EIESIM_SHARED_DATA"):
+    FC8 = Path(os.environ["EIESIM_SHARED_DATA"]) / "alexnet_fc8_eie"
 
-FC8 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "alexnet_fc8_eie"
+from eiesim import EIEConfig  # noqa: E402
+from eiesim._io import json_bytes, write_atomic  # noqa: E402
+from eiesim.commands._args import check_output_args  # noqa: E402
+from eiesim.format.layout import CompressedLayer  # noqa: E402
+from eiesim.sim.engine import simulate  # noqa: E402
+
+ALL_ROWS = ("fc8", "fc6", "vgg6", "cold", "cold-vgg6", "rss", "mnist", "cli-fc8", "reference", "encode",
+            "huffman", "container")
 
 
-def median_time(fn, repeat: int, number: int) -> float:
-    """Median over ``repeat`` runs of the mean time of ``number`` calls, in seconds."""
-    fn()  # warm-up (also fills the per-layer validation cache)
-    samples = []
-    for _ in range(repeat):
+# ----------------------------------------------------------------------------- timing helpers
+@contextlib.contextmanager
+def gc_off():
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def interleaved(fa, fb, pairs: int, setup=None) -> dict:
+    """Time ``fa`` and ``fb`` alternately (A B A B ...); median per-pair ratio A/B.
+
+    ``setup`` (optional) is called before each pair, untimed, and its result is
+    passed to both functions (used for the cold-call row: a fresh layer per pair).
+    """
+    ta, tb, ratios = [], [], []
+    with gc_off():
+        arg = setup() if setup else None
+        fa(arg) if setup else fa()  # warm-up
+        fb(arg) if setup else fb()
+        for _ in range(pairs):
+            arg = setup() if setup else None
+            t0 = time.perf_counter()
+            fa(arg) if setup else fa()
+            t1 = time.perf_counter()
+            fb(arg) if setup else fb()
+            t2 = time.perf_counter()
+            ta.append(t1 - t0)
+            tb.append(t2 - t1)
+            ratios.append((t1 - t0) / (t2 - t1))
+    return {"a_ms": 1e3 * statistics.median(ta), "b_ms": 1e3 * statistics.median(tb),
+            "ratio": statistics.median(ratios), "pairs": pairs}
+
+
+def process_pairs(cmd_a, cmd_b, pairs: int, env=None) -> dict:
+    """Run two commands alternately as child processes; median ratio of their wall times."""
+    ta, tb, ratios = [], [], []
+
+    def one(cmd):
         t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        dt = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"{cmd!r} failed ({r.returncode}): {r.stderr.decode()[-400:]}")
+        return dt
+
+    one(cmd_a), one(cmd_b)  # warm the page cache
+    for _ in range(pairs):
+        a, b = one(cmd_a), one(cmd_b)
+        ta.append(a)
+        tb.append(b)
+        ratios.append(a / b)
+    return {"a_ms": 1e3 * statistics.median(ta), "b_ms": 1e3 * statistics.median(tb),
+            "ratio": statistics.median(ratios), "pairs": pairs}
 
 
+# ----------------------------------------------------------------------------- workloads
 def synthetic_layer(n_out, n_in, w_density, a_density, n_pe, seed):
+    """Uniform random layer (codes 1..15, 16-entry codebook, bias column) and input."""
+    import scipy.sparse as sp
+
     rng = np.random.default_rng(seed)
-    codes = np.zeros((n_out, n_in), dtype=np.uint8)
-    mask = rng.random((n_out, n_in)) < w_density
-    codes[mask] = rng.integers(1, 16, size=int(mask.sum()))
+    nnz = int(round(w_density * n_out * n_in))
+    flat = np.unique(rng.integers(0, n_out * n_in, size=int(nnz * 1.03)))
+    flat = rng.permutation(flat)[:nnz]
+    codes = rng.integers(1, 16, size=flat.size)
+    mat = sp.coo_array((codes, (flat // n_in, flat % n_in)), shape=(n_out, n_in))
     # no centroid at 0.0: a code decoding to 0 is refused (ENTRY-DECODES-TO-ZERO)
     codebook = np.concatenate([[0.0], np.linspace(-0.1, -0.01, 7), np.linspace(0.01, 0.1, 8)]).astype(np.float32)
-    layer = CompressedLayer.from_codes(codes, codebook, n_pe, name=f"synthetic {n_out}x{n_in}")
+    bias = rng.integers(0, 16, size=n_out)
+    layer = CompressedLayer.from_codes(mat, codebook, n_pe, bias_codes=bias, name=f"{n_out}x{n_in}")
     a = np.where(rng.random(n_in) < a_density, rng.random(n_in), 0.0).astype(np.float32)
     return layer, a
 
 
-def vs_scipy(name, layer, a, cfg, repeat):
+_CACHE: dict = {}
+
+
+def workload(name):
+    """(layer, activations, config) of a named workload, built once."""
+    if name not in _CACHE:
+        cfg = EIEConfig(n_pe=64, fifo_depth=7)
+        if name == "fc8":
+            from eiesim.format.eiedump import read_dump
+
+            dump = read_dump(FC8)
+            _CACHE[name] = (dump.layer, dump.activations, cfg)
+        elif name == "fc6":
+            _CACHE[name] = synthetic_layer(4096, 9216, 0.09, 0.35, 64, 0) + (cfg,)
+        elif name == "vgg6":
+            _CACHE[name] = synthetic_layer(4096, 25088, 0.04, 0.35, 64, 0) + (cfg,)
+        elif name == "small":
+            _CACHE[name] = synthetic_layer(512, 512, 0.10, 0.35, 64, 1) + (cfg,)
+    return _CACHE[name]
+
+
+def fresh_copy(layer):
+    """The same layer as a new object (no per-layer cache hit)."""
+    return CompressedLayer(shape=layer.shape, n_pe=layer.n_pe, codebook=layer.codebook, ptr=layer.ptr,
+                           v=layer.v, z=layer.z, has_bias=layer.has_bias, code_bits=layer.code_bits,
+                           index_bits=layer.index_bits, name=layer.name)
+
+
+def vs_scipy(name, pairs):
+    layer, a, cfg = workload(name)
     W = layer.to_scipy("csc")
+    W.indices = W.indices.astype(np.int32)
+    W.indptr = W.indptr.astype(np.int32)
     b = layer.bias_values()
     if b is None:
         b = np.zeros(layer.n_out, dtype=np.float32)
-    t_sim = median_time(lambda: simulate(layer, a, cfg), repeat, 20)
-    t_sp = median_time(lambda: W @ a + b, repeat, 20)
-    res = simulate(layer, a, cfg)
-    return {
-        "case": name,
-        "shape": list(layer.shape),
-        "nnz": int(W.nnz),
-        "cycles": res.cycles,
-        "ours_ms": 1e3 * t_sim,
-        "other": "scipy.sparse CSC matvec",
-        "other_ms": 1e3 * t_sp,
-        "ratio": t_sim / t_sp,
-    }
+    r = interleaved(lambda: simulate(layer, a, cfg), lambda: W @ a + b, pairs)
+    r["detail"] = f"{layer.shape[0]}x{layer.shape[1]}, nnz {W.nnz:,}, {simulate(layer, a, cfg).cycles:,} cycles"
+    return r
 
 
-def huffman_case(n_symbols: int, repeat: int) -> dict:
-    """Decode ``n_symbols`` of a relative-index-like 16-symbol stream: kernel vs NumPy twin."""
+def cold(name, pairs):
+    layer, a, cfg = workload(name)
+    r = interleaved(lambda L: simulate(L, a, cfg), lambda L: simulate(L, a, cfg), pairs,
+                    setup=lambda: fresh_copy(layer))
+    r["detail"] = f"{layer.shape[0]}x{layer.shape[1]}, fresh layer object per pair"
+    return r
+
+
+_RSS_CHILD = r"""
+import json, sys, numpy as np
+from eiesim import EIEConfig
+from eiesim.format.layout import CompressedLayer
+from eiesim.sim.engine import simulate
+
+def rss(field):
+    with open('/proc/self/status') as fh:
+        for line in fh:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) * 1024
+rss0 = rss('VmRSS')
+with np.load(sys.argv[1]) as f:
+    d = {k: f[k] for k in f.files}
+layer = CompressedLayer(shape=tuple(d['shape']), n_pe=int(d['n_pe']), codebook=d['codebook'], ptr=d['ptr'],
+                        v=d['v'], z=d['z'], has_bias=bool(d['has_bias']))
+a = d['a']
+del d
+enc = layer.v.nbytes + layer.z.nbytes + layer.ptr.nbytes + layer.codebook.nbytes
+with open('/proc/self/clear_refs', 'w') as fh:
+    fh.write('5')  # reset the peak-RSS mark (VmHWM) to the current RSS
+res = simulate(layer, a, EIEConfig(n_pe=64, fifo_depth=7))
+peak = rss('VmHWM')
+print(json.dumps({'rss0': rss0, 'peak': peak, 'encoded': enc, 'input': a.nbytes, 'cycles': res.cycles}))
+"""
+
+
+def rss_row(_pairs):
+    layer, a, _ = workload("vgg6")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "vgg6.npz")
+        np.savez(path, shape=np.array(layer.shape), n_pe=layer.n_pe, codebook=layer.codebook, ptr=layer.ptr,
+                 v=layer.v, z=layer.z, has_bias=layer.has_bias, a=a)
+        out = subprocess.run([sys.executable, "-c", _RSS_CHILD, path], check=True, capture_output=True)
+    m = json.loads(out.stdout)
+    denom = m["encoded"] + m["input"]
+    extra = m["peak"] - m["rss0"]
+    return {"a_ms": None, "b_ms": None, "ratio": extra / denom, "pairs": 1,
+            "detail": f"peak - before load {extra / 2**20:.1f} MiB / encoded + input {denom / 2**20:.1f} MiB"}
+
+
+_DENSE_CHILD = r"""
+import sys, numpy as np
+with np.load(sys.argv[1]) as f:
+    n = int(f['n_layers'])
+    Ws = [f[f'W{k}'] for k in range(n)]
+    bs = [f[f'b{k}'] for k in range(n)]
+with np.load(sys.argv[2]) as f:
+    x = f['inputs']
+for k in range(n):
+    x = x @ Ws[k].T + bs[k]
+    if k < n - 1:
+        x = np.maximum(x, np.float32(0))
+print(int(np.argmax(x, axis=1).sum()))
+"""
+
+
+def eiesim_cmd(*args):
+    return [sys.executable, "-m", "eiesim", *args]
+
+
+def mnist_row(pairs):
+    from eiesim.commands.simulate import DEFAULT_NETWORK, _trace_path
+    from eiesim.format.container import load_network
+    from eiesim.workloads.mnist import load_mnist
+
+    net = load_network(_trace_path(DEFAULT_NETWORK))
+    data = load_mnist()
+    with tempfile.TemporaryDirectory() as tmp:
+        inp = os.path.join(tmp, "mnist10k.npz")
+        np.savez(inp, inputs=data["x_test"], labels=data["y_test"])
+        dense = os.path.join(tmp, "dense.npz")
+        arrs = {"n_layers": len(net.layers)}
+        for k, L in enumerate(net.layers):
+            arrs[f"W{k}"] = L.to_dense().astype(np.float32)
+            b = L.bias_values()
+            arrs[f"b{k}"] = np.zeros(L.n_out, np.float32) if b is None else b.astype(np.float32)
+        np.savez(dense, **arrs)
+        r = process_pairs(eiesim_cmd("simulate", "--input", inp),
+                          [sys.executable, "-c", _DENSE_CHILD, dense, inp], pairs)
+    r["detail"] = f"{data['x_test'].shape[0]:,} digits, {len(net.layers)} layers"
+    return r
+
+
+def cli_row(pairs):
+    r = process_pairs(eiesim_cmd("simulate", "--eie-dump", str(FC8), "--fifo-depth", "7"),
+                      [sys.executable, "-c", "import numpy"], pairs)
+    r["detail"] = "whole processes"
+    return r
+
+
+def reference_row(pairs):
+    layer, a, cfg = workload("small")
+    r = interleaved(lambda: simulate(layer, a, cfg, backend="reference"), lambda: simulate(layer, a, cfg), pairs)
+    r["detail"] = f"512x512, {simulate(layer, a, cfg).cycles} cycles"
+    return r
+
+
+def encode_row(pairs):
+    import scipy.sparse as sp
+
+    layer, _, _ = workload("vgg6")
+    dense = layer.to_dense().astype(np.float32)[:, : layer.n_in]
+    cb = layer.codebook
+    r = interleaved(lambda: CompressedLayer.from_weights(dense, cb, 64), lambda: sp.csc_matrix(dense), pairs)
+    r["detail"] = f"{dense.shape[0]}x{dense.shape[1]} float32"
+    return r
+
+
+def huffman_row(pairs):
+    from eiesim.format import huffman
+
     d = 0.04
     p = d * (1 - d) ** np.arange(16)
     p[15] = 1.0 - p[:15].sum()
-    x = np.random.default_rng(0).choice(16, size=n_symbols, p=p).astype(np.uint8)
+    x = np.random.default_rng(0).choice(16, size=12_800_000, p=p).astype(np.uint8)
     s = huffman.encode(x, 16)
     assert np.array_equal(huffman.decode(s, backend="kernel"), x)
-    t_k = median_time(lambda: huffman.decode(s, backend="kernel"), repeat, 1)
-    t_n = median_time(lambda: huffman.decode(s, backend="numpy"), 3, 1)
-    return {
-        "case": f"Huffman decode {n_symbols / 1e6:.1f} M",
-        "shape": [n_symbols],
-        "nnz": n_symbols,
-        "cycles": None,
-        "bits_per_symbol": s.n_bits / n_symbols,
-        "ours_ms": 1e3 * t_k,
-        "other": "NumPy twin",
-        "other_ms": 1e3 * t_n,
-        "ratio": t_k / t_n,
-    }
+    r = interleaved(lambda: huffman.decode(s, backend="kernel"), lambda: huffman.decode(s, backend="numpy"), pairs)
+    r["detail"] = f"12.8 M symbols, {s.n_bits / x.size:.2f} bits/symbol"
+    return r
 
 
 @contextlib.contextmanager
 def huffman_numpy_only():
     """Make ``huffman.decode``'s default backend the NumPy twin (as when the kernel is not built)."""
+    from eiesim.format import huffman
+
     saved = list(huffman._KERNEL_CACHE)
     huffman._KERNEL_CACHE[:] = [None, "disabled by scripts/bench.py"]
     try:
@@ -128,81 +336,87 @@ def huffman_numpy_only():
         huffman._KERNEL_CACHE[:] = saved
 
 
-def container_case(repeat: int) -> dict:
-    """Load a Huffman-only ``.eie`` of a VGG-6-sized layer, decoding with the kernel vs NumPy."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_validate import build_layer
-
+def container_row(pairs):
     from eiesim.format.container import load_container, save_network
 
-    layer = build_layer(4096, 25088, 0.04, 64, 0)
+    layer, _, _ = workload("vgg6")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "vgg6-huffman.eie")
         save_network(path, [layer], store_vz=False, huffman=True)
-        loaded = load_container(path).layers[0].layer
-        assert np.array_equal(loaded.v, layer.v) and np.array_equal(loaded.z, layer.z)
-        t_k = median_time(lambda: load_container(path), repeat, 1)
-        with huffman_numpy_only():
-            t_n = median_time(lambda: load_container(path), 3, 1)
-    return {
-        "case": "load VGG-6 .eie (Huff)",
-        "shape": list(layer.shape),
-        "nnz": 2 * int(layer.n_entries),  # symbols in the v and z streams
-        "cycles": None,
-        "ours_ms": 1e3 * t_k,
-        "other": "same, NumPy decoding",
-        "other_ms": 1e3 * t_n,
-        "ratio": t_k / t_n,
-    }
+
+        def numpy_load():
+            with huffman_numpy_only():
+                load_container(path)
+
+        r = interleaved(lambda: load_container(path), numpy_load, pairs)
+    r["detail"] = f"{2 * layer.n_entries:,} symbols"
+    return r
+
+
+# (key, case, A / B, target, function, which pair count)
+TABLE = [
+    ("fc8", "warm simulate / scipy CSC W@a+b, real FC8", "<= 0.6", lambda p: vs_scipy("fc8", p.pairs)),
+    ("fc6", "same, AlexNet fc6-size (9216->4096, 9 % / 35 %)", "<= 0.6", lambda p: vs_scipy("fc6", p.pairs)),
+    ("vgg6", "same, VGG-6-size (25088->4096, 4 % / 35 %)", "<= 0.6", lambda p: vs_scipy("vgg6", p.pairs)),
+    ("cold", "first (cold) call / warm call, FC8", "<= 2", lambda p: cold("fc8", p.pairs)),
+    ("cold-vgg6", "first (cold) call / warm call, VGG-6-size", "<= 2", lambda p: cold("vgg6", p.pairs)),
+    ("rss", "peak RSS simulating VGG-6-size / encoded arrays + input", "<= 2", lambda p: rss_row(p.pairs)),
+    ("mnist", "simulate --input mnist10k.npz (LeNet) / NumPy dense forward, processes", "<= 2",
+     lambda p: mnist_row(p.proc_pairs)),
+    ("cli-fc8", "simulate --eie-dump FC8 --fifo-depth 7 / python -c 'import numpy'", "<= 1.5",
+     lambda p: cli_row(p.proc_pairs)),
+    ("reference", "pure-Python reference / kernel, 512x512 10 % / 35 %", ">= 300",
+     lambda p: reference_row(p.pairs)),
+    ("encode", "from_weights / scipy.sparse.csc_matrix(dense), VGG-6-size", "<= 1.0",
+     lambda p: encode_row(p.pairs_slow)),
+    ("huffman", "Huffman decode, Cython / NumPy twin, 12.8 M symbols", "-", lambda p: huffman_row(p.pairs_slow)),
+    ("container", "load Huffman-only VGG-6 .eie, Cython / NumPy decoding", "-",
+     lambda p: container_row(p.pairs_slow)),
+]
+
+
+def _meets(ratio, target):
+    if target == "-":
+        return "-"
+    op, val = target.split()
+    return "yes" if (ratio <= float(val) if op == "<=" else ratio >= float(val)) else "no"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--no-container", action="store_true", help="skip the .eie loading case")
+    ap.add_argument("--rows", default=",".join(ALL_ROWS), help=f"comma-separated subset of {','.join(ALL_ROWS)}")
+    ap.add_argument("--pairs", type=int, default=21, help="interleaved pairs per in-process row (>= 21)")
+    ap.add_argument("--proc-pairs", type=int, default=21, help="paired process runs per whole-process row")
+    ap.add_argument("--pairs-slow", type=int, default=21,
+                    help="pairs for the encode / Huffman / container rows (seconds per pair)")
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args(argv)
     check_output_args(ap, [("--json", args.json)])  # before the benchmarks, not after
+    want = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = sorted(set(want) - set(ALL_ROWS))
+    if unknown:
+        ap.error(f"--rows: unknown {', '.join(unknown)} (known: {', '.join(ALL_ROWS)})")
+    needs_fc8 = {"fc8", "cold", "cli-fc8"}
+    if not (FC8 / "arithm.dat").is_file() and needs_fc8 & set(want):
+        print(f"note: {FC8} not found; FC8 rows skipped", file=sys.stderr)
+        want = [w for w in want if w not in needs_fc8]
+
     rows = []
-
-    cfg64 = EIEConfig(n_pe=64, fifo_depth=7)
-    if (FC8 / "arithm.dat").is_file():
-        from eiesim.format.eiedump import read_dump
-
-        dump = read_dump(FC8)
-        rows.append(vs_scipy("FC8 (real, 64 PEs)", dump.layer, dump.activations, cfg64, args.repeat))
-    else:
-        print(f"note: {FC8} not found; FC8 row skipped", file=sys.stderr)
-
-    layer, a = synthetic_layer(4096, 4096, 0.09, 0.35, 64, seed=0)
-    rows.append(vs_scipy("synthetic 9 % / 35 %", layer, a, cfg64, args.repeat))
-
-    small, a_small = synthetic_layer(512, 512, 0.10, 0.35, 64, seed=1)
-    t_k = median_time(lambda: simulate(small, a_small, cfg64), args.repeat, 20)
-    t_r = median_time(lambda: simulate(small, a_small, cfg64, backend="reference"), 3, 1)
-    rows.append({
-        "case": "512x512 10 % / 35 %",
-        "shape": [512, 512],
-        "nnz": int(small.n_nonzeros),
-        "cycles": simulate(small, a_small, cfg64).cycles,
-        "ours_ms": 1e3 * t_k,
-        "other": "pure-Python reference",
-        "other_ms": 1e3 * t_r,
-        "ratio": t_k / t_r,
-    })
-
-    rows.append(huffman_case(12_800_000, args.repeat))
-    if not args.no_container:
-        rows.append(container_case(args.repeat))
-
-    print(f"{'case':<22} {'shape':>11} {'nnz':>10} {'cycles':>8} {'kernel ms':>10}  {'vs':<24} {'their ms':>9} {'kernel/them':>11}")
-    for r in rows:
-        shape = "x".join(str(d) for d in r["shape"])
-        cycles = "-" if r["cycles"] is None else f"{r['cycles']:,}"
-        print(f"{r['case']:<22} {shape:>11} {r['nnz']:>10,} {cycles:>8} {r['ours_ms']:>10.3f}  "
-              f"{r['other']:<24} {r['other_ms']:>9.3f} {r['ratio']:>11.3f}")
+    print(f"{'case':<74} {'A ms':>9} {'B ms':>9} {'A/B':>8} {'target':>7} {'met':>4}  detail", flush=True)
+    for key, case, target, fn in TABLE:
+        if key not in want:
+            continue
+        r = fn(args)
+        r.update(key=key, case=case, target=target, met=_meets(r["ratio"], target))
+        rows.append(r)
+        a = "-" if r["a_ms"] is None else f"{r['a_ms']:.3f}"
+        b = "-" if r["b_ms"] is None else f"{r['b_ms']:.3f}"
+        print(f"{case:<74} {a:>9} {b:>9} {r['ratio']:>8.3f} {target:>7} {r['met']:>4}  {r['detail']}",
+              flush=True)
     if args.json:
-        write_atomic(args.json, json_bytes({"repeat": args.repeat, "rows": rows}))
+        doc = {"pairs": args.pairs, "proc_pairs": args.proc_pairs, "pairs_slow": args.pairs_slow,
+               "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "rows": rows}
+        write_atomic(args.json, json_bytes(doc))
     return 0
 
 

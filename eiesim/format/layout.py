@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..errors import EieFormatError
 from .relindex import decode_segments, encode_segments_sparse
@@ -60,6 +59,16 @@ def _coerce_int_array(a, name: str, dtype, ndim: int) -> np.ndarray:
 def _n_local_rows(n_out: int, n_pe: int, k):
     """Rows owned by PE ``k`` (scalar or array): ``len(range(k, n_out, n_pe))``."""
     return np.maximum(0, (n_out - np.asarray(k) + n_pe - 1) // n_pe)
+
+
+def _issparse(x) -> bool:
+    """``scipy.sparse.issparse(x)`` without importing scipy for a non-scipy object (scipy.sparse
+    costs about 0.14 s of import; the simulator's command line never needs it)."""
+    if not (type(x).__module__ or "").startswith("scipy.sparse"):
+        return False
+    import scipy.sparse as sp
+
+    return sp.issparse(x)
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
@@ -205,7 +214,9 @@ class CompressedLayer:
             sparse coordinates, if ``bias_codes`` has the wrong shape or
             values, or if the codebook breaks a rule.
         """
-        if sp.issparse(codes):
+        if _issparse(codes):
+            import scipy.sparse as sp
+
             coo = sp.coo_array(codes)
             shape = coo.shape
             rows = np.asarray(coo.row, dtype=np.int64)
@@ -283,7 +294,9 @@ class CompressedLayer:
                 code="ARGUMENT"
             )
         cb64 = cb.astype(np.float32).astype(np.float64)
-        if sp.issparse(weights):
+        if _issparse(weights):
+            import scipy.sparse as sp
+
             coo = sp.coo_array(weights)
             coo.sum_duplicates()  # also sorts by (row, col)
             shape = coo.shape
@@ -648,6 +661,8 @@ class CompressedLayer:
             No explicit zeros are stored (a codebook entry equal to 0.0 at an
             index > 0 is dropped).
         """
+        import scipy.sparse as sp
+
         rows, cols, v = self._real_entries()
         m = cols < self.n_in
         data = self.codebook[v[m]]
@@ -740,7 +755,10 @@ class CompressedLayer:
             )
         if not full:
             return
-        # ---- full
+        # ---- full: one compiled sweep that also builds the simulator's tables; the NumPy
+        # checks below run only when it finds a broken rule (to name it) or is not built
+        if self.kernel_tables() is not None:
+            return
         off = self.pe_offsets
 
         def where(i: int) -> str:
@@ -787,6 +805,31 @@ class CompressedLayer:
                 f"{int(lrow[i]) * n_pe + k}) but PE {k} owns only {int(limit[i])} rows of {self.n_out}",
                 code="FILLER-MISSING",
             )
+
+    def kernel_tables(self):
+        """The simulator kernel's tables of this layer, built (and all full rules checked) once.
+
+        Returns
+        -------
+        eiesim._kernels.eie_sim.LayerTables or None
+            ``None`` when a full format rule is broken (:meth:`check_format`
+            ``(full=True)`` names it), a PE holds 2**31 entries or more, or the
+            kernel is not built. The tables are kept on the layer (it is
+            immutable) and take about 12 bytes per (column, PE) and 4 per
+            non-filler entry.
+        """
+        cached = self.__dict__.get("_kernel_tables")
+        if cached is not None:
+            return cached
+        try:
+            from .._kernels import eie_sim
+        except ImportError:  # pragma: no cover - only on a broken install
+            return None
+        tables, _, _ = eie_sim.build_tables(ptr=self.ptr, v=self.v, z=self.z, n_out=self.n_out,
+                                            code_bits=self.code_bits, index_bits=self.index_bits)
+        if tables is not None:
+            object.__setattr__(self, "_kernel_tables", tables)
+        return tables
 
     # ------------------------------------------------------------------ misc
     def __repr__(self) -> str:

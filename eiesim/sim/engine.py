@@ -9,6 +9,7 @@ Two backends produce identical results (cycles, counters, output bits):
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -19,42 +20,79 @@ from .program import LayerProgram, prepare
 from .reference import run_reference
 from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, saturation_message
 
-__all__ = ["simulate", "BACKENDS"]
+__all__ = ["simulate", "simulate_batch", "BatchResult", "BACKENDS"]
 
 BACKENDS = ("kernel", "reference")
 
 
-def _run_kernel(prog: LayerProgram) -> dict:
+def _kernel():
     try:
         from .._kernels import eie_sim
     except ImportError as exc:  # pragma: no cover - only on a broken install
         from .._kernels import missing_kernel_error
 
         raise missing_kernel_error("eie_sim", "backend='reference'", exc) from None
-    out_f = np.zeros(prog.n_out, dtype=np.float32)
-    out_q = np.zeros(prog.n_out, dtype=np.int64)
+    return eie_sim
+
+
+def _fixed_mode(prog: LayerProgram) -> tuple:
+    return (prog.shift, bool(prog.fx_nearest), bool(prog.fx_saturate), prog.fx_total_bits,
+            prog.fx_lo, prog.fx_hi)
+
+
+def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray) -> dict:
+    """Run the kernel on a batch of activation rows (n, n_cols) sharing ``prog``'s layer and mode."""
+    eie_sim = _kernel()
+    if prog.tables is None:  # pragma: no cover - only on a broken install
+        raise EieFormatError(f"layer {prog.name!r}: the kernel's tables were not built", code="META-INCONSISTENT")
+    n = act.shape[0]
+    if prog.fixed:
+        out_f = np.zeros((0, 0), dtype=np.float32)
+        out_q = np.zeros((n, prog.n_out), dtype=np.int64)
+    else:
+        out_f = np.zeros((n, prog.n_out), dtype=np.float32)
+        out_q = np.zeros((0, 0), dtype=np.int64)
+    cycles = np.zeros(n, dtype=np.int64)
     busy = np.zeros(prog.n_pe, dtype=np.int64)
     stall = np.zeros(prog.n_pe, dtype=np.int64)
     counters = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
-    cycles = eie_sim.run_layer(
-        prog.ptr_t, prog.pe_offsets, prog.packed,
-        prog.slot_col, prog.act, prog.act_q, prog.codebook, prog.codebook_q,
-        out_f, out_q, busy, stall, counters,
-        prog.n_pe, prog.fifo_depth, prog.entries_per_line, prog.index_bits, prog.fixed,
-        prog.shift, prog.fx_lo, prog.fx_hi, prog.fx_nearest, prog.fx_saturate, prog.fx_total_bits,
+    eie_sim.run_batch(
+        prog.tables, act=act, act_q=act_q, codebook=prog.codebook, codebook_q=prog.codebook_q,
+        fixed=prog.fixed, fixed_mode=_fixed_mode(prog), has_bias=prog.n_cols > prog.n_in, n_in=prog.n_in,
+        fifo_depth=prog.fifo_depth, entries_per_line=prog.entries_per_line,
+        out_f=out_f, out_q=out_q, cycles=cycles, busy=busy, stall=stall, counters=counters,
     )
-    if cycles < 0:
-        raise EieFormatError(
-            f"layer {prog.name!r}: the kernel met a {'row' if cycles == -1 else 'column'} index "
-            "outside the layer (the layer's arrays are inconsistent)", code="META-INCONSISTENT"
-        )
     return {
-        "cycles": int(cycles) + prog.drain,
+        "cycles": cycles + prog.drain,
         "output": out_q if prog.fixed else out_f,
         "busy": busy,
         "stall": stall,
         "counters": {name: int(counters[i]) for i, name in enumerate(COUNTER_NAMES)},
     }
+
+
+def _run_kernel(prog: LayerProgram) -> dict:
+    act_q = prog.act_q[None, :] if prog.fixed else np.zeros((0, 0), dtype=np.int64)
+    raw = _kernel_batch(prog, prog.act[None, :], act_q)
+    raw["cycles"] = int(raw["cycles"][0])
+    raw["output"] = raw["output"][0]
+    return raw
+
+
+def _check_args(layer, config, backend: str) -> EIEConfig:
+    """The checks :func:`simulate` and :func:`simulate_batch` share; returns the config to use."""
+    from ..errors import EieConfigError
+    from ..format.layout import CompressedLayer
+
+    if backend not in BACKENDS:
+        raise EieConfigError(f"backend {backend!r} is not one of {BACKENDS}")
+    if not isinstance(layer, CompressedLayer):
+        raise EieInputError(f"simulate: expected a CompressedLayer, got {type(layer).__name__}")
+    if config is None:
+        return EIEConfig.for_layer(layer)
+    if not isinstance(config, EIEConfig):
+        raise EieConfigError(f"simulate: config must be an EIEConfig, got {type(config).__name__}")
+    return config
 
 
 def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend: str = "kernel",
@@ -103,18 +141,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         ``fixed16`` only, with ``warn``: an accumulator update or an input activation
         left the word (counts in ``counters["saturations"]`` and ``act_saturations``).
     """
-    from ..errors import EieConfigError
-
-    if backend not in BACKENDS:
-        raise EieConfigError(f"backend {backend!r} is not one of {BACKENDS}")
-    from ..format.layout import CompressedLayer
-
-    if not isinstance(layer, CompressedLayer):
-        raise EieInputError(f"simulate: expected a CompressedLayer, got {type(layer).__name__}")
-    if config is None:
-        config = EIEConfig.for_layer(layer)
-    elif not isinstance(config, EIEConfig):
-        raise EieConfigError(f"simulate: config must be an EIEConfig, got {type(config).__name__}")
+    config = _check_args(layer, config, backend)
     prog = prepare(layer, activations, config)
     raw = _run_kernel(prog) if backend == "kernel" else run_reference(prog)
     if prog.fixed:
@@ -146,4 +173,148 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         act_nonzeros=prog.act_nonzeros,
         arith=config.arith,
         act_saturations=prog.act_saturations,
+    )
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One layer simulated on a batch of independent input vectors.
+
+    Attributes
+    ----------
+    cycles : ndarray of int64, shape (n_inputs,)
+        Cycles per input (drain included).
+    output : ndarray of float32, shape (n_inputs, n_out)
+        Outputs (in ``fixed16`` mode the dequantised accumulators).
+    output_fixed : ndarray of int64, shape (n_inputs, n_out), or None
+        Raw fixed16 accumulators; None in float32 mode.
+    busy, stall : ndarray of int64, shape (n_pe,)
+        Busy / stall cycles per PE, summed over the inputs.
+    counters : dict of str to int
+        Action counters summed over the inputs (:data:`COUNTER_NAMES`).
+    act_nonzeros : ndarray of int64, shape (n_inputs,)
+        Non-zero input activations per input as the LNZD sees them, bias excluded
+        (fixed16: quantised activation != 0).
+    act_saturations : ndarray of int64, shape (n_inputs,)
+        fixed16 only: input activations outside the activation format; zeros in float32.
+    """
+
+    cycles: np.ndarray
+    output: np.ndarray
+    output_fixed: Optional[np.ndarray]
+    busy: np.ndarray
+    stall: np.ndarray
+    counters: dict
+    act_nonzeros: np.ndarray
+    act_saturations: np.ndarray
+
+
+def _coerce_batch(x, n_in: int, name: str):
+    """(float32 (n, n_in) array, None) or (None, (input index, EieInputError)) for the first bad input."""
+    from .program import _coerce_activations
+
+    a = np.asarray(x)  # shape and dtype were checked on row 0 by prepare()
+    if a.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            a32 = np.ascontiguousarray(a, dtype=np.float32)
+        bad = ~np.isfinite(a32)
+        if bad.any():
+            n = int(np.flatnonzero(bad.any(axis=1))[0])
+            try:
+                _coerce_activations(a[n], n_in, name)
+            except EieInputError as exc:
+                return None, (n, exc)
+        return a32, None
+    return np.ascontiguousarray(a, dtype=np.float32), None
+
+
+def simulate_batch(layer, inputs, config: Optional[EIEConfig] = None, *, backend: str = "kernel") -> BatchResult:
+    """Simulate one compressed layer on a batch of independent input vectors.
+
+    The layer and config are checked once; the kernel loops over the inputs in
+    compiled code. Each input is simulated from an idle machine, exactly as
+    :func:`simulate` would (the tests hold the two to identical results).
+
+    Parameters
+    ----------
+    layer : eiesim.format.layout.CompressedLayer
+    inputs : array_like of float, shape (n_inputs, n_in)
+    config : EIEConfig, optional
+        Defaults to :meth:`EIEConfig.for_layer`.
+    backend : {"kernel", "reference"}
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    EieInputError
+        As :func:`simulate`, for the first bad input; the message starts with
+        ``input N:``.
+    EieFormatError, EieConfigError
+        As :func:`simulate`.
+    """
+    x = np.asarray(inputs)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise EieInputError(f"simulate_batch: inputs must have shape (n >= 1, n_in), got {x.shape}")
+    if backend != "kernel":
+        results = []
+        for n in range(x.shape[0]):
+            try:
+                results.append(simulate(layer, x[n], config, backend=backend, warn=False))
+            except EieInputError as exc:
+                raise EieInputError(f"input {n}: {exc}") from None
+        fixed = results[0].output_fixed is not None
+        return BatchResult(
+            cycles=np.array([r.cycles for r in results], dtype=np.int64),
+            output=np.stack([r.output for r in results]),
+            output_fixed=np.stack([r.output_fixed for r in results]) if fixed else None,
+            busy=np.sum([r.busy for r in results], axis=0).astype(np.int64),
+            stall=np.sum([r.stall for r in results], axis=0).astype(np.int64),
+            counters={k: sum(r.counters[k] for r in results) for k in COUNTER_NAMES},
+            act_nonzeros=np.array([r.act_nonzeros for r in results], dtype=np.int64),
+            act_saturations=np.array([r.act_saturations for r in results], dtype=np.int64),
+        )
+    config = _check_args(layer, config, backend)
+    try:
+        prog = prepare(layer, x[0], config)
+    except EieInputError as exc:
+        raise EieInputError(f"input 0: {exc}") from None
+    a32, bad = _coerce_batch(x, prog.n_in, prog.name)
+    if bad is not None:
+        n, exc = bad
+        raise EieInputError(f"input {n}: {exc}") from None
+    n_inputs = a32.shape[0]
+    act = np.empty((n_inputs, prog.n_cols), dtype=np.float32)
+    act[:, : prog.n_in] = a32
+    if prog.n_cols > prog.n_in:
+        act[:, prog.n_in] = np.float32(1.0)
+    if prog.fixed:
+        from .fixedpoint import fixed_format, out_of_range, quantize
+
+        fmt = fixed_format(config)
+        act_q = np.ascontiguousarray(quantize(act, config.act_frac_bits, fmt), dtype=np.int64)
+        act_nz = np.count_nonzero(act_q[:, : prog.n_in], axis=1).astype(np.int64)
+        act_sat = np.count_nonzero(out_of_range(a32, config.act_frac_bits, fmt), axis=1).astype(np.int64)
+    else:
+        act_q = np.zeros((0, 0), dtype=np.int64)
+        act_nz = np.count_nonzero(a32, axis=1).astype(np.int64)
+        act_sat = np.zeros(n_inputs, dtype=np.int64)
+    raw = _kernel_batch(prog, act, act_q)
+    if prog.fixed:
+        output_fixed = raw["output"]
+        output = (output_fixed.astype(np.float64) / float(1 << prog.act_frac_bits)).astype(np.float32)
+    else:
+        output_fixed = None
+        output = raw["output"]
+    return BatchResult(
+        cycles=raw["cycles"],
+        output=output,
+        output_fixed=output_fixed,
+        busy=raw["busy"],
+        stall=raw["stall"],
+        counters=raw["counters"],
+        act_nonzeros=act_nz,
+        act_saturations=act_sat,
     )

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieInputError
-from .engine import simulate
-from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, saturation_message
+from .engine import simulate_batch
+from .result import COUNTER_NAMES, FixedPointSaturationWarning, saturation_message
 
 __all__ = ["NetworkResult", "LayerSummary", "simulate_network", "check_network_config", "relu"]
 
@@ -209,6 +209,52 @@ def check_network_config(network, config: EIEConfig, *, n_pe: bool = True) -> No
                                      f"({name!r}) {what}")
 
 
+#: Inputs per kernel call in :func:`simulate_network` (bounds the chunk's activation arrays).
+_CHUNK = 1024
+
+
+def _run_chunk(layer, k: int, a: np.ndarray, start: int, config, backend: str, s: dict) -> np.ndarray:
+    """Layer ``k`` on inputs ``start, start + 1, ...``; adds into the layer's sums ``s``.
+
+    The first input (in input order) that fails raises, named as a per-input
+    loop would name it: a bad activation, or a non-finite output.
+    """
+    try:
+        res = simulate_batch(layer, a, config, backend=backend)
+    except EieInputError as exc:
+        msg = str(exc)
+        if msg.startswith("input "):
+            n, rest = msg[6:].split(":", 1)
+            raise EieInputError(f"input {start + int(n)}:{rest}") from None
+        raise
+    finite = np.isfinite(res.output).all(axis=1)
+    if not finite.all():
+        n = int(np.flatnonzero(~finite)[0])
+        raise EieInputError(
+            f"input {start + n}: layer {k} ({layer.name!r}) produced non-finite outputs "
+            f"(float32 overflow of W·a + b)"
+        )
+    if s is None:
+        return res.output
+    s["cycles"] += int(res.cycles.sum())
+    s["act_nz"] += int(res.act_nonzeros.sum())
+    s["act_sat"] += int(res.act_saturations.sum())
+    for name, val in res.counters.items():
+        s["counters"][name] += val
+    s["busy"] += res.busy
+    return res.output
+
+
+def _forward(network, a: np.ndarray, start: int, config, backend: str, sums) -> np.ndarray:
+    """Inputs ``start, start + 1, ...`` through every layer (ReLU between); adds into ``sums``."""
+    n_layers = len(network.layers)
+    for k, layer in enumerate(network.layers):
+        a = _run_chunk(layer, k, a, start, config, backend, sums[k] if sums is not None else None)
+        if k < n_layers - 1 and network.activation == "relu":
+            a = relu(a)
+    return a
+
+
 def simulate_network(
     network,
     inputs,
@@ -263,38 +309,34 @@ def simulate_network(
     check_network_config(network, config)
     n_layers = len(network.layers)
     sums = [
-        {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0, "busy": None, "act_sat": 0}
-        for _ in range(n_layers)
+        {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0,
+         "busy": np.zeros(layer.n_pe, dtype=np.int64), "act_sat": 0}
+        for layer in network.layers
     ]
     outputs = np.zeros((x.shape[0], network.n_out), dtype=np.float32)
-    it = range(x.shape[0])
-    if progress:
+    # Inputs are independent: each layer runs on a chunk of inputs in one kernel call
+    # (simulate_batch), and the chunk moves to the next layer after the ReLU.
+    chunk = _CHUNK if backend == "kernel" else 1
+    bar = None
+    if progress and x.shape[0] > chunk:  # one chunk is one call: nothing to show (and no tqdm import)
         from tqdm import tqdm
 
-        it = tqdm(it, desc="simulating", unit="input", delay=1.0, leave=False)
-    for n in it:
-        a = x[n]
-        for k, layer in enumerate(network.layers):
+        bar = tqdm(total=x.shape[0], desc="simulating", unit="input", delay=1.0, leave=False)
+    try:
+        for start in range(0, x.shape[0], chunk):
             try:
-                res: SimResult = simulate(layer, a, config, backend=backend, warn=False)
-            except EieInputError as exc:
-                raise EieInputError(f"input {n}: {exc}") from None
-            if not np.all(np.isfinite(res.output)):
-                raise EieInputError(
-                    f"input {n}: layer {k} ({layer.name!r}) produced non-finite outputs "
-                    f"(float32 overflow of W·a + b)"
-                )
-            s = sums[k]
-            s["cycles"] += res.cycles
-            s["act_nz"] += res.act_nonzeros
-            s["act_sat"] += res.act_saturations
-            for name, val in res.counters.items():
-                s["counters"][name] += val
-            s["busy"] = res.busy if s["busy"] is None else s["busy"] + res.busy
-            a = res.output
-            if k < n_layers - 1 and network.activation == "relu":
-                a = relu(a)
-        outputs[n] = a
+                a = _forward(network, x[start:start + chunk], start, config, backend, sums)
+            except EieInputError:
+                # name the first failing input in input order, as a loop over inputs would
+                for n in range(start, min(start + chunk, x.shape[0])):
+                    _forward(network, x[n:n + 1], n, config, backend, None)
+                raise
+            outputs[start:start + a.shape[0]] = a
+            if bar is not None:
+                bar.update(a.shape[0])
+    finally:
+        if bar is not None:
+            bar.close()
     summaries = []
     for k, layer in enumerate(network.layers):
         s = sums[k]
@@ -318,7 +360,7 @@ def simulate_network(
                 fillers=int(layer.n_fillers),
                 weight_nonzeros=int(round(layer.weight_density * layer.n_out * layer.n_in)),
                 weight_density=float(layer.weight_density),
-                pe_busy=s["busy"] if s["busy"] is not None else np.zeros(layer.n_pe, dtype=np.int64),
+                pe_busy=s["busy"],
                 act_saturations=int(s["act_sat"]),
             )
         )

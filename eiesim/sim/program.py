@@ -7,7 +7,6 @@ arrays of the declared dtypes whose indices are known to be in range.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +46,6 @@ WRITEBACK_LATENCY = 1
 #: (7,926 cycles with queues of 7; see :mod:`eiesim.sim.reference`).
 PIPELINE_DRAIN = SPMAT_READ_LATENCY + ARITH_PIPELINE_DRAIN + WRITEBACK_LATENCY
 
-
 @dataclass(frozen=True, eq=False)
 class LayerProgram:
     """Everything a backend needs to simulate one layer on one input vector.
@@ -59,14 +57,12 @@ class LayerProgram:
         ``n_cols = n_in + 1`` when the layer has a bias column, else ``n_in``.
     ptr : ndarray of int64, shape (n_pe, n_cols + 1)
         Per-PE local column pointers.
-    ptr_t : ndarray of int64, shape (n_cols + 1, n_pe)
-        The same, column-major: the N pointer pairs a broadcast touches are adjacent.
     pe_offsets : ndarray of int64, shape (n_pe + 1,)
         Start of each PE's entries in ``v`` / ``z``.
+    tables : eiesim._kernels.eie_sim.LayerTables or None
+        The kernel's per-layer tables (:func:`layer_tables`); None without the kernel.
     v, z : ndarray of uint8, shape (n_entries,)
         Codebook indices and relative row indices, PE 0 first.
-    packed : ndarray of uint8 (uint16 when code_bits + index_bits > 8), shape (n_entries,)
-        The hardware image of the entries, ``(v << index_bits) | z``.
     slot_col : ndarray of int64, shape (n_groups * n_pe,)
         What the CCU/LNZD sees: slot ``g*N + q`` of group ``g`` holds the column
         index of a non-zero activation, or -1 for a zero (or padding) activation.
@@ -104,9 +100,8 @@ class LayerProgram:
     n_in: int
     n_cols: int
     ptr: np.ndarray
-    ptr_t: np.ndarray
     pe_offsets: np.ndarray
-    packed: np.ndarray
+    tables: object
     v: np.ndarray
     z: np.ndarray
     slot_col: np.ndarray
@@ -133,7 +128,6 @@ class LayerProgram:
     def n_groups(self) -> int:
         """Groups of N activation slots the CCU scans (bias group included)."""
         return self.slot_col.shape[0] // self.n_pe
-
 
 def _coerce_activations(activations, n_in: int, name: str) -> np.ndarray:
     try:
@@ -163,23 +157,53 @@ def _coerce_activations(activations, n_in: int, name: str) -> np.ndarray:
     return a32
 
 
-# Per-layer work that does not depend on the input: the full format check and the
-# column-major pointer table. Layers are immutable (read-only arrays), so the
-# result stays valid for the layer object's lifetime.
-_STATIC: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _static_arrays(layer):
+def _kernel_module():
     try:
-        cached = _STATIC.get(layer)
-    except TypeError:  # not weak-referenceable: no caching
-        cached = None
-    if cached is not None:
-        return cached
+        from .._kernels import eie_sim
+    except ImportError:  # pragma: no cover - only on a broken install
+        return None
+    return eie_sim
+
+def layer_tables(layer):
+    """Check a layer's full format rules once and return the kernel's tables for it.
+
+    The kernel's per-layer pass (``eie_sim.build_tables``, through
+    :meth:`CompressedLayer.kernel_tables`, kept on the layer) checks every rule of
+    :meth:`CompressedLayer.check_format` ``(full=True)`` in one O(nnz) sweep
+    while it builds the tables, without the checker's temporaries. When it
+    finds a broken rule, the checker runs to name it (same message and code as
+    before).
+
+    Parameters
+    ----------
+    layer : eiesim.format.layout.CompressedLayer
+
+    Returns
+    -------
+    eiesim._kernels.eie_sim.LayerTables or None
+        ``None`` when the kernel is not built (the full check then runs in Python).
+
+    Raises
+    ------
+    EieFormatError
+        The layer breaks a format rule (the message starts with the layer's name).
+    """
+    tables = layer.kernel_tables()
+    if tables is not None:
+        return tables
     try:
-        layer.check_format(full=True)
+        layer.check_format(full=True)  # raises with the broken rule's own message
     except EieFormatError as exc:
         raise EieFormatError(f"layer {layer.name!r}: {exc}", code=exc.code) from None
+    if _kernel_module() is not None:  # every rule holds: only the int32 pointer table can refuse it
+        raise EieFormatError(
+            f"layer {layer.name!r}: a PE holds 2**31 entries or more, beyond the kernel's int32 pointer "
+            "table; use backend='reference'", code="PTR-WIDTH")
+    return tables
+
+
+def _check_zero_codes(layer) -> None:
+    """Refuse stored entries whose code decodes to 0.0 (``ENTRY-DECODES-TO-ZERO``)."""
     # a stored entry whose code decodes to 0.0 would be simulated as a MAC and counted as a
     # non-zero although it adds nothing (docs/FORMAT.md, ENTRY-DECODES-TO-ZERO): refuse it
     cb = np.asarray(layer.codebook)
@@ -192,26 +216,6 @@ def _static_arrays(layer):
                 f"{', '.join(str(int(k)) for k in zero_codes if np.any(layer.v == k))}, whose codebook "
                 "value is 0.0: they are not fillers but add nothing (ENTRY-DECODES-TO-ZERO; re-quantise "
                 "the layer: a zero weight is code 0)", code="ENTRY-DECODES-TO-ZERO")
-    ptr = np.ascontiguousarray(layer.ptr, dtype=np.int64)
-    ptr_t = np.ascontiguousarray(ptr.T)
-    pe_offsets = np.ascontiguousarray(layer.pe_offsets, dtype=np.int64)
-    if pe_offsets[-1] != layer.v.shape[0]:
-        raise EieFormatError(
-            f"layer {layer.name!r}: pointer ends ({pe_offsets[-1]}) != entries ({layer.v.shape[0]})",
-            code="META-INCONSISTENT"
-        )
-    # the hardware image: one entry (v << index_bits) | z per byte (two bytes for wider entries)
-    dtype = np.uint8 if layer.code_bits + layer.index_bits <= 8 else np.uint16
-    packed = (layer.v.astype(dtype) << dtype(layer.index_bits)) | layer.z.astype(dtype)
-    out = (ptr, ptr_t, pe_offsets, packed)
-    for arr in out:
-        arr.setflags(write=False)
-    try:
-        _STATIC[layer] = out
-    except TypeError:
-        pass
-    return out
-
 
 def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
     """Check a layer against a config and an input vector; build the flat program.
@@ -251,7 +255,8 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
             f"layer {name!r} uses {layer.code_bits}-bit codes and {layer.index_bits}-bit relative "
             f"indices; the config has code_bits = {config.code_bits}, index_bits = {config.index_bits}"
         )
-    ptr, ptr_t, pe_offsets, packed = _static_arrays(layer)
+    tables = layer_tables(layer)
+    _check_zero_codes(layer)
     n_pe = layer.n_pe
     n_out, n_in = layer.shape
     n_cols = layer.n_cols
@@ -291,10 +296,9 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         n_out=n_out,
         n_in=n_in,
         n_cols=n_cols,
-        ptr=ptr,
-        ptr_t=ptr_t,
-        pe_offsets=pe_offsets,
-        packed=packed,
+        ptr=np.ascontiguousarray(layer.ptr, dtype=np.int64),
+        pe_offsets=np.ascontiguousarray(layer.pe_offsets, dtype=np.int64),
+        tables=tables,
         v=np.ascontiguousarray(layer.v, dtype=np.uint8),
         z=np.ascontiguousarray(layer.z, dtype=np.uint8),
         slot_col=slot_col,
