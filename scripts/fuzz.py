@@ -994,12 +994,19 @@ def api_run(reader: str, inp: Path, ctx: dict) -> str:
                 raise
         import matplotlib.pyplot as plt
 
-        for f in (plots.plot_energy_breakdown, plots.plot_ratios, plots.plot_throughput_efficiency):
-            try:
-                plt.close(f(doc))
-            except Exception as exc:  # noqa: BLE001
-                if not isinstance(exc, __import__("eiesim").EieError):
-                    raise
+        # the figures plot_all draws for this document (same dispatch), drawn without saving
+        figs = []
+        try:
+            plots.energy_layers(doc)
+            figs.append(lambda: plots.plot_energy_breakdown(doc))
+        except __import__("eiesim").EieInputError:
+            pass
+        layers = doc.get("layers") or []
+        if layers and "speedup" in layers[0] and "geomean" in doc:
+            figs += [lambda: plots.plot_ratios(doc, "speedup"), lambda: plots.plot_ratios(doc, "energy_ratio"),
+                     lambda: plots.plot_throughput_efficiency(doc)]
+        for f in figs:
+            plt.close(f())
         return "ok"
     raise ValueError(reader)
 
@@ -1314,7 +1321,7 @@ def run_campaign(readers, n_api, n_cli, *, master=0, workers=None, timeout=20.0,
                                     initargs=(seeds, str(root))) as ex:
             futs = [ex.submit(run_batch, r, m, idx, master, timeout, mem_cap, rss_limit, keep_dir)
                     for r, m, idx in tasks]
-            for fut in cf.as_completed(futs):
+            for fut in _interruptible(cf.as_completed(futs), ex):
                 reader, mode, recs = fut.result()
                 for rec in recs:
                     summary[mode][reader][rec["outcome"]] += 1
@@ -1345,6 +1352,17 @@ def run_campaign(readers, n_api, n_cli, *, master=0, workers=None, timeout=20.0,
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _interruptible(futures_iter, ex):
+    """Yield from ``futures_iter``; on Ctrl-C cancel what is queued and stop the workers."""
+    try:
+        yield from futures_iter
+    except KeyboardInterrupt:
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in list(getattr(ex, "_processes", {}).values()):
+            p.kill()
+        raise
 
 
 def _build_seeds_isolated(root: Path) -> dict:
