@@ -88,6 +88,7 @@ MAX_FILE = 1 << 22  # mutated files never grow past 4 MiB
 
 
 def _mlp(rng, sizes=(10, 12, 4)):
+    """Float32 MLP tensors ``fc{k}.weight`` (out, in) and ``fc{k}.bias`` for layer widths ``sizes``."""
     import numpy as np
 
     t = collections.OrderedDict()
@@ -192,6 +193,7 @@ def _toml(d: dict, table=None) -> str:
 
 
 def _run_cli_inproc(argv):
+    """Run ``eiesim ARGV`` in this process (seed building); a non-zero exit raises."""
     from eiesim.cli import main
 
     rc = main(argv)
@@ -310,6 +312,7 @@ MAIN = {"npz": "model.npz", "safetensors": "model.safetensors", "pth": "model.pt
 
 
 def main_path(reader: str, d: Path) -> Path:
+    """The reader's input inside a seed/input folder ``d`` (the folder itself for dumps)."""
     if reader == "config":
         return next(p for p in sorted(d.iterdir()) if p.suffix in (".toml", ".json"))
     return d if MAIN[reader] is None else d / MAIN[reader]
@@ -322,6 +325,7 @@ INTERESTING32 = (0, 1, 2, 3, 7, 8, 15, 16, 255, 256, 4095, 4096, 65535, 65536, 2
 
 
 def m_bitflip(b: bytearray, r: random.Random, seed_pool) -> str:
+    """Flip 1 to 32 random bits in place."""
     n = r.choice((1, 1, 2, 4, 8, 32))
     for _ in range(n):
         i = r.randrange(len(b))
@@ -330,6 +334,7 @@ def m_bitflip(b: bytearray, r: random.Random, seed_pool) -> str:
 
 
 def m_byteset(b, r, seed_pool):
+    """Set 1 to 16 bytes to interesting or random values in place."""
     n = r.choice((1, 2, 4, 16))
     for _ in range(n):
         b[r.randrange(len(b))] = r.choice(INTERESTING8) if r.random() < 0.7 else r.randrange(256)
@@ -337,6 +342,7 @@ def m_byteset(b, r, seed_pool):
 
 
 def m_int(b, r, seed_pool):
+    """Overwrite a 2/4/8-byte integer (aligned or not, either byte order) with an interesting value."""
     if len(b) < 8:
         return m_byteset(b, r, seed_pool)
     width = r.choice((2, 4, 4, 8))
@@ -352,12 +358,14 @@ def m_int(b, r, seed_pool):
 
 
 def m_truncate(b, r, seed_pool):
+    """Cut the file at a random length or a few bytes short of its end."""
     n = r.randrange(len(b)) if r.random() < 0.5 else max(0, len(b) - r.randrange(1, 64))
     del b[n:]
     return f"truncate to {n}"
 
 
 def m_extend(b, r, seed_pool):
+    """Append random bytes or copies of the tail."""
     k = r.choice((1, 4, 8, 100, 4096))
     if r.random() < 0.5:
         b.extend(r.randbytes(k))
@@ -367,6 +375,7 @@ def m_extend(b, r, seed_pool):
 
 
 def m_splice(b, r, seed_pool):
+    """Copy a chunk of this file or of another seed over or into a random place."""
     src = b
     if seed_pool and r.random() < 0.5:
         src = bytearray(r.choice(seed_pool))
@@ -383,6 +392,7 @@ def m_splice(b, r, seed_pool):
 
 
 def m_delete(b, r, seed_pool):
+    """Remove a chunk."""
     n = min(len(b), r.choice((1, 4, 16, 256)))
     s = r.randrange(len(b) - n + 1)
     del b[s:s + n]
@@ -393,6 +403,7 @@ BYTE_MUTATORS = (m_bitflip, m_byteset, m_int, m_int, m_truncate, m_extend, m_spl
 
 
 def mutate_bytes(data: bytes, r: random.Random, seed_pool=()) -> tuple:
+    """One to three byte-level mutations of ``data``; returns (bytes, description)."""
     b = bytearray(data)
     if not b:
         b.extend(r.randbytes(r.randrange(1, 64)))
@@ -410,11 +421,13 @@ HUGE = (10**12, 2**63, 2**64, -1, 0, 2**31, 1e308, float("inf"), float("nan"))
 
 
 def _rand_value(r: random.Random):
+    """A JSON value of an arbitrary type (the type-confusion edits)."""
     return r.choice((None, True, "x", "", -1, 0, 1, 2**40, 1.5, float("nan"), [], {}, [1, 2], {"a": 1},
                      "1" * 100, 10**30, [10**12, 10**12]))
 
 
 def _walk(doc, path=()):
+    """Every (path, node) of a decoded JSON tree, root first."""
     yield path, doc
     if isinstance(doc, dict):
         for k, v in doc.items():
@@ -425,6 +438,7 @@ def _walk(doc, path=()):
 
 
 def _set(doc, path, value):
+    """Replace the node at ``path`` (the root when empty); returns the (new) root."""
     if not path:
         return value
     cur = doc
@@ -482,6 +496,7 @@ def mutate_json_doc(doc, r: random.Random) -> tuple:
 
 
 def json_text(doc, desc: str) -> bytes:
+    """Serialise a mutated tree; expands the deep-nesting placeholder of :func:`mutate_json_doc`."""
     if isinstance(doc, str):
         return doc.encode()
     text = json.dumps(doc, allow_nan=True)
@@ -492,6 +507,7 @@ def json_text(doc, desc: str) -> bytes:
 
 
 def mutate_json_bytes(data: bytes, r: random.Random) -> tuple:
+    """A structure-aware edit of a JSON file (byte mutations when it does not parse)."""
     try:
         doc = json.loads(data)
     except ValueError:
@@ -525,6 +541,8 @@ LH_FIELDS = {"version_needed": (4, "H"), "flags": (6, "H"), "method": (8, "H"), 
 
 
 def mutate_zip(data: bytes, r: random.Random, member_mutator=None) -> tuple:
+    """One zip edit: a central-directory, local-header or end-record field, or a member dropped,
+    duplicated, renamed, recompressed or rewritten (``member_mutator``) with a valid CRC."""
     try:
         zf, infos, cents, eocd = _zip_records(data)
     except Exception:  # noqa: BLE001 - the seed pool may hold a non-zip; fall back
@@ -614,6 +632,7 @@ def npy_member_mutator(payload: bytes, r: random.Random, name: str) -> tuple:
 
 
 def eie_member_mutator(payload: bytes, r: random.Random, name: str) -> tuple:
+    """Mutate a ``.eie`` member: the JSON manifest as a tree, ``.npy`` headers or values, else bytes."""
     if name.endswith(".json"):
         return mutate_json_bytes(payload, r)
     if name.endswith(".npy"):
@@ -655,6 +674,7 @@ def _npy_value_edit(payload: bytes, r: random.Random) -> tuple:
 
 
 def mutate_safetensors(data: bytes, r: random.Random) -> tuple:
+    """Edit the 8-byte header length or the JSON header (dtype, shape, data_offsets), else bytes."""
     if len(data) < 8 or r.random() < 0.4:
         return mutate_bytes(data, r)
     n = struct.unpack_from("<Q", data)[0]
@@ -673,6 +693,7 @@ def mutate_safetensors(data: bytes, r: random.Random) -> tuple:
 
 
 def mutate_pth_structured(tensors, r: random.Random, path: Path) -> str:
+    """Rewrite the ``.pth`` at ``path`` with one tensor's view changed (size, stride, offset, storage)."""
     name = r.choice(list(tensors))
     arr = tensors[name]
     size, stride, off = list(arr.shape), [s // arr.itemsize for s in arr.strides], 0
@@ -702,6 +723,7 @@ def mutate_pth_structured(tensors, r: random.Random, path: Path) -> str:
 
 
 def mutate_toml(data: bytes, r: random.Random) -> tuple:
+    """Line-level TOML edit: a value of another type, a deleted/duplicated key, an extra line, deep nesting."""
     lines = data.decode("utf-8", "replace").splitlines()
     kv = [i for i, ln in enumerate(lines) if "=" in ln]
     op = r.randrange(6)
@@ -868,6 +890,7 @@ def _check_layer(layer, act, dense=None) -> None:
 
 
 def _act_for(layer, rng):
+    """A random float32 activation vector for ``layer`` with about 40 % zeros."""
     import numpy as np
 
     a = rng.random(layer.n_in).astype(np.float32)
@@ -876,6 +899,7 @@ def _act_for(layer, rng):
 
 
 def _model_check(tensors, path: Path, seed_tensors) -> None:
+    """Silently wrong model reads: tensors lost, or values that differ from the library readers'."""
     import numpy as np
 
     from eiesim.workloads.models import select_layers
@@ -1048,6 +1072,7 @@ def cli_post_check(reader: str, argv: list, out: Path, ctx: dict) -> None:
 
 # =========================================================================== the forked child
 def _innermost(tb) -> str:
+    """``file:line function`` of the innermost eiesim frame of a traceback (the failure signature)."""
     frames = traceback.extract_tb(tb)
     mine = [f for f in frames if "eiesim" in f.filename and "scripts/fuzz.py" not in f.filename] or frames
     f = mine[-1]
@@ -1095,6 +1120,7 @@ def _child(reader, mode, inp: Path, out: Path, ctx, argv, res_path: str, mem_cap
 
 
 def _child_cli(reader, inp, out, ctx, argv) -> dict:
+    """Run ``eiesim ARGV`` in the forked child with stdout/stderr to files; classify the exit."""
     fd_out = os.open(str(out.parent / "stdout.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     fd_err = os.open(str(out.parent / "stderr.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     sys.stdout.flush()
@@ -1140,6 +1166,7 @@ def _child_cli(reader, inp, out, ctx, argv) -> dict:
 
 
 def run_one(reader, mode, inp: Path, out: Path, ctx, argv, timeout: float, mem_cap: int, rss_limit: int) -> dict:
+    """Fork a child for one input, cap and time it, and return its outcome record."""
     res_path = str(inp.parent / "result.json")
     t0 = time.monotonic()
     pid = os.fork()
@@ -1205,6 +1232,7 @@ def _worker_init(seeds, seed_root):
 
 
 def _ctx(reader, seed_dir: str) -> dict:
+    """Facts about a seed that the checks compare against (tensor names, layer counts), cached per worker."""
     key = (reader, seed_dir)
     if key not in _W["ctx"]:
         ctx = {"aux": str(Path(_W["root"]) / "aux")}
@@ -1224,10 +1252,12 @@ def _ctx(reader, seed_dir: str) -> dict:
 
 
 def input_rng(master: int, reader: str, mode: str, i: int) -> random.Random:
+    """The random stream of input ``i``: a function of (master seed, reader, mode, i) only."""
     return random.Random(f"eiesim-fuzz/{master}/{reader}/{mode}/{i}")
 
 
 def build_input(reader, mode, i, master, seeds, work: Path):
+    """Write input ``i`` of (reader, mode) under ``work``; returns (seed folder, input folder, description)."""
     r = input_rng(master, reader, mode, i)
     k = r.randrange(len(seeds[reader]))
     seed_dir = Path(seeds[reader][k])
@@ -1271,6 +1301,7 @@ def run_batch(reader, mode, indices, master, timeout, mem_cap, rss_limit, keep_d
 
 # =========================================================================== driver
 def format_tables(summary: dict) -> str:
+    """One text table per mode: reader x outcome counts."""
     lines = []
     for mode in MODES:
         rows = summary.get(mode) or {}
@@ -1394,6 +1425,7 @@ def replay(reader, mode, i, master, keep: Path, timeout, mem_cap, rss_limit) -> 
 
 
 def main(argv=None) -> int:
+    """Command line of the fuzzer; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--api", type=int, default=10_000, help="mutated inputs per reader through the API")
@@ -1413,6 +1445,9 @@ def main(argv=None) -> int:
     bad = [r for r in readers if r not in READERS]
     if bad:
         ap.error(f"unknown reader(s) {bad}; choose from {READERS}")
+    from eiesim.cli import check_output_args
+
+    check_output_args(ap, [("--json", a.json)])  # before the campaign, not after
     mem_cap, rss = int(a.mem_cap * 1e9), int(a.rss_limit * 1e9)
     if a.replay:
         if not a.keep:
@@ -1444,7 +1479,9 @@ def main(argv=None) -> int:
     for k, v in res["notes"].items():
         print(f"note: {k}: {v}")
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1, default=str))
+        from eiesim._io import write_atomic
+
+        write_atomic(a.json, json.dumps(res, indent=1, default=str).encode("utf-8"))
     return 1 if any(s["outcome"] in FAILURES or s["outcome"] == "harness" for s in res["failures"]) else 0
 
 
