@@ -898,18 +898,43 @@ def _act_for(layer, rng):
     return a
 
 
-def _model_check(tensors, path: Path, seed_tensors) -> None:
+def _local_names(data: bytes) -> list:
+    """Member names of every zip local file header in ``data`` (what the archive really holds)."""
+    names, o = [], data.find(b"PK\x03\x04")
+    while o >= 0 and o + 30 <= len(data):
+        n, m = struct.unpack_from("<HH", data, o + 26)
+        names.append(data[o + 30:o + 30 + n].decode("utf-8", "replace"))
+        o = data.find(b"PK\x03\x04", o + 4)
+    return names
+
+
+def expected_tensors(path: Path, ctx: dict):
+    """How many tensors a correct reader returns from this input, or None when that is not known.
+
+    ``.npz``: one per distinct ``.npy`` local header (a member named only in a damaged central
+    directory still holds a tensor). ``.pth``: the seed's count when ``data.pkl`` is unchanged
+    (the pickle names every tensor). ``.safetensors``: compared with the library reader instead.
+    """
+    data = path.read_bytes()
+    if path.suffix == ".npz":
+        return len({n for n in _local_names(data) if n.endswith(".npy")})
+    if path.suffix == ".pth":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                pkl = zf.read("archive/data.pkl")
+        except Exception:  # noqa: BLE001 - unreadable here: no expectation
+            return None
+        return len(ctx["seed_tensors"]) if pkl == ctx["seed_pkl"] else None
+    return None
+
+
+def _model_check(tensors, path: Path, ctx: dict) -> None:
     """Silently wrong model reads: tensors lost, or values that differ from the library readers'."""
     import numpy as np
 
-    from eiesim.workloads.models import select_layers
-
-    if len(tensors) < len(seed_tensors):
-        raise Silent(f"model lost tensors: {sorted(seed_tensors)} -> {sorted(tensors)}")
-    if set(tensors) == set(seed_tensors):
-        sel = select_layers(tensors, source=str(path))
-        if len(sel) < sum(1 for v in seed_tensors.values() if np.ndim(v) == 2):
-            raise Silent("model lost a layer")
+    want = expected_tensors(path, ctx)
+    if want is not None and len(tensors) < want:
+        raise Silent(f"model lost tensors: {want} in the file, {len(tensors)} read ({sorted(tensors)})")
     ext = path.suffix
     ref = None
     try:
@@ -944,7 +969,7 @@ def api_run(reader: str, inp: Path, ctx: dict) -> str:
 
         path = inp / MAIN[reader]
         tensors = load_model(path)
-        _model_check(tensors, path, ctx["seed_tensors"])
+        _model_check(tensors, path, ctx)
         return f"{len(tensors)} tensors"
     if reader == "eie":
         from eiesim.format.container import load_container
@@ -1026,7 +1051,8 @@ def api_run(reader: str, inp: Path, ctx: dict) -> str:
         except __import__("eiesim").EieInputError:
             pass
         layers = doc.get("layers") or []
-        if layers and "speedup" in layers[0] and "geomean" in doc:
+        if isinstance(layers, list) and layers and isinstance(layers[0], dict) and "speedup" in layers[0] \
+                and "geomean" in doc:  # (plot_all's own test lacks the isinstance checks: the CLI covers it)
             figs += [lambda: plots.plot_ratios(doc, "speedup"), lambda: plots.plot_ratios(doc, "energy_ratio"),
                      lambda: plots.plot_throughput_efficiency(doc)]
         for f in figs:
@@ -1065,9 +1091,16 @@ def cli_post_check(reader: str, argv: list, out: Path, ctx: dict) -> None:
     if argv[0] == "compress":
         from eiesim.format.container import load_network
 
+        model = Path(argv[1])
+        want = expected_tensors(model, ctx)
+        if model.suffix == ".npz":  # the seed's weight matrices still present as members
+            names = set(_local_names(model.read_bytes()))
+            want = sum(1 for k in ctx["seed_weights"] if f"{k}.npy" in names)
+        elif want is not None:
+            want = len(ctx["seed_weights"])
         net = load_network(out / "o.eie")
-        if len(net.layers) != ctx["n_weight_layers"]:
-            raise Silent(f"compress wrote {len(net.layers)} layers, the model has {ctx['n_weight_layers']}")
+        if want is not None and len(net.layers) < want:
+            raise Silent(f"compress wrote {len(net.layers)} layers, the model holds {want}")
 
 
 # =========================================================================== the forked child
@@ -1242,7 +1275,10 @@ def _ctx(reader, seed_dir: str) -> dict:
 
             t = load_model(d / MAIN[reader])
             ctx["seed_tensors"] = {k: v.shape for k, v in t.items()}
-            ctx["n_weight_layers"] = sum(1 for v in t.values() if v.ndim == 2)
+            ctx["seed_weights"] = [k for k, v in t.items() if v.ndim == 2]
+            if reader == "pth":
+                with zipfile.ZipFile(d / MAIN[reader]) as zf:
+                    ctx["seed_pkl"] = zf.read("archive/data.pkl")
         if reader == "eie":
             from eiesim.format.container import load_network
 
