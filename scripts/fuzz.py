@@ -185,7 +185,7 @@ def _toml(d: dict, table=None) -> str:
         if isinstance(v, dict):
             sub.append((k, v))
             continue
-        out.append(f"{k} = {json.dumps(v)}")
+        out.append(f"{k} = {json.dumps(v, allow_nan=False)}")
     text = "\n".join(out) + "\n"
     for k, v in sub:
         text += "\n" + _toml(v, f"{table}.{k}" if table else k)
@@ -281,13 +281,13 @@ def build_seeds(root: Path) -> dict:
                       rng.standard_normal(4), name="conv2")
     net = DCNet((l1, l2))
     write_net(d / "model.net", net)
-    (d / "layers.json").write_text(json.dumps({"layers": [
+    (d / "layers.json").write_text(json.dumps(allow_nan=False, indent=1, obj={"layers": [
         {"name": s.name, "shape": list(s.shape), "code_bits": s.code_bits, "index_bits": s.index_bits}
-        for s in net.specs]}, indent=1))
+        for s in net.specs]}))
     # ---- configs and energy tables
     cfg = EIEConfig().to_dict()
     (new("config") / "eie.toml").write_text(_toml(cfg))
-    (new("config") / "eie.json").write_text(json.dumps(cfg, indent=1))
+    (new("config") / "eie.json").write_text(json.dumps(cfg, indent=1, allow_nan=False))
     (new("config") / "eie.toml").write_text(_toml({"n_pe": 4, "fifo_depth": 4}, "eie"))
     (new("table") / "table.toml").write_text(DEFAULT_TABLE.to_toml())
     (new("table") / "table.toml").write_text(_first_entries(DEFAULT_TABLE.to_toml(), 3))
@@ -480,7 +480,7 @@ def mutate_json_doc(doc, r: random.Random) -> tuple:
         return _set(doc, path, 10**12), f"json set {list(path)}=1e12"
     if op == 5:  # deep nesting
         depth = r.choice((50, 1000, 100000))
-        text = json.dumps(doc)
+        text = _HOSTILE_JSON.encode(doc)
         if r.random() < 0.5:
             return "[" * depth + text + "]" * depth, f"json nest {depth}"
         return _set(doc, path, "@@NEST@@"), f"json nest {depth} at {list(path)}|{depth}"
@@ -495,11 +495,15 @@ def mutate_json_doc(doc, r: random.Random) -> tuple:
     return _set(doc, path, _rand_value(r)), f"json set {list(path)}"
 
 
+#: Writes NaN/Infinity on purpose: mutated inputs are hostile JSON (the project's own output is strict).
+_HOSTILE_JSON = json.JSONEncoder(allow_nan=True)
+
+
 def json_text(doc, desc: str) -> bytes:
     """Serialise a mutated tree; expands the deep-nesting placeholder of :func:`mutate_json_doc`."""
     if isinstance(doc, str):
         return doc.encode()
-    text = json.dumps(doc, allow_nan=True)
+    text = _HOSTILE_JSON.encode(doc)
     if "@@NEST@@" in text:
         depth = int(desc.rsplit("|", 1)[1])
         text = text.replace('"@@NEST@@"', "[" * depth + "1" + "]" * depth, 1)
@@ -1147,7 +1151,7 @@ def _child(reader, mode, inp: Path, out: Path, ctx, argv, res_path: str, mem_cap
         code = 3
     try:
         with open(res_path, "w") as fh:
-            json.dump(rec, fh)
+            json.dump(rec, fh, allow_nan=False)
     finally:
         os._exit(code)
 
@@ -1437,7 +1441,7 @@ def _build_seeds_isolated(root: Path) -> dict:
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(1, mp_context=ctx) as ex:
         seeds = ex.submit(build_seeds, root).result()
-    (root / "seeds.json").write_text(json.dumps(seeds))
+    (root / "seeds.json").write_text(json.dumps(seeds, allow_nan=False))
     return seeds
 
 
@@ -1489,7 +1493,7 @@ def main(argv=None) -> int:
         if not a.keep:
             ap.error("--replay needs --keep DIR")
         rec = replay(a.replay[0], a.replay[1], int(a.replay[2]), a.seed, Path(a.keep), a.timeout, mem_cap, rss)
-        print(json.dumps(rec, indent=1))
+        print(json.dumps(rec, indent=1, allow_nan=False))
         return 1 if rec["outcome"] in FAILURES else 0
     if a.keep:
         Path(a.keep).mkdir(parents=True, exist_ok=True)
@@ -1517,7 +1521,7 @@ def main(argv=None) -> int:
     if a.json:
         from eiesim._io import write_atomic
 
-        write_atomic(a.json, json.dumps(res, indent=1, default=str).encode("utf-8"))
+        write_atomic(a.json, json.dumps(res, indent=1, default=str, allow_nan=False).encode("utf-8"))
     return 1 if any(s["outcome"] in FAILURES or s["outcome"] == "harness" for s in res["failures"]) else 0
 
 
