@@ -1485,7 +1485,7 @@ def main(argv=None) -> int:
     bad = [r for r in readers if r not in READERS]
     if bad:
         ap.error(f"unknown reader(s) {bad}; choose from {READERS}")
-    from eiesim.cli import check_output_args
+    from eiesim.commands._args import check_output_args
 
     check_output_args(ap, [("--json", a.json)])  # before the campaign, not after
     mem_cap, rss = int(a.mem_cap * 1e9), int(a.rss_limit * 1e9)
