@@ -1040,7 +1040,10 @@ def api_run(reader: str, inp: Path, ctx: dict) -> str:
         from eiesim.report import plots
 
         doc = load_results_json(inp / "results.json")
+        from eiesim.commands._results import check_energy_results, check_plot_results
+
         try:
+            check_energy_results(doc, inp / "results.json")  # what 'eiesim energy' checks first
             format_energy(price_document(doc, DEFAULT_TABLE))
         except Exception as exc:  # noqa: BLE001
             if not isinstance(exc, __import__("eiesim").EieError):
@@ -1048,6 +1051,7 @@ def api_run(reader: str, inp: Path, ctx: dict) -> str:
         import matplotlib.pyplot as plt
 
         # the figures plot_all draws for this document (same dispatch), drawn without saving
+        check_plot_results(doc, inp / "results.json")  # what 'eiesim plot' checks first
         figs = []
         try:
             plots.energy_layers(doc)
