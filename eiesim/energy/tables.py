@@ -128,12 +128,14 @@ class EnergyEntry:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise EieConfigError(f"energy entry {self.name!r}: value {v!r} must be a finite number >= 0")
         object.__setattr__(self, "value", float(v))
-        if self.unit not in UNITS:
+        if not isinstance(self.unit, str) or self.unit not in UNITS:  # a TOML array/table is unhashable
             raise EieConfigError(
                 f"energy entry {self.name!r}: unit {self.unit!r} is not one of {', '.join(UNITS)}"
             )
         if not isinstance(self.source, str) or not self.source.strip():
             raise EieConfigError(f"energy entry {self.name!r}: every constant needs a source")
+        if not isinstance(self.note, str):
+            raise EieConfigError(f"energy entry {self.name!r}: the note must be a string")
 
     def to(self, unit: str) -> float:
         """The value converted to ``unit`` (same dimension only).

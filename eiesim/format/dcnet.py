@@ -207,8 +207,9 @@ def load_layer_specs(path) -> tuple[LayerSpec, ...]:
     raw = read_regular_file(path, _MAX_SPECS_BYTES, error=_UNREADABLE, what="layer-list file")
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EieFormatError(f"{path}: not valid JSON ({exc})", code="NET-UNREADABLE") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
+        raise EieFormatError(f"{path}: not valid JSON ({str(exc) or type(exc).__name__})",
+                             code="NET-UNREADABLE") from None
     if not isinstance(doc, dict):
         raise EieFormatError(f"{path}: top level must be an object with a 'layers' list", code="NET-UNREADABLE")
     extra = sorted(set(doc) - _TOP_KEYS)

@@ -99,6 +99,12 @@ def test_user_table_overrides_entry_by_entry(tmp_path):
     ('[entries.x]\nvalue = 1.0\nunit = "pJ"\nsource = "s"\ncolour = "red"\n', "unknown field"),
     ('bogus = 1\n', "unknown top-level"),
     ('this is [ not toml', "not valid TOML"),
+    # found by scripts/fuzz.py: tomllib recurses once per '[' and raised RecursionError (a traceback)
+    ('value = ' + '[' * 5000 + '1' + ']' * 5000 + '\n', "not valid TOML"),
+    # found by scripts/fuzz.py: an array or table as unit/note raised TypeError (unhashable) from the check
+    ('[entries.x]\nvalue = 1.0\nunit = [1, 2]\nsource = "s"\n', "unit"),
+    ('[entries.x]\nvalue = 1.0\nunit = {a = 1}\nsource = "s"\n', "unit"),
+    ('[entries.x]\nvalue = 1.0\nunit = "pJ"\nsource = "s"\nnote = [1]\n', "note"),
 ])
 def test_bad_tables_are_refused(tmp_path, body, match):
     p = tmp_path / "bad.toml"

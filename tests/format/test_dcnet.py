@@ -129,6 +129,10 @@ def test_layer_specs_schema(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(EieFormatError, match="not valid JSON"):
         load_layer_specs(tmp_path / "broken.json")
+    # found by scripts/fuzz.py: a 100,000-deep array made json.loads raise RecursionError (a traceback)
+    (tmp_path / "deep.json").write_text('{"layers": ' + "[" * 100000 + "]" * 100000 + "}")
+    with pytest.raises(EieFormatError, match="not valid JSON"):
+        load_layer_specs(tmp_path / "deep.json")
     with pytest.raises(EieFormatError, match="no such"):
         load_layer_specs(tmp_path / "missing.json")
     with pytest.raises(EieFormatError, match="code_bits"):
