@@ -202,7 +202,7 @@ def _relayout(network, n_pe: int):
     from ..format.container import Network
 
     layers = tuple(layer.relayout(n_pe) for layer in network.layers)
-    return Network(layers, activation=network.activation, metadata=network.metadata)
+    return Network(layers, activation=network.activation, metadata=network.metadata, kinds=network.kinds)
 
 
 # --------------------------------------------------------------------------- simulate
