@@ -355,6 +355,12 @@ def run(args) -> int:
         _per(sum(l.counters["ptr_reads"] for l in result.layers), n),
     ])
     print(format_table(header, rows))
+    for l in result.layers:
+        if l.kind == "lstm":  # rows are time steps of one sequence; gate functions on the host
+            ops = l.host_ops or {}
+            print(f"\nlstm layer {l.name!r}: {n} time steps, {l.cycles:,} cycles per sequence "
+                  f"({l.cycles_per_input:,.1f} per step); host element-wise ops (not cycles): "
+                  + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
 
     energy_doc = None
     if table is not None:

@@ -269,3 +269,24 @@ def test_old_containers_still_load():
     out = simulate_network(fx.network, np.array([1.0, 2.0, 3.0], np.float32)).outputs[0]
     # fc1: W a + b = [0.5 - 1.5 + 0.5, 2, 1 + 1, -1.5 + 1] -> ReLU [0, 2, 2, 0]; fc2: [0 + 2 - 0, -1 + 1]
     np.testing.assert_allclose(out, [2.0, 0.0])
+
+
+def test_cli_inspect_validate_simulate_carry_the_kind(rnd, tmp_path, capsys):
+    from eiesim.cli import main
+
+    rng, X, H, T, xs = rnd
+    net = Network((_lstm_layer(rng, X, H),), activation="none", kinds=("lstm",))
+    p = tmp_path / "l.eie"
+    save_network(p, net)
+    np.save(tmp_path / "xs.npy", xs)
+    assert main(["inspect", str(p), "--json", str(tmp_path / "i.json")]) == 0
+    assert json.loads((tmp_path / "i.json").read_text())["layers"][0]["kind"] == "lstm"
+    assert main(["validate", str(p), "--json", str(tmp_path / "v.json")]) == 0
+    assert json.loads((tmp_path / "v.json").read_text())["layers"][0]["kind"] == "lstm"
+    assert main(["simulate", "--network", str(p), "--input", str(tmp_path / "xs.npy"), "--n-pe", "4",
+                 "--json", str(tmp_path / "s.json")]) == 0
+    lay = json.loads((tmp_path / "s.json").read_text())["layers"][0]
+    assert lay["kind"] == "lstm" and lay["steps"] == T
+    assert lay["cycles_per_sequence"] == simulate_lstm(net.layers[0], xs).cycles
+    out = capsys.readouterr().out
+    assert "lstm" in out
