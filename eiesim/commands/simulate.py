@@ -246,6 +246,8 @@ def _run_workload(args) -> int:
         from ..energy.tables import DEFAULT_TABLE, load_table
 
         table = load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
+    if args.config is not None:  # a bad config file stops the run before the workload is loaded
+        EIEConfig.load(args.config)
     wl = load(spec.name, args.inputs if args.inputs is not None else 4, 0)
     probe = Network(wl.layers[:1], activation="none", kinds=wl.kinds[:1])
     cfg = _build_config(args, probe, f"workload {wl.name}")

@@ -75,7 +75,9 @@ def test_cli_missing_workload_package_exit_2(capsys):
         pytest.skip("ddddocr and onnx are installed here")
     assert main(["simulate", "--workload", "ocr-lstm"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.endswith("pip install --no-deps ddddocr==1.6.1 onnx==1.17.0")
+    assert err.count("\n") == 0 and err.endswith(
+        "pip install --no-deps ddddocr==1.6.1 onnx==1.23.2 protobuf==7.36.2 typing-extensions==4.16.0 "
+        "ml-dtypes==0.6.0")
 
 
 def test_cli_workload_refuses_input_flags(capsys):
@@ -83,3 +85,9 @@ def test_cli_workload_refuses_input_flags(capsys):
     assert "does not apply to --workload" in capsys.readouterr().err
     assert main(["simulate", "--inputs", "3"]) == 2
     assert "--inputs applies to --workload only" in capsys.readouterr().err
+
+
+def test_cli_workloads_refuses_an_unwritable_output(tmp_path, capsys):
+    assert main(["workloads", "--json", str(tmp_path / "missing" / "w.json")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "missing").exists()
