@@ -80,6 +80,8 @@ class LayerSummary:
     host_ops : dict of str to int or None
         ``lstm``: element-wise host operations over the sequence
         (:func:`eiesim.sim.lstm.host_ops_per_step`; operations, not cycles).
+    sequences : int
+        ``lstm``: sequences the ``n_inputs`` time steps belong to (1 in a network run).
     """
 
     name: str
@@ -98,6 +100,7 @@ class LayerSummary:
     act_saturations: int = 0
     kind: str = "fc"
     host_ops: Optional[dict] = None
+    sequences: int = 1
 
     @property
     def time_s(self) -> float:
@@ -131,7 +134,7 @@ class LayerSummary:
             ``load_balance_efficiency``, ``weight_density`` and
             ``activation_density`` (fractions), ``stored_entries``, ``fillers``,
             ``weight_nonzeros`` and ``counters`` (counts), ``kind``; for ``lstm`` also
-            ``steps``, ``cycles_per_sequence``, ``cycles_per_step`` (cycles) and
+            ``steps``, ``sequences``, ``cycles_per_sequence`` (mean), ``cycles_per_step`` (cycles) and
             ``host_ops`` (operations).
         """
         out = {
@@ -154,7 +157,8 @@ class LayerSummary:
         out["kind"] = self.kind
         if self.kind == "lstm":
             out["steps"] = int(self.n_inputs)
-            out["cycles_per_sequence"] = int(self.cycles)
+            out["sequences"] = int(self.sequences)
+            out["cycles_per_sequence"] = float(self.cycles / self.sequences) if self.sequences else 0.0
             out["cycles_per_step"] = float(self.cycles_per_input)
             out["host_ops"] = {k: int(v) for k, v in (self.host_ops or {}).items()}
         return out

@@ -128,7 +128,7 @@ def run_workload(workload: Workload, config: Optional[EIEConfig] = None, *, back
         config = EIEConfig.for_layer(layers[0])
     layers = [l if l.n_pe == config.n_pe else l.relayout(config.n_pe) for l in layers]
     sums = [{"cycles": 0, "calls": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0,
-             "busy": np.zeros(config.n_pe, np.int64)} for _ in layers]
+             "busy": np.zeros(config.n_pe, np.int64), "sequences": 0} for _ in layers]
 
     def run(k: int, x: np.ndarray) -> np.ndarray:
         layer, s = layers[k], sums[k]
@@ -139,6 +139,7 @@ def run_workload(workload: Workload, config: Optional[EIEConfig] = None, *, back
             r = simulate_lstm(layer, x, config, backend=backend)
             s["cycles"] += r.cycles
             s["calls"] += r.steps
+            s["sequences"] += 1
             s["act_nz"] += r.act_nonzeros
             s["busy"] += r.pe_busy
             for name, v in r.counters.items():
@@ -171,6 +172,7 @@ def run_workload(workload: Workload, config: Optional[EIEConfig] = None, *, back
             weight_density=float(layer.weight_density), pe_busy=s["busy"], kind=kind,
             host_ops=({op: v * int(s["calls"]) for op, v in host_ops_per_step(layer.n_out // 4).items()}
                       if kind == "lstm" else None),
+            sequences=max(int(s["sequences"]), 1),
         ))
     quality = {"metric": workload.metric, "compressed": float(workload.score(outputs)),
                "original": float(workload.original_quality), "n_inputs": int(workload.n_inputs)}

@@ -81,13 +81,16 @@ def test_the_uncompressed_model_hears_speech_and_silence(weights, speech):
 def test_eie_run_matches_numpy_and_reports_quality(speech):
     from eiesim.workloads.run import numpy_runner, run_workload
 
-    wl = sv.load_workload(1, 0)
+    wl = sv.load_workload(2, 0)
     assert wl.kinds == ("lstm",) and wl.layers[0].shape == (512, 256) and wl.layers[0].has_bias
     assert wl.metadata["compression"]["retrained"] is False
     run = run_workload(wl)
     (lay,) = run.layers
     assert lay.kind == "lstm" and lay.n_inputs == wl.metadata["inputs"]["frames"]
     assert lay.host_ops["sigmoid"] == 3 * 128 * lay.n_inputs
+    d = lay.to_dict()
+    # two recordings = two sequences (state reset between them)
+    assert d["sequences"] == 2 and d["cycles_per_sequence"] == lay.cycles / 2 and d["steps"] == lay.n_inputs
     p_eie = wl.forward(lambda k, x: __import__("eiesim.sim.lstm", fromlist=["x"]).simulate_lstm(
         wl.layers[0], x).hidden)
     p_np = wl.forward(numpy_runner(wl))
