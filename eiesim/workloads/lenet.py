@@ -41,7 +41,8 @@ def load_workload(n_inputs: int, seed: int = 0) -> Workload:
     -------
     Workload
         Three ``fc`` layers (784 -> 300 -> 100 -> 10, ReLU between); metric top-1 accuracy;
-        ``original_quality`` from the recorded float-model logits.
+        ``original_quality`` from the recorded float-model logits; ``dense`` holds the stored
+        (compressed) weights, since the uncompressed float weights are not embedded.
 
     Raises
     ------
