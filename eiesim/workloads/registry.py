@@ -205,7 +205,7 @@ REGISTRY: Tuple[WorkloadSpec, ...] = (
     WorkloadSpec(
         "ocr-lstm",
         "ddddocr common.onnx: BiLSTM(512) [W|R] 2048x1024 per direction and FC 8210x1024 after a CNN; "
-        "rendered text lines; CTC string accuracy (not implemented yet)",
+        "words rendered with Pillow; exact-string accuracy of the CTC-decoded text",
         "eiesim.workloads.ocr:load_workload",
         (("ddddocr", "1.6.1", "ddddocr"), ("onnx", "1.23.2", "onnx"), ("protobuf", "7.36.2", "google.protobuf"),
          ("typing-extensions", "4.16.0", "typing_extensions"), ("ml-dtypes", "0.6.0", "ml_dtypes")),
