@@ -147,7 +147,7 @@ def _balance(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-def _layout_row(layer, pointer_bits: int) -> dict:
+def _layout_row(layer, pointer_bits: int, kind: str = "fc") -> dict:
     from ..format.balance import layer_balance
 
     n_ptr = int(layer.ptr.size)
@@ -156,6 +156,7 @@ def _layout_row(layer, pointer_bits: int) -> dict:
     max_ptr = int(layer.ptr[:, -1].max()) if layer.ptr.size else 0
     return {
         "name": layer.name,
+        "kind": kind,
         "shape": [layer.n_out, layer.n_in],
         "has_bias": layer.has_bias,
         "n_pe": layer.n_pe,
@@ -217,7 +218,7 @@ def run(args) -> int:
 
         net = load_network(path)
         doc = {"kind": "eie", "format": "eiesim .eie container",
-               "layers": [_layout_row(l, pointer_bits) for l in net.layers],
+               "layers": [_layout_row(l, pointer_bits, kd) for l, kd in zip(net.layers, net.kinds)],
                "file_size": os.path.getsize(path)}
     else:
         from ..format.eiedump import read_dump
@@ -237,21 +238,21 @@ def run(args) -> int:
     n = len(rows_doc)
     print(f"{path}: {doc['format']}, {n} layer{'s' if n != 1 else ''}")
     per_pe = kind != "net"
-    header = ["layer", "shape"] + (["PEs"] if per_pe else []) + [
+    header = ["layer", "kind", "shape"] + (["PEs"] if per_pe else []) + [
         "entries", "fillers"] + (["bias entries"] if per_pe else []) + [NONZEROS_HEADER, "density %", "codebook",
                                                                        "bytes", "dense bytes", "dense / bytes"] + (
         ["PE max/mean", "slice max/mean"] if per_pe else [])
     rows = []
     for r in rows_doc:
         shape = _shape_str(r["shape"]) + (" +bias" if r.get("has_bias") else "")
-        rows.append([r["name"], shape] + ([r["n_pe"]] if per_pe else []) + [
+        rows.append([r["name"], r.get("kind", "fc"), shape] + ([r["n_pe"]] if per_pe else []) + [
             f"{r['entries']:,}", f"{r['fillers']:,}"] + ([f"{r['bias_entries']:,}"] if per_pe else []) + [
             f"{r['nonzeros']:,}", f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
             f"{r['bytes']:,}", f"{r['dense_bytes']:,}", _ratio(r["dense_bytes"], r["bytes"])] + (
             [_balance(r["balance"]["pe_balance"]), _balance(r["balance"]["slice_balance"])] if per_pe else []))
     t = doc["total"]
     rows.append(None)
-    rows.append(["total", ""] + ([""] if per_pe else []) + [
+    rows.append(["total", "", ""] + ([""] if per_pe else []) + [
         f"{t['entries']:,}", f"{t['fillers']:,}"] + ([f"{t['bias_entries']:,}"] if per_pe else []) + [
         f"{t['nonzeros']:,}", f"{100 * t['density']:.2f}", "",
         f"{t['bytes']:,}", f"{t['dense_bytes']:,}", _ratio(t["dense_bytes"], t["bytes"])] + (

@@ -52,6 +52,10 @@ def add_parser(sub) -> None:
     src = s.add_mutually_exclusive_group()
     src.add_argument("--network", metavar="PATH", help=".eie container (default: embedded LeNet-300-100)")
     src.add_argument("--eie-dump", metavar="DIR", help="authors' simulator dump directory (ptr/, spm/, arithm.dat)")
+    src.add_argument("--workload", metavar="NAME",
+                     help="a registered real workload (list: 'eiesim workloads'), e.g. silero-vad-lstm")
+    s.add_argument("--inputs", type=int_range(1, 1_000_000), metavar="K",
+                   help="--workload: real inputs to run (digits, recordings, sentences; default 4)")
     s.add_argument("--n-out", type=dim_int, metavar="ROWS",
                    help="outputs of a dumped layer, 1..2**28 as a .eie container allows (a dump does not "
                    "store it; default: inferred from the largest decoded row)")
@@ -202,7 +206,7 @@ def _relayout(network, n_pe: int):
     from ..format.container import Network
 
     layers = tuple(layer.relayout(n_pe) for layer in network.layers)
-    return Network(layers, activation=network.activation, metadata=network.metadata)
+    return Network(layers, activation=network.activation, metadata=network.metadata, kinds=network.kinds)
 
 
 # --------------------------------------------------------------------------- simulate
@@ -223,6 +227,70 @@ def _next_steps(args) -> str:
     if importlib.util.find_spec("eiesim.commands.sweep") is not None:
         tips.append("'eiesim sweep' (vary a hardware knob)")
     return "try next: " + "; ".join(tips) if tips else ""
+
+
+def _run_workload(args) -> int:
+    """``eiesim simulate --workload NAME``: load, simulate and score a registered real workload."""
+    from ..format.container import Network
+    from ..report.text import format_table
+    from ..workloads.registry import get_spec, load
+    from ..workloads.run import run_workload
+
+    for flag, what in (("input", "--input"), ("n_out", "--n-out"), ("save_output", "--save-output")):
+        if getattr(args, flag, None) is not None:
+            raise EieInputError(f"{what} does not apply to --workload (the workload brings its own inputs)")
+    spec = get_spec(args.workload)  # unknown name: one line listing the registered ones
+    check_command_outputs([("--json", args.json)], [("--config", args.config), ("--energy-table", args.energy_table)])
+    table = None
+    if args.energy or args.energy_table:
+        from ..energy.tables import DEFAULT_TABLE, load_table
+
+        table = load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
+    if args.config is not None:  # a bad config file stops the run before the workload is loaded
+        EIEConfig.load(args.config)
+    wl = load(spec.name, args.inputs if args.inputs is not None else 4, 0)
+    probe = Network(wl.layers[:1], activation="none", kinds=wl.kinds[:1])
+    cfg = _build_config(args, probe, f"workload {wl.name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        res = run_workload(wl, cfg, backend=args.backend)
+    print(f"eiesim {__version__}: workload {wl.name}, {wl.n_inputs} input{'s' if wl.n_inputs != 1 else ''}")
+    print(f"EIE: {cfg.n_pe} PEs, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
+          f"{cfg.clock_hz / 1e6:g} MHz, {cfg.arith}, backend {args.backend}")
+    comp = wl.metadata.get("compression", {})
+    if comp:
+        print(f"compression: {comp.get('method', '?')}, retrained: {comp.get('retrained', '?')}")
+    print()
+    header = ["layer", "kind", "shape (out x in)", "weights %", "acts %", "M x V", "cycles per M x V",
+              "cycles", "time us", "LB eff %"]
+    rows = []
+    for l in res.layers:
+        rows.append([l.name, l.kind, f"{l.shape[0]} x {l.shape[1]}", f"{100 * l.weight_density:.2f}",
+                     f"{100 * l.activation_density:.1f}", f"{l.n_inputs:,}", f"{l.cycles_per_input:,.1f}",
+                     f"{l.cycles:,}", f"{1e6 * l.time_s:,.3f}", f"{100 * l.load_balance_efficiency:.1f}"])
+    print(format_table(header, rows))
+    for l in res.layers:
+        if l.kind == "lstm":
+            print(f"\nlstm layer {l.name!r}: {l.n_inputs:,} time steps over {wl.n_inputs} sequence(s), "
+                  f"{l.cycles_per_input:,.1f} cycles per step; host element-wise ops (not cycles): "
+                  + ", ".join(f"{k} {v:,}" for k, v in (l.host_ops or {}).items()))
+    q = res.quality
+    print(f"\nquality ({q['metric']}): compressed as simulated {q['compressed']:.4f}, "
+          f"uncompressed model {q['original']:.4f}")
+    doc = {"eiesim_version": __version__, "source": f"workload {wl.name}", "n_inputs": int(wl.n_inputs),
+           "config": cfg.to_dict(), **res.to_dict()}
+    if table is not None:
+        from ..energy.model import RunActivity, price_run
+        from .energy import format_energy
+
+        priced = [price_run(RunActivity.from_result(l, cfg), table) for l in res.layers]
+        print()
+        print(f"energy table: {table.name}")
+        print(format_energy(priced))
+        doc["energy"] = {"table": table.name, "layers": priced}
+    if args.json:
+        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
+    return 0
 
 
 def run(args) -> int:
@@ -263,6 +331,10 @@ def run(args) -> int:
          ("--input", args.input if args.input is not None or not default_net else _trace_path(DEFAULT_INPUTS)),
          ("--config", args.config), ("--energy-table", args.energy_table)],
     )
+    if args.workload is not None:
+        return _run_workload(args)
+    if args.inputs is not None:
+        raise EieInputError("--inputs applies to --workload only")
     if args.n_out is not None and args.eie_dump is None:
         raise EieInputError("--n-out applies to --eie-dump only (a .eie container stores its shapes)")
     table = None  # read before simulating: a bad table stops the run before it starts
@@ -355,6 +427,12 @@ def run(args) -> int:
         _per(sum(l.counters["ptr_reads"] for l in result.layers), n),
     ])
     print(format_table(header, rows))
+    for l in result.layers:
+        if l.kind == "lstm":  # rows are time steps of one sequence; gate functions on the host
+            ops = l.host_ops or {}
+            print(f"\nlstm layer {l.name!r}: {n} time steps, {l.cycles:,} cycles per sequence "
+                  f"({l.cycles_per_input:,.1f} per step); host element-wise ops (not cycles): "
+                  + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
 
     energy_doc = None
     if table is not None:

@@ -538,10 +538,10 @@ def _print_report(report, quiet: bool, equiv=None, strict: bool = False) -> None
             rows = []
             for l in report.layers:
                 shape = " x ".join(str(d) for d in l.shape) if l.shape else "?"
-                rows.append([str(l.index), l.name, shape, "-" if l.n_pe is None else str(l.n_pe),
+                rows.append([str(l.index), l.name, l.kind, shape, "-" if l.n_pe is None else str(l.n_pe),
                              f"{l.stored_entries:,}", f"{l.fillers:,}", f"{l.bias_nonzeros:,}",
                              f"{l.real_nonzeros:,}"])
-            print(format_table(["#", "layer", "shape", "N", "stored entries", "fillers", "bias entries",
+            print(format_table(["#", "layer", "kind", "shape", "N", "stored entries", "fillers", "bias entries",
                                 NONZEROS_HEADER], rows))
         for f in report.findings:
             print(str(f))

@@ -15,7 +15,7 @@ holding
   ``huffman/z_payload.npy``), little-endian, C order.
 
 The field-by-field specification, the version policy and the rule table
-are in the project's ``docs/FORMAT.md``. Version 2.0 is written; versions 1
+are in the project's ``docs/FORMAT.md``. Version 2.1 is written (2.1 added the per-layer ``kind``); versions 1
 (the first container, integer ``version`` only) and 2.x are read. A reader
 refuses a newer *major* version and accepts a newer *minor* version,
 ignoring the optional fields it does not know.
@@ -52,6 +52,7 @@ from .huffman import MAX_ALPHABET, HuffmanStream
 from .huffman import decode as huffman_decode
 from .huffman import encode as huff_encode
 from .layout import CompressedLayer
+from .lstm import lstm_dims
 
 __all__ = [
     "Network",
@@ -71,7 +72,7 @@ FORMAT_NAME = "eiesim-container"
 FORMAT_VERSION = 2
 #: Minor version written by this eiesim. A newer minor version is read; its
 #: unknown optional fields are ignored.
-FORMAT_MINOR_VERSION = 0
+FORMAT_MINOR_VERSION = 1
 _READABLE_MAJORS = (1, 2)
 
 _MANIFEST = "manifest.json"
@@ -91,6 +92,8 @@ _PTR_DTYPES = {"<u2": 16, "<u4": 32, "<i8": 63}  # dtype -> widest pointer it ho
 _U8 = "|u1"
 _F32 = "<f4"
 _ACTIVATIONS = ("relu", "none")
+#: Layer kinds (docs/FORMAT.md): ``fc`` (y = W x + b) and ``lstm`` (gate matrix, :mod:`eiesim.format.lstm`).
+LAYER_KINDS = ("fc", "lstm")
 _BIAS_HANDLING = ("none", "column")
 _ROUNDING = ("nearest", "floor")
 
@@ -101,7 +104,7 @@ _TOP_FIELDS_V2 = {
 _LAYER_FIELDS_V2 = {
     "name", "shape", "n_pe", "code_bits", "index_bits", "pointer_bits", "has_bias",
     "bias_handling", "codebook_format", "n_entries", "n_fillers", "n_nonzeros", "arrays",
-    "huffman", "packed_layout", "compression",
+    "huffman", "packed_layout", "compression", "kind",
 }
 _ARRAY_NAMES_V2 = {"ptr", "codebook", "v", "z", "packed"}
 _HUFF_FIELDS = {"alphabet_size", "n_symbols", "n_bits", "code_lengths", "payload"}
@@ -115,21 +118,29 @@ class Network:
     Attributes
     ----------
     layers : tuple of CompressedLayer
-        In order; ``layers[k].n_out == layers[k + 1].n_in``.
+        In order; each layer's outputs are the next layer's inputs (for an
+        ``lstm`` layer: inputs X, outputs H, see ``kinds``).
     activation : {"relu", "none"}
-        Non-linearity applied between layers (not after the last).
+        Non-linearity applied between layers (not after the last, nor after an
+        ``lstm`` layer, whose output h_t is already bounded).
     metadata : dict
         Provenance: source model, data set, compression settings (JSON-serialisable).
+    kinds : tuple of str, optional
+        ``"fc"`` or ``"lstm"`` per layer (default: all ``"fc"``). An ``lstm``
+        layer is the gate matrix ``[W_ih | W_hh]`` of shape ``(4 H, X + H)`` in
+        PyTorch gate order (:mod:`eiesim.format.lstm`).
 
     Raises
     ------
     EieFormatError
-        If the layer list is empty, or consecutive shapes do not chain.
+        If the layer list is empty, consecutive shapes do not chain, a kind is
+        unknown, or an ``lstm`` layer's shape is not ``(4 H, X + H)``.
     """
 
     layers: Tuple[CompressedLayer, ...]
     activation: str = "relu"
     metadata: Dict[str, Any] = field(default_factory=dict)
+    kinds: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
@@ -140,11 +151,22 @@ class Network:
             if not isinstance(lay, CompressedLayer):
                 raise EieFormatError(f"network: expected CompressedLayer objects, got {type(lay).__name__}",
                                      code="ARGUMENT")
+        kinds = tuple(self.kinds) if self.kinds else ("fc",) * len(layers)
+        if len(kinds) != len(layers) or any(k not in LAYER_KINDS for k in kinds):
+            raise EieFormatError(f"network: kinds {kinds!r} must give one of {LAYER_KINDS} per layer "
+                                 f"({len(layers)} layers)", code="META-MISSING")
+        object.__setattr__(self, "kinds", kinds)
+        for k, kind in enumerate(kinds):
+            if kind == "lstm":
+                try:
+                    lstm_dims(layers[k].shape)
+                except EieFormatError as exc:
+                    raise EieFormatError(f"network: layer {k} ({layers[k].name!r}): {exc}", code=exc.code) from None
         for k in range(len(layers) - 1):
-            if layers[k].n_out != layers[k + 1].n_in:
+            if self.layer_io(k)[1] != self.layer_io(k + 1)[0]:
                 raise EieFormatError(
-                    f"network: layer {k} ({layers[k].name!r}) has {layers[k].n_out} outputs but layer "
-                    f"{k + 1} ({layers[k + 1].name!r}) has {layers[k + 1].n_in} inputs",
+                    f"network: layer {k} ({layers[k].name!r}) has {self.layer_io(k)[1]} outputs but layer "
+                    f"{k + 1} ({layers[k + 1].name!r}) has {self.layer_io(k + 1)[0]} inputs",
                     code="META-INCONSISTENT",
                 )
         if self.activation not in _ACTIVATIONS:
@@ -152,15 +174,36 @@ class Network:
                 f"network: activation {self.activation!r} is not one of {_ACTIVATIONS}", code="META-MISSING"
             )
 
+    def layer_io(self, k: int) -> Tuple[int, int]:
+        """``(inputs, outputs)`` of layer ``k`` as the network sees them.
+
+        ``fc``: ``(n_in, n_out)``; ``lstm``: ``(X, H)`` (the gate matrix is
+        ``(4 H, X + H)``; h_{t-1} is fed back inside the layer).
+
+        Raises
+        ------
+        EieFormatError
+            An ``lstm`` layer whose shape is not an LSTM's.
+        """
+        lay = self.layers[k]
+        if self.kinds[k] == "lstm":
+            return lstm_dims(lay.shape)
+        return lay.n_in, lay.n_out
+
+    @property
+    def is_recurrent(self) -> bool:
+        """True when a layer is an ``lstm`` (inputs are then one sequence, one row per time step)."""
+        return "lstm" in self.kinds
+
     @property
     def n_in(self) -> int:
-        """Inputs of the first layer."""
-        return self.layers[0].n_in
+        """Inputs of the first layer (per time step for an ``lstm``)."""
+        return self.layer_io(0)[0]
 
     @property
     def n_out(self) -> int:
-        """Outputs of the last layer."""
-        return self.layers[-1].n_out
+        """Outputs of the last layer (H for an ``lstm``)."""
+        return self.layer_io(len(self.layers) - 1)[1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,6 +212,9 @@ class ContainerLayer:
 
     Attributes
     ----------
+    kind : str
+        ``"fc"`` or ``"lstm"`` (manifest field ``kind``; ``"fc"`` when absent, as in
+        every file written before the field existed).
     layer : CompressedLayer
         The per-PE layout (ptr, v, z, codebook), cheap-checked.
     pointer_bits : int or None
@@ -188,6 +234,7 @@ class ContainerLayer:
     packed: Optional[np.ndarray] = None
     huffman: Optional[Dict[str, Any]] = None
     compression: Dict[str, Any] = field(default_factory=dict)
+    kind: str = "fc"
 
 
 @dataclass(frozen=True, eq=False)
@@ -410,6 +457,7 @@ def save_network(
             decl[name] = {"file": member, "dtype": dtype, "shape": list(arr.shape)}
         lm = {
             "name": layer.name,
+            "kind": network.kinds[i],
             "shape": [layer.n_out, layer.n_in],
             "n_pe": layer.n_pe,
             "code_bits": layer.code_bits,
@@ -519,6 +567,7 @@ class _RawLayer:
     packed: Optional[np.ndarray] = None
     huffman: Optional[Dict[str, Any]] = None  # sym -> HuffmanStream
     compression: Dict[str, Any] = field(default_factory=dict)
+    kind: str = "fc"  # absent in files before the field existed: fc
     ok: bool = True  # False: a required part is missing or unreadable
     ptr_shape_ok: bool = True  # the ptr array has the declared (n_pe, n_cols + 1) shape
 
@@ -766,13 +815,23 @@ class _Reader:
         else:
             for i, lm in enumerate(layers_meta):
                 layers.append(self._parse_layer(i, lm, major))
+            def _io(raw):  # (inputs, outputs) as the network sees them; lstm: (X, H)
+                if raw.kind == "lstm":
+                    try:
+                        return lstm_dims(raw.shape)
+                    except EieFormatError:  # reported by _parse_layer
+                        return None
+                return raw.shape[1], raw.shape[0]
+
             for k in range(len(layers) - 1):
                 a, b = layers[k], layers[k + 1]
-                if a.shape and b.shape and a.shape[0] != b.shape[1]:
+                a_io = _io(a) if a.shape else None
+                b_io = _io(b) if b.shape else None
+                if a_io and b_io and a_io[1] != b_io[0]:
                     sink.error(
                         "META-INCONSISTENT",
-                        f"layer {k} ({a.name!r}) has {a.shape[0]} outputs but layer {k + 1} "
-                        f"({b.name!r}) has {b.shape[1]} inputs",
+                        f"layer {k} ({a.name!r}) has {a_io[1]} outputs but layer {k + 1} "
+                        f"({b.name!r}) has {b_io[0]} inputs",
                         layer=k + 1, layer_name=b.name,
                     )
         return _Parsed(path, self.version, manifest, activation, metadata, fixed_point, layers)
@@ -820,6 +879,16 @@ class _Reader:
         else:
             sink.error("META-MISSING", f"field 'shape' must be [n_out, n_in] with sizes in [1, {MAX_DIM}], "
                        f"got {shape!r}", **loc)
+        kind = lm.get("kind", "fc")
+        if kind not in LAYER_KINDS:
+            sink.error("META-MISSING", f"field 'kind' must be one of {LAYER_KINDS}, got {kind!r}", **loc)
+        else:
+            raw.kind = kind
+            if kind == "lstm" and raw.shape is not None:
+                try:
+                    lstm_dims(raw.shape)
+                except EieFormatError as exc:
+                    sink.error("META-INCONSISTENT", str(exc), **loc)
         raw.n_pe = self._int_field(lm, "n_pe", 1, MAX_DIM, loc)
         raw.code_bits = self._int_field(lm, "code_bits", 1, 8, loc)
         raw.index_bits = self._int_field(lm, "index_bits", 1, 8, loc)
@@ -1084,11 +1153,11 @@ def load_container(path, *, check: str = "cheap") -> Container:
             raise EieFormatError(f"{p}: layer {raw.index} ({raw.name!r}): {exc}", code=exc.code) from None
         out_layers.append(
             ContainerLayer(layer=layer, pointer_bits=raw.pointer_bits, packed=raw.packed, huffman=raw.huffman,
-                           compression=raw.compression)
+                           compression=raw.compression, kind=raw.kind)
         )
     try:
         network = Network(tuple(cl.layer for cl in out_layers), activation=parsed.activation,
-                          metadata=parsed.metadata)
+                          metadata=parsed.metadata, kinds=tuple(cl.kind for cl in out_layers))
     except EieFormatError as exc:
         raise EieFormatError(f"{p}: {exc}", code=exc.code) from None
     return Container(network=network, layers=tuple(out_layers), version=parsed.version,

@@ -367,6 +367,8 @@ class LayerCounts:
     bias_nonzeros : int
         Entries with code >= 1 in the bias column (0 without one, or when the
         pointers are too broken to locate it).
+    kind : str
+        ``"fc"`` or ``"lstm"`` (``.eie`` manifest field ``kind``; ``"fc"`` for the other formats).
     """
 
     index: int
@@ -380,6 +382,7 @@ class LayerCounts:
     real_nonzeros: int
     empty_pes: Optional[int] = None
     bias_nonzeros: int = 0
+    kind: str = "fc"
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready form.
@@ -401,6 +404,7 @@ class LayerCounts:
             "real_nonzeros": int(self.real_nonzeros),
             "bias_nonzeros": int(self.bias_nonzeros),
             "empty_pes": self.empty_pes,
+            "kind": self.kind,
         }
 
 
@@ -1172,6 +1176,9 @@ def validate_container(path, *, level: str = "full") -> ValidationReport:
     for raw in parsed.layers:
         col.layer, col.layer_name = raw.index, raw.name
         _validate_container_layer(col, raw, fp, level, report)
+    kinds = {raw.index: raw.kind for raw in parsed.layers}
+    for lc in report.layers:
+        object.__setattr__(lc, "kind", kinds.get(lc.index, "fc"))  # frozen: set once, here
     col.layer = col.layer_name = None
     return report
 

@@ -1,4 +1,9 @@
-"""Multi-layer simulation: compressed layers with ReLU between them.
+"""Multi-layer simulation: compressed layers with ReLU between them (and ``lstm`` layers).
+
+An ``lstm`` layer (:mod:`eiesim.sim.lstm`) runs one gate M x V per time step on
+the PE array; its sigmoid/tanh and cell update run on the host, counted as
+operations (``host_ops``), not cycles. A network with an ``lstm`` layer takes
+its inputs as the time steps of one sequence.
 
 EIE keeps a layer's input and output activations in two register files/SRAMs
 per PE and swaps their roles between layers (ping-pong; EIE Section IV,
@@ -19,6 +24,7 @@ import numpy as np
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieInputError
 from .engine import simulate_batch
+from .lstm import host_ops_per_step, lstm_cell_update
 from .result import COUNTER_NAMES, FixedPointSaturationWarning, saturation_message
 
 __all__ = ["NetworkResult", "LayerSummary", "simulate_network", "check_network_config", "relu"]
@@ -68,6 +74,14 @@ class LayerSummary:
     act_saturations : int
         ``fixed16``: input activations saturated (or wrapped) at quantisation, summed
         over the inputs (accumulator overflows: ``counters["saturations"]``).
+    kind : {"fc", "lstm"}
+        For ``lstm`` the "inputs" are the time steps of one sequence, so
+        ``cycles`` is the cycles per sequence and ``cycles_per_input`` those per step.
+    host_ops : dict of str to int or None
+        ``lstm``: element-wise host operations over the sequence
+        (:func:`eiesim.sim.lstm.host_ops_per_step`; operations, not cycles).
+    sequences : int
+        ``lstm``: sequences the ``n_inputs`` time steps belong to (1 in a network run).
     """
 
     name: str
@@ -84,6 +98,9 @@ class LayerSummary:
     weight_density: float
     pe_busy: np.ndarray
     act_saturations: int = 0
+    kind: str = "fc"
+    host_ops: Optional[dict] = None
+    sequences: int = 1
 
     @property
     def time_s(self) -> float:
@@ -116,9 +133,11 @@ class LayerSummary:
             ``cycles`` and ``cycles_per_input`` (cycles), ``time_s`` (s),
             ``load_balance_efficiency``, ``weight_density`` and
             ``activation_density`` (fractions), ``stored_entries``, ``fillers``,
-            ``weight_nonzeros`` and ``counters`` (counts).
+            ``weight_nonzeros`` and ``counters`` (counts), ``kind``; for ``lstm`` also
+            ``steps``, ``sequences``, ``cycles_per_sequence`` (mean), ``cycles_per_step`` (cycles) and
+            ``host_ops`` (operations).
         """
-        return {
+        out = {
             "name": self.name,
             "shape": [int(self.shape[0]), int(self.shape[1])],
             "n_pe": int(self.n_pe),
@@ -135,6 +154,14 @@ class LayerSummary:
             "act_saturations": int(self.act_saturations),
             "counters": {k: int(v) for k, v in self.counters.items()},
         }
+        out["kind"] = self.kind
+        if self.kind == "lstm":
+            out["steps"] = int(self.n_inputs)
+            out["sequences"] = int(self.sequences)
+            out["cycles_per_sequence"] = float(self.cycles / self.sequences) if self.sequences else 0.0
+            out["cycles_per_step"] = float(self.cycles_per_input)
+            out["host_ops"] = {k: int(v) for k, v in (self.host_ops or {}).items()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -145,7 +172,7 @@ class NetworkResult:
     ----------
     layers : list of LayerSummary
     outputs : ndarray of float32, shape (n_inputs, n_out)
-        Last layer's outputs (no ReLU after the last layer).
+        Last layer's outputs (no ReLU after the last layer; h_t per step for an ``lstm``).
     clock_hz : float
     """
 
@@ -255,6 +282,35 @@ def _forward(network, a: np.ndarray, start: int, config, backend: str, sums) -> 
     return a
 
 
+def _forward_sequence(network, x: np.ndarray, config, backend: str, sums, outputs, bar) -> None:
+    """Rows of ``x`` as the time steps of one sequence; ``lstm`` layers carry (h, c) from step to step.
+
+    An ``lstm`` layer's M x V input is ``[a; h_(t-1)]`` (the bias column adds b); its gate
+    pre-activations go through :func:`eiesim.sim.lstm.lstm_cell_update` on the host. No ReLU
+    follows an ``lstm`` layer. Writes ``outputs[t]`` and adds into ``sums``.
+    """
+    kinds = network.kinds
+    n_layers = len(network.layers)
+    state = {k: (np.zeros(network.layer_io(k)[1], np.float32), np.zeros(network.layer_io(k)[1], np.float32))
+             for k in range(n_layers) if kinds[k] == "lstm"}
+    for t in range(x.shape[0]):
+        a = x[t:t + 1].astype(np.float32)
+        for k, layer in enumerate(network.layers):
+            if kinds[k] == "lstm":
+                z = _run_chunk(layer, k, np.concatenate([a, state[k][0][None, :]], axis=1), t, config, backend,
+                               sums[k])
+                h, c = lstm_cell_update(z[0], state[k][1])
+                state[k] = (h, c)
+                a = h[None, :]
+            else:
+                a = _run_chunk(layer, k, a, t, config, backend, sums[k])
+                if k < n_layers - 1 and network.activation == "relu":
+                    a = relu(a)
+        outputs[t] = a[0]
+        if bar is not None:
+            bar.update(1)
+
+
 def simulate_network(
     network,
     inputs,
@@ -269,6 +325,9 @@ def simulate_network(
     ----------
     network : eiesim.format.container.Network
     inputs : array_like of float, shape (n_inputs, n_in) or (n_in,)
+        Independent input vectors; for a network with an ``lstm`` layer
+        (:attr:`Network.is_recurrent`), the time steps of **one** sequence
+        (state carried from row to row, zero initial state).
     config : EIEConfig, optional
         Defaults to :meth:`EIEConfig.for_layer` of the first layer.
     backend : {"kernel", "reference"}
@@ -322,18 +381,22 @@ def simulate_network(
         from tqdm import tqdm
 
         bar = tqdm(total=x.shape[0], desc="simulating", unit="input", delay=1.0, leave=False)
+    kinds = network.kinds
     try:
-        for start in range(0, x.shape[0], chunk):
-            try:
-                a = _forward(network, x[start:start + chunk], start, config, backend, sums)
-            except EieInputError:
-                # name the first failing input in input order, as a loop over inputs would
-                for n in range(start, min(start + chunk, x.shape[0])):
-                    _forward(network, x[n:n + 1], n, config, backend, None)
-                raise
-            outputs[start:start + a.shape[0]] = a
-            if bar is not None:
-                bar.update(a.shape[0])
+        if network.is_recurrent:  # one sequence: the time steps run one after the other
+            _forward_sequence(network, x, config, backend, sums, outputs, bar)
+        else:
+            for start in range(0, x.shape[0], chunk):
+                try:
+                    a = _forward(network, x[start:start + chunk], start, config, backend, sums)
+                except EieInputError:
+                    # name the first failing input in input order, as a loop over inputs would
+                    for n in range(start, min(start + chunk, x.shape[0])):
+                        _forward(network, x[n:n + 1], n, config, backend, None)
+                    raise
+                outputs[start:start + a.shape[0]] = a
+                if bar is not None:
+                    bar.update(a.shape[0])
     finally:
         if bar is not None:
             bar.close()
@@ -362,6 +425,9 @@ def simulate_network(
                 weight_density=float(layer.weight_density),
                 pe_busy=s["busy"],
                 act_saturations=int(s["act_sat"]),
+                kind=kinds[k],
+                host_ops=({op: v * int(x.shape[0]) for op, v in
+                           host_ops_per_step(network.layer_io(k)[1]).items()} if kinds[k] == "lstm" else None),
             )
         )
     return NetworkResult(layers=summaries, outputs=outputs, clock_hz=config.clock_hz)

@@ -75,7 +75,8 @@ def test_manifest_is_self_describing(tmp_path):
     with zipfile.ZipFile(p) as zf:
         m = json.loads(zf.read("manifest.json"))
         names = set(zf.namelist())
-    assert m["format"] == "eiesim-container" and m["version"] == 2 and m["minor_version"] == 0
+    assert m["format"] == "eiesim-container" and m["version"] == 2 and m["minor_version"] == 1
+    assert [lm["kind"] for lm in m["layers"]] == ["fc", "fc"]
     assert m["fixed_point"] == {"total_bits": 16, "act_frac_bits": 8, "weight_frac_bits": 12,
                                 "rounding": "nearest", "saturate": True}
     l0 = m["layers"][0]

@@ -82,7 +82,7 @@ def codes_of(path) -> set:
 def test_twin_passes(base):
     rep = validate_container(base)
     assert rep.findings == [], [str(f) for f in rep.findings]
-    assert rep.version == "2.0"
+    assert rep.version == "2.1"
     (lc,) = rep.layers
     assert (lc.stored_entries, lc.fillers) == (base_layer().n_entries, base_layer().n_fillers)
 
