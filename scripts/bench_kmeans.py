@@ -42,7 +42,9 @@ import scipy  # noqa: E402
 from scipy.cluster.vq import kmeans2  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
+try:  # the installed package (with its compiled kernels) first; a source checkout only when none is installed
+    import eiesim  # noqa: F401
+except ImportError:
     sys.path.insert(0, str(REPO))
 
 from eiesim._io import json_bytes, write_atomic  # noqa: E402

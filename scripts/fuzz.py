@@ -75,7 +75,9 @@ from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-if str(REPO) not in sys.path:
+try:  # the installed package (with its compiled kernels) first; a source checkout only when none is installed
+    import eiesim  # noqa: F401
+except ImportError:
     sys.path.insert(0, str(REPO))
 
 OUTCOMES = ("accepted", "typed", "traceback", "signal", "hang", "memory", "silent", "leftover")

@@ -50,7 +50,9 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
+try:  # the installed package (with its compiled kernels) first; a source checkout only when none is installed
+    import eiesim  # noqa: F401
+except ImportError:
     sys.path.insert(0, str(REPO))
 
 import eiesim  # noqa: E402

@@ -63,7 +63,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+try:  # the installed package (with its compiled kernels) first; a source checkout only when none is installed
+    import eiesim  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(REPO))
 
 from eiesim._io import write_atomic  # noqa: E402
 
@@ -129,8 +132,13 @@ def _prose(text: str) -> str:
     return textwrap.fill(text, WIDTH, break_on_hyphens=False, break_long_words=False) + "\n"
 
 
+#: ``python -m eiesim`` run from the repository (cwd first on sys.path) would import the source checkout,
+#: which has no compiled kernel under a non-editable install (CI): drop cwd from sys.path first.
+_EIESIM_MAIN = "import sys; del sys.path[0]; from eiesim.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
 def _eiesim(*args: str) -> List[str]:
-    return [sys.executable, "-m", "eiesim", *args]
+    return [sys.executable, "-c", _EIESIM_MAIN, *args]
 
 
 def _need_fc8() -> None:

@@ -48,7 +48,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
+try:  # the installed package (with its compiled kernels) first; a source checkout only when none is installed
+    import eiesim  # noqa: F401
+except ImportError:
     sys.path.insert(0, str(REPO))
 
 import eiesim  # noqa: E402
