@@ -483,7 +483,8 @@ def trace_network_layer(network, inputs, config, *, layer: Optional[str] = None,
     Raises
     ------
     EieInputError
-        Unknown layer name or input index out of range.
+        Unknown layer name, input index out of range, or an ``lstm`` layer at or
+        before the traced one (not supported).
     """
     from ..format.container import Network
     from .engine import simulate
@@ -491,6 +492,10 @@ def trace_network_layer(network, inputs, config, *, layer: Optional[str] = None,
 
     names = [l.name or f"layer{k}" for k, l in enumerate(network.layers)]
     idx = check_trace_target(names, int(np.asarray(inputs).shape[0]), layer, input_index)
+    kinds = getattr(network, "kinds", None) or ["fc"] * len(names)
+    if any(kind != "fc" for kind in kinds[:idx + 1]):
+        raise EieInputError(f"--trace-layer {names[idx]!r}: tracing covers fc layers fed by fc layers; this "
+                            "network has an lstm layer up to it (its input depends on the previous step)")
     a = np.asarray(inputs)[input_index:input_index + 1]
     if idx > 0:
         head = Network(tuple(network.layers[:idx]), activation=network.activation, metadata={})

@@ -230,3 +230,47 @@ def test_fc8_window_shows_ccu_stalls(tmp_path):
     lo, hi = ev.bc_ready, np.minimum(ev.bc_cycle, 2000)
     assert int(stall.sum()) == int(np.clip(hi - lo, 0, None).sum()) > 0
     assert _vcd_cycles(vcd, "eie.ccu.broadcasts", 2000, 1250)[-1] == int((ev.bc_cycle < 2000).sum())
+
+
+# ------------------------------------------------------------------ the command line
+def test_cli_trace_of_a_network_layer_and_input(tmp_path, capsys):
+    from eiesim.cli import main
+    from eiesim.commands.simulate import DEFAULT_INPUTS, DEFAULT_NETWORK, _trace_path
+    from eiesim.format.container import load_network
+    from eiesim.sim.network import simulate_network
+
+    out = tmp_path / "t.vcd"
+    assert main(["simulate", "--trace", str(out), "--trace-layer", "ip2", "--trace-input", "3",
+                 "--trace-pes", "0-3", "--trace-window", "0:100"]) == 0
+    assert "trace: " in capsys.readouterr().out
+    vcd = vcdvcd.VCDVCD(str(out))
+    assert sorted({s.split(".")[1] for s in vcd.signals if s.count(".") == 2}) == ["ccu", "pe00", "pe01", "pe02",
+                                                                                    "pe03"]
+    assert vcd.endtime == 100 * 1250
+    # the traced run is input 3's run of ip2 inside the network simulation
+    net = load_network(_trace_path(DEFAULT_NETWORK))
+    x = np.load(_trace_path(DEFAULT_INPUTS))["inputs"][3:4].astype(np.float32)
+    one = simulate_network(net, x)
+    ip2 = one.layers[1]
+    from eiesim.sim.trace import trace_network_layer
+
+    traced = trace_network_layer(net, x, EIEConfig.for_layer(net.layers[0]), layer="ip2")
+    assert traced.cycles == ip2.cycles and traced.busy.tolist() == ip2.pe_busy.tolist()
+    assert traced.counters == ip2.counters
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--trace", "{d}/t.txt"], "suffix must be one of"),
+    (["--trace", "{d}/t.vcd", "--trace-layer", "nope"], "layers are ip1, ip2, ip3"),
+    (["--trace", "{d}/t.vcd", "--trace-input", "100"], "inputs 0..99"),
+    (["--trace", "{d}/t.vcd", "--trace-pes", "70"], "PEs are 0..63"),
+    (["--trace", "{d}/t.vcd", "--trace-window", "9:3"], "--trace-window"),
+    (["--trace-window", "0:10"], "need --trace OUT"),
+])
+def test_cli_trace_options_fail_before_simulating(argv, msg, tmp_path, capsys):
+    from eiesim.cli import main
+
+    code = main(["simulate"] + [a.format(d=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err
+    assert list(tmp_path.iterdir()) == []
