@@ -61,3 +61,12 @@ def test_queue_timeline_is_the_trace_occupancy():
     for k in range(4):
         np.testing.assert_array_equal(img[k], pe_signals(res.events, k).occupancy[5:60])
     assert "CCU stall cycles" in fig._suptitle.get_text()
+
+
+def test_figure_titles_name_the_workload():
+    """Regression: the embedded network's source rendered as ')' in every figure title."""
+    from eiesim.report.plots import _workload
+
+    assert _workload({"source": "embedded LeNet-300-100 (traces/)"}, 3) == "embedded LeNet-300-100"
+    assert _workload({"source": "dump /data/alexnet_fc8_eie/"}, 1) == "alexnet_fc8_eie"
+    assert _workload({"source": "nets/lenet.eie"}, 3) == "lenet.eie"
