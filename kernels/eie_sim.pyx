@@ -45,16 +45,19 @@ Integer state is int64 throughout: cycle counts may pass 2**31.
 Complexity per input: O(B * N) timing (B broadcasts, N PEs) + O(entries of
 the broadcast columns) arithmetic + O(n_groups * N) LNZD scan.
 
-Hooks for cycle traces: the timing pass's per-PE step (``_pe_step``) computes
-every event of one (broadcast, PE) pair (take cycle p, first/last busy cycle,
-stall window); an event sink can be called there behind a single
-predicted-not-taken branch.
+Cycle traces: with ``run_batch(trace_input=K, ...)`` the timing pass records,
+for input K, each broadcast's (b, ready, j), every PE's take cycle p of it and
+the group-load cycles (the ``Trace`` struct); ``eiesim.sim.trace`` derives every
+traced signal from these and the layer's pointers. When tracing is off the
+pass tests one NULL pointer per broadcast and per group (a predicted-not-taken
+branch); nothing else changes.
 """
 
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 cnp.import_array()
 
@@ -441,6 +444,16 @@ cdef struct Scratch:
     int64_t* slot_col   # (n_slots,) LNZD view: column of a non-zero slot, -1 for a zero
 
 
+cdef struct Trace:
+    # event records of one input, filled by the timing pass (NULL: tracing off)
+    int64_t* bc         # (n_bc, 3): broadcast cycle b, first cycle the CCU held it (ready), column j
+    int64_t* take       # (n_bc, n_pe): cycle at whose end PE k took broadcast i off its queue
+    int64_t* loads      # (n_groups + 1,): cycles of the LNZD group loads
+    int64_t cap_bc      # rows of bc / take
+    int64_t n_bc        # out: broadcasts recorded
+    int64_t n_loads     # out: group loads recorded
+
+
 cdef inline void _stall_pes(int64_t* stall, const int64_t* ring_row, Py_ssize_t n_pe,
                             int64_t ready, int64_t b) noexcept nogil:
     """PE k's queue was full from cycle ``ready`` to min(p_k(i - D), b - 1)."""
@@ -456,8 +469,14 @@ cdef inline void _stall_pes(int64_t* stall, const int64_t* ring_row, Py_ssize_t 
 
 
 cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line,
-                     int line_shift, Scratch* s, int64_t* busy, int64_t* stall, int64_t* c) noexcept nogil:
-    """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1."""
+                     int line_shift, Scratch* s, int64_t* busy, int64_t* stall, int64_t* c,
+                     Trace* tr) noexcept nogil:
+    """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1.
+
+    ``tr`` (NULL when tracing is off) receives the events this pass computes: per
+    broadcast (b, ready, j) and every PE's take cycle p, and each group load's cycle;
+    the off path costs one predicted-not-taken branch per broadcast and per group.
+    """
     cdef Py_ssize_t n_pe = L.n_pe
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_groups * n_pe else n_groups * n_pe
     cdef Py_ssize_t g, q, k
@@ -480,6 +499,9 @@ cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_
     # cycle 0: the empty LNZD register loads group 0
     t = 1
     c_loads = 1 if n_groups > 0 else 0
+    if tr != NULL and n_groups > 0:
+        tr.loads[0] = 0
+        tr.n_loads = 1
     for g in range(n_groups):
         loaded = False
         for q in range(n_pe):
@@ -499,6 +521,9 @@ cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_
             if q == n_pe - 1:
                 loaded = True
                 c_loads += 1
+                if tr != NULL:
+                    tr.loads[tr.n_loads] = b
+                    tr.n_loads += 1
             # ---------------- every PE takes column j and works through its slice
             pj = L.ptr_t + j * n_pe
             frj = L.first_row + j * n_pe
@@ -536,8 +561,17 @@ cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_
                     c_lines += line1 - line0 + (line0 != line_reg[k])
                     line_reg[k] = line1
             s.pop_max[slot] = pmax
+            if tr != NULL and n_bc < tr.cap_bc:  # event hook: this broadcast and every PE's take cycle
+                tr.bc[3 * n_bc] = b
+                tr.bc[3 * n_bc + 1] = ready
+                tr.bc[3 * n_bc + 2] = j
+                memcpy(tr.take + n_bc * n_pe, ring_row, n_pe * sizeof(int64_t))
+                tr.n_bc = n_bc + 1
             n_bc += 1
         if not loaded:
+            if tr != NULL:
+                tr.loads[tr.n_loads] = t
+                tr.n_loads += 1
             t += 1  # the group has no further non-zero: loading the next costs a cycle
             c_loads += 1
     c[C_BROADCASTS] += n_bc
@@ -581,7 +615,8 @@ cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* mac
 def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixed, fixed_mode,
               bint has_bias, Py_ssize_t n_in, int fifo_depth, int entries_per_line,
               out_f, out_q, int64_t[::1] cycles, int64_t[::1] busy, int64_t[::1] stall,
-              int64_t[::1] counters):
+              int64_t[::1] counters, Py_ssize_t trace_input=-1, trace_bc=None, trace_take=None,
+              trace_loads=None):
     """Simulate ``n_inputs`` independent input vectors on one layer.
 
     ================  ==============================  =================================================
@@ -605,7 +640,14 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     busy, stall       int64 (n_pe,)                   out (added to): busy / stall cycles per PE
     counters          int64 (11,)                     out (added to): action counters, in the order of
                                                       ``eiesim.sim.result.COUNTER_NAMES``
+    trace_input       int                             input whose timing events are recorded (-1: none)
+    trace_bc          int64 (cap, 3)                  out: per broadcast (cycle b, ready cycle, column)
+    trace_take        int64 (cap, n_pe)               out: per broadcast, each PE's take cycle p
+    trace_loads       int64 (n_groups + 1,)           out: group-load cycles
     ================  ==============================  =================================================
+
+    With ``trace_input >= 0`` returns ``(n_broadcasts, n_group_loads)`` recorded
+    (``cap`` must be at least the input's broadcasts); else None.
 
     Shapes are checked here (``ValueError``); values were validated by the caller
     (finite activations) and by :func:`build_tables` (every index in range).
@@ -682,6 +724,26 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     if not (s.fin and s.line_reg and s.last_mac and s.pop_ring and s.pop_max and s.slot_col):
         free(s.fin); free(s.line_reg); free(s.last_mac); free(s.pop_ring); free(s.pop_max); free(s.slot_col)
         raise MemoryError()
+    cdef Trace tr
+    cdef Trace* trp = NULL
+    cdef int64_t[:, ::1] tr_bc
+    cdef int64_t[:, ::1] tr_take
+    cdef int64_t[::1] tr_loads
+    tr.n_bc = 0
+    tr.n_loads = 0
+    if trace_input >= 0:
+        if trace_input >= n_inputs:
+            raise ValueError("trace_input is not an input of the batch")
+        tr_bc = trace_bc
+        tr_take = trace_take
+        tr_loads = trace_loads
+        if tr_bc.shape[1] != 3 or tr_take.shape[1] != n_pe or tr_take.shape[0] != tr_bc.shape[0] \
+                or tr_loads.shape[0] < n_groups + 1 or tr_bc.shape[0] < 1:
+            raise ValueError("trace arrays have the wrong shape")
+        tr.bc = &tr_bc[0, 0]
+        tr.take = &tr_take[0, 0]
+        tr.loads = &tr_loads[0]
+        tr.cap_bc = tr_bc.shape[0]
     for jj in range(N_COUNTERS):
         c[jj] = 0
     try:
@@ -700,8 +762,9 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
                             s.slot_col[jj] = jj
                 if has_bias:
                     s.slot_col[n_real_groups * n_pe] = n_in
+                trp = &tr if x == trace_input else NULL
                 cycles[x] = _timing(&L, n_groups, fifo_depth, entries_per_line, line_shift,
-                                    &s, &busy[0], &stall[0], c)
+                                    &s, &busy[0], &stall[0], c, trp)
                 if fixed:
                     if wide:
                         _arith[int64_t, uint64_t](&oq[x, 0], &cb_i[0], &act_i[x, 0], &m64[0], &mac_start[0],
@@ -720,3 +783,6 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
         free(s.fin); free(s.line_reg); free(s.last_mac); free(s.pop_ring); free(s.pop_max); free(s.slot_col)
     for jj in range(N_COUNTERS):
         counters[jj] += c[jj]
+    if trace_input >= 0:
+        return int(tr.n_bc), int(tr.n_loads)
+    return None

@@ -36,6 +36,11 @@ Rows (targets from issue 11):
 * ``huffman``, ``container``: the Cython Huffman decoder / its NumPy twin on
   12.8 M relative-index-like symbols, and loading a Huffman-only VGG-6 ``.eie``
   with kernel vs NumPy decoding (no target; ``--pairs-slow`` pairs, default 5).
+* ``trace-off``: the kernel's ``run_batch`` on FC8 with tracing off / the same call on
+  an ``eie_sim`` built from the kernel before the trace hook (``--baseline-kernel DIR``;
+  e.g. ``git show <commit>:kernels/eie_sim.pyx`` compiled with the same flags); the
+  hook costs one NULL test per broadcast and per group (issue 14: "zero cost when off").
+* ``trace-on``: ``simulate(events=True)`` / ``simulate()`` on FC8, the cost of recording.
 
 Usage: ``python scripts/bench.py [--rows fc8,vgg6,...] [--pairs P] [--proc-pairs P] [--json OUT]``
 """
@@ -69,7 +74,7 @@ from eiesim.format.layout import CompressedLayer  # noqa: E402
 from eiesim.sim.engine import simulate  # noqa: E402
 
 ALL_ROWS = ("fc8", "fc6", "vgg6", "cold", "cold-vgg6", "rss", "mnist", "cli-fc8", "reference", "encode",
-            "huffman", "container")
+            "huffman", "container", "trace-off", "trace-on")
 
 
 # ----------------------------------------------------------------------------- timing helpers
@@ -353,6 +358,64 @@ def container_row(pairs):
     return r
 
 
+def trace_on_row(pairs):
+    """simulate(events=True) / simulate(), FC8: the cost of recording the timing events (issue 14)."""
+    layer, a, cfg = workload("fc8")
+    r = interleaved(lambda: simulate(layer, a, cfg, events=True), lambda: simulate(layer, a, cfg), pairs)
+    n = simulate(layer, a, cfg, events=True).events.take.size
+    r["detail"] = f"{n:,} (broadcast, PE) take cycles recorded; signals and files not included"
+    return r
+
+
+def _run_batch_call(mod, tables, prog, act):
+    """One ``run_batch`` call of kernel module ``mod`` on FC8 (trace off), fresh outputs."""
+    from eiesim.sim.engine import _fixed_mode
+    from eiesim.sim.result import COUNTER_NAMES
+
+    mod.run_batch(tables, act=act, act_q=np.zeros((0, 0), np.int64), codebook=prog.codebook,
+                  codebook_q=prog.codebook_q, fixed=False, fixed_mode=_fixed_mode(prog),
+                  has_bias=prog.n_cols > prog.n_in, n_in=prog.n_in, fifo_depth=prog.fifo_depth,
+                  entries_per_line=prog.entries_per_line, out_f=np.zeros((1, prog.n_out), np.float32),
+                  out_q=np.zeros((0, 0), np.int64), cycles=np.zeros(1, np.int64),
+                  busy=np.zeros(prog.n_pe, np.int64), stall=np.zeros(prog.n_pe, np.int64),
+                  counters=np.zeros(len(COUNTER_NAMES), np.int64))
+
+
+def trace_off_row(pairs, baseline_dir):
+    """run_batch with tracing off / the same call on a kernel built without the trace hook (FC8)."""
+    if not baseline_dir:
+        return {"a_ms": None, "b_ms": None, "ratio": float("nan"), "pairs": 0,
+                "detail": "skipped: give --baseline-kernel DIR (an eie_sim built from the kernel without the hook)"}
+    import importlib.util
+    import glob
+
+    from eiesim._kernels import eie_sim as new
+    from eiesim.sim.program import prepare
+
+    so = sorted(glob.glob(os.path.join(baseline_dir, "eie_sim*.so")) + glob.glob(os.path.join(baseline_dir, "eie_sim*.pyd")))
+    if not so:
+        raise SystemExit(f"--baseline-kernel {baseline_dir}: no eie_sim extension module there")
+    spec = importlib.util.spec_from_file_location("eie_sim", so[0])
+    old = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old)
+    layer, a, cfg = workload("fc8")
+    prog = prepare(layer, a, cfg)
+    t = prog.tables
+    old_t = old.LayerTables.from_arrays(ptr_t=t.ptr_t, first_row=t.first_row, last_row=t.last_row,
+                                        col_fillers=t.col_fillers, mac_start=t.mac_start, macs=t.macs,
+                                        n_out=t.n_out, code_bits=t.code_bits)
+    act = prog.act[None, :]
+    r = interleaved(lambda: _run_batch_call(new, t, prog, act), lambda: _run_batch_call(old, old_t, prog, act),
+                    pairs)
+    # the noise floor: the same call on both sides (A/A) and the sides swapped (B/A)
+    aa = interleaved(lambda: _run_batch_call(new, t, prog, act), lambda: _run_batch_call(new, t, prog, act), pairs)
+    ba = interleaved(lambda: _run_batch_call(old, old_t, prog, act), lambda: _run_batch_call(new, t, prog, act),
+                     pairs)
+    r["detail"] = (f"controls: A/A {aa['ratio']:.3f}, swapped B/A {ba['ratio']:.3f}; "
+                   f"baseline {os.path.basename(so[0])} from {baseline_dir}")
+    return r
+
+
 # (key, case, A / B, target, function, which pair count)
 TABLE = [
     ("fc8", "warm simulate / scipy CSC W@a+b, real FC8", "<= 0.6", lambda p: vs_scipy("fc8", p.pairs)),
@@ -372,6 +435,9 @@ TABLE = [
     ("huffman", "Huffman decode, Cython / NumPy twin, 12.8 M symbols", "-", lambda p: huffman_row(p.pairs_slow)),
     ("container", "load Huffman-only VGG-6 .eie, Cython / NumPy decoding", "-",
      lambda p: container_row(p.pairs_slow)),
+    ("trace-off", "kernel run_batch, tracing off / kernel without the trace hook, FC8", "-",
+     lambda p: trace_off_row(p.pairs, p.baseline_kernel)),
+    ("trace-on", "simulate(events=True) / simulate(), FC8 (issue 14)", "-", lambda p: trace_on_row(p.pairs)),
 ]
 
 
@@ -390,13 +456,15 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs-slow", type=int, default=21,
                     help="pairs for the encode / Huffman / container rows (seconds per pair)")
     ap.add_argument("--json", metavar="OUT")
+    ap.add_argument("--baseline-kernel", metavar="DIR",
+                    help="folder holding an eie_sim extension built without the trace hook (row trace-off)")
     args = ap.parse_args(argv)
     check_output_args(ap, [("--json", args.json)])  # before the benchmarks, not after
     want = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = sorted(set(want) - set(ALL_ROWS))
     if unknown:
         ap.error(f"--rows: unknown {', '.join(unknown)} (known: {', '.join(ALL_ROWS)})")
-    needs_fc8 = {"fc8", "cold", "cli-fc8"}
+    needs_fc8 = {"fc8", "cold", "cli-fc8", "trace-off", "trace-on"}
     if not (FC8 / "arithm.dat").is_file() and needs_fc8 & set(want):
         print(f"note: {FC8} not found; FC8 rows skipped", file=sys.stderr)
         want = [w for w in want if w not in needs_fc8]

@@ -81,6 +81,14 @@ def add_parser(sub) -> None:
     s.add_argument("--energy-table", metavar="FILE.toml",
                    help="energy table overriding the default entry by entry (implies --energy)")
     s.add_argument("--save-output", metavar="OUT.npy", help="save the last layer's outputs")
+    t = s.add_argument_group("cycle traces (docs/traces.md)")
+    t.add_argument("--trace", metavar="OUT.vcd|OUT.json",
+                   help="write a cycle trace of one layer and input: .vcd (GTKWave) or .json (Chrome "
+                   "trace-event format: ui.perfetto.dev, chrome://tracing)")
+    t.add_argument("--trace-window", metavar="START:END", help="cycles to trace, END exclusive (default: all)")
+    t.add_argument("--trace-pes", metavar="LIST", help="PEs to trace, e.g. 0-7,12 (default: all)")
+    t.add_argument("--trace-input", type=int, default=0, metavar="K", help="input to trace, 0-based (default 0)")
+    t.add_argument("--trace-layer", metavar="NAME", help="layer to trace (default: the first)")
     s.set_defaults(func=run)
 
 
@@ -319,13 +327,13 @@ def run(args) -> int:
     from ..sim.capacity import sram_footprint
     from ..sim.network import simulate_network
 
-    for flag in ("network", "eie_dump", "input", "config", "json", "save_output", "energy_table"):
+    for flag in ("network", "eie_dump", "input", "config", "json", "save_output", "energy_table", "trace"):
         if getattr(args, flag, None) == "":
             raise EieInputError(f"--{flag.replace('_', '-')}: empty path")
     # fail before simulating, not after; never write over an input
     default_net = args.network is None and args.eie_dump is None
     check_command_outputs(
-        [("--json", args.json), ("--save-output", args.save_output)],
+        [("--json", args.json), ("--save-output", args.save_output), ("--trace", args.trace)],
         [("--network", args.network if not default_net else _trace_path(DEFAULT_NETWORK)),
          ("--eie-dump", args.eie_dump),
          ("--input", args.input if args.input is not None or not default_net else _trace_path(DEFAULT_INPUTS)),
@@ -373,6 +381,20 @@ def run(args) -> int:
             raise EieInputError("--network needs --input FILE (the network's input activations)")
         x, labels, extra = _load_inputs(in_path, network.n_in, network.n_out)
     cfg = _build_config(args, network, source)
+    if args.trace is not None:  # every trace option is checked before simulating
+        from ..sim.trace import TRACE_FORMATS, check_trace_target, parse_pes
+
+        if not args.trace.lower().endswith(tuple(TRACE_FORMATS)):
+            raise EieInputError(f"--trace {args.trace}: the suffix must be one of {', '.join(TRACE_FORMATS)}")
+        check_trace_target([l.name or f"layer{k}" for k, l in enumerate(network.layers)], x.shape[0],
+                           args.trace_layer, args.trace_input)
+        parse_pes(args.trace_pes, cfg.n_pe)
+        if args.trace_window is not None:
+            from ..sim.trace import parse_window
+
+            parse_window(args.trace_window, 1 << 62)
+    elif any(v is not None for v in (args.trace_window, args.trace_pes, args.trace_layer)) or args.trace_input:
+        raise EieInputError("--trace-window/--trace-pes/--trace-input/--trace-layer need --trace OUT")
     if any(l.n_pe != cfg.n_pe for l in network.layers):
         network = _relayout(network, cfg.n_pe)
         notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
@@ -482,6 +504,16 @@ def run(args) -> int:
         if energy_doc is not None:
             doc["energy"] = energy_doc
         write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
+    if args.trace is not None:
+        from ..sim.trace import trace_network_layer, write_trace
+
+        traced = trace_network_layer(network, x, cfg, layer=args.trace_layer, input_index=args.trace_input,
+                                     backend=args.backend)
+        win = write_trace(traced, args.trace, window=args.trace_window, pes=args.trace_pes,
+                          comment=f"eiesim {__version__}: {source}, layer {traced.name}, input {args.trace_input}")
+        print(f"\ntrace: {args.trace} (layer {traced.name!r}, input {args.trace_input}, cycles {win[0]:,}.."
+              f"{win[1] - 1:,} of {traced.cycles:,}; CCU stall cycles in the run: "
+              f"{traced.counters['ccu_stall_cycles']:,})")
     if args.save_output:
         out = result.outputs[0] if n == 1 else result.outputs
         import io

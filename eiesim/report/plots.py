@@ -31,6 +31,9 @@ __all__ = [
     "plot_ratios",
     "plot_throughput_efficiency",
     "plot_all",
+    "plot_pe_load",
+    "plot_layers",
+    "plot_queue_timeline",
     "FIGURE_FILES",
     "MODULE_ORDER",
     "KIND_ORDER",
@@ -38,7 +41,8 @@ __all__ = [
 ]
 
 #: Files :func:`plot_all` may write in its folder (energy breakdown, the two ratio bars, the scatter).
-FIGURE_FILES = ("energy_breakdown.png", "speedup.png", "energy_efficiency.png", "throughput_vs_efficiency.png")
+FIGURE_FILES = ("energy_breakdown.png", "speedup.png", "energy_efficiency.png", "throughput_vs_efficiency.png",
+                "pe_load.png", "layers.png", "queue_timeline.png")
 
 #: Module order of the breakdown (EIE Table II order, then the CCU estimate).
 MODULE_ORDER = ("act_queue", "ptr_read", "spmat_read", "arithm_unit", "act_rw", "lnzd_ccu")
@@ -182,7 +186,12 @@ def _workload(doc: dict, n_layers: int) -> str:
         return f"EIE benchmark layers ({n_layers}, synthetic and real)"
     src = doc.get("source")
     if isinstance(src, str) and src:
-        return os.path.basename(src.rstrip("/").split(" ")[-1]) or src
+        name = src.split(" (")[0]  # "embedded LeNet-300-100 (traces/)" -> "embedded LeNet-300-100"
+        if name.startswith("dump "):
+            name = name[5:]
+        if "/" in name or os.sep in name:
+            name = os.path.basename(name.rstrip("/" + os.sep))
+        return name or src
     return f"{n_layers} layer{'s' if n_layers != 1 else ''}"
 
 
@@ -330,6 +339,196 @@ def plot_throughput_efficiency(doc: dict, path=None) -> Figure:
     return fig
 
 
+# --------------------------------------------------------------------------- load balance (issue 14)
+def _pe_layers(doc: dict) -> List[dict]:
+    return [l for l in (doc.get("layers") or []) if "pe_busy" in l and "cycles" in l]
+
+
+def plot_pe_load(doc: dict, path=None) -> Figure:
+    """Per-PE load of every layer: busy and idle (starved) cycles per input as stacked bars, stall marked.
+
+    One panel per layer of an ``eiesim simulate --json`` document (``layers[*]``
+    with ``cycles``, ``n_inputs``, ``pe_busy`` and ``pe_stall``): bar k is PE k,
+    busy + idle = the layer's cycles; the black marks are the cycles PE k's full
+    activation queue held the CCU back (during busy or idle cycles). The dashed
+    line is the mean busy cycles; the title gives the load-balance efficiency
+    ``macs / (cycles x N)`` (EIE Section VI-B).
+
+    Parameters
+    ----------
+    doc : dict
+    path : path-like, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    EieInputError
+        No layer carries per-PE cycles.
+    """
+    layers = _pe_layers(doc)
+    if not layers:
+        raise EieInputError("no layer has per-PE cycles (pe_busy): write the results with eiesim simulate --json")
+    n_layers = len(layers)
+    fig = _new_figure((11, 2.2 + 2.6 * n_layers))
+    axes = fig.subplots(n_layers, 1, squeeze=False)[:, 0]
+    for ax, l in zip(axes, layers):
+        n_in = max(1, int(l.get("n_inputs", 1)))
+        busy = np.asarray(l["pe_busy"], dtype=np.float64) / n_in
+        cyc = float(l["cycles"]) / n_in
+        stall = np.asarray(l.get("pe_stall") or np.zeros_like(busy), dtype=np.float64) / n_in
+        x = np.arange(busy.shape[0])
+        ax.bar(x, busy, 0.8, color="#1f77b4", label="busy (pointer read + entries)")
+        ax.bar(x, cyc - busy, 0.8, bottom=busy, color="#d9d9d9", label="idle (starved: empty queue)")
+        ax.plot(x, stall, "_", color="black", markersize=8, mew=2, label="queue full: CCU held back")
+        ax.axhline(busy.mean(), color="#d62728", ls="--", lw=1, label=f"mean busy {busy.mean():,.0f}")
+        lbe = l.get("load_balance_efficiency")
+        extra = f", load-balance efficiency {100 * lbe:.1f} %" if lbe is not None else ""
+        ax.set_title(f"layer {l['name']} ({l['shape'][0]} x {l['shape'][1]}): {cyc:,.0f} cycles per input{extra}",
+                     fontsize=11)
+        ax.set_ylabel("cycles per input", fontsize=10)
+        ax.set_xlim(-0.6, busy.shape[0] - 0.4)
+        ax.set_ylim(0, cyc * 1.05 if cyc > 0 else 1)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    axes[-1].set_xlabel("PE", fontsize=10)
+    n = doc.get("n_inputs", layers[0].get("n_inputs", 1))
+    fig.suptitle(f"Per-PE load on EIE: {_workload(doc, n_layers)}, {n} input{'s' if n != 1 else ''}", fontsize=13)
+    _save(fig, path)
+    return fig
+
+
+def plot_layers(doc: dict, path=None) -> Figure:
+    """Cycles per input of each layer (bars) and, when the document has energy, energy per input (µJ).
+
+    Parameters
+    ----------
+    doc : dict
+        ``eiesim simulate --json`` (``--energy`` adds the energy panel).
+    path : path-like, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    EieInputError
+        No layer with per-PE cycles.
+    """
+    layers = _pe_layers(doc)
+    if not layers:
+        raise EieInputError("no layer has per-PE cycles (pe_busy): write the results with eiesim simulate --json")
+    try:
+        energy = dict(energy_layers(doc))
+    except EieInputError:
+        energy = {}
+    names = [l["name"] for l in layers]
+    cyc = np.array([l["cycles"] / max(1, l.get("n_inputs", 1)) for l in layers])
+    x = np.arange(len(names))
+    panels = 2 if energy else 1
+    fig = _new_figure((4.5 + 1.0 * len(names) * panels, 4.6))
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    clock = (doc.get("config") or {}).get("clock_hz")
+    axes[0].bar(x, cyc, 0.6, color="#1f77b4", label="simulated cycles per input")
+    for xi, c in zip(x, cyc):
+        axes[0].annotate(f"{c:,.0f}" + (f"\n{1e6 * c / clock:.2f} µs" if clock else ""), (xi, c),
+                         ha="center", va="bottom", fontsize=9)
+    axes[0].set_ylabel("cycles per input", fontsize=11)
+    axes[0].set_title("cycles per layer", fontsize=12)
+    axes[0].set_ylim(0, 1.2 * cyc.max() if cyc.size and cyc.max() > 0 else 1)
+    if energy:
+        e = np.array([sum(energy[n]["by_module_pj"].values()) / energy[n].get("n_inputs", 1) / 1e6
+                      if n in energy else 0.0 for n in names])
+        axes[1].bar(x, e, 0.6, color="#2ca02c", label="energy per input (activity model)")
+        axes[1].set_ylabel("energy per input (µJ)", fontsize=11)
+        axes[1].set_title("energy per layer", fontsize=12)
+        axes[1].set_ylim(0, 1.2 * e.max() if e.max() > 0 else 1)
+    for ax in axes:
+        ax.set_xticks(x, names)
+        ax.set_xlabel("layer", fontsize=11)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=9, loc="upper right")
+    fig.suptitle(f"EIE per layer: {_workload(doc, len(names))}", fontsize=13)
+    _save(fig, path)
+    return fig
+
+
+def plot_queue_timeline(trace: dict, path=None) -> Figure:
+    """Activation-queue occupancy per PE over a trace window (heat map, PEs x cycles) and the CCU's stalls.
+
+    Reads an ``eiesim simulate --trace OUT.json`` document: the ``queue PEkk``
+    counter events and the CCU's ``stall`` slices; ``otherData`` gives the
+    window, the clock and the queue depth. A PE whose queue sits at the depth
+    while the CCU stalls is the one holding the broadcasts back -- the picture
+    behind EIE Fig. 8 (why a depth of 8 suffices).
+
+    Parameters
+    ----------
+    trace : dict
+    path : path-like, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    EieInputError
+        Not a trace document, or it has no queue counters.
+    """
+    other = trace.get("otherData") or {}
+    try:
+        start, end = (int(v) for v in other["window_cycles"])
+        us = float(other["cycle_us"])
+        depth = int(other["fifo_depth"])
+    except (KeyError, TypeError, ValueError):
+        raise EieInputError("not an eiesim trace JSON (otherData.window_cycles / cycle_us / fifo_depth)") from None
+    events = trace.get("traceEvents") or []
+    pes = sorted({e["name"] for e in events if e.get("ph") == "C" and str(e.get("name", "")).startswith("queue PE")})
+    if not pes:
+        raise EieInputError("the trace has no queue occupancy counters")
+    n = end - start
+    occ = np.zeros((len(pes), n))
+    row = {name: i for i, name in enumerate(pes)}
+    ch: Dict[str, list] = {name: [] for name in pes}
+    for e in events:
+        if e.get("ph") == "C" and e.get("name") in row:
+            ch[e["name"]].append((int(round(e["ts"] / us)) - start, int(e["args"]["occupancy"])))
+    for name, changes in ch.items():
+        changes.sort()
+        for (t, v), nxt in zip(changes, changes[1:] + [(n, None)]):
+            occ[row[name], max(t, 0):min(nxt[0], n)] = v
+    stall = np.zeros(n)
+    for e in events:
+        if e.get("ph") == "X" and e.get("tid") == 0 and e.get("name") == "stall":
+            a = int(round(e["ts"] / us)) - start
+            stall[max(a, 0):min(a + int(round(e["dur"] / us)), n)] = 1
+    fig = _new_figure((12, 2.6 + 0.09 * len(pes) + 1.2))
+    ax, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[max(3.0, 0.09 * len(pes) + 2), 0.7])
+    im = ax.imshow(occ, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=depth,
+                   extent=(start - 0.5, end - 0.5, len(pes) - 0.5, -0.5))
+    cb = fig.colorbar(im, ax=[ax, ax2], pad=0.01)
+    cb.set_label(f"activations in the queue (depth {depth})", fontsize=10)
+    ax.set_yticks(range(len(pes)), [p.replace("queue ", "") for p in pes] if len(pes) <= 16 else None)
+    if len(pes) > 16:
+        ax.set_yticks(range(0, len(pes), 8), [pes[i].replace("queue ", "") for i in range(0, len(pes), 8)])
+    ax.set_ylabel("PE", fontsize=10)
+    ax.set_title(f"activation-queue occupancy per PE, cycles {start:,}..{end - 1:,} "
+                 f"(queue full = yellow)", fontsize=11)
+    ax2.fill_between(np.arange(start, end), stall, step="mid", color="#d62728", label="CCU stalled (a queue full)")
+    ax2.set_yticks([])
+    ax2.set_ylim(0, 1.1)
+    ax2.set_xlabel(f"cycle (1 cycle = {1e3 * us:g} ns)", fontsize=10)
+    ax2.legend(fontsize=9, loc="upper right")
+    fig.suptitle(f"EIE trace: layer {other.get('layer', '?')}, {int(stall.sum()):,} CCU stall cycles in the window",
+                 fontsize=13)
+    _save(fig, path)
+    return fig
+
+
 def plot_all(doc: dict, out_dir) -> List[Path]:
     """Draw every figure ``doc`` supports into ``out_dir``; returns the paths written.
 
@@ -354,6 +553,10 @@ def plot_all(doc: dict, out_dir) -> List[Path]:
     """
     out = Path(out_dir)
     written = []
+    if "traceEvents" in doc:
+        p = out / "queue_timeline.png"
+        plot_queue_timeline(doc, p)
+        return [p]
     try:
         energy_layers(doc)
         has_energy = True
@@ -361,8 +564,15 @@ def plot_all(doc: dict, out_dir) -> List[Path]:
         has_energy = False
     layers = doc.get("layers") or []
     has_ratios = bool(layers) and "speedup" in layers[0] and "geomean" in doc
-    if not (has_energy or has_ratios):  # before any figure: a refused document leaves nothing
-        raise EieInputError("nothing to plot: the results hold neither energy nor baseline comparisons")
+    has_pe = bool(_pe_layers(doc))
+    if not (has_energy or has_ratios or has_pe):  # before any figure: a refused document leaves nothing
+        raise EieInputError("nothing to plot: the results hold neither energy, baseline comparisons nor "
+                            "per-PE cycles")
+    if has_pe:
+        for fname, fn in (("pe_load.png", plot_pe_load), ("layers.png", plot_layers)):
+            p = out / fname
+            fn(doc, p)
+            written.append(p)
     if has_energy:
         p = out / "energy_breakdown.png"
         plot_energy_breakdown(doc, p)

@@ -18,11 +18,14 @@ from ..config import EIEConfig
 from ..errors import EieFormatError, EieInputError
 from .program import LayerProgram, prepare
 from .reference import run_reference
-from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, saturation_message
+from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, TimingEvents, saturation_message
 
 __all__ = ["simulate", "simulate_batch", "BatchResult", "BACKENDS"]
 
 BACKENDS = ("kernel", "reference")
+
+#: Most (broadcast, PE) timing events one traced run may record (8 bytes each: 1 GiB).
+MAX_TRACE_RECORDS = 1 << 27
 
 
 def _kernel():
@@ -40,8 +43,12 @@ def _fixed_mode(prog: LayerProgram) -> tuple:
             prog.fx_lo, prog.fx_hi)
 
 
-def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray) -> dict:
-    """Run the kernel on a batch of activation rows (n, n_cols) sharing ``prog``'s layer and mode."""
+def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray, *, trace_input: int = -1) -> dict:
+    """Run the kernel on a batch of activation rows (n, n_cols) sharing ``prog``'s layer and mode.
+
+    ``trace_input >= 0``: also return that input's timing events (key ``events``, the
+    arrays of :func:`eiesim.sim.reference.run_reference` with ``events=True``).
+    """
     eie_sim = _kernel()
     if prog.tables is None:  # pragma: no cover - only on a broken install
         raise EieFormatError(f"layer {prog.name!r}: the kernel's tables were not built", code="META-INCONSISTENT")
@@ -56,13 +63,30 @@ def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray) -> dic
     busy = np.zeros(prog.n_pe, dtype=np.int64)
     stall = np.zeros(prog.n_pe, dtype=np.int64)
     counters = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
-    eie_sim.run_batch(
+    trace = {}
+    if trace_input >= 0:
+        n_pe = prog.n_pe
+        n_groups = (prog.n_in + n_pe - 1) // n_pe + (1 if prog.n_cols > prog.n_in else 0)
+        lnzd = act_q[trace_input] if prog.fixed else act[trace_input]
+        cap = max(1, int(np.count_nonzero(lnzd)))
+        if cap * n_pe > MAX_TRACE_RECORDS:
+            raise EieInputError(f"layer {prog.name!r}: a trace of {cap:,} broadcasts x {n_pe} PEs exceeds "
+                                f"{MAX_TRACE_RECORDS:,} events; trace a smaller layer or input")
+        trace = {"trace_input": trace_input, "trace_bc": np.zeros((cap, 3), dtype=np.int64),
+                 "trace_take": np.zeros((cap, n_pe), dtype=np.int64),
+                 "trace_loads": np.zeros(n_groups + 1, dtype=np.int64)}
+    got = eie_sim.run_batch(
         prog.tables, act=act, act_q=act_q, codebook=prog.codebook, codebook_q=prog.codebook_q,
         fixed=prog.fixed, fixed_mode=_fixed_mode(prog), has_bias=prog.n_cols > prog.n_in, n_in=prog.n_in,
         fifo_depth=prog.fifo_depth, entries_per_line=prog.entries_per_line,
-        out_f=out_f, out_q=out_q, cycles=cycles, busy=busy, stall=stall, counters=counters,
+        out_f=out_f, out_q=out_q, cycles=cycles, busy=busy, stall=stall, counters=counters, **trace,
     )
-    return {
+    extra = {}
+    if trace:
+        n_bc, n_loads = got
+        extra["events"] = {"bc": trace["trace_bc"][:n_bc], "take": trace["trace_take"][:n_bc],
+                           "loads": trace["trace_loads"][:n_loads]}
+    return {**extra,
         "cycles": cycles + prog.drain,
         "output": out_q if prog.fixed else out_f,
         "busy": busy,
@@ -71,9 +95,9 @@ def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray) -> dic
     }
 
 
-def _run_kernel(prog: LayerProgram) -> dict:
+def _run_kernel(prog: LayerProgram, events: bool = False) -> dict:
     act_q = prog.act_q[None, :] if prog.fixed else np.zeros((0, 0), dtype=np.int64)
-    raw = _kernel_batch(prog, prog.act[None, :], act_q)
+    raw = _kernel_batch(prog, prog.act[None, :], act_q, trace_input=0 if events else -1)
     raw["cycles"] = int(raw["cycles"][0])
     raw["output"] = raw["output"][0]
     return raw
@@ -96,7 +120,7 @@ def _check_args(layer, config, backend: str) -> EIEConfig:
 
 
 def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend: str = "kernel",
-             warn: bool = True) -> SimResult:
+             warn: bool = True, events: bool = False) -> SimResult:
     """Simulate one compressed layer on one input vector, cycle by cycle.
 
     Parameters
@@ -116,6 +140,9 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         ``fixed16`` run saturated (or wrapped) an accumulator or an input
         (``counters["saturations"]``, ``act_saturations``); the network simulation
         passes False and warns once per layer.
+    events : bool
+        Record the run's timing events (``SimResult.events``, a
+        :class:`~eiesim.sim.result.TimingEvents`) for :mod:`eiesim.sim.trace`.
 
     Returns
     -------
@@ -143,7 +170,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     """
     config = _check_args(layer, config, backend)
     prog = prepare(layer, activations, config)
-    raw = _run_kernel(prog) if backend == "kernel" else run_reference(prog)
+    raw = _run_kernel(prog, events) if backend == "kernel" else run_reference(prog, events=events)
     if prog.fixed:
         output_fixed = np.asarray(raw["output"], dtype=np.int64)
         output = (output_fixed.astype(np.float64) / float(1 << config.act_frac_bits)).astype(np.float32)
@@ -173,7 +200,19 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         act_nonzeros=prog.act_nonzeros,
         arith=config.arith,
         act_saturations=prog.act_saturations,
+        events=_events(prog, raw["events"], cycles, config.clock_hz) if events else None,
     )
+
+
+def _events(prog: LayerProgram, ev: dict, cycles: int, clock_hz: float) -> TimingEvents:
+    bc = ev["bc"]
+    return TimingEvents(
+        name=prog.name, n_pe=prog.n_pe, n_cols=prog.n_cols, fifo_depth=prog.fifo_depth,
+        entries_per_line=prog.entries_per_line, bc_cycle=bc[:, 0].copy(), bc_ready=bc[:, 1].copy(),
+        bc_col=bc[:, 2].copy(), bc_value=np.asarray(prog.act, dtype=np.float32)[bc[:, 2]],
+        take=np.ascontiguousarray(ev["take"]), loads=np.asarray(ev["loads"], dtype=np.int64),
+        ptr=np.asarray(prog.ptr, dtype=np.int64), pe_offsets=np.asarray(prog.pe_offsets, dtype=np.int64),
+        v=prog.v, end_cycle=cycles - prog.drain, drain=prog.drain, clock_hz=clock_hz)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ class LayerSummary:
         Real non-zero weights / (n_out * n_in), bias excluded.
     pe_busy : ndarray of int64, shape (n_pe,)
         Busy cycles per PE summed over the inputs.
+    pe_stall : ndarray of int64, shape (n_pe,) or None
+        Cycles each PE's full queue held the CCU back, summed over the inputs.
     act_saturations : int
         ``fixed16``: input activations saturated (or wrapped) at quantisation, summed
         over the inputs (accumulator overflows: ``counters["saturations"]``).
@@ -101,6 +103,7 @@ class LayerSummary:
     kind: str = "fc"
     host_ops: Optional[dict] = None
     sequences: int = 1
+    pe_stall: Optional[np.ndarray] = None
 
     @property
     def time_s(self) -> float:
@@ -135,7 +138,8 @@ class LayerSummary:
             ``activation_density`` (fractions), ``stored_entries``, ``fillers``,
             ``weight_nonzeros`` and ``counters`` (counts), ``kind``; for ``lstm`` also
             ``steps``, ``sequences``, ``cycles_per_sequence`` (mean), ``cycles_per_step`` (cycles) and
-            ``host_ops`` (operations).
+            ``host_ops`` (operations); ``pe_busy`` and ``pe_stall`` (lists of n_pe cycle counts
+            summed over the inputs; a PE's idle, starved cycles are ``cycles - pe_busy``).
         """
         out = {
             "name": self.name,
@@ -153,6 +157,7 @@ class LayerSummary:
             "weight_nonzeros": int(self.weight_nonzeros),
             "act_saturations": int(self.act_saturations),
             "counters": {k: int(v) for k, v in self.counters.items()},
+            "pe_busy": [int(v) for v in self.pe_busy],
         }
         out["kind"] = self.kind
         if self.kind == "lstm":
@@ -161,6 +166,8 @@ class LayerSummary:
             out["cycles_per_sequence"] = float(self.cycles / self.sequences) if self.sequences else 0.0
             out["cycles_per_step"] = float(self.cycles_per_input)
             out["host_ops"] = {k: int(v) for k, v in (self.host_ops or {}).items()}
+        if self.pe_stall is not None:
+            out["pe_stall"] = [int(v) for v in self.pe_stall]
         return out
 
 
@@ -269,6 +276,7 @@ def _run_chunk(layer, k: int, a: np.ndarray, start: int, config, backend: str, s
     for name, val in res.counters.items():
         s["counters"][name] += val
     s["busy"] += res.busy
+    s["stall"] += res.stall
     return res.output
 
 
@@ -369,7 +377,8 @@ def simulate_network(
     n_layers = len(network.layers)
     sums = [
         {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0,
-         "busy": np.zeros(layer.n_pe, dtype=np.int64), "act_sat": 0}
+         "busy": np.zeros(layer.n_pe, dtype=np.int64), "stall": np.zeros(layer.n_pe, dtype=np.int64),
+         "act_sat": 0}
         for layer in network.layers
     ]
     outputs = np.zeros((x.shape[0], network.n_out), dtype=np.float32)
@@ -428,6 +437,7 @@ def simulate_network(
                 kind=kinds[k],
                 host_ops=({op: v * int(x.shape[0]) for op, v in
                            host_ops_per_step(network.layer_io(k)[1]).items()} if kinds[k] == "lstm" else None),
+                pe_stall=s["stall"],
             )
         )
     return NetworkResult(layers=summaries, outputs=outputs, clock_hz=config.clock_hz)

@@ -196,13 +196,19 @@ def _mac_fixed(acc: np.ndarray, row: int, wq: int, aq: int, prog: LayerProgram) 
     return overflow
 
 
-def run_reference(prog: LayerProgram) -> dict:
+def run_reference(prog: LayerProgram, *, events: bool = False) -> dict:
     """Simulate one layer cycle by cycle in pure Python.
 
     Parameters
     ----------
     prog : LayerProgram
         Validated inputs from :func:`eiesim.sim.program.prepare`.
+    events : bool
+        Also return the timing events (key ``events``): ``bc`` int64 (n_bc, 3) with
+        each broadcast's cycle, the first cycle the CCU held it (stalled) or the
+        broadcast cycle, and its column; ``take`` int64 (n_bc, n_pe), the cycle at
+        whose end each PE took it off its queue; ``loads`` int64 (n_loads,), the
+        group-load cycles. The kernel records the same arrays (tests hold them equal).
 
     Returns
     -------
@@ -225,6 +231,11 @@ def run_reference(prog: LayerProgram) -> dict:
         0,
     )
     L = prog.entries_per_line
+    ev_bc: list = []
+    ev_take: list = []
+    ev_loads: list = []
+    pending_since = -1  # first cycle the CCU held its pending non-zero back
+    taken = [0] * n_pe  # broadcasts each PE has taken off its queue
     cycle = 0
     while True:
         # ---------------------------------------------------------------- CCU
@@ -234,7 +245,10 @@ def run_reference(prog: LayerProgram) -> dict:
             if q < 0:
                 ccu.load_next_group()
                 c["group_loads"] += 1
+                ev_loads.append(cycle)
             elif any(qu.full() for qu in queues):
+                if pending_since < 0:
+                    pending_since = cycle
                 c["ccu_stall_cycles"] += 1
                 for pe, qu in zip(pes, queues):
                     if qu.full():
@@ -243,9 +257,13 @@ def run_reference(prog: LayerProgram) -> dict:
                 broadcast = int(prog.slot_col[ccu.group * n_pe + q])
                 ccu.last = q
                 c["broadcasts"] += 1
+                ev_bc.append((cycle, pending_since if pending_since >= 0 else cycle, broadcast))
+                ev_take.append([-1] * n_pe)
+                pending_since = -1
                 if q == n_pe - 1:
                     ccu.load_next_group()
                     c["group_loads"] += 1
+                    ev_loads.append(cycle)
 
         # ---------------------------------------------------------------- PEs
         for pe, qu in zip(pes, queues):
@@ -290,6 +308,8 @@ def run_reference(prog: LayerProgram) -> dict:
             pe.last_mac_row = mac_row
             if finishing and not qu.empty():  # dequeue at the end of the cycle
                 pe.start_column(qu.items.popleft())
+                ev_take[taken[pe.k]][pe.k] = cycle
+                taken[pe.k] += 1
 
         # ------------------------------------------- end of cycle: queue writes
         if broadcast >= 0:
@@ -302,10 +322,17 @@ def run_reference(prog: LayerProgram) -> dict:
 
     busy = np.array([pe.busy for pe in pes], dtype=np.int64)
     stall = np.array([pe.stall for pe in pes], dtype=np.int64)
-    return {
+    out = {
         "cycles": cycle + prog.drain,
         "output": acc,
         "busy": busy,
         "stall": stall,
         "counters": c,
     }
+    if events:
+        out["events"] = {
+            "bc": np.array(ev_bc, dtype=np.int64).reshape(-1, 3),
+            "take": np.array(ev_take, dtype=np.int64).reshape(-1, n_pe),
+            "loads": np.array(ev_loads, dtype=np.int64),
+        }
+    return out

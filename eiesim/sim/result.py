@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["SimResult", "COUNTER_NAMES", "FixedPointSaturationWarning", "saturation_message"]
+__all__ = ["SimResult", "TimingEvents", "COUNTER_NAMES", "FixedPointSaturationWarning", "saturation_message"]
 
 #: Action counters every simulation produces (all integers, whole layer, all PEs):
 #:
@@ -78,6 +78,69 @@ def saturation_message(name: str, acc: int, inputs: int, *, saturate: bool, fmt:
 
 
 @dataclass(frozen=True, eq=False)
+class TimingEvents:
+    """The timing events of one simulated input, as the timing pass computed them.
+
+    Recorded by the kernel's timing pass (``run_batch(trace_input=...)``) or by the
+    reference model (``run_reference(events=True)``); the tests hold the two
+    identical. :mod:`eiesim.sim.trace` derives every traced signal from these
+    arrays and the layer's pointers and codes, never from a second model.
+
+    Attributes
+    ----------
+    name : str
+        Layer name.
+    n_pe, n_cols : int
+        PEs N; columns of the layer (bias column included).
+    fifo_depth, entries_per_line : int
+        Activation queue depth D; spmat entries per SRAM line L.
+    bc_cycle : ndarray of int64, shape (n_bc,)
+        Cycle in which the CCU broadcast activation i (written to every queue at its end).
+    bc_ready : ndarray of int64, shape (n_bc,)
+        First cycle the CCU held activation i ready; ``bc_cycle - bc_ready`` are
+        its stall cycles (some queue full).
+    bc_col : ndarray of int64, shape (n_bc,)
+        Column j of broadcast i (the bias column is ``n_in``).
+    bc_value : ndarray of float32, shape (n_bc,)
+        Its activation value (bias: 1.0).
+    take : ndarray of int64, shape (n_bc, n_pe)
+        Cycle at whose end PE k took broadcast i off its queue; it works on the
+        column from the next cycle for max(1, entries) cycles.
+    loads : ndarray of int64, shape (n_loads,)
+        Cycles of the LNZD group loads.
+    ptr : ndarray of int64, shape (n_pe, n_cols + 1)
+        Local column pointers of each PE.
+    pe_offsets : ndarray of int64, shape (n_pe + 1,)
+        Start of each PE's slice in ``v``.
+    v : ndarray of uint8, shape (n_entries,)
+        Codebook indices (0: filler entry).
+    end_cycle : int
+        Cycles until the CCU is done, queues empty and PEs idle (``cycles - drain``).
+    drain : int
+        Pipeline drain cycles after ``end_cycle``.
+    clock_hz : float
+    """
+
+    name: str
+    n_pe: int
+    n_cols: int
+    fifo_depth: int
+    entries_per_line: int
+    bc_cycle: np.ndarray
+    bc_ready: np.ndarray
+    bc_col: np.ndarray
+    bc_value: np.ndarray
+    take: np.ndarray
+    loads: np.ndarray
+    ptr: np.ndarray
+    pe_offsets: np.ndarray
+    v: np.ndarray
+    end_cycle: int
+    drain: int
+    clock_hz: float
+
+
+@dataclass(frozen=True, eq=False)
 class SimResult:
     """Outcome of simulating one layer on one input vector.
 
@@ -115,6 +178,8 @@ class SimResult:
     act_saturations : int
         ``fixed16``: input activations outside the activation format, saturated (or
         wrapped) when quantised; accumulator overflows are ``counters["saturations"]``.
+    events : TimingEvents or None
+        The run's timing events (``simulate(..., events=True)``); else None.
     """
 
     name: str
@@ -131,6 +196,7 @@ class SimResult:
     act_nonzeros: int = 0
     arith: str = "float32"
     act_saturations: int = 0
+    events: Optional[TimingEvents] = None
 
     @property
     def time_s(self) -> float:

@@ -89,7 +89,16 @@ def test_plot_from_simulate_json(lenet_json, capsys, tmp_path):
     plain = tmp_path / "plain.json"
     assert main(["simulate", "--json", str(plain)]) == 0
     capsys.readouterr()
+    # without energy: the per-PE load and per-layer cycles pictures (issue 14), no energy breakdown
     code, out, err = run(capsys, "plot", str(plain), "--out", str(tmp_path / "none"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == ["layers.png", "pe_load.png"]
+    doc = json.loads(plain.read_text())
+    for layer in doc["layers"]:
+        del layer["pe_busy"]
+    plain.write_text(json.dumps(doc))
+    (tmp_path / "none2").mkdir()
+    code, out, err = run(capsys, "plot", str(plain), "--out", str(tmp_path / "none2"))
     assert code == 2 and "energy" in err
 
 

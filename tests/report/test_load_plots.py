@@ -1,0 +1,72 @@
+"""Issue 14 section 2: per-PE load, per-layer cycles and queue-occupancy pictures draw the run's numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from eiesim.cli import main
+from eiesim.config import EIEConfig
+from eiesim.format.layout import CompressedLayer
+from eiesim.report.plots import plot_layers, plot_pe_load, plot_queue_timeline
+from eiesim.sim.engine import simulate
+from eiesim.sim.trace import pe_signals, trace_events_json
+
+CB = np.array([0.0] + [i / 4 for i in range(1, 16)], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def lenet_doc(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sim") / "lenet.json"
+    assert main(["simulate", "--json", str(path)]) == 0
+    return json.loads(path.read_text())
+
+
+def test_pe_load_bars_are_the_json_cycles(lenet_doc):
+    fig = plot_pe_load(lenet_doc)
+    axes = fig.axes
+    assert len(axes) == len(lenet_doc["layers"]) == 3
+    for ax, layer in zip(axes, lenet_doc["layers"]):
+        n = layer["n_inputs"]
+        bars = [p for p in ax.patches]
+        busy = np.array([b.get_height() for b in bars[: layer["n_pe"]]])
+        idle = np.array([b.get_height() for b in bars[layer["n_pe"]: 2 * layer["n_pe"]]])
+        np.testing.assert_allclose(busy, np.array(layer["pe_busy"]) / n)
+        np.testing.assert_allclose(busy + idle, layer["cycles"] / n)
+        assert layer["name"] in ax.get_title() and ax.get_ylabel() == "cycles per input"
+        stall = ax.lines[0].get_ydata()
+        np.testing.assert_allclose(stall, np.array(layer["pe_stall"]) / n)
+    # the network's stall sums are the layers' counters seen per PE (ip1 stalls on this input set)
+    assert sum(lenet_doc["layers"][0]["pe_stall"]) >= lenet_doc["layers"][0]["counters"]["ccu_stall_cycles"] > 0
+    assert "LeNet-300-100" in fig._suptitle.get_text()
+
+
+def test_layers_figure_cycles_and_energy(lenet_doc):
+    fig = plot_layers(lenet_doc)
+    assert len(fig.axes) == 1  # no energy in the document: cycles only
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, [l["cycles"] / l["n_inputs"] for l in lenet_doc["layers"]])
+
+
+def test_queue_timeline_is_the_trace_occupancy():
+    rng = np.random.default_rng(3)
+    codes = np.where(rng.random((48, 30)) < 0.4, rng.integers(1, 16, (48, 30)), 0)
+    layer = CompressedLayer.from_codes(codes, CB, 4)
+    res = simulate(layer, np.ones(30, np.float32), EIEConfig(n_pe=4, fifo_depth=3), events=True)
+    doc = trace_events_json(res.events, window=(5, 60), pes=[0, 1, 2, 3])
+    fig = plot_queue_timeline(json.loads(json.dumps(doc)))
+    img = fig.axes[0].images[0].get_array()
+    for k in range(4):
+        np.testing.assert_array_equal(img[k], pe_signals(res.events, k).occupancy[5:60])
+    assert "CCU stall cycles" in fig._suptitle.get_text()
+
+
+def test_figure_titles_name_the_workload():
+    """Regression: the embedded network's source rendered as ')' in every figure title."""
+    from eiesim.report.plots import _workload
+
+    assert _workload({"source": "embedded LeNet-300-100 (traces/)"}, 3) == "embedded LeNet-300-100"
+    assert _workload({"source": "dump /data/alexnet_fc8_eie/"}, 1) == "alexnet_fc8_eie"
+    assert _workload({"source": "nets/lenet.eie"}, 3) == "lenet.eie"
