@@ -53,6 +53,7 @@ from .huffman import decode as huffman_decode
 from .huffman import encode as huff_encode
 from .layout import CompressedLayer
 from .lstm import lstm_dims
+from .rules import RaiseSink
 
 __all__ = [
     "Network",
@@ -263,33 +264,6 @@ class Container:
 
 
 # =========================================================================== reporting
-class _RaiseSink:
-    """Receives rule violations while a container is parsed; raises on the first error.
-
-    The validator (:mod:`eiesim.format.validate`) substitutes a sink that
-    collects every finding and lets parsing continue.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def error(self, code: str, message: str, **loc) -> None:
-        raise EieFormatError(f"{self.path}: {_where(loc)}{message}", code=code)
-
-    def warn(self, code: str, message: str, **loc) -> None:  # warnings do not stop a load
-        return None
-
-
-def _where(loc: dict) -> str:
-    parts = []
-    if loc.get("layer") is not None:
-        name = loc.get("layer_name")
-        parts.append(f"layer {loc['layer']}" + (f" ({name!r})" if name else ""))
-    if loc.get("member"):
-        parts.append(f"member {loc['member']!r}")
-    return ": ".join(parts) + (": " if parts else "")
-
-
 def _fatal(path: str, code: str, message: str) -> EieFormatError:
     return EieFormatError(f"{path}: {message}", code=code)
 
@@ -594,7 +568,7 @@ class _Reader:
 
     def __init__(self, path, sink=None) -> None:
         self.path = os.fspath(path)
-        self.sink = sink if sink is not None else _RaiseSink(self.path)
+        self.sink = sink if sink is not None else RaiseSink(self.path)
         self.used_members: set = set()
         self.bad_members: set = set()  # members refused in the directory scan
 
