@@ -864,6 +864,43 @@ def _read_file(col: _Collector, path: Path, elem: int, member: str) -> Optional[
     return raw
 
 
+def _read_dump_pes(col: _Collector, found: Dict[str, Dict[int, Path]], N: int):
+    """Read every PE's ptr/spm files of a dump, reporting unreadable ones.
+
+    Returns ``(ptrs, v, z, counts, complete)``: per-PE int64 pointers (None where the PE's pointers
+    or entries are missing or unreadable), all entries' codes and indices (uint32, PE after PE),
+    entries per PE, and whether every PE's entries were read.
+    """
+    ptrs: List[Optional[np.ndarray]] = []
+    vs, zs, cnt = [], [], np.zeros(N, dtype=np.int64)
+    spm_bad: List[int] = []
+    for k in range(N):
+        p = None
+        if k in found["ptr"]:
+            raw = _read_file(col, found["ptr"][k], 4, f"ptr/ptr{k}.dat")
+            if raw is not None:
+                p = np.frombuffer(raw, dtype="<u4").astype(np.int64)
+        s = None
+        if k in found["spm"]:
+            raw = _read_file(col, found["spm"][k], 8, f"spm/spm{k}.dat")
+            if raw is not None:
+                s = np.frombuffer(raw, dtype="<u4").reshape(-1, 2)
+        if s is None:
+            if k in found["spm"]:
+                spm_bad.append(k)
+            s = np.zeros((0, 2), dtype="<u4")
+            p = None  # missing or unreadable entries: leave the PE out of the pointer and entry checks
+        ptrs.append(p)
+        vs.append(s[:, 0])
+        zs.append(s[:, 1])
+        cnt[k] = s.shape[0]
+    complete = all(k in found["spm"] for k in range(N)) and not spm_bad
+    v = np.concatenate(vs) if vs else np.zeros(0, np.uint32)
+    z = np.concatenate(zs) if zs else np.zeros(0, np.uint32)
+    return ptrs, v, z, cnt, complete
+
+
+
 def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = None,
                   level: str = "full") -> ValidationReport:
     """Validate the authors' simulator dump directory (docs/FORMAT.md §2).
@@ -961,33 +998,7 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
             check_floats(col, act, "act.dat", member="act.dat")
 
     # ---- pointers and entries
-    ptrs: List[Optional[np.ndarray]] = []
-    vs, zs, cnt = [], [], np.zeros(N, dtype=np.int64)
-    spm_bad: List[int] = []
-    for k in range(N):
-        p = None
-        if k in found["ptr"]:
-            raw = _read_file(col, found["ptr"][k], 4, f"ptr/ptr{k}.dat")
-            if raw is not None:
-                p = np.frombuffer(raw, dtype="<u4").astype(np.int64)
-        s = None
-        if k in found["spm"]:
-            raw = _read_file(col, found["spm"][k], 8, f"spm/spm{k}.dat")
-            if raw is not None:
-                s = np.frombuffer(raw, dtype="<u4").reshape(-1, 2)
-        if s is None:
-            if k in found["spm"]:
-                spm_bad.append(k)
-            s = np.zeros((0, 2), dtype="<u4")
-            p = None  # missing or unreadable entries: leave the PE out of the pointer and entry checks
-        ptrs.append(p)
-        vs.append(s[:, 0])
-        zs.append(s[:, 1])
-        cnt[k] = s.shape[0]
-    complete = all(k in found["spm"] for k in range(N)) and not spm_bad
-    v = np.concatenate(vs) if vs else np.zeros(0, np.uint32)
-    z = np.concatenate(zs) if zs else np.zeros(0, np.uint32)
-
+    ptrs, v, z, cnt, complete = _read_dump_pes(col, found, N)
     lens = [p.size for p in ptrs if p is not None]
     pad_from_act = n_in is None and act is not None
     if pad_from_act:
