@@ -303,27 +303,6 @@ class Calibration:
     ref_time_s: float
     ref_line_bits: int
 
-    def action_total_pj(self, module: str) -> float:
-        """Dynamic energy of one action of ``module`` over all types (pJ).
-
-        Parameters
-        ----------
-        module : str
-            A Table II module: ``"act_queue"``, ``"ptr_read"``, ``"spmat_read"``,
-            ``"arithm_unit"`` or ``"act_rw"``.
-
-        Returns
-        -------
-        float
-            pJ per action, summed over memory, register, combinational and clock.
-
-        Raises
-        ------
-        KeyError
-            If ``module`` is not calibrated.
-        """
-        return sum(self.action_pj[module].values())
-
     def to_dict(self) -> dict:
         """JSON-ready form.
 

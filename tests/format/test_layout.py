@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from eiesim.errors import EieFormatError
 from eiesim.format import CompressedLayer
 
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
+from ..conftest import CB16
 
 
 def make_codebook(code_bits: int) -> np.ndarray:
