@@ -2,12 +2,13 @@
 
 Issue 16 §1 moved every per-PE CSC and codebook rule into :mod:`eiesim.format.rules`, run by the
 validator (collecting) and by construction/loading (raising). The expected values in
-``data/validator_golden.json`` were recorded from the code before the move (``git show b94885d``):
-every code, severity, count, location and message of the validator at both tiers, on 120 seeded
-random layouts with 0-3 random mutations each (a quarter with a reference, mask and bias), the
-one-rule cases of ``test_validate.py``, 20 bit-flipped dump directories (with and without
-``n_out``), the real FC8 dump and the embedded LeNet container; plus the code with which
-``CompressedLayer`` + ``check_format(full=True)`` refuses each layout.
+``data/validator_golden.json`` were recorded from the code before the move (main at 0ea3974, after
+issue 9 added ``ENTRY-DECODES-TO-ZERO``): every code, severity, count, location and message of the
+validator at both tiers, on 120 seeded random layouts with 0-3 random mutations each (a quarter with
+a reference, mask and bias; a tenth with a centroid equal to 0.0), the one-rule cases of
+``test_validate.py``, 20 bit-flipped dump directories (with and without ``n_out``), the real FC8
+dump and the embedded LeNet container; plus the code with which ``CompressedLayer`` +
+``check_format(full=True)`` refuses each layout.
 
 One load outcome was changed on purpose: ``arrays-105-z-load`` was ``FILLER-MISSING`` and is now
 ``RELIDX-GLOBAL-ROWS``, the code the validator always gave that layout (its decoded rows all
@@ -39,7 +40,7 @@ def test_corpus_covers_the_rules(golden):
             "PTR-WIDTH", "CODE-RANGE", "RELIDX-Z-RANGE", "RELIDX-FILLER-NONCANONICAL", "FILLER-TRAILING",
             "FILLER-MISSING", "RELIDX-GLOBAL-ROWS", "CODEBOOK-UNUSED", "CODEBOOK-DUPLICATE", "CODEBOOK-SIZE",
             "CODEBOOK-ZERO-NOT-POSITIVE-ZERO", "FLOAT-NONFINITE", "META-INCONSISTENT",
-            "EQUIV-DENSE-MISMATCH", "EQUIV-OUTSIDE-MASK"} <= codes
+            "EQUIV-DENSE-MISMATCH", "EQUIV-OUTSIDE-MASK", "ENTRY-DECODES-TO-ZERO"} <= codes
 
 
 def test_validator_findings_unchanged(golden, now):

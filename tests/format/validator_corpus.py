@@ -114,6 +114,9 @@ def array_cases():
         lay = _random_layer(rng)
         kw = _kwargs(lay)
         names = [_mutate(kw, rng) for _ in range(int(rng.integers(0, 4)))]
+        if seed % 10 == 3:  # a centroid k >= 1 equal to 0.0: ENTRY-DECODES-TO-ZERO where it is used
+            kw["codebook"][int(rng.integers(1, kw["codebook"].size))] = float(rng.choice([0.0, -0.0]))
+            names.append("cbzero")
         if seed % 4 == 0:
             kw["reference"] = lay.to_dense() * np.float32(rng.choice([1.0, 1.0, -1.0]))
             kw["mask"] = rng.random(lay.shape) < 0.9
