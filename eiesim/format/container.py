@@ -346,8 +346,6 @@ def _layer_pointer_bits(layer, i: int, pointer_bits: Optional[int]) -> int:
 def _huffman_members(layer, i: int, members: List[Tuple[str, bytes]]) -> Dict[str, Any]:
     """Append layer ``i``'s canonical-Huffman members (v and z) to ``members``; return the manifest's
     ``huffman`` object (docs/FORMAT.md §2.7)."""
-    from ..compress.huffman import encode as huff_encode
-
     hdoc = {}
     for sym, bits in (("v", layer.code_bits), ("z", layer.index_bits)):
         stream = huff_encode(getattr(layer, sym), 1 << bits)
