@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from eiesim.cli import main
+
 from ..conftest import run_cli as run
 
 JSON_LAYER_KEYS = {"name", "shape", "cycles", "time_s", "load_balance_efficiency", "counters"}
