@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from eiesim.cli import main
 from eiesim.format.container import load_network
 
 from ..conftest import run_cli as run
