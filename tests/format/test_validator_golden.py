@@ -2,7 +2,7 @@
 
 Issue 16 §1 moved every per-PE CSC and codebook rule into :mod:`eiesim.format.rules`, run by the
 validator (collecting) and by construction/loading (raising). The expected values in
-``data/validator_golden.json`` were recorded from the code before the move (main at 793773b, after
+``data/validator_golden.json`` were recorded from the code before the move (main at bf52923, after
 issue 9 added ``ENTRY-DECODES-TO-ZERO``): every code, severity, count, location and message of the
 validator at both tiers, on 120 seeded random layouts with 0-3 random mutations each (a quarter with
 a reference, mask and bias; a tenth with a centroid equal to 0.0), the one-rule cases of
