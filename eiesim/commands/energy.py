@@ -200,7 +200,7 @@ def format_table_entries(table) -> str:
     """
     from ..report.text import format_table
 
-    rows = [[k, f"{e.value:g}", e.unit, e.source] for k, e in table.entries.items()]
+    rows = [[k, f"{e.value:g}", e.unit, e.source] for k, e in table.all_entries().items()]
     return f"energy table: {table.name}\n" + format_table(["entry", "value", "unit", "source"], rows, align="lrll")
 
 

@@ -67,6 +67,8 @@ __all__ = [
     "MODULE_LABELS",
     "KIND_LABELS",
     "lnzd_nodes",
+    "ReferenceRun",
+    "FC8_REFERENCE",
 ]
 
 #: Display names of the modules (EIE Table II spelling) and of the CCU line.
@@ -260,6 +262,49 @@ class RunActivity:
 
 
 # --------------------------------------------------------------------------- calibration
+@dataclass(frozen=True)
+class ReferenceRun:
+    """The simulated run over which EIE Table II's powers are spread (the calibration point).
+
+    Counts of a run, not prices: they live beside the calibration, not in the energy table.
+
+    Attributes
+    ----------
+    cycles : int
+        Cycles of the run (at ``table2_clock``).
+    n_pe : int
+        PEs of the run.
+    spmat_line_bits : int
+        Spmat SRAM line width (bits).
+    broadcasts, ptr_reads, spmat_line_reads, entries, acc_writes : int
+        The run's counters (:data:`eiesim.sim.result.COUNTER_NAMES`).
+    source : str
+        What run it is.
+    """
+
+    cycles: int
+    n_pe: int
+    spmat_line_bits: int
+    broadcasts: int
+    ptr_reads: int
+    spmat_line_reads: int
+    entries: int
+    acc_writes: int
+    source: str
+
+
+#: The default calibration point: eiesim on the authors' AlexNet FC8 dump (EIE Table IV, Alex-8),
+#: 64 PEs, fifo_depth 7, 64-bit spmat lines (EIE Section VI). ``test_reference_constants_match_a_fresh_fc8_run``
+#: re-simulates it.
+FC8_REFERENCE = ReferenceRun(
+    cycles=7926, n_pe=64, spmat_line_bits=64, broadcasts=1760, ptr_reads=112640, spmat_line_reads=100900,
+    entries=453748, acc_writes=453748,
+    source="eiesim simulation of the authors' AlexNet FC8 dump (Alex-8 row of EIE Table IV, real input), "
+           "64 PEs, fifo_depth 7, 64-bit lines: 7,926 cycles = 9.91 us (paper: 9.9 us; the authors' "
+           "simulator: 7,926 cycles)",
+)
+
+
 def _ipf(rows: np.ndarray, cols: np.ndarray, allowed: np.ndarray, iters: int = 500) -> np.ndarray:
     """Matrix with the given row and column sums, zero where not allowed (IPF from the independence prior)."""
     with np.errstate(all="ignore"):  # overflow / 0-by-0 surface as non-finite cells, refused by calibrate
@@ -294,6 +339,8 @@ class Calibration:
         Reference run time (s).
     ref_line_bits : int
         Spmat line width of the reference run (bits).
+    reference : ReferenceRun
+        The reference run itself (its counts and source).
     """
 
     module_kind_mw: Dict[str, Dict[str, float]]
@@ -302,27 +349,7 @@ class Calibration:
     ref_actions: Dict[str, int]
     ref_time_s: float
     ref_line_bits: int
-
-    def action_total_pj(self, module: str) -> float:
-        """Dynamic energy of one action of ``module`` over all types (pJ).
-
-        Parameters
-        ----------
-        module : str
-            A Table II module: ``"act_queue"``, ``"ptr_read"``, ``"spmat_read"``,
-            ``"arithm_unit"`` or ``"act_rw"``.
-
-        Returns
-        -------
-        float
-            pJ per action, summed over memory, register, combinational and clock.
-
-        Raises
-        ------
-        KeyError
-            If ``module`` is not calibrated.
-        """
-        return sum(self.action_pj[module].values())
+    reference: "ReferenceRun" = None  # type: ignore[assignment]  # set by calibrate()
 
     def to_dict(self) -> dict:
         """JSON-ready form.
@@ -344,14 +371,16 @@ class Calibration:
         }
 
 
-def calibrate(table: EnergyTable = DEFAULT_TABLE) -> Calibration:
-    """Calibrate per-action energies from Table II at the table's reference run.
+def calibrate(table: EnergyTable = DEFAULT_TABLE, reference: ReferenceRun = FC8_REFERENCE) -> Calibration:
+    """Calibrate per-action energies from Table II at a reference run.
 
     Parameters
     ----------
     table : EnergyTable
         Needs ``pe_power_<module>`` and ``pe_power_<type>`` (mW per PE),
-        ``table2_clock``, ``leakage_fraction`` and the ``ref_*`` counts.
+        ``table2_clock`` and ``leakage_fraction``.
+    reference : ReferenceRun, default FC8_REFERENCE
+        The run Table II's powers are spread over (its cycles and counters).
 
     Returns
     -------
@@ -372,16 +401,15 @@ def calibrate(table: EnergyTable = DEFAULT_TABLE) -> Calibration:
             allowed[i, mem] = 0.0
     mat = _ipf(rows, cols, allowed)
     f = table.value("table2_clock", "Hz")
-    n_ref = int(table.value("ref_n_pe"))
-    ref_cycles = table.value("ref_cycles")
-    t_ref = ref_cycles / f
+    n_ref = int(reference.n_pe)
+    t_ref = float(reference.cycles) / f
     lam = table.value("leakage_fraction")
     ref_actions = {
-        "act_queue": int(table.value("ref_broadcasts")) * n_ref,
-        "ptr_read": int(table.value("ref_ptr_reads")),
-        "spmat_read": int(table.value("ref_spmat_line_reads")),
-        "arithm_unit": int(table.value("ref_entries")),
-        "act_rw": int(table.value("ref_acc_writes")),
+        "act_queue": int(reference.broadcasts) * n_ref,
+        "ptr_read": int(reference.ptr_reads),
+        "spmat_read": int(reference.spmat_line_reads),
+        "arithm_unit": int(reference.entries),
+        "act_rw": int(reference.acc_writes),
     }
     module_kind, action, static = {}, {}, {}
     for i, m in enumerate(EIE_MODULES):
@@ -410,7 +438,8 @@ def calibrate(table: EnergyTable = DEFAULT_TABLE) -> Calibration:
         static_pj_per_pe_cycle=static,
         ref_actions=ref_actions,
         ref_time_s=t_ref,
-        ref_line_bits=int(table.value("ref_spmat_line_bits")),
+        ref_line_bits=int(reference.spmat_line_bits),
+        reference=reference,
     )
 
 
@@ -525,7 +554,7 @@ def activity_energy(run: RunActivity, table: EnergyTable = DEFAULT_TABLE,
     by_kind["combinational"] += float(lnzd)
     notes = (
         f"activity-based: Table II module powers calibrated at the reference run "
-        f"({table.get('ref_cycles').source}); spmat memory energy x {width_scale:g} for "
+        f"({(cal.reference or FC8_REFERENCE).source}); spmat memory energy x {width_scale:g} for "
         f"{run.spmat_line_bits}-bit lines",
         "LNZD/CCU is an estimate (not in Table II): " + table.get("lnzd_node").source,
     )

@@ -9,11 +9,15 @@ The default table, :data:`DEFAULT_TABLE`, holds
 * 45 nm operation and memory-access energies of Horowitz (ISSCC 2014,
   "Computing's energy problem"), the numbers the Han papers quote (EIE,
   Han et al., ISCA 2016; Deep Compression, Han, Mao, Dally, ICLR 2016);
-* a few values *derived* from those by a stated rule (16-bit operations,
-  SRAM sizes the source does not list) -- their ``source`` says so;
-* the per-PE power breakdown of the EIE layout (EIE Table II), the chip power
-  behind the paper's energy figures, and the reference run the activity-based
-  model is calibrated on (see :mod:`eiesim.energy.model`).
+* the per-PE power breakdown of the EIE layout (EIE Table II), the clock it
+  holds at and the chip power behind the paper's energy figures.
+
+Values *derived* from those by a stated rule (16-bit operations, the LNZD node:
+:data:`DERIVED`; SRAM sizes the source does not list: :meth:`EnergyTable.sram_read_pj`)
+are computed when looked up, from the table's own inputs, so a user table that
+re-prices an input re-prices them too. The counts of the reference run the
+activity model is calibrated on are not prices: they live beside the
+calibration (:data:`eiesim.energy.model.FC8_REFERENCE`).
 
 SRAM scaling rule (eiesim's, not from a source)
 -----------------------------------------------
@@ -48,7 +52,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterable, Mapping, Optional
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from ..errors import EieConfigError
 
@@ -66,6 +70,8 @@ __all__ = [
     "load_table",
     "EIE_MODULES",
     "EIE_KINDS",
+    "DERIVED",
+    "DerivedEntry",
 ]
 
 #: Units an entry may carry, with their factor to the base unit of their dimension
@@ -200,12 +206,6 @@ _DEFAULT_ENTRIES = (
     _e("fp16_mult", 1.1, "pJ", _HOROWITZ_OWN, "16-bit float multiply"),
     _e("fp32_add", 0.9, "pJ", _HOROWITZ, "32-bit float add"),
     _e("fp32_mult", 3.7, "pJ", _HOROWITZ, "32-bit float multiply"),
-    _e("int16_mult", 3.1 / 5.0, "pJ",
-       "derived: Horowitz 32-bit int mult 3.1 pJ / 5 (EIE Fig. 10: a 16-bit fixed-point multiply "
-       "costs about 5x less energy than a 32-bit one)", "16-bit fixed-point multiply"),
-    _e("int16_add", 0.03 + (16 - 8) / (32 - 8) * (0.1 - 0.03), "pJ",
-       "derived: linear in width between Horowitz 8-bit add (0.03 pJ) and 32-bit add (0.1 pJ)",
-       "16-bit fixed-point add"),
     # ---- memories (Horowitz)
     _e("sram_read_32b", 5.0, "pJ", _HOROWITZ, "32-bit read from a small (8 KB) SRAM"),
     _e("sram_read_64b_8KB", 10.0, "pJ", _HOROWITZ_OWN, "64-bit read, 8 KB SRAM"),
@@ -235,28 +235,69 @@ _DEFAULT_ENTRIES = (
        "assumption (eiesim): EIE Table II does not separate leakage; 0 treats all non-clock power "
        "as activity-proportional",
        "share of each module's non-clock power that is static (charged per PE-cycle)"),
-    # ---- reference run the activity model is calibrated on
-    _e("ref_cycles", 7926, "cycles",
-       "eiesim simulation of the authors' AlexNet FC8 dump (Alex-8 row of EIE Table IV, real input), "
-       "64 PEs, fifo_depth 7, 64-bit lines: 7,926 cycles = 9.91 us (paper: 9.9 us; the authors' "
-       "simulator: 7,926 cycles)",
-       "calibration workload: cycles"),
-    _e("ref_n_pe", 64, "count", "EIE reference design, 64 PEs (Section VI)", "calibration workload: PEs"),
-    _e("ref_spmat_line_bits", 64, "bits", "EIE reference design, 64-bit spmat reads (Section VI)",
-       "calibration workload: line width"),
-    _e("ref_broadcasts", 1760, "count", "eiesim FC8 reference run (see ref_cycles)", "broadcasts"),
-    _e("ref_ptr_reads", 112640, "count", "eiesim FC8 reference run (see ref_cycles)", "pointer reads"),
-    _e("ref_spmat_line_reads", 100900, "count", "eiesim FC8 reference run (see ref_cycles)",
-       "spmat line reads"),
-    _e("ref_entries", 453748, "count", "eiesim FC8 reference run (see ref_cycles)", "entries processed"),
-    _e("ref_acc_writes", 453748, "count", "eiesim FC8 reference run (see ref_cycles)",
-       "accumulator writes"),
-    # ---- CCU / LNZD (not in Table II)
-    _e("lnzd_node", 4 * (0.03 + (16 - 8) / (32 - 8) * (0.1 - 0.03)), "pJ",
-       "estimate (eiesim, not in the paper): one LNZD quadtree node per broadcast or group load "
-       "~ four 16-bit zero-detect/compare operations priced as 16-bit adds (int16_add)",
-       "energy of one LNZD node evaluation"),
 )
+
+
+@dataclass(frozen=True)
+class DerivedEntry:
+    """An entry computed, when it is looked up, from other entries of the same table.
+
+    Following hwcomponents (a component's energy is computed from its attributes), a derived entry
+    is a rule, not a number: re-pricing an input (a user table's ``int32_mult``) re-prices every
+    entry derived from it. A table that gives the derived key itself overrides the rule.
+
+    Attributes
+    ----------
+    name : str
+    unit : str
+        Unit of the result (one of :data:`UNITS`).
+    inputs : tuple of str
+        Keys the rule reads (converted to ``unit``).
+    rule : callable
+        ``rule(*values) -> float``, the values of ``inputs`` in ``unit``, in order.
+    source : str
+        The rule in words, with the sources of its constants.
+    note : str
+    """
+
+    name: str
+    unit: str
+    inputs: Tuple[str, ...]
+    rule: Callable[..., float]
+    source: str
+    note: str = ""
+
+    def evaluate(self, table: "EnergyTable") -> EnergyEntry:
+        """The entry priced from ``table``'s inputs.
+
+        Raises
+        ------
+        EieConfigError
+            If ``table`` lacks an input or an input's unit is of another dimension.
+        """
+        vals = [table.value(k, self.unit) for k in self.inputs]
+        return EnergyEntry(self.name, self.rule(*vals), self.unit, self.source, self.note)
+
+
+def _int16_add(int8_add: float, int32_add: float) -> float:
+    """Linear in width between the 8-bit and the 32-bit add: 16 bits is a third of the way."""
+    return int8_add + (16 - 8) / (32 - 8) * (int32_add - int8_add)
+
+
+#: Entries derived from others by a stated rule (computed when looked up; see :class:`DerivedEntry`).
+DERIVED: Dict[str, DerivedEntry] = {d.name: d for d in (
+    DerivedEntry("int16_mult", "pJ", ("int32_mult",), lambda m32: m32 / 5.0,
+                 "derived: Horowitz 32-bit int mult (int32_mult, 3.1 pJ) / 5 (EIE Fig. 10: a 16-bit "
+                 "fixed-point multiply costs about 5x less energy than a 32-bit one)",
+                 "16-bit fixed-point multiply"),
+    DerivedEntry("int16_add", "pJ", ("int8_add", "int32_add"), _int16_add,
+                 "derived: linear in width between Horowitz 8-bit add (int8_add, 0.03 pJ) and 32-bit add "
+                 "(int32_add, 0.1 pJ)", "16-bit fixed-point add"),
+    DerivedEntry("lnzd_node", "pJ", ("int16_add",), lambda a16: 4 * a16,
+                 "estimate (eiesim, not in the paper): one LNZD quadtree node per broadcast or group load "
+                 "~ four 16-bit zero-detect/compare operations priced as 16-bit adds (int16_add)",
+                 "energy of one LNZD node evaluation"),
+)}
 
 
 def _entry_map(entries: Iterable[EnergyEntry]) -> Dict[str, EnergyEntry]:
@@ -303,12 +344,19 @@ class EnergyTable:
         Raises
         ------
         EieConfigError
-            If the table has no such entry.
+            If the table has no such entry (nor the inputs of a derived one).
+
+        Notes
+        -----
+        A key the table does not give but :data:`DERIVED` defines is computed
+        from the table's own inputs at each look-up.
         """
-        try:
-            return self.entries[key]
-        except KeyError:
-            raise EieConfigError(f"energy table {self.name!r} has no entry {key!r}") from None
+        e = self.entries.get(key)
+        if e is not None:
+            return e
+        if key in DERIVED:
+            return DERIVED[key].evaluate(self)
+        raise EieConfigError(f"energy table {self.name!r} has no entry {key!r}")
 
     def value(self, key: str, unit: Optional[str] = None) -> float:
         """Value of entry ``key``, converted to ``unit`` when given.
@@ -336,7 +384,24 @@ class EnergyTable:
         return e.value if unit is None else e.to(unit)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.entries
+        return key in self.entries or key in DERIVED
+
+    def all_entries(self) -> Dict[str, EnergyEntry]:
+        """Every entry: the table's own, then the derived ones priced from them.
+
+        Returns
+        -------
+        dict of str to EnergyEntry
+            A derived entry whose inputs the table lacks is left out.
+        """
+        out = dict(self.entries)
+        for k, d in DERIVED.items():
+            if k not in out and all(i in self for i in d.inputs):
+                try:
+                    out[k] = self.get(k)
+                except EieConfigError:  # an input of another dimension
+                    continue
+        return out
 
     # ------------------------------------------------------------ derived prices
     def sram_read_pj(self, capacity_bytes: float, width_bits: float = 64) -> float:
@@ -515,6 +580,11 @@ class EnergyTable:
             raise EieConfigError(f"{source}: 'entries' must be a table")
         entries = {}
         for key, spec in raw.items():
+            if str(key).startswith("ref_"):
+                raise EieConfigError(
+                    f"{source}: entry {key!r}: the reference run's counts are not prices; they live "
+                    "beside the calibration (eiesim.energy.model.FC8_REFERENCE, calibrate(reference=...))"
+                )
             if not isinstance(spec, Mapping):
                 raise EieConfigError(f"{source}: entry {key!r} must be a table with value, unit, source")
             missing = [f for f in ("value", "unit", "source") if f not in spec]
@@ -542,9 +612,9 @@ class EnergyTable:
         return cls(name=name, entries=entries)
 
 
-#: Names of the entries the energy model prices (those of the default table);
+#: Names of the entries the energy model prices (those of the default table, derived ones included);
 #: a user table may override these and no others (:meth:`EnergyTable.from_dict`).
-KNOWN_ENTRIES = frozenset(e.name for e in _DEFAULT_ENTRIES)
+KNOWN_ENTRIES = frozenset(e.name for e in _DEFAULT_ENTRIES) | frozenset(DERIVED)
 
 
 def _toml_str(s: str) -> str:

@@ -53,6 +53,7 @@ from .huffman import decode as huffman_decode
 from .huffman import encode as huff_encode
 from .layout import CompressedLayer
 from .lstm import lstm_dims
+from .rules import RaiseSink
 
 __all__ = [
     "Network",
@@ -263,33 +264,6 @@ class Container:
 
 
 # =========================================================================== reporting
-class _RaiseSink:
-    """Receives rule violations while a container is parsed; raises on the first error.
-
-    The validator (:mod:`eiesim.format.validate`) substitutes a sink that
-    collects every finding and lets parsing continue.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def error(self, code: str, message: str, **loc) -> None:
-        raise EieFormatError(f"{self.path}: {_where(loc)}{message}", code=code)
-
-    def warn(self, code: str, message: str, **loc) -> None:  # warnings do not stop a load
-        return None
-
-
-def _where(loc: dict) -> str:
-    parts = []
-    if loc.get("layer") is not None:
-        name = loc.get("layer_name")
-        parts.append(f"layer {loc['layer']}" + (f" ({name!r})" if name else ""))
-    if loc.get("member"):
-        parts.append(f"member {loc['member']!r}")
-    return ": ".join(parts) + (": " if parts else "")
-
-
 def _fatal(path: str, code: str, message: str) -> EieFormatError:
     return EieFormatError(f"{path}: {message}", code=code)
 
@@ -349,6 +323,44 @@ def _ptr_dtype(pointer_bits: int) -> str:
     if pointer_bits <= 32:
         return "<u4"
     return "<i8"
+
+
+def _layer_pointer_bits(layer, i: int, pointer_bits: Optional[int]) -> int:
+    """The pointer width declared for layer ``i``: ``pointer_bits`` (checked), else 16, 32 or 63 bits."""
+    max_ptr = int(layer.ptr.max()) if layer.ptr.size else 0
+    if pointer_bits is None:
+        return 16 if max_ptr < 1 << 16 else 32 if max_ptr < 1 << 32 else 63
+    if not _is_int(pointer_bits) or not 1 <= int(pointer_bits) <= 63:
+        raise EieFormatError(f"pointer_bits: expected an integer in [1, 63], got {pointer_bits!r}",
+                             code="ARGUMENT")
+    pb = int(pointer_bits)
+    if max_ptr >= 1 << pb:
+        raise EieFormatError(
+            f"save_network: layer {i} ({layer.name!r}) has pointer {max_ptr}, which does not fit "
+            f"pointer_bits = {pb}",
+            code="PTR-WIDTH",
+        )
+    return pb
+
+
+def _huffman_members(layer, i: int, members: List[Tuple[str, bytes]]) -> Dict[str, Any]:
+    """Append layer ``i``'s canonical-Huffman members (v and z) to ``members``; return the manifest's
+    ``huffman`` object (docs/FORMAT.md §2.7)."""
+    hdoc = {}
+    for sym, bits in (("v", layer.code_bits), ("z", layer.index_bits)):
+        stream = huff_encode(getattr(layer, sym), 1 << bits)
+        lens_member = f"layers/{i}/huffman/{sym}_lengths.npy"
+        pay_member = f"layers/{i}/huffman/{sym}_payload.npy"
+        members.append((lens_member, _npy_bytes(np.asarray(stream.code_lengths, dtype=np.uint8))))
+        members.append((pay_member, _npy_bytes(np.frombuffer(stream.payload, dtype=np.uint8))))
+        hdoc[sym] = {
+            "alphabet_size": stream.alphabet_size,
+            "n_symbols": stream.n_symbols,
+            "n_bits": stream.n_bits,
+            "code_lengths": {"file": lens_member, "dtype": _U8, "shape": [stream.alphabet_size]},
+            "payload": {"file": pay_member, "dtype": _U8, "shape": [len(stream.payload)]},
+        }
+    return hdoc
 
 
 def save_network(
@@ -423,20 +435,7 @@ def save_network(
     layers_meta = []
     members: List[Tuple[str, bytes]] = []
     for i, layer in enumerate(network.layers):
-        max_ptr = int(layer.ptr.max()) if layer.ptr.size else 0
-        if pointer_bits is None:
-            pb = 16 if max_ptr < 1 << 16 else 32 if max_ptr < 1 << 32 else 63
-        else:
-            if not _is_int(pointer_bits) or not 1 <= int(pointer_bits) <= 63:
-                raise EieFormatError(f"pointer_bits: expected an integer in [1, 63], got {pointer_bits!r}",
-                                     code="ARGUMENT")
-            pb = int(pointer_bits)
-            if max_ptr >= 1 << pb:
-                raise EieFormatError(
-                    f"save_network: layer {i} ({layer.name!r}) has pointer {max_ptr}, which does not fit "
-                    f"pointer_bits = {pb}",
-                    code="PTR-WIDTH",
-                )
+        pb = _layer_pointer_bits(layer, i, pointer_bits)
         if packed and layer.code_bits + layer.index_bits > 8:
             raise EieFormatError(
                 f"save_network: layer {i} ({layer.name!r}): the packed image needs code_bits + index_bits "
@@ -474,21 +473,7 @@ def save_network(
         if packed:
             lm["packed_layout"] = "v_high"
         if huffman:
-            hdoc = {}
-            for sym, bits in (("v", layer.code_bits), ("z", layer.index_bits)):
-                stream = huff_encode(getattr(layer, sym), 1 << bits)
-                lens_member = f"layers/{i}/huffman/{sym}_lengths.npy"
-                pay_member = f"layers/{i}/huffman/{sym}_payload.npy"
-                members.append((lens_member, _npy_bytes(np.asarray(stream.code_lengths, dtype=np.uint8))))
-                members.append((pay_member, _npy_bytes(np.frombuffer(stream.payload, dtype=np.uint8))))
-                hdoc[sym] = {
-                    "alphabet_size": stream.alphabet_size,
-                    "n_symbols": stream.n_symbols,
-                    "n_bits": stream.n_bits,
-                    "code_lengths": {"file": lens_member, "dtype": _U8, "shape": [stream.alphabet_size]},
-                    "payload": {"file": pay_member, "dtype": _U8, "shape": [len(stream.payload)]},
-                }
-            lm["huffman"] = hdoc
+            lm["huffman"] = _huffman_members(layer, i, members)
         if layer_compression is not None and layer_compression[i] is not None:
             if not isinstance(layer_compression[i], dict):
                 raise EieFormatError(f"layer_compression[{i}]: expected a dict", code="ARGUMENT")
@@ -594,7 +579,7 @@ class _Reader:
 
     def __init__(self, path, sink=None) -> None:
         self.path = os.fspath(path)
-        self.sink = sink if sink is not None else _RaiseSink(self.path)
+        self.sink = sink if sink is not None else RaiseSink(self.path)
         self.used_members: set = set()
         self.bad_members: set = set()  # members refused in the directory scan
 

@@ -17,6 +17,8 @@ import numpy as np
 
 from ..errors import EieFormatError
 from .relindex import decode_segments, encode_segments_sparse
+from .rules import RaiseSink, check_csc_arrays
+from .rules import n_local_rows as _n_local_rows
 
 __all__ = ["CompressedLayer", "MAX_DENSE_BYTES"]
 
@@ -54,11 +56,6 @@ def _coerce_int_array(a, name: str, dtype, ndim: int) -> np.ndarray:
             f"(range [{info.min}, {info.max}])", code="ARGUMENT"
         )
     return np.ascontiguousarray(arr.astype(dtype))
-
-
-def _n_local_rows(n_out: int, n_pe: int, k):
-    """Rows owned by PE ``k`` (scalar or array): ``len(range(k, n_out, n_pe))``."""
-    return np.maximum(0, (n_out - np.asarray(k) + n_pe - 1) // n_pe)
 
 
 def _issparse(x) -> bool:
@@ -559,25 +556,13 @@ class CompressedLayer:
         The cheap load does not look at every entry; :meth:`to_codes`,
         :meth:`to_dense`, :meth:`bias_values` and :meth:`to_scipy` need every
         code inside the codebook (``CODE-RANGE``) and every decoded local row
-        inside its PE's rows (``FILLER-MISSING``). O(n_entries), as the
-        conversion itself. Raises :class:`EieFormatError` with the rule code.
+        inside its PE's rows (``FILLER-MISSING``): the full tier's errors are
+        refused (its warnings are not). O(n_entries), as the conversion
+        itself. Raises :class:`EieFormatError` with the rule code.
         """
         if self.__dict__.get("_decodable"):
             return
-        v = self.v
-        vmax = (1 << self.code_bits) - 1
-        if v.size and int(v.max()) > vmax:
-            i = int(np.flatnonzero(v > vmax)[0])
-            raise EieFormatError(f"v: entry {i} has code {int(v[i])} > {vmax} (code_bits={self.code_bits})",
-                                 code="CODE-RANGE")
-        lrow = self.entry_local_rows()
-        limit = _n_local_rows(self.n_out, self.n_pe, self.entry_pes())
-        bad = np.flatnonzero(lrow >= limit)
-        if bad.size:
-            i = int(bad[0])
-            raise EieFormatError(
-                f"z: entry {i} decodes to local row {int(lrow[i])} but its PE owns only {int(limit[i])} "
-                f"rows of {self.n_out}", code="FILLER-MISSING")
+        self._run_rules("full", RaiseSink())
         object.__setattr__(self, "_decodable", True)
 
     def _real_entries(self):
@@ -700,111 +685,27 @@ class CompressedLayer:
             Naming the field and, where it applies, the PE, column and entry.
             Its ``code`` attribute is the stable code of the broken rule
             (``PTR-START-NONZERO``, ``RELIDX-Z-RANGE``, ... ; table in the
-            project's ``docs/FORMAT.md``). The full validator
-            (:mod:`eiesim.format.validate`) reports every broken rule at once,
-            with severities; this method stops at the first and also refuses
-            layouts that are merely non-canonical.
+            project's ``docs/FORMAT.md``). The rules are the validator's own
+            (:func:`eiesim.format.rules.check_csc`, one implementation of
+            each): the validator (:mod:`eiesim.format.validate`) reports every
+            broken rule at once, with severities; this method stops at the
+            first error and, with ``full=True``, also refuses the non-canonical
+            filler warnings (``RELIDX-FILLER-NONCANONICAL``, ``FILLER-TRAILING``).
         """
-        n_pe, n_cols = self.n_pe, self.n_cols
-        cb, ptr, v, z = self.codebook, self.ptr, self.v, self.z
-        # ---- cheap
-        if cb.dtype != np.float32 or cb.ndim != 1:
-            raise EieFormatError(f"codebook: expected 1-D float32, got {cb.dtype} {cb.shape}",
-                                 code="CODEBOOK-SIZE")
-        if cb.size != (1 << self.code_bits):
-            raise EieFormatError(
-                f"codebook: has {cb.size} entries, code_bits={self.code_bits} needs {1 << self.code_bits}",
-                code="CODEBOOK-SIZE",
-            )
-        if not np.all(np.isfinite(cb)):
-            i = int(np.flatnonzero(~np.isfinite(cb))[0])
-            raise EieFormatError(f"codebook[{i}] = {cb[i].item()} is not finite", code="FLOAT-NONFINITE")
-        if cb.view(np.uint32)[0] != 0:
-            raise EieFormatError(
-                f"codebook[0] = {cb[0].item()!r} must be +0.0 (bit pattern 0): it is the value of "
-                "fillers and pruned weights (EIE Section III)",
-                code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO",
-            )
-        if ptr.dtype != np.int64 or ptr.shape != (n_pe, n_cols + 1):
-            raise EieFormatError(
-                f"ptr: expected int64 of shape (n_pe, n_cols + 1) = ({n_pe}, {n_cols + 1}), "
-                f"got {ptr.dtype} {ptr.shape}",
-                code=_ptr_shape_code(ptr, n_pe, n_cols),
-            )
-        for name, arr in (("v", v), ("z", z)):
-            if arr.dtype != np.uint8 or arr.ndim != 1:
-                raise EieFormatError(f"{name}: expected 1-D uint8, got {arr.dtype} {arr.shape}",
-                                     code="META-INCONSISTENT")
-        if np.any(ptr[:, 0] != 0):
-            k = int(np.flatnonzero(ptr[:, 0] != 0)[0])
-            raise EieFormatError(f"ptr[{k}, 0] = {int(ptr[k, 0])}: PE {k}'s pointers must start at 0",
-                                 code="PTR-START-NONZERO")
-        dec = ptr[:, 1:] < ptr[:, :-1]  # O(n_pe * n_cols), the size of ptr; a bool temporary (1/8 of it)
-        if dec.any():
-            k, j = (int(x) for x in np.argwhere(dec)[0])
-            raise EieFormatError(
-                f"ptr: PE {k}, column {j}: pointer decreases ({int(ptr[k, j])} -> {int(ptr[k, j + 1])})",
-                code="PTR-DECREASING",
-            )
-        total = int(ptr[:, -1].sum())
-        if not v.size == z.size == total:
-            raise EieFormatError(
-                f"v, z: lengths {v.size}, {z.size} must both equal ptr[:, -1].sum() = {total}",
-                code=("META-INCONSISTENT" if v.size != z.size
-                      else "PTR-SLACK" if total < v.size else "PTR-OVERRUN"),
-            )
+        self._run_rules("cheap", RaiseSink())
         if not full:
             return
-        # ---- full: one compiled sweep that also builds the simulator's tables; the NumPy
-        # checks below run only when it finds a broken rule (to name it) or is not built
+        # full: one compiled sweep that also builds the simulator's tables; the rules run (to name
+        # the broken one) only when it finds one or is not built
         if self.kernel_tables() is not None:
             return
-        off = self.pe_offsets
+        self._run_rules("full", RaiseSink(refuse=_SIM_REFUSED))
 
-        def where(i: int) -> str:
-            k = int(np.searchsorted(off, i, side="right") - 1)
-            j = int(np.searchsorted(ptr[k], i - off[k], side="right") - 1)
-            return f"entry {i} (PE {k}, column {j})"
-
-        vmax, zmax = (1 << self.code_bits) - 1, (1 << self.index_bits) - 1
-        if v.size and int(v.max()) > vmax:
-            i = int(np.flatnonzero(v > vmax)[0])
-            raise EieFormatError(f"v: {where(i)} has code {int(v[i])} > {vmax} (code_bits={self.code_bits})",
-                                 code="CODE-RANGE")
-        if z.size and int(z.max()) > zmax:
-            i = int(np.flatnonzero(z > zmax)[0])
-            raise EieFormatError(
-                f"z: {where(i)} has relative index {int(z[i])} > {zmax} (index_bits={self.index_bits})",
-                code="RELIDX-Z-RANGE",
-            )
-        fill = v == 0
-        bad = np.flatnonzero(fill & (z != zmax))
-        if bad.size:
-            i = int(bad[0])
-            raise EieFormatError(
-                f"v/z: {where(i)} is a filler (v=0) with z={int(z[i])}; a filler must have z={zmax} "
-                "(code 0 is reserved for fillers, EIE Section III)",
-                code="RELIDX-FILLER-NONCANONICAL",
-            )
-        counts = np.diff(ptr, axis=1).ravel()
-        seg_end = np.repeat(off[:-1], n_cols) + ptr[:, 1:].ravel() - 1
-        ends = seg_end[counts > 0]
-        bad = ends[fill[ends]]
-        if bad.size:
-            i = int(bad[0])
-            raise EieFormatError(f"v: {where(i)} is a filler at the end of its column segment (non-canonical)",
-                                 code="FILLER-TRAILING")
-        lrow = decode_segments(v, z, counts)
-        limit = _n_local_rows(self.n_out, n_pe, self.entry_pes())
-        bad = np.flatnonzero(lrow >= limit)
-        if bad.size:
-            i = int(bad[0])
-            k = int(np.searchsorted(off, i, side="right") - 1)
-            raise EieFormatError(
-                f"z: {where(i)} decodes to local row {int(lrow[i])} (global row "
-                f"{int(lrow[i]) * n_pe + k}) but PE {k} owns only {int(limit[i])} rows of {self.n_out}",
-                code="FILLER-MISSING",
-            )
+    def _run_rules(self, level: str, sink) -> None:
+        """The format rules (:mod:`eiesim.format.rules`, the validator's own) through ``sink``."""
+        check_csc_arrays(sink, self.shape, self.n_pe, self.codebook, self.ptr, self.v, self.z,
+                         has_bias=self.has_bias, code_bits=self.code_bits, index_bits=self.index_bits,
+                         name=self.name, level=level, zero_rule=False)
 
     def kernel_tables(self):
         """The simulator kernel's tables of this layer, built (and all full rules checked) once.
@@ -843,6 +744,10 @@ class CompressedLayer:
         )
 
 
+#: Warnings that ``check_format(full=True)`` refuses too: the simulator counts every code-0 entry as
+#: a filler slot, so a non-canonical filler would change its cycle count (docs/FORMAT.md §6).
+_SIM_REFUSED = ("RELIDX-FILLER-NONCANONICAL", "FILLER-TRAILING")
+
 #: Largest array (bytes) a layer method materialises beyond its own storage:
 #: the dense matrices of :meth:`CompressedLayer.to_codes` / ``to_dense`` and
 #: the pointer arrays of a re-layout. 2 GiB, the container's per-member limit
@@ -857,13 +762,6 @@ def _check_size(n_bytes: int, what: str) -> None:
             f"{what} would take {int(n_bytes) / 2**30:.1f} GiB, over the {MAX_DENSE_BYTES / 2**30:g} GiB limit",
             code="SIZE-LIMIT",
         )
-
-
-def _ptr_shape_code(ptr: np.ndarray, n_pe: int, n_cols: int) -> str:
-    """Rule code of a ``ptr`` array whose dtype or shape is wrong (docs/FORMAT.md rule table)."""
-    if ptr.ndim == 2 and ptr.shape[0] == n_pe and ptr.dtype == np.int64:
-        return "PTR-SHORT" if ptr.shape[1] < n_cols + 1 else "PTR-LONG"
-    return "META-INCONSISTENT"
 
 
 def _check_codes(data, rows, cols, code_bits: int, name: str) -> np.ndarray:

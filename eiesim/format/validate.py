@@ -52,8 +52,13 @@ from ..errors import EieFormatError
 from .balance import INFO_CODES, csc_balance
 from .huffman import MAX_CODE_LEN, canonical_codes, kraft_sum
 from .huffman import decode as huffman_decode
-from .layout import CompressedLayer, _n_local_rows
+from .layout import CompressedLayer
 from .relindex import _segment_positions
+from .rules import (ERROR, FATAL_CODES, RULES, WARNING, CscLayer, Rule, check_codebook, check_csc,
+                    check_csc_arrays, check_floats, split_entries)
+from .rules import _check_unused
+from .rules import check_zero_decoding as _check_zero_decoding
+from .rules import zero_codes as _zero_codes
 
 __all__ = [
     "Rule",
@@ -72,180 +77,8 @@ __all__ = [
     "detect_format",
 ]
 
-ERROR = "error"
-WARNING = "warning"
 INFO = "info"
 _LEVELS = ("cheap", "full")
-
-
-# =========================================================================== the rule table
-@dataclass(frozen=True)
-class Rule:
-    """One conformance rule.
-
-    Attributes
-    ----------
-    code : str
-        Stable identifier (never reused for another meaning).
-    severity : {"error", "warning"}
-    tier : {"cheap", "full"}
-        ``cheap``: O(N + header), checked on every load; ``full``: O(nnz),
-        checked by ``eiesim validate``.
-    inputs : tuple of str
-        Input kinds it applies to: ``"eie"`` (container), ``"dump"``
-        (authors' dump directory), ``"net"`` (``.net`` stream), ``"layer"``
-        (in-memory layer / raw arrays).
-    text : str
-        What it checks (one sentence; the same text is in docs/FORMAT.md).
-    """
-
-    code: str
-    severity: str
-    tier: str
-    inputs: Tuple[str, ...]
-    text: str
-
-
-_ALL = ("eie", "dump", "net", "layer")
-_CSC = ("eie", "dump", "layer")
-
-_RULE_LIST = [
-    # ---- bytes and containers
-    Rule("STREAM-TRUNCATED", ERROR, "cheap", ("eie", "dump", "net"),
-         "A file, member or stream holds fewer bytes than its declaration or layout needs."),
-    Rule("STREAM-TRAILING-BYTES", ERROR, "cheap", ("eie", "net"),
-         "Bytes remain after the declared end (after the last .net layer, after a .npy payload, "
-         "outside the ZIP archive)."),
-    Rule("CONTAINER-CRC", ERROR, "cheap", ("eie",),
-         "A ZIP member fails its CRC-32, its DEFLATE data is corrupt, or its local header is damaged or "
-         "names it differently from the central directory."),
-    Rule("CONTAINER-MEMBER-MISSING", ERROR, "cheap", ("eie",),
-         "A member named by the manifest is not in the archive."),
-    Rule("CONTAINER-MEMBER-UNKNOWN", WARNING, "cheap", ("eie",),
-         "The archive holds a member the manifest does not declare."),
-    Rule("CONTAINER-MEMBER-UNSUPPORTED", ERROR, "cheap", ("eie",),
-         "A member is encrypted, uses a compression method other than stored/DEFLATE, or its name repeats."),
-    Rule("CONTAINER-SIZE-ABSURD", ERROR, "cheap", ("eie",),
-         "A declared size exceeds the limits (2 GiB per member, 8 GiB in all), what DEFLATE can "
-         "expand its compressed bytes to (1032:1), or the archive (compressed data running past the "
-         "central directory): refused before reading or decompressing."),
-    Rule("CONTAINER-NPY-HEADER", ERROR, "cheap", ("eie",),
-         "A .npy member's header is malformed or disagrees with the declared dtype and shape "
-         "(or is Fortran-ordered)."),
-    Rule("CONTAINER-NEWER-MINOR", WARNING, "cheap", ("eie",),
-         "The file has a newer minor version: it is read, but optional fields unknown to this "
-         "reader are ignored and unchecked."),
-    Rule("META-MISSING", ERROR, "cheap", ("eie", "net"),
-         "A required manifest (or layers.json) field is missing or has the wrong type or range."),
-    Rule("META-INCONSISTENT", ERROR, "cheap", ("eie", "dump", "net"),
-         "Declared metadata contradict each other or the arrays (shapes, N, widths, entry/filler/"
-         "non-zero counts, chained layer shapes, act.dat length)."),
-    Rule("META-UNKNOWN-FIELD", WARNING, "cheap", ("eie",),
-         "A manifest object has a field this version does not define (likely a typo)."),
-    Rule("DUMP-FILES", ERROR, "cheap", ("dump",),
-         "The dump's ptr{k}.dat files are not numbered 0..N-1, or an spm{k}.dat file is missing "
-         "or has no ptr file."),
-    Rule("FLOAT-NONFINITE", ERROR, "cheap", _ALL,
-         "A codebook, bias or activation value is NaN or infinite."),
-    # ---- codebook
-    Rule("CODEBOOK-SIZE", ERROR, "cheap", _ALL,
-         "The codebook does not hold exactly 2**code_bits float32 values."),
-    Rule("CODEBOOK-ZERO-NOT-POSITIVE-ZERO", ERROR, "cheap", _ALL,
-         "codebook[0] is not +0.0 by bit pattern (-0.0 included): it is the value of fillers "
-         "and pruned weights."),
-    Rule("CODEBOOK-DUPLICATE", WARNING, "full", _ALL,
-         "Two codebook entries hold the same value (an entry k >= 1 equal to 0.0 included)."),
-    Rule("CODEBOOK-UNUSED", WARNING, "full", _ALL,
-         "A centroid (index >= 1) is used by no real entry."),
-    Rule("ENTRY-DECODES-TO-ZERO", ERROR, "full", _ALL,
-         "A stored entry with code v >= 1 decodes to 0.0 (codebook[v] is +0.0 or -0.0): it is not a "
-         "filler, yet it adds nothing; it would be counted as a non-zero and simulated as a MAC. A "
-         "zero weight is code 0 (not stored, or a filler)."),
-    Rule("CODEBOOK-TOO-MANY-VALUES", ERROR, "full", _ALL,
-         "The reference dense matrix has more distinct values (zero included) than "
-         "2**code_bits: no codebook of that size can encode it."),
-    Rule("FIXED-RANGE", WARNING, "full", ("eie",),
-         "A codebook value lies outside the declared fixed-point weight format and would saturate."),
-    # ---- pointers
-    Rule("PTR-SHORT", ERROR, "cheap", _CSC,
-         "A PE's pointer array is shorter than declared (n_cols + 1; dump: ceil(C/N)*N + 2)."),
-    Rule("PTR-LONG", ERROR, "cheap", _CSC,
-         "A PE's pointer array is longer than declared."),
-    Rule("PTR-START-NONZERO", ERROR, "cheap", _CSC, "A PE's first pointer p[0] is not 0."),
-    Rule("PTR-DECREASING", ERROR, "cheap", _CSC, "A PE's pointers decrease (p[j+1] < p[j])."),
-    Rule("PTR-SLACK", ERROR, "cheap", _CSC,
-         "A PE stores more entries than its last pointer addresses (p[-1] < stored entries)."),
-    Rule("PTR-OVERRUN", ERROR, "cheap", _CSC,
-         "A PE's last pointer is past its stored entries (p[-1] > stored entries)."),
-    Rule("PTR-WIDTH", ERROR, "full", ("eie",),
-         "A pointer does not fit the declared pointer width (pointer_bits)."),
-    Rule("PTR-PADDING-NONEMPTY", ERROR, "full", ("dump",),
-         "A padding column of the dump (columns n_in .. ceil(n_in/N)*N - 1) holds entries."),
-    # ---- entries and relative indices
-    Rule("CODE-RANGE", ERROR, "full", _CSC, "A code v is >= 2**code_bits."),
-    Rule("RELIDX-Z-RANGE", ERROR, "full", _CSC, "A relative index z is >= 2**index_bits."),
-    Rule("RELIDX-FILLER-NONCANONICAL", WARNING, "full", _ALL,
-         "An entry with code 0 has z != 2**index_bits - 1 (a filler must be (0, max)): it decodes as "
-         "a stored zero, but the filler count is then not floor(gap / 2**index_bits)."),
-    Rule("FILLER-TRAILING", WARNING, "full", _ALL,
-         "A column segment (or a .net layer stream) ends with a filler."),
-    Rule("FILLER-MISSING", ERROR, "full", _ALL,
-         "An entry decodes to a position past its slice (the PE's local rows, or the tensor for "
-         ".net): a filler is missing or a z is too large."),
-    Rule("RELIDX-GLOBAL-ROWS", ERROR, "full", _CSC,
-         "z counts global rows instead of the PE's local rows: every decoded row of PE k is "
-         "≡ k (mod N) and rows run past the PE's slice (or, with n_out unknown, the pattern is "
-         "too regular to be chance: < 2**-40)."),
-    Rule("NET-SHAPE-LIMIT", ERROR, "cheap", ("net",),
-         "A layer of layers.json declares a tensor of more than 2**29 weights (MAX_NET_WEIGHTS: "
-         "2 GiB as float32); shape[0] is bounded by the stream itself (one float32 bias per output, "
-         "else STREAM-TRUNCATED)."),
-    Rule("NIBBLE-PAD-NONZERO", WARNING, "full", ("net",),
-         "Odd entry count: the padding high nibble of the last code (4-bit) or index byte is not 0."),
-    # ---- representations
-    Rule("PACKED-MISMATCH", ERROR, "full", ("eie",),
-         "The packed hardware image disagrees with the v / z arrays."),
-    Rule("HUFFMAN-KRAFT", ERROR, "full", ("eie",),
-         "The Huffman code lengths have a Kraft sum > 1 (no prefix code has them)."),
-    Rule("HUFFMAN-LENGTHS", ERROR, "full", ("eie",),
-         "A Huffman code length exceeds 32 bits, or the table is empty while symbols are declared."),
-    Rule("HUFFMAN-PAD", ERROR, "full", ("eie",),
-         "The payload is not ceil(n_bits / 8) bytes (8 or more pad bits) or its pad bits are not zero."),
-    Rule("HUFFMAN-DECODE", ERROR, "full", ("eie",),
-         "The Huffman payload does not decode to exactly n_symbols symbols in exactly n_bits bits."),
-    Rule("HUFFMAN-MISMATCH", ERROR, "full", ("eie",),
-         "The decoded Huffman stream differs from the stored v / z entries."),
-    # ---- equivalence with a reference
-    # (eie / dump / net: `eiesim validate --reference MODEL --mask MASKS`; layer: validate_layer(reference=...))
-    Rule("EQUIV-DENSE-MISMATCH", ERROR, "full", _ALL,
-         "The dense matrix rebuilt from the stored form differs (bit for bit) from the reference."),
-    Rule("CODE0-REAL-NONZERO", ERROR, "full", _ALL,
-         "A non-zero of the reference is stored as a code-0 entry (code 0 is reserved for fillers)."),
-    Rule("EQUIV-OUTSIDE-MASK", ERROR, "full", _ALL,
-         "A stored non-zero lies outside the pruning mask."),
-    Rule("EQUIV-REFERENCE-MISSING", ERROR, "full", ("eie", "dump", "net"),
-         "A layer has no array in the reference model (`NAME.weight`, else the one other `NAME.<x>` "
-         "array of 2 or more dimensions, else `NAME`) or, with a mask file, no mask (key `NAME`): "
-         "its equivalence is unchecked."),
-    Rule("EQUIV-REFERENCE-UNUSED", WARNING, "full", ("eie", "dump", "net"),
-         "A weight array of the reference model (floating point, 2 or more dimensions) or a mask of "
-         "the mask file matches no layer."),
-]
-
-#: Every rule by code.
-RULES: Dict[str, Rule] = {r.code: r for r in _RULE_LIST}
-
-#: Codes of the errors that stop validation (the input cannot be read at all; CLI exit 2).
-FATAL_CODES = {
-    "CONTAINER-UNREADABLE": "The container file is missing, not a ZIP archive, or has no readable JSON manifest.",
-    "CONTAINER-VERSION": "Another format name, or a newer major version.",
-    "DUMP-UNREADABLE": "The dump directory or its ptr/ folder is missing or has no ptr{k}.dat file.",
-    "NET-UNREADABLE": "The .net file or its layers.json is missing or unreadable.",
-    "IO-ERROR": "A file cannot be read or written (missing, not a regular file, no permission, disk full).",
-    "SIZE-LIMIT": "A dense matrix or a re-layout asked of a layer would exceed 2 GiB "
-                  "(eiesim.format.layout.MAX_DENSE_BYTES); refused before allocating.",
-    "ARGUMENT": "A library call got an argument of the wrong type, shape or range (not read from a file).",
-}
 
 
 # =========================================================================== findings and report
@@ -545,324 +378,7 @@ def _check_level(level: str) -> str:
     return level
 
 
-# =========================================================================== codebook / floats
-def _check_floats(col: _Collector, arr: np.ndarray, what: str, **loc) -> None:
-    arr = np.asarray(arr)
-    if arr.size == 0 or arr.dtype.kind != "f":
-        return
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        i = int(bad[0])
-        col.add("FLOAT-NONFINITE", f"{what}[{i}] = {arr[i].item()!r} is not finite ({bad.size} such values)",
-                count=bad.size, entry=i if what == "act.dat" else None, **loc)
-
-
-def _check_codebook(col: _Collector, cb: np.ndarray, code_bits: Optional[int], level: str, *,
-                    size_checked: bool = False, **loc) -> None:
-    cb = np.asarray(cb)
-    if code_bits is not None and not size_checked and cb.size != 1 << code_bits:
-        col.add("CODEBOOK-SIZE", f"codebook holds {cb.size} values, code_bits = {code_bits} needs "
-                f"{1 << code_bits}", **loc)
-    _check_floats(col, cb, "codebook", **loc)
-    if cb.size and cb.dtype == np.float32 and cb.view(np.uint32)[0] != 0:
-        col.add("CODEBOOK-ZERO-NOT-POSITIVE-ZERO",
-                f"codebook[0] = {cb[0].item()!r} (bits 0x{int(cb.view(np.uint32)[0]):08x}) must be +0.0 "
-                "(bit pattern 0): it is the value of fillers and pruned weights", **loc)
-    if level == "full" and cb.size > 1:
-        fin = np.isfinite(cb)
-        vals = cb[fin]
-        idx = np.flatnonzero(fin)
-        order = np.argsort(vals, kind="stable")
-        sv = vals[order]
-        dup = np.flatnonzero(sv[1:] == sv[:-1])
-        if dup.size:
-            a, b = sorted((int(idx[order[dup[0]]]), int(idx[order[dup[0] + 1]])))
-            col.add("CODEBOOK-DUPLICATE",
-                    f"codebook[{a}] and codebook[{b}] both hold {cb[b].item()!r} ({dup.size} duplicate(s))",
-                    count=dup.size, **loc)
-
-
-def _zero_codes(cb) -> np.ndarray:
-    """Codes >= 1 whose codebook value is 0.0 (either sign); empty when unknown."""
-    if cb is None:
-        return np.zeros(0, dtype=np.int64)
-    cb = np.asarray(cb)
-    if cb.ndim != 1 or cb.size < 2 or cb.dtype.kind != "f":
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(cb[1:] == 0) + 1
-
-
-def _check_zero_decoding(col: _Collector, v_real: np.ndarray, cb, **loc) -> None:
-    zc = _zero_codes(cb)
-    if zc.size == 0 or v_real.size == 0:
-        return
-    hit = np.isin(v_real, zc)
-    n = int(np.count_nonzero(hit))
-    if n:
-        codes = sorted({int(x) for x in np.unique(v_real[hit])})
-        shown = ", ".join(f"codebook[{k}] = {np.asarray(cb)[k].item()!r}" for k in codes[:4])
-        col.add("ENTRY-DECODES-TO-ZERO", f"{n:,} stored entries with code(s) {', '.join(map(str, codes))} "
-                f"decode to 0.0 ({shown}) but are not fillers: they would count as non-zeros and be "
-                "simulated as MACs (re-quantise: a zero weight is code 0)", count=n, **loc)
-
-
-def _check_unused(col: _Collector, v_real: np.ndarray, code_bits: Optional[int], cb_size: int, **loc) -> None:
-    if code_bits is None or cb_size != 1 << code_bits:
-        return
-    k = 1 << code_bits
-    vr = v_real[v_real < k]
-    used = np.bincount(vr.astype(np.int64), minlength=k) if vr.size else np.zeros(k, dtype=np.int64)
-    unused = np.flatnonzero(used[1:] == 0) + 1
-    if unused.size:
-        shown = ", ".join(str(int(u)) for u in unused[:8]) + (", ..." if unused.size > 8 else "")
-        col.add("CODEBOOK-UNUSED", f"{unused.size} of {k - 1} centroids are used by no real entry "
-                f"(indices {shown})", count=unused.size, **loc)
-
-
-# =========================================================================== the CSC core
-def _gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + l)`` for every (s, l), vectorised."""
-    lengths = lengths.astype(np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    csum = np.cumsum(lengths) - lengths
-    return np.repeat(starts.astype(np.int64) - csum, lengths) + np.arange(total, dtype=np.int64)
-
-
-@dataclass
-class _Csc:
-    """Raw per-PE CSC data of one layer, possibly broken (nothing is assumed)."""
-
-    index: int
-    name: str
-    n_pe: int
-    n_out: Optional[int]  # None: unknown (dump without --n-out): inferred
-    n_in: int
-    code_bits: int
-    index_bits: int
-    ptrs: List[np.ndarray]  # per PE, int64, raw lengths (None for a missing PE)
-    v: np.ndarray  # all entries, PE after PE
-    z: np.ndarray
-    ent_counts: np.ndarray  # (n_pe,) entries stored per PE (in v/z order)
-    ptr_len: int  # declared pointer-array length
-    bias_col: Optional[int] = None  # column index of the bias column, if any
-    pad_cols: Optional[Tuple[int, int]] = None  # dump: [n_in, padded) padding columns
-    codebook: Optional[np.ndarray] = None  # for ENTRY-DECODES-TO-ZERO (None: unread)
-    pointer_bits: Optional[int] = None
-    extra_entries: int = 0  # container: entries after the last PE's range
-    member: Optional[str] = None
-    ptr_member: Optional[str] = None  # per-PE file name pattern, e.g. "ptr/ptr{k}.dat"
-    spm_member: Optional[str] = None
-    entries_complete: bool = True  # False: some PE's entries could not be read (usage unknown)
-    pad_from_act: bool = False  # dump: n_in taken from act.dat's length (non-empty padding blames act.dat)
-
-
-def _col_name(c: _Csc, j: int) -> str:
-    if c.bias_col is not None and j == c.bias_col:
-        return f"column {j} (bias)"
-    if c.pad_cols is not None and c.pad_cols[0] <= j < c.pad_cols[1]:
-        return f"column {j} (padding)"
-    return f"column {j}"
-
-
-def _check_csc(col: _Collector, c: _Csc, level: str) -> Dict[str, Any]:
-    """Pointer and entry rules of one per-PE CSC layer. Returns facts for the summary."""
-    N = c.n_pe
-    L = c.ptr_len
-    facts: Dict[str, Any] = {}
-    pm = (lambda k: c.ptr_member.format(k=k)) if c.ptr_member else (lambda k: None)
-    sm = (lambda k: c.spm_member.format(k=k)) if c.spm_member else (lambda k: None)
-
-    facts["empty_pes"] = int(np.count_nonzero(c.ent_counts == 0))
-    if level == "full" and c.entries_complete:
-        # usage is a property of every stored code, whatever the pointers say
-        _check_unused(col, c.v[c.v != 0], c.code_bits, 1 << c.code_bits)
-        _check_zero_decoding(col, c.v[c.v != 0], c.codebook)
-
-    # ---- pointer array lengths (cheap)
-    lens = np.array([-1 if p is None else p.size for p in c.ptrs], dtype=np.int64)
-    present = lens >= 0
-    for code, bad, word in (("PTR-SHORT", present & (lens < L), "short"), ("PTR-LONG", present & (lens > L), "long")):
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            col.add(code, f"PE {k}'s pointer array has {int(lens[k])} values, {L} declared "
-                    f"({int(bad.sum())} PE(s) too {word})", pe=k, count=int(bad.sum()), member=pm(k))
-    good = present & (lens == L)
-    gidx = np.flatnonzero(good)
-    n_k = c.ent_counts.astype(np.int64)
-    if c.extra_entries and N:
-        n_k = n_k.copy()
-        n_k[-1] += c.extra_entries
-    if gidx.size == 0:
-        return facts
-    P = np.stack([c.ptrs[k] for k in gidx]).astype(np.int64) if gidx.size else np.zeros((0, L), np.int64)
-
-    # ---- start, end (cheap)
-    bad = np.flatnonzero(P[:, 0] != 0)
-    if bad.size:
-        k = int(gidx[bad[0]])
-        col.add("PTR-START-NONZERO", f"PE {k}: first pointer p[0] = {int(P[bad[0], 0])}, must be 0",
-                pe=k, column=0, count=bad.size, member=pm(k))
-    last = P[:, -1]
-    nk = n_k[gidx]
-    for code, badm, text in (
-        ("PTR-SLACK", last < nk, "stores {n} entries but its last pointer is {p}: {d} entries after it belong "
-                                 "to no column"),
-        ("PTR-OVERRUN", last > nk, "has last pointer {p} but stores only {n} entries ({d} missing)"),
-    ):
-        bad = np.flatnonzero(badm)
-        if bad.size:
-            i = int(bad[0])
-            k = int(gidx[i])
-            col.add(code, f"PE {k} " + text.format(n=int(nk[i]), p=int(last[i]), d=abs(int(nk[i] - last[i]))),
-                    pe=k, count=bad.size, member=sm(k) if code == "PTR-SLACK" else pm(k))
-    sound = (P[:, 0] == 0) & (last <= nk)
-    # ---- monotonicity (cheap: O(size of ptr), and every later method relies on it)
-    D = np.diff(P, axis=1)
-    decm = D < 0
-    if decm.any():
-        rows = np.flatnonzero(decm.any(axis=1))
-        r = int(rows[0])
-        j = int(np.flatnonzero(decm[r])[0])
-        k = int(gidx[r])
-        col.add("PTR-DECREASING", f"PE {k}: pointer decreases at {_col_name(c, j)} "
-                f"(p[{j}] = {int(P[r, j])} -> p[{j + 1}] = {int(P[r, j + 1])})",
-                pe=k, column=j, count=int(decm.sum()), member=pm(k))
-        sound &= ~decm.any(axis=1)
-    if level == "cheap":
-        return facts
-
-    # ---- width, padding (full)
-    if c.pointer_bits is not None and P.size:
-        lim = 1 << c.pointer_bits
-        wide = P >= lim
-        if wide.any():
-            r, j = (int(x) for x in np.argwhere(wide)[0])
-            k = int(gidx[r])
-            col.add("PTR-WIDTH", f"PE {k}: pointer p[{j}] = {int(P[r, j])} does not fit pointer_bits = "
-                    f"{c.pointer_bits} (max {lim - 1})", pe=k, column=j, count=int(wide.sum()), member=pm(k))
-    if c.pad_cols is not None and c.pad_cols[1] > c.pad_cols[0]:
-        a, b = c.pad_cols
-        padn = P[:, b] - P[:, a]
-        bad = np.flatnonzero(padn != 0)
-        if bad.size:
-            r = int(bad[0])
-            k = int(gidx[r])
-            j = a + int(np.flatnonzero(D[r, a:b] != 0)[0]) if np.any(D[r, a:b] != 0) else a
-            if c.pad_from_act and bad.size == N:
-                # n_in is act.dat's length and every PE stores entries past it: act.dat is the odd file
-                col.add("META-INCONSISTENT", f"act.dat holds {a} activations, but all {N} PEs' pointer files "
-                        f"store entries past it (PE {k}: {int(padn[r])} entries in columns {a}..{b - 1}, first "
-                        f"in column {j}); act.dat is too short for the layer's input columns", column=j,
-                        count=bad.size, member="act.dat")
-            else:
-                col.add("PTR-PADDING-NONEMPTY", f"PE {k}: padding columns {a}..{b - 1} hold {int(padn[r])} entries "
-                        f"(first in column {j}); they must be empty"
-                        + (f" (or act.dat, {a} activations, is too short)" if c.pad_from_act else ""),
-                        pe=k, column=j, count=bad.size,
-                        member=pm(k))
-
-    # ---- entries of the sound PEs (full)
-    spe = gidx[sound]
-    Ps = P[sound]
-    if spe.size == 0:
-        return facts
-    starts = (np.cumsum(n_k) - n_k)[spe]
-    take = Ps[:, -1]
-    n_total = c.v.size
-    all_sound = spe.size == N and np.array_equal(take, n_k) and int(take.sum()) == n_total
-    if all_sound:
-        v, z = c.v, c.z
-    else:
-        idx = _gather_ranges(starts, take)
-        idx = idx[idx < n_total]
-        v, z = c.v[idx], c.z[idx]
-    if v.size != int(take.sum()):  # cannot happen: pointers were checked against the counts
-        return facts
-    off = np.zeros(spe.size + 1, dtype=np.int64)
-    np.cumsum(take, out=off[1:])
-
-    def where(i: int):
-        r = int(np.searchsorted(off, i, side="right") - 1)
-        local = i - int(off[r])
-        j = int(np.searchsorted(Ps[r], local, side="right") - 1)
-        return int(spe[r]), j, local
-
-    def add_at(code: str, i: int, text: str, count: int) -> None:
-        k, j, e = where(i)
-        col.add(code, f"PE {k}, {_col_name(c, j)}, entry {e}: {text}", pe=k, column=j, entry=e,
-                count=count, member=sm(k))
-
-    zmax = (1 << c.index_bits) - 1
-    vmax = (1 << c.code_bits) - 1
-    if v.size:
-        badv = v > vmax
-        if badv.any():
-            i = int(np.argmax(badv))
-            add_at("CODE-RANGE", i, f"code v = {int(v[i])} > {vmax} (code_bits = {c.code_bits})", int(badv.sum()))
-        badz = z > zmax
-        if badz.any():
-            i = int(np.argmax(badz))
-            add_at("RELIDX-Z-RANGE", i, f"relative index z = {int(z[i])} > {zmax} (index_bits = {c.index_bits})",
-                   int(badz.sum()))
-    fill = v == 0
-    nonc = fill & (z != zmax)
-    if nonc.any():
-        i = int(np.argmax(nonc))
-        add_at("RELIDX-FILLER-NONCANONICAL", i, f"code 0 with z = {int(z[i])}; a filler must be (0, {zmax})",
-               int(nonc.sum()))
-    counts = np.diff(Ps, axis=1).ravel()
-    ends = (np.repeat(off[:-1], Ps.shape[1] - 1) + Ps[:, 1:].ravel() - 1)[counts > 0]
-    trail = ends[fill[ends]] if ends.size else ends
-    if trail.size:
-        add_at("FILLER-TRAILING", int(trail[0]), "the column segment ends with a filler", int(trail.size))
-
-    # ---- decoded positions (full)
-    if v.size:
-        pos = _segment_positions(z, counts)
-        pe_of = np.repeat(spe, take)
-        real = ~fill
-        n_out = c.n_out
-        if n_out is None:  # infer (dump): the largest decoded global row of a real entry
-            n_out = int((pos[real] * N + pe_of[real]).max()) + 1 if real.any() else None
-            facts["n_out_inferred"] = n_out
-        if n_out is not None:
-            R = _n_local_rows(n_out, N, np.arange(N))
-            past = real & (pos >= R[pe_of])
-            glob = False
-            if N > 1 and real.any():
-                pr, kr = pos[real], pe_of[real]
-                if np.all(pr % N == kr):
-                    if past.any():
-                        glob = True
-                    else:
-                        Rk = R[kr]
-                        cnt = np.where(kr < Rk, (Rk - 1 - kr) // N + 1, 0)
-                        bits = float(np.sum(np.log2(Rk[cnt > 0] / cnt[cnt > 0])))
-                        glob = bits >= 40.0
-            if glob:
-                i = int(np.argmax(past)) if past.any() else int(np.argmax(real))
-                k, j, e = where(i)
-                extra = (f"; {int(past.sum())} entries run past their PE's rows (first: PE {k}, "
-                         f"{_col_name(c, j)}, entry {e}, decoded row {int(pos[i])} >= {int(R[k])})"
-                         if past.any() else f" (n_out {'inferred as ' if c.n_out is None else ''}{n_out})")
-                col.add("RELIDX-GLOBAL-ROWS",
-                        f"z counts global rows, not the PE's local rows: every decoded row of PE k is ≡ k "
-                        f"(mod N = {N}){extra}; the gaps should be counted among the PE's own rows "
-                        f"(global row = local row * N + k)",
-                        pe=k, column=j, entry=e, count=int(past.sum()) or int(real.sum()), member=sm(k))
-            elif past.any():
-                i = int(np.argmax(past))
-                k = where(i)[0]
-                add_at("FILLER-MISSING", i, f"decodes to local row {int(pos[i])} (global row "
-                       f"{int(pos[i]) * N + k}), but PE {k} owns only {int(R[k])} rows of n_out = {n_out}: "
-                       "a filler is missing or a z is too large", int(past.sum()))
-    facts["empty_pes"] = int(np.count_nonzero(c.ent_counts == 0))
-    return facts
-
-
-def _report_balance(col: _Collector, c: _Csc, level: str) -> None:
+def _report_balance(col: _Collector, c: CscLayer, level: str) -> None:
     """INFO-BALANCE (:mod:`eiesim.format.balance`): per-PE and column-slice balance of a layer that
     broke no error rule in the full checks; goes to ``report.info``, never to the findings."""
     if level != "full" or not getattr(c, "entries_complete", True) \
@@ -889,7 +405,7 @@ def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None,
                        n, fillers, real - bias_nonzeros, empty_pes, bias_nonzeros)
 
 
-def _bias_nonzeros(c: "_Csc") -> int:
+def _bias_nonzeros(c: "CscLayer") -> int:
     """Entries of the bias column of ``c`` that decode to a value != 0 (pointers clipped to each PE's entries)."""
     if c.bias_col is None:
         return 0
@@ -907,15 +423,21 @@ def _bias_nonzeros(c: "_Csc") -> int:
 
 
 # =========================================================================== in-memory layers
-def _split_vz(ptr_rows: List[np.ndarray], v, z):
-    """Per-PE entry counts of concatenated v/z from the PEs' last pointers (and leftover count)."""
-    n = v.size
-    lasts = np.array([int(p[-1]) if p is not None and p.size else 0 for p in ptr_rows], dtype=np.int64)
-    lasts = np.maximum(lasts, 0)
-    start = np.cumsum(lasts) - lasts
-    cnt = np.clip(np.minimum(lasts, n - start), 0, None)
-    extra = max(0, n - int(lasts.sum()))
-    return cnt, extra
+def _ptr_rows(ptr):
+    """``ptr`` as one 2-D int64 array, or as a list of 1-D int64 arrays (PEs of different lengths)."""
+    if isinstance(ptr, np.ndarray) and ptr.ndim == 2 or not isinstance(ptr, (list, tuple)):
+        parr = np.asarray(ptr)
+        if parr.ndim != 2 or (parr.size and parr.dtype.kind not in "iu"):
+            raise EieFormatError(f"ptr: expected a 2-D integer array or a list of 1-D arrays, got {parr.shape}",
+                                 code="ARGUMENT")
+        return parr.astype(np.int64)
+    rows = []
+    for k, p in enumerate(ptr):
+        pa = np.asarray(p)
+        if pa.ndim != 1 or (pa.size and pa.dtype.kind not in "iu"):
+            raise EieFormatError(f"ptr[{k}]: expected a 1-D integer array", code="ARGUMENT")
+        rows.append(pa.astype(np.int64))
+    return rows
 
 
 def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = False, code_bits: int = 4,
@@ -975,22 +497,7 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
     cb = np.asarray(codebook)
     if cb.dtype != np.float32:
         cb = cb.astype(np.float32)
-    if isinstance(ptr, np.ndarray) and ptr.ndim == 2 or not isinstance(ptr, (list, tuple)):
-        parr = np.asarray(ptr)
-        if parr.ndim != 2 or (parr.size and parr.dtype.kind not in "iu"):
-            raise EieFormatError(f"ptr: expected a 2-D integer array or a list of 1-D arrays, got {parr.shape}",
-                                 code="ARGUMENT")
-        rows = [parr[k].astype(np.int64) for k in range(parr.shape[0])]
-    else:
-        rows = []
-        for k, p in enumerate(ptr):
-            pa = np.asarray(p)
-            if pa.ndim != 1 or (pa.size and pa.dtype.kind not in "iu"):
-                raise EieFormatError(f"ptr[{k}]: expected a 1-D integer array", code="ARGUMENT")
-            rows.append(pa.astype(np.int64))
-    if len(rows) != N:
-        col.add("META-INCONSISTENT", f"{len(rows)} pointer arrays for n_pe = {N}")
-        rows = (rows + [None] * N)[:N]
+    rows = _ptr_rows(ptr)
     v = np.asarray(v)
     z = np.asarray(z)
     for nm, a in (("v", v), ("z", z)):
@@ -1000,17 +507,11 @@ def validate_arrays(shape, n_pe: int, codebook, ptr, v, z, *, has_bias: bool = F
             raise EieFormatError(f"{nm}: negative value", code="ARGUMENT")
     v = v.astype(np.int64) if v.dtype.kind == "i" else v
     z = z.astype(np.int64) if z.dtype.kind == "i" else z
-    _check_codebook(col, cb, code_bits, level)
-    if v.size != z.size:
-        col.add("META-INCONSISTENT", f"v and z hold {v.size} and {z.size} entries")
+    c, facts = check_csc_arrays(col, (n_out, n_in), N, cb, rows, v, z, has_bias=has_bias, code_bits=code_bits,
+                                index_bits=index_bits, pointer_bits=pointer_bits, name=col.layer_name, level=level)
+    if c is None:
         report.layers.append(_summary(0, col.layer_name, (n_out, n_in), N, code_bits, index_bits, v))
         return report
-    cnt, extra = _split_vz(rows, v, z)
-    c = _Csc(index=0, name=col.layer_name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=code_bits,
-             index_bits=index_bits, ptrs=rows, v=v, z=z, ent_counts=cnt, ptr_len=n_in + int(has_bias) + 1,
-             bias_col=n_in if has_bias else None, pointer_bits=pointer_bits, extra_entries=extra,
-             codebook=cb)
-    facts = _check_csc(col, c, level)
     _report_balance(col, c, level)
     report.layers.append(_summary(0, col.layer_name, (n_out, n_in), N, code_bits, index_bits, v,
                                   facts.get("empty_pes"), cb=cb, bias_nonzeros=_bias_nonzeros(c)))
@@ -1073,7 +574,7 @@ def _zero_sign_bits(a) -> np.ndarray:
     return np.where(a == 0, np.float32(0), a).view(np.uint32)
 
 
-def _check_equivalence(col: _Collector, c: _Csc, cb: np.ndarray, reference, reference_bias, mask) -> None:
+def _check_equivalence(col: _Collector, c: CscLayer, cb: np.ndarray, reference, reference_bias, mask) -> None:
     """Equivalence rules: rebuild the dense matrix from the stored entries and compare."""
     n_out, n_in, N = c.n_out, c.n_in, c.n_pe
     # the layout must be sound to rebuild; otherwise the other findings explain it
@@ -1186,7 +687,7 @@ def validate_container(path, *, level: str = "full") -> ValidationReport:
 def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, report: ValidationReport) -> None:
     i = raw.index
     if raw.codebook is not None:
-        _check_codebook(col, raw.codebook, raw.code_bits, level, size_checked=True)
+        check_codebook(col, raw.codebook, raw.code_bits, level, size_checked=True)
         if fixed_point is not None and level == "full":
             tb, wf = fixed_point["total_bits"], fixed_point["weight_frac_bits"]
             lim = ((1 << (tb - 1)) - 1) / float(1 << wf)
@@ -1256,13 +757,15 @@ def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, rep
     if (raw.ptr is not None and raw.ptr_shape_ok and v is not None and raw.shape is not None
             and raw.n_pe is not None and raw.has_bias is not None and raw.code_bits is not None
             and raw.index_bits is not None):
-        rows = [raw.ptr[k] for k in range(raw.ptr.shape[0])]
-        cnt, extra = _split_vz(rows, v, z)
-        c = _Csc(index=i, name=raw.name, n_pe=raw.n_pe, n_out=raw.shape[0], n_in=raw.shape[1],
+        rows = raw.ptr.astype(np.int64)
+        if rows.shape[0] != raw.n_pe:
+            rows = list(rows)
+        cnt, extra = split_entries(rows, v.size)
+        c = CscLayer(index=i, name=raw.name, n_pe=raw.n_pe, n_out=raw.shape[0], n_in=raw.shape[1],
                  code_bits=raw.code_bits, index_bits=raw.index_bits, ptrs=rows, v=v, z=z, ent_counts=cnt,
                  ptr_len=raw.n_cols + 1, bias_col=raw.shape[1] if raw.has_bias else None,
                  pointer_bits=raw.pointer_bits, extra_entries=extra, codebook=raw.codebook)
-        empty = _check_csc(col, c, level).get("empty_pes")
+        empty = check_csc(col, c, level).get("empty_pes")
         _report_balance(col, c, level)
         bias_nz = _bias_nonzeros(c)
     report.layers.append(_summary(i, raw.name, raw.shape, raw.n_pe, raw.code_bits, raw.index_bits,
@@ -1361,6 +864,43 @@ def _read_file(col: _Collector, path: Path, elem: int, member: str) -> Optional[
     return raw
 
 
+def _read_dump_pes(col: _Collector, found: Dict[str, Dict[int, Path]], N: int):
+    """Read every PE's ptr/spm files of a dump, reporting unreadable ones.
+
+    Returns ``(ptrs, v, z, counts, complete)``: per-PE int64 pointers (None where the PE's pointers
+    or entries are missing or unreadable), all entries' codes and indices (uint32, PE after PE),
+    entries per PE, and whether every PE's entries were read.
+    """
+    ptrs: List[Optional[np.ndarray]] = []
+    vs, zs, cnt = [], [], np.zeros(N, dtype=np.int64)
+    spm_bad: List[int] = []
+    for k in range(N):
+        p = None
+        if k in found["ptr"]:
+            raw = _read_file(col, found["ptr"][k], 4, f"ptr/ptr{k}.dat")
+            if raw is not None:
+                p = np.frombuffer(raw, dtype="<u4").astype(np.int64)
+        s = None
+        if k in found["spm"]:
+            raw = _read_file(col, found["spm"][k], 8, f"spm/spm{k}.dat")
+            if raw is not None:
+                s = np.frombuffer(raw, dtype="<u4").reshape(-1, 2)
+        if s is None:
+            if k in found["spm"]:
+                spm_bad.append(k)
+            s = np.zeros((0, 2), dtype="<u4")
+            p = None  # missing or unreadable entries: leave the PE out of the pointer and entry checks
+        ptrs.append(p)
+        vs.append(s[:, 0])
+        zs.append(s[:, 1])
+        cnt[k] = s.shape[0]
+    complete = all(k in found["spm"] for k in range(N)) and not spm_bad
+    v = np.concatenate(vs) if vs else np.zeros(0, np.uint32)
+    z = np.concatenate(zs) if zs else np.zeros(0, np.uint32)
+    return ptrs, v, z, cnt, complete
+
+
+
 def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = None,
                   level: str = "full") -> ValidationReport:
     """Validate the authors' simulator dump directory (docs/FORMAT.md §2).
@@ -1448,43 +988,17 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
         raw = _read_file(col, cbp, 4, "arithm.dat")
         if raw is not None:
             cb = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-            _check_codebook(col, cb, 4, level, member="arithm.dat")
+            check_codebook(col, cb, 4, level, member="arithm.dat")
     act = None
     actp = root / "act.dat"
     if actp.exists():
         raw = _read_file(col, actp, 4, "act.dat")
         if raw is not None:
             act = np.frombuffer(raw, dtype="<f4")
-            _check_floats(col, act, "act.dat", member="act.dat")
+            check_floats(col, act, "act.dat", member="act.dat")
 
     # ---- pointers and entries
-    ptrs: List[Optional[np.ndarray]] = []
-    vs, zs, cnt = [], [], np.zeros(N, dtype=np.int64)
-    spm_bad: List[int] = []
-    for k in range(N):
-        p = None
-        if k in found["ptr"]:
-            raw = _read_file(col, found["ptr"][k], 4, f"ptr/ptr{k}.dat")
-            if raw is not None:
-                p = np.frombuffer(raw, dtype="<u4").astype(np.int64)
-        s = None
-        if k in found["spm"]:
-            raw = _read_file(col, found["spm"][k], 8, f"spm/spm{k}.dat")
-            if raw is not None:
-                s = np.frombuffer(raw, dtype="<u4").reshape(-1, 2)
-        if s is None:
-            if k in found["spm"]:
-                spm_bad.append(k)
-            s = np.zeros((0, 2), dtype="<u4")
-            p = None  # missing or unreadable entries: leave the PE out of the pointer and entry checks
-        ptrs.append(p)
-        vs.append(s[:, 0])
-        zs.append(s[:, 1])
-        cnt[k] = s.shape[0]
-    complete = all(k in found["spm"] for k in range(N)) and not spm_bad
-    v = np.concatenate(vs) if vs else np.zeros(0, np.uint32)
-    z = np.concatenate(zs) if zs else np.zeros(0, np.uint32)
-
+    ptrs, v, z, cnt, complete = _read_dump_pes(col, found, N)
     lens = [p.size for p in ptrs if p is not None]
     pad_from_act = n_in is None and act is not None
     if pad_from_act:
@@ -1513,11 +1027,11 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     else:
         report.layers.append(_summary(0, name, None, N, 4, 4, v))
         return report
-    c = _Csc(index=0, name=name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
+    c = CscLayer(index=0, name=name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
              v=v, z=z, ent_counts=cnt, ptr_len=padded + 2, bias_col=padded, pad_cols=(n_in, padded),
              pointer_bits=None, ptr_member="ptr/ptr{k}.dat", spm_member="spm/spm{k}.dat",
              entries_complete=complete, codebook=cb, pad_from_act=pad_from_act)
-    facts = _check_csc(col, c, level)
+    facts = check_csc(col, c, level)
     _report_balance(col, c, level)
     shape_out = n_out if n_out is not None else facts.get("n_out_inferred")
     report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,
@@ -1625,8 +1139,8 @@ def _walk_net(col: _Collector, data: bytes, specs) -> list:
 
 
 def _check_net_layer(col: _Collector, spec, cb, bias, codes, z, pads, level: str) -> None:
-    _check_codebook(col, cb, spec.code_bits, level)
-    _check_floats(col, bias, "bias")
+    check_codebook(col, cb, spec.code_bits, level)
+    check_floats(col, bias, "bias")
     if level == "cheap":
         return
     n = codes.size

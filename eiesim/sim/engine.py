@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ..config import EIEConfig
-from ..errors import EieFormatError, EieInputError
+from ..errors import EieConfigError, EieFormatError, EieInputError
 from .program import LayerProgram, prepare
 from .reference import run_reference
 from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, TimingEvents, saturation_message
@@ -105,7 +105,6 @@ def _run_kernel(prog: LayerProgram, events: bool = False) -> dict:
 
 def _check_args(layer, config, backend: str) -> EIEConfig:
     """The checks :func:`simulate` and :func:`simulate_batch` share; returns the config to use."""
-    from ..errors import EieConfigError
     from ..format.layout import CompressedLayer
 
     if backend not in BACKENDS:

@@ -11,14 +11,10 @@ import pytest
 
 from eiesim.cli import main
 
+from ..conftest import run_cli as run
+
 JSON_LAYER_KEYS = {"name", "shape", "cycles", "time_s", "load_balance_efficiency", "counters"}
 JSON_COUNTER_KEYS = {"broadcasts", "ptr_reads", "spmat_line_reads", "entries", "fillers", "macs"}
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_default_network_runs_and_reports_accuracy(capsys, tmp_path):

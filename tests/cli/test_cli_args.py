@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from eiesim.cli import main
 from eiesim.commands.compress import layer_names
 from eiesim.config import MAX_N_PE
 from eiesim.errors import EieInputError
@@ -23,17 +22,9 @@ from eiesim.format import CompressedLayer
 from eiesim.format.container import MAX_DIM, Network, load_network, save_network
 from eiesim.format.eiedump import read_dump, write_dump
 
+from ..conftest import run_cli as run
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run(capsys, *argv):
-    """Run ``eiesim argv``; argparse usage errors (SystemExit) are returned like the rest."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_error(code, err, *needles, exit_code=2):

@@ -17,11 +17,7 @@ import pytest
 from eiesim.cli import main
 from eiesim.format.container import load_network
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from ..conftest import run_cli as run
 
 
 def _model(seed=0):

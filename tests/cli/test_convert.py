@@ -5,19 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eiesim.cli import main
 from eiesim.format import CompressedLayer, write_dump
 from eiesim.format.container import load_network
 from eiesim.format.eiedump import read_dump
 from eiesim.sim.functional import spmv_float32
 
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from ..conftest import CB16
+from ..conftest import run_cli as run
 
 
 def _bits(a):

@@ -8,11 +8,7 @@ import pytest
 
 from eiesim.cli import main
 
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from ..conftest import run_cli as run
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,7 @@ from importlib import resources
 
 import pytest
 
-from eiesim.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from ..conftest import run_cli as run
 
 
 def test_squeezenet_net_stream(capsys, tmp_path, squeezenet_dir):

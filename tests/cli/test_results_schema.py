@@ -11,19 +11,14 @@ import json
 
 import pytest
 
-from eiesim.cli import main
 from eiesim.errors import EieInputError
+
+from ..conftest import run_cli as run
 
 COUNTERS = {"broadcasts": 14130, "group_loads": 1500, "ptr_reads": 904320, "spmat_line_reads": 188462,
             "entries": 802070, "acc_writes": 802070, "fillers": 0}
 GOOD = {"config": {"n_pe": 64, "clock_hz": 8e8}, "layers": [
     {"name": "ip1", "shape": [300, 784], "n_pe": 64, "n_inputs": 100, "cycles": 26176, "counters": COUNTERS}]}
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_good_document_prices(tmp_path, capsys):

@@ -10,20 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eiesim.cli import main
 from eiesim.commands.validate import EQUIV_CODES
 from eiesim.format import CompressedLayer
 from eiesim.format.container import save_network
 
+from ..conftest import run_cli as run
+
 TRACES = Path(__file__).resolve().parents[2] / "traces"
 CB = np.array([0.0, 0.5, -0.25, 1.0], dtype=np.float32)
 FINDING_KEYS = {"code", "severity", "location", "count", "message"}
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def layer(z_fix=None) -> CompressedLayer:

@@ -8,7 +8,7 @@ import pytest
 
 from eiesim.config import EIEConfig
 from eiesim.energy.model import (
-    RunActivity, activity_energy, calibrate, lnzd_nodes, paper_energy, price_run, weight_memory_whatifs,
+    FC8_REFERENCE, RunActivity, activity_energy, calibrate, lnzd_nodes, paper_energy, price_run, weight_memory_whatifs,
 )
 from eiesim.energy.tables import DEFAULT_TABLE, EIE_KINDS, EIE_MODULES, EnergyEntry
 from eiesim.errors import EieInputError
@@ -137,10 +137,9 @@ def test_reference_constants_match_a_fresh_fc8_run(fc8_dir):
     d = read_dump(fc8_dir, n_pe=64)
     cfg = EIEConfig(n_pe=64, fifo_depth=7, spmat_line_bits=64)
     res = simulate(d.layer, d.activations, cfg)
-    t = DEFAULT_TABLE
-    assert res.cycles == t.value("ref_cycles")
+    assert res.cycles == FC8_REFERENCE.cycles
     for key in ("broadcasts", "ptr_reads", "spmat_line_reads", "entries", "acc_writes"):
-        assert res.counters[key] == t.value(f"ref_{key}"), key
+        assert res.counters[key] == getattr(FC8_REFERENCE, key), key
     run = RunActivity.from_result(res, cfg)
     e = activity_energy(run)
     assert e.total_pj - e.by_module["lnzd_ccu"] == pytest.approx(64 * 9.158e-3 * res.time_s * 1e12, rel=1e-6)

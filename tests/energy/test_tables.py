@@ -6,13 +6,14 @@ import math
 
 import pytest
 
-from eiesim.energy.tables import DEFAULT_TABLE, UNITS, EnergyEntry, EnergyTable, load_table
+from eiesim.energy.tables import DEFAULT_TABLE, DERIVED, UNITS, EnergyEntry, EnergyTable, load_table
 from eiesim.errors import EieConfigError
 
 
 def test_every_default_entry_has_unit_and_source():
-    assert len(DEFAULT_TABLE.entries) >= 30
-    for key, e in DEFAULT_TABLE.entries.items():
+    assert len(DEFAULT_TABLE.entries) >= 25
+    assert set(DEFAULT_TABLE.all_entries()) == set(DEFAULT_TABLE.entries) | set(DERIVED)
+    for key, e in DEFAULT_TABLE.all_entries().items():
         assert e.name == key
         assert e.unit in UNITS
         assert e.source.strip()
@@ -135,4 +136,59 @@ def test_unknown_entry_name_is_refused_with_the_known_names(tmp_path):
         msg = str(exc.value)
         assert str(p) in msg
         assert all(k in msg for k in KNOWN_ENTRIES)  # the message lists every known name
-    assert "dram_read_32b" in KNOWN_ENTRIES and KNOWN_ENTRIES == set(DEFAULT_TABLE.entries)
+    assert "dram_read_32b" in KNOWN_ENTRIES and KNOWN_ENTRIES == set(DEFAULT_TABLE.all_entries())
+
+
+# ---------------------------------------------------------------- derived entries (issue 16 §4)
+def test_derived_entries_keep_their_published_values():
+    t = DEFAULT_TABLE
+    assert t.value("int16_mult") == 3.1 / 5.0  # EIE Fig. 10: 5x less than Horowitz's 3.1 pJ
+    assert t.value("int16_add") == 0.03 + (16 - 8) / (32 - 8) * (0.1 - 0.03)
+    assert t.value("lnzd_node") == 4 * (0.03 + (16 - 8) / (32 - 8) * (0.1 - 0.03))
+    assert "int16_mult" in t and t.get("lnzd_node").unit == "pJ" and "int16_add" in t.get("lnzd_node").source
+
+
+def _table(tmp_path, body):
+    p = tmp_path / "mine.toml"
+    p.write_text('name = "my tech"\n' + body)
+    return load_table(p)
+
+
+def test_repricing_an_input_reprices_every_entry_derived_from_it(tmp_path):
+    """Before: int16_mult, int16_add and lnzd_node were literals frozen at import; a user table
+    that re-priced int32_mult or the adds left them at the 45 nm numbers."""
+    t = _table(tmp_path, '[entries.int32_mult]\nvalue = 6.2\nunit = "pJ"\nsource = "s"\n'
+                         '[entries.int8_add]\nvalue = 0.06\nunit = "pJ"\nsource = "s"\n'
+                         '[entries.int32_add]\nvalue = 200.0\nunit = "fJ"\nsource = "s"\n')
+    assert t.value("int16_mult") == pytest.approx(6.2 / 5)
+    assert t.value("int16_add") == pytest.approx(0.06 + (0.2 - 0.06) / 3)
+    assert t.value("lnzd_node") == pytest.approx(4 * (0.06 + (0.2 - 0.06) / 3))
+    assert t.all_entries()["lnzd_node"].value == pytest.approx(4 * (0.06 + (0.2 - 0.06) / 3))
+    # the LNZD/CCU energy of a run follows
+    from eiesim.energy.model import RunActivity, activity_energy
+    run = RunActivity({"broadcasts": 10, "ptr_reads": 0, "spmat_line_reads": 0, "entries": 0, "acc_writes": 0,
+                       "group_loads": 0}, cycles=100, n_pe=64)
+    base = activity_energy(run).by_module["lnzd_ccu"]
+    assert base == pytest.approx(4 * (0.03 + 0.07 / 3) * 21 * 10)  # 21 LNZD nodes for 64 PEs (EIE Section IV)
+    assert activity_energy(run, t).by_module["lnzd_ccu"] == pytest.approx(2 * base)  # int16_add doubled
+
+
+def test_a_derived_key_given_explicitly_overrides_its_rule(tmp_path):
+    t = _table(tmp_path, '[entries.lnzd_node]\nvalue = 1.5\nunit = "pJ"\nsource = "my synthesis"\n'
+                         '[entries.int8_add]\nvalue = 1.0\nunit = "pJ"\nsource = "s"\n')
+    assert t.value("lnzd_node") == 1.5 and t.get("lnzd_node").source == "my synthesis"
+    assert t.value("int16_add") == pytest.approx(1.0 + (0.1 - 1.0) / 3)
+
+
+def test_toml_round_trip_does_not_freeze_derived_entries(tmp_path):
+    p = tmp_path / "t.toml"
+    p.write_text(DEFAULT_TABLE.to_toml())
+    assert "int16_mult" not in p.read_text() and "ref_cycles" not in p.read_text()
+    t = load_table(p, base=None).merged({"int32_mult": EnergyEntry("int32_mult", 31.0, "pJ", "s")})
+    assert t.value("int16_mult") == pytest.approx(6.2)
+
+
+def test_reference_counts_are_not_prices(tmp_path):
+    assert not any(k.startswith("ref_") for k in DEFAULT_TABLE.all_entries())
+    with pytest.raises(EieConfigError, match="not prices"):
+        _table(tmp_path, '[entries.ref_cycles]\nvalue = 100\nunit = "cycles"\nsource = "s"\n')

@@ -24,7 +24,8 @@ from eiesim.format.container import (
 )
 from eiesim.format.validate import validate_container
 
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
+from ..conftest import CB16
+
 TRACES = Path(__file__).resolve().parents[2] / "traces"
 
 

@@ -12,7 +12,7 @@ from eiesim.errors import EieFormatError, EieInputError
 from eiesim.format import CompressedLayer, read_dump, write_dump
 from eiesim.format import eiedump as eiedump_mod
 
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
+from ..conftest import CB16
 
 
 def _all_files(root: Path) -> list[str]:

@@ -39,12 +39,13 @@ from eiesim.format.container import load_network, save_network  # noqa: E402
 from eiesim.format.dcnet import encode_dense, net_to_bytes, read_net  # noqa: E402
 from eiesim.format.validate import validate_container, validate_dump, validate_net  # noqa: E402
 
+from ..conftest import CB16
+
 N_EXAMPLES = int(os.environ.get("EIESIM_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=N_EXAMPLES, deadline=None, derandomize="EIESIM_FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CPU_LIMIT_S = 1.0
 MEM_LIMIT_B = 200e6
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
 TRIED = {"eie": 0, "dump": 0, "net": 0}
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from eiesim.errors import EieFormatError
 from eiesim.format import CompressedLayer
 
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
+from ..conftest import CB16
 
 
 def make_codebook(code_bits: int) -> np.ndarray:
@@ -204,8 +204,9 @@ def _replace(layer, **kw):
 def test_cheap_ptr_not_starting_at_zero(small):
     ptr = small.ptr.copy()
     ptr[1] += 1
-    with pytest.raises(EieFormatError, match=r"ptr\[1, 0\]"):
+    with pytest.raises(EieFormatError, match=r"PE 1: first pointer p\[0\] = 1") as ei:
         _replace(small, ptr=ptr)
+    assert ei.value.code == "PTR-START-NONZERO"
 
 
 def test_cheap_codebook_negative_zero(small):
@@ -220,8 +221,8 @@ def test_cheap_codebook_negative_zero(small):
     [
         (dict(codebook=np.r_[0.0, np.inf, np.ones(14)]), r"codebook\[1\]"),
         (dict(codebook=np.zeros(8)), "16 needs|needs 16"),
-        (dict(ptr=np.zeros((2, 3), dtype=np.int64)), "shape"),
-        (dict(v=np.zeros(1, dtype=np.uint8)), "lengths"),
+        (dict(ptr=np.zeros((2, 3), dtype=np.int64)), "pointer array has 3 values, 4 declared"),
+        (dict(v=np.zeros(1, dtype=np.uint8)), "v and z hold 1 and 7 entries"),
         (dict(v=np.array([-1] + [1] * 6)), r"v\[0\] = -1"),
         (dict(z=np.array([300] + [1] * 6)), r"z\[0\] = 300"),
         (dict(v=np.ones(7, dtype=np.float32)), "integer"),
@@ -241,7 +242,7 @@ def test_decreasing_ptr_refused_by_the_cheap_check(small):
     ptr = small.ptr.copy()
     assert ptr[0].tolist() == [0, 5, 5, 5]
     ptr[0] = [0, 5, 2, 5]
-    with pytest.raises(EieFormatError, match="PE 0, column 1: pointer decreases") as ei:
+    with pytest.raises(EieFormatError, match=r"PE 0: pointer decreases at column 1 \(p\[1\] = 5 -> p\[2\] = 2\)") as ei:
         _replace(small, ptr=ptr)
     assert ei.value.code == "PTR-DECREASING"
 
@@ -249,14 +250,16 @@ def test_decreasing_ptr_refused_by_the_cheap_check(small):
 def test_full_z_out_of_range(small):
     z = small.z.copy()
     z[0] = 8  # index_bits = 3
-    with pytest.raises(EieFormatError, match=r"z: entry 0 \(PE 0, column 0\)"):
+    with pytest.raises(EieFormatError, match=r"PE 0, column 0, entry 0: relative index z = 8 > 7") as ei:
         _replace(small, z=z).check_format(full=True)
+    assert ei.value.code == "RELIDX-Z-RANGE"
 
 
 def test_full_v_out_of_range():
     lay = CompressedLayer.from_codes([[1, 2]], CB16[:4], 1, code_bits=2)
-    with pytest.raises(EieFormatError, match=r"v: entry 1 \(PE 0, column 1\) has code 4"):
+    with pytest.raises(EieFormatError, match=r"PE 0, column 1, entry 1: code v = 4 > 3") as ei:
         _replace(lay, v=np.array([1, 4], dtype=np.uint8)).check_format(full=True)
+    assert ei.value.code == "CODE-RANGE"
 
 
 def test_full_trailing_filler(small):
@@ -269,16 +272,20 @@ def test_full_trailing_filler(small):
     ptr = small.ptr.copy()
     ptr[k, -1] += 1
     bad = _replace(small, v=v, z=z, ptr=ptr)
-    with pytest.raises(EieFormatError, match=r"PE 1, column 2\) is a filler at the end"):
+    with pytest.raises(EieFormatError, match=r"PE 1, column 2, entry 2: the column segment ends with a filler") as ei:
         bad.check_format(full=True)
+    assert ei.value.code == "FILLER-TRAILING"
+    bad.check_format()  # a warning of the validator: only the simulator's full check refuses it
+    assert bad.to_codes().sum() == small.to_codes().sum()  # and it still decodes
 
 
 def test_full_filler_with_small_z(small):
     v, z = small.v.copy(), small.z.copy()
     i = int(np.flatnonzero(v == 0)[0])
     z[i] = 2
-    with pytest.raises(EieFormatError, match="filler .* must have z=7"):
+    with pytest.raises(EieFormatError, match=r"code 0 with z = 2; a filler must be \(0, 7\)") as ei:
         _replace(small, z=z).check_format(full=True)
+    assert ei.value.code == "RELIDX-FILLER-NONCANONICAL"
 
 
 def test_full_row_outside_pe(small):

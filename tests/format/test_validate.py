@@ -23,12 +23,13 @@ from eiesim.format.validate import (
     validate_layer,
 )
 
+from ..conftest import CB16
+
 # ---------------------------------------------------------------- the base layer
 # 12 x 4, N = 2 PEs (6 local rows each), 2-bit codes, 2-bit relative indices (filler z = 3).
 # PE0: col0 rows 0,4(filler),5 | col1 row 2 | col2 - | col3 rows 1,3
 # PE1: col0 row 1 | col1 rows 0,4(filler),5 | col2 row 2 | col3 -
 CB = np.array([0.0, 0.5, -0.25, 1.0], dtype=np.float32)
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
 
 
 def base_codes() -> np.ndarray:

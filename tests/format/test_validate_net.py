@@ -12,7 +12,8 @@ from eiesim.errors import EieFormatError
 from eiesim.format.dcnet import DCLayer, encode_dense, net_to_bytes, read_net
 from eiesim.format.validate import RULES, validate, validate_net
 
-CB16 = np.array([0.0] + [(-1) ** i * 0.125 * i for i in range(1, 16)], dtype=np.float32)
+from ..conftest import CB16
+
 CB256 = np.concatenate([[0.0], np.arange(1, 256, dtype=np.float32) / 256.0]).astype(np.float32)
 
 

@@ -168,9 +168,9 @@ def _filler_at_end_layer():
 @pytest.mark.parametrize(
     "make, msg, code",
     [
-        (_z_out_of_range_layer, "relative index 16", "RELIDX-Z-RANGE"),
+        (_z_out_of_range_layer, "relative index z = 16", "RELIDX-Z-RANGE"),
         (_row_out_of_range_layer, "local row 5", "FILLER-MISSING"),
-        (_filler_at_end_layer, "filler at the end", "FILLER-TRAILING"),
+        (_filler_at_end_layer, "ends with a filler", "FILLER-TRAILING"),
     ],
 )
 @pytest.mark.parametrize("runner", RUNNERS)
