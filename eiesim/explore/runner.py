@@ -521,9 +521,11 @@ def default_batch_size(n_points: int, workers: int) -> int:
     Returns
     -------
     int
-        ``max(8, ceil(n_points / (4 * workers)))``, at most 1000.
+        ``max(8, ceil(n_points / (4 * workers)))``, at most 1000 and at most
+        ``ceil(n_points / workers)`` (every worker gets a task).
     """
-    return int(min(1000, max(8, math.ceil(n_points / (4 * max(workers, 1))))))
+    w = max(workers, 1)
+    return int(max(1, min(1000, max(8, math.ceil(n_points / (4 * w))), math.ceil(n_points / w))))
 
 
 def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, workers: int = 1,
