@@ -311,3 +311,31 @@ def test_plot_any_metric_against_any_axis(tmp_path, capsys):
     capsys.readouterr()
     assert main(["plot", str(out), "--x", "fifo_depth", "--y", "joules", "--out", str(tmp_path)]) == 2
     assert "'joules'" in capsys.readouterr().err
+
+
+def test_default_batches_give_every_worker_a_task():
+    from eiesim.explore import default_batch_size
+
+    assert default_batch_size(4, 2) == 2  # was 8: one task, one idle worker
+    assert default_batch_size(100, 2) == 13  # ~4 tasks per worker
+    assert default_batch_size(1000, 2) == 125
+    assert default_batch_size(10, 1) == 8  # at least 8 points per task (a point is 1-50 ms)
+
+
+SWEEPS = REPO / "scripts" / "sweeps"
+
+
+def test_figure_specs_sweep_what_the_paper_sweeps(fc8_dir):
+    specs = {n: load_spec(SWEEPS / f"{n}.toml") for n in ("fig8", "fig9", "fig10", "fig11", "fig12", "fig13")}
+    f8 = specs["fig8"].points
+    assert sorted({p.settings["fifo_depth"] for p in f8}) == [2 ** k for k in range(9)]  # 1 ... 256
+    assert {p.settings["n_pe"] for p in f8} == {64} and len(f8) == 10 * 9
+    assert any(p.settings["workload_spec"]["kind"] == "dump" for p in f8)  # the real FC8
+    assert sorted({p.settings["spmat_line_bits"] for p in specs["fig9"].points}) == [32, 64, 128, 256, 512]
+    f10 = specs["fig10"].points
+    assert [(p.settings["arith"], p.settings["fixed_total_bits"]) for p in f10] == [
+        ("float32", 16), ("fixed16", 32), ("fixed16", 16), ("fixed16", 8)]
+    assert [p.config().fixed_total_bits for p in f10] == [16, 32, 16, 8]  # every point is a valid config
+    ids = [[p.id for p in specs[n].points] for n in ("fig11", "fig12", "fig13")]
+    assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 81  # one results file serves all three
+    assert sorted({p.settings["n_pe"] for p in specs["fig11"].points}) == [2 ** k for k in range(9)]
