@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eiesim.cli import check_output_args
+from eiesim.commands._args import check_output_args
 from eiesim.explore import load_spec, read_results, resolve_workload, run_sweep
 from eiesim.report.sweep_plots import sweep_series
 from eiesim.report.plots import _new_figure, _save

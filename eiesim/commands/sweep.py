@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ..cli import int_range
+from ._args import int_range
 from ..errors import EieInputError
 
 
