@@ -277,7 +277,9 @@ def run_point(point: Point, root: str = ".", table=None, *, backend: str = "kern
         per input activity-based and paper-method totals (pJ), the activity
         energy by module and kind (pJ), and ``mac`` (energy of the MACs at
         the point's arithmetic, pJ, when the table prices it); ``accuracy``
-        (top-1 of the simulated outputs) when the inputs have labels.
+        (top-1 of the simulated outputs) when the inputs have labels;
+        ``warnings`` (category, count, first message) when the simulator
+        warned, e.g. ``FixedPointSaturationWarning``.
 
     Raises
     ------
@@ -285,13 +287,20 @@ def run_point(point: Point, root: str = ".", table=None, *, backend: str = "kern
         The workload cannot be built or simulated with these settings
         (the message names the workload).
     """
-    from ..energy.model import RunActivity, activity_energy, calibrate, mac_energy_pj, paper_energy
-    from ..energy.tables import DEFAULT_TABLE
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        per_layer, layers, x, labels, outputs, cfg = _simulate_point(point, root, backend)
+    return _record(point, per_layer, layers, x, labels, outputs, cfg, table, calibration, caught)
+
+
+def _simulate_point(point: Point, root: str, backend: str):
+    """Every input through every layer: per-layer sums of cycles, counters, busy and stall."""
     from ..sim.engine import simulate
     from ..sim.network import relu
     from ..sim.result import COUNTER_NAMES
 
-    table = table or DEFAULT_TABLE
     s = point.settings
     try:
         cfg = point.config()
@@ -324,7 +333,18 @@ def run_point(point: Point, root: str = ".", table=None, *, backend: str = "kern
             outputs[i] = a
     except EieError as exc:
         raise type(exc)(f"point {point.id} (workload {s['workload']!r}): {exc}") from None
+    return per_layer, layers, x, labels, outputs, cfg
 
+
+def _record(point, per_layer, layers, x, labels, outputs, cfg, table, calibration, caught) -> Dict[str, Any]:
+    """The JSON line of a simulated point (see :func:`run_point`)."""
+    from ..energy.model import RunActivity, activity_energy, calibrate, mac_energy_pj, paper_energy
+    from ..energy.tables import DEFAULT_TABLE
+    from ..sim.result import COUNTER_NAMES
+
+    table = table or DEFAULT_TABLE
+    s = point.settings
+    n = x.shape[0]
     cal = calibration or calibrate(table)
     cycles_total = sum(p["cycles"] for p in per_layer)
     counters = {c: sum(p["counters"][c] for p in per_layer) for c in COUNTER_NAMES}
@@ -378,6 +398,13 @@ def run_point(point: Point, root: str = ".", table=None, *, backend: str = "kern
     }
     if labels is not None:
         doc["accuracy"] = float(np.mean(outputs.argmax(axis=1) == labels))
+    if caught:  # e.g. fixed-point saturation: counted per kind, first message kept
+        kinds: Dict[str, Dict[str, Any]] = {}
+        for w in caught:
+            k = kinds.setdefault(w.category.__name__, {"category": w.category.__name__, "count": 0,
+                                                       "first": str(w.message)})
+            k["count"] += 1
+        doc["warnings"] = list(kinds.values())
     return doc
 
 

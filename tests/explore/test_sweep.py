@@ -340,3 +340,17 @@ def test_figure_specs_sweep_what_the_paper_sweeps(fc8_dir):
     ids = [[p.id for p in specs[n].points] for n in ("fig11", "fig12", "fig13")]
     assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 81  # one results file serves all three
     assert sorted({p.settings["n_pe"] for p in specs["fig11"].points}) == [2 ** k for k in range(9)]
+
+
+def test_simulator_warnings_are_recorded_in_the_line(tmp_path):
+    """Fixed-point saturation is kept with the point (not lost on a worker's stderr)."""
+    spec = parse_spec({"version": 1, "workloads": [{"network": str(LENET), "inputs": {"file": str(DIGITS),
+                                                                                      "count": 20}}],
+                       "points": [{"arith": "fixed16", "fixed_total_bits": 8, "act_frac_bits": 3,
+                                   "weight_frac_bits": 6}, {"arith": "fixed16"}]},
+                      resolve_workload=resolve_workload)
+    sat, plain = (run_point(p, spec.root) for p in spec.points)
+    # Q4.3 holds |x| < 16: this LeNet's logits reach 27 on the embedded digits (ip3 saturates)
+    (w,) = sat["warnings"]
+    assert w["category"] == "FixedPointSaturationWarning" and w["count"] >= 1 and "ip3" in w["first"]
+    assert "warnings" not in plain  # Q7.8 holds them
