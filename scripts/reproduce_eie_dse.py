@@ -322,18 +322,24 @@ def joint(recs, out: Path):
     eie = (64, 8, 64)
     fig = _new_figure((8.5, 4.8))
     ax = fig.add_subplot(1, 1, 1)
-    for q in sorted({k[1] for k in full}):
+    colors = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+    for q, col in zip(sorted({k[1] for k in full}), colors):  # colour: queue depth; line style: spmat width
         for b, ls in zip((32, 64, 128), (":", "-", "--")):
             ks = sorted(k for k in full if k[1] == q and k[2] == b)
             if ks:
                 ax.plot([k[0] for k in ks], [full[k] / full[best] for k in ks], ls=ls, marker="o", ms=3,
-                        label=f"queue {q}, {b}-bit lines")
+                        color=col, label=f"queue {q}, {b}-bit lines")
     ax.plot([best[0]], [1.0], marker="*", ms=16, color="black", ls="none", label=f"optimum {best}")
     if eie in full:
         ax.plot([64], [full[eie] / full[best]], marker="D", ms=9, color="red", ls="none",
                 label=f"EIE's (64, 8, 64): {full[eie] / full[best]:.2f}x the optimum")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(FixedLocator([1, 1.5, 2, 3, 4, 6, 8]))
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ns = sorted({k[0] for k in full})
     ax.set_xticks(ns)
     ax.set_xticklabels([str(n) for n in ns])
