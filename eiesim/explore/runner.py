@@ -124,7 +124,7 @@ def _layers_for(point: Point, root: str) -> Tuple[list, Optional[np.ndarray], Op
         activation = net.activation
     layers = _MEMO.get((ws["kind"], path, n_pe),
                        lambda: [l if l.n_pe == n_pe else l.relayout(n_pe) for l in layers])
-    x, labels = _MEMO.get((ws["kind"], path, "inputs", json.dumps(inputs, sort_keys=True)),
+    x, labels = _MEMO.get((ws["kind"], path, "inputs", json.dumps(inputs, sort_keys=True, allow_nan=False)),
                           lambda: _file_inputs(ws["kind"], path, inputs, root, layers[0].n_in, layers[-1].n_out))
     return layers, x, labels, activation
 
@@ -452,7 +452,7 @@ def make_batches(points: Sequence[Point], batch_size: int) -> List[List[Point]]:
     groups: "OrderedDict[str, List[Point]]" = OrderedDict()
     for p in points:
         key = json.dumps([p.settings["workload_spec"], p.settings["n_pe"], p.settings.get("weight_density")],
-                         sort_keys=True)
+                         sort_keys=True, allow_nan=False)
         groups.setdefault(key, []).append(p)
     out: List[List[Point]] = []
     for grp in groups.values():

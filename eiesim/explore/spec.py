@@ -325,7 +325,7 @@ def _parse_axes(src: str, grid: Any, points: Any, base: Mapping) -> Tuple[List[D
             if not isinstance(vals, list) or not vals:
                 raise _err(src, key, f"expected a non-empty list of values, got {vals!r}")
             checked = [_check_value(src, f"{key}[{j}]", name, v) for j, v in enumerate(vals)]
-            if len({json.dumps(v) for v in checked}) != len(checked):
+            if len({json.dumps(v, allow_nan=False) for v in checked}) != len(checked):
                 raise _err(src, key, f"a value is given twice in {vals!r}")
             lists.append((name, checked))
             axes.append(name)
