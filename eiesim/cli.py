@@ -21,7 +21,7 @@ from .errors import EieError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: Subcommands, in help order; a module that does not exist yet is skipped.
-COMMANDS = ("simulate", "compress", "convert", "inspect", "validate", "energy", "plot", "workloads")
+COMMANDS = ("simulate", "compress", "convert", "inspect", "validate", "energy", "plot", "workloads", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):

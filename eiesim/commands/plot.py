@@ -28,6 +28,11 @@ def add_parser(sub) -> None:
     s.add_argument("results", metavar="RESULTS.json")
     s.add_argument("--out", metavar="DIR", default=".", help="existing folder for the PNG files (default: .; a missing folder is refused, not created, "
                    "as for every eiesim output)")
+    s.add_argument("--x", metavar="AXIS", help="sweep results (JSON lines of 'eiesim sweep'): the setting on "
+                   "the x axis (n_pe, fifo_depth, spmat_line_bits, ...)")
+    s.add_argument("--y", metavar="METRIC", help="sweep results: the metric (cycles, time_s, load_efficiency, "
+                   "real_work, pe.idle_fraction, energy.activity_pj, counters.spmat_line_reads, accuracy, ...)")
+    s.add_argument("--by", metavar="AXIS", help="sweep results: one line per value of this setting (e.g. workload)")
     s.set_defaults(func=run)
 
 
@@ -53,6 +58,8 @@ def run(args) -> int:
     """
     from ..report.plots import FIGURE_FILES, plot_all
 
+    if args.x or args.y or args.by or args.results.lower().endswith(".jsonl"):
+        return _run_sweep_plot(args)
     check_output_dir("--out", args.out, FIGURE_FILES, [("RESULTS.json", args.results)])
     doc = load_results_json(args.results)
     check_plot_results(doc, args.results)
@@ -64,4 +71,28 @@ def run(args) -> int:
         raise EieInputError(f"{args.results}: results lack a field the figures need ({exc})") from None
     for p in paths:
         print(f"wrote {p}")
+    return 0
+
+
+def _run_sweep_plot(args) -> int:
+    """``eiesim plot RESULTS.jsonl --x AXIS --y METRIC [--by AXIS]``: one PNG in --out."""
+    import re
+
+    from ..explore import read_results
+    from ..report.sweep_plots import plot_sweep
+
+    if not (args.x and args.y):
+        raise EieInputError("sweep results need --x AXIS and --y METRIC (and optionally --by AXIS)")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{args.y}_vs_{args.x}" + (f"_by_{args.by}" if args.by else "")) + ".png"
+    check_output_dir("--out", args.out, [name], [("RESULTS.jsonl", args.results)])
+    records, _ = read_results(args.results)
+    if not records:
+        raise EieInputError(f"{args.results}: holds no finished point")
+    import os
+
+    path = os.path.join(args.out, name)
+    spec = os.path.basename(args.results)
+    plot_sweep(records, args.x, args.y, args.by, path,
+               title=f"{args.y} vs {args.x}" + (f" by {args.by}" if args.by else "") + f" ({spec}, {len(records)} points)")
+    print(f"wrote {path}")
     return 0

@@ -69,6 +69,7 @@ __all__ = [
     "lnzd_nodes",
     "ReferenceRun",
     "FC8_REFERENCE",
+    "mac_energy_pj",
 ]
 
 #: Display names of the modules (EIE Table II spelling) and of the CCU line.
@@ -742,3 +743,44 @@ def _largest_entry(table: EnergyTable) -> str:
     """``"largest entry: NAME = VALUE UNIT"`` -- the usual culprit of an overflow."""
     name, e = max(table.entries.items(), key=lambda kv: kv[1].value)
     return f"largest entry: {name} = {e.value:g} {e.unit}"
+
+
+#: Table entries pricing one multiply + one add per arithmetic (EIE Fig. 10 compares these).
+_MAC_OPS = {
+    ("float32", 32): ("fp32_mult", "fp32_add"),
+    ("fixed16", 32): ("int32_mult", "int32_add"),
+    ("fixed16", 16): ("int16_mult", "int16_add"),
+    ("fixed16", 8): ("int8_mult", "int8_add"),
+}
+
+
+def mac_energy_pj(arith: str, fixed_total_bits: int = 16, table: EnergyTable = DEFAULT_TABLE) -> Optional[dict]:
+    """Energy of one multiply-accumulate in the PE datapath for an arithmetic (EIE Fig. 10).
+
+    Parameters
+    ----------
+    arith : {"float32", "fixed16"}
+        Datapath mode of :class:`eiesim.config.EIEConfig` (``fixed16`` is the
+        fixed-point mode whatever its word width).
+    fixed_total_bits : int, default 16
+        Word width in fixed mode (ignored for ``float32``).
+    table : EnergyTable
+        Supplies the 45 nm operation energies: ``fp32_mult`` + ``fp32_add``
+        (float32), ``int32_mult`` + ``int32_add``, ``int16_mult`` +
+        ``int16_add`` or ``int8_mult`` + ``int8_add`` (Horowitz, ISSCC 2014;
+        the 16-bit ones derived, see :mod:`eiesim.energy.tables`).
+
+    Returns
+    -------
+    dict or None
+        ``mult_pj``, ``add_pj``, ``mac_pj`` (pJ) and ``source`` (the two
+        entries' sources); None for a fixed width the table does not price
+        (other than 8, 16, 32 bits).
+    """
+    key = ("float32", 32) if arith == "float32" else (arith, int(fixed_total_bits))
+    ops = _MAC_OPS.get(key)
+    if ops is None:
+        return None
+    mult, add = table.value(ops[0], "pJ"), table.value(ops[1], "pJ")
+    return {"mult_pj": float(mult), "add_pj": float(add), "mac_pj": float(mult + add),
+            "source": f"{ops[0]}: {table.get(ops[0]).source}; {ops[1]}: {table.get(ops[1]).source}"}

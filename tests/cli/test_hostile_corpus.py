@@ -128,12 +128,17 @@ RECIPES = {
     "plot": [  # an existing folder: eiesim creates none (docs/CLI.md), so the bad input is what is refused
         (["plot", "{bad}", "--out", "{out}"], (".json",),
          list(FIGURE_FILES)),
+        (["plot", "{bad}", "--x", "n_pe", "--y", "cycles", "--out", "{out}"], (".jsonl",),
+         ["cycles_vs_n_pe.png"]),
+    ],
+    "sweep": [
+        (["sweep", "{bad}", "--out", "{out}/r.jsonl"], (".toml",), ["r.jsonl"]),
     ],
 }
 
 #: (content, extension) pairs that are valid input, skipped: an empty TOML file is a config or an
 #: energy table with every value at its default.
-VALID_PAIRS = {("empty", ".toml")}
+VALID_PAIRS = {("empty", ".toml")}  # (the sweep refuses an empty spec: it has no version)
 
 
 #: Subcommands that read no file of the user's (nothing hostile to feed them); their output checks are
