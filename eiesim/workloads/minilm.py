@@ -47,7 +47,7 @@ from eiesim.errors import EieInputError
 
 __all__ = [
     "PACKAGE", "INSTALL_COMMAND", "DENSITY", "CODE_BITS", "SENTENCES", "DEV_SENTENCES", "LAYER_SUFFIXES",
-    "find_model_dir", "WordPiece", "load_bert", "layer_names", "encode", "compress_encoder", "load_workload",
+    "find_model_dir", "WordPiece", "select_density", "mean_cosine", "dense_linear", "load_bert", "layer_names", "encode", "compress_encoder", "load_workload",
 ]
 
 #: (pip name, pinned version, import name) of the model package.
@@ -62,7 +62,8 @@ LN_EPS = 1e-12
 #: ``max_seq_length`` of ``sentence_bert_config.json``: longer inputs are truncated.
 MAX_SEQ_LENGTH = 256
 
-#: Fraction of weights kept in every layer; chosen on :data:`DEV_SENTENCES` (docs/real_workloads.md).
+#: Fraction of weights kept in every layer: :func:`select_density` on :data:`DEV_SENTENCES`
+#: (the sparsest with a mean cosine >= 0.85; docs/real_workloads.md).
 DENSITY = 0.7
 #: Codebook width (EIE Table II: 4-bit weight codes).
 CODE_BITS = 4
@@ -414,6 +415,50 @@ def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     num = np.sum(a * b, axis=1)
     den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)
     return float(np.mean(num / den))
+
+
+def select_density(bert: Dict[str, np.ndarray], tokenizer: "WordPiece",
+                   densities: Sequence[float] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5),
+                   code_bits: Sequence[int] = (4, 8), floor: float = 0.85) -> Tuple[float, list]:
+    """The sparsest 4-bit density whose mean cosine on :data:`DEV_SENTENCES` is at least ``floor``.
+
+    Every candidate is scored in float32 NumPy on the decoded compressed
+    weights (not simulated). :data:`DENSITY` is this function's answer.
+
+    Parameters
+    ----------
+    bert : dict
+        From :func:`load_bert`.
+    tokenizer : WordPiece
+    densities : sequence of float
+        Fractions kept (every layer alike).
+    code_bits : sequence of int
+        Codebook widths tried (4 = EIE; 8 shown for comparison only).
+    floor : float
+        Smallest accepted mean cosine similarity to the uncompressed model.
+
+    Returns
+    -------
+    best : float
+        Among the 4-bit candidates at or above ``floor`` the smallest
+        density (the densest 4-bit candidate if none is).
+    table : list of dict
+        ``density``, ``code_bits``, ``mean_cosine`` per candidate.
+    """
+    ids = [tokenizer.encode(s) for s in DEV_SENTENCES]
+    names = layer_names()
+    ref = encode(bert, ids, dense_linear([(bert[n + ".weight"], bert[n + ".bias"]) for n in names]))
+    table = []
+    for bits in code_bits:
+        for d in densities:
+            res = compress_encoder(bert, d, bits)
+            w = [(r.net.weights()[0], r.net.bias_values()[0]) for r in res]
+            table.append({"density": d, "code_bits": bits,
+                          "mean_cosine": mean_cosine(encode(bert, ids, dense_linear(w)), ref)})
+    four = [t for t in table if t["code_bits"] == CODE_BITS]
+    ok = [t for t in four if t["mean_cosine"] >= floor]
+    best = min(ok, key=lambda t: t["density"]) if ok else max(four, key=lambda t: t["density"])
+    return best["density"], table
 
 
 def load_workload(n_inputs: int, seed: int = 0):
