@@ -52,7 +52,7 @@ from eiesim.errors import EieInputError
 
 __all__ = [
     "PACKAGE", "INSTALL_COMMAND", "DENSITIES", "CODE_BITS", "find_weights", "load_cnn",
-    "conv_features", "head_forward", "compress_head", "load_workload",
+    "LAYER_NAMES", "conv_features", "head_forward", "compress_head", "select_densities", "load_workload",
 ]
 
 #: (pip name, pinned version, import name) of the model package.
