@@ -9,9 +9,9 @@ Usage::
 What it does
 ------------
 * Runs every real workload of :mod:`eiesim.workloads.registry` whose packages
-  are installed and whose layers are all ``fc`` (``mnist-cnn-fc``,
-  ``minilm-ffn``; the LSTM workloads need the ``lstm`` runner and are listed
-  as not run), plus LeNet-300-100 on the 100 embedded MNIST digits
+  are installed (``mnist-cnn-fc``, ``minilm-ffn``, ``silero-vad-lstm``,
+  ``ocr-lstm``; the others are listed with their install command) through
+  :func:`eiesim.workloads.run.run_workload`, plus LeNet-300-100 on the 100 embedded MNIST digits
   (``traces/``) and the authors' real AlexNet FC8 (``../shared/data/alexnet_fc8_eie``,
   when present).
 * Each EIE layer runs on the simulator (Cython kernel, reference design:
@@ -113,29 +113,38 @@ def _group(name: str, workload: str) -> str:
     return name
 
 
+def _summary_dict(ls, group: str, kind: str = "fc") -> dict:
+    """One :class:`~eiesim.sim.network.LayerSummary` of :func:`eiesim.workloads.run.run_workload` as a table row."""
+    n = ls.n_inputs
+    run = RunActivity.from_result(ls)
+    return {
+        "name": ls.name, "group": group, "kind": kind, "shape": [ls.shape[0], ls.shape[1]], "n_inputs": n,
+        "weight_density": float(ls.weight_density), "activation_density": ls.act_nonzeros / (n * ls.shape[1]),
+        "cycles": int(ls.cycles), "cycles_per_input": ls.cycles / n, "time_s_per_input": ls.cycles / n / ls.clock_hz,
+        "energy_pj_per_input": activity_energy(run).total_pj / n,
+        "load_balance_efficiency": ls.counters["macs"] / (ls.cycles * ls.n_pe),
+        "counters": {k: int(v) for k, v in ls.counters.items()},
+    }
+
+
 def run_registered(name: str, n_inputs: int, log) -> dict:
-    """Load a registry workload, run ``forward`` with EIE doing every layer, score it."""
+    """Load a registry workload and run it with :func:`eiesim.workloads.run.run_workload` (EIE does every layer)."""
     from eiesim.workloads.registry import load
+    from eiesim.workloads.run import numpy_runner, run_workload
 
     t0 = time.perf_counter()
     wl = load(name, n_inputs, 0)
     t_load = time.perf_counter() - t0
-    stats = [LayerStats(l, _group(l.name, name)) for l in wl.layers]
-    decoded = [(l.to_dense().astype(np.float32), l.bias_values()) for l in wl.layers]
-
-    def run_float(k, x):
-        w, b = decoded[k]
-        return (np.asarray(x, np.float32) @ w.T + (0 if b is None else b)).astype(np.float32)
-
     t0 = time.perf_counter()
-    out = wl.forward(lambda k, x: stats[k].run(x))
+    wr = run_workload(wl)
     t_sim = time.perf_counter() - t0
     log(f"{name}: {wl.n_inputs} inputs, loaded in {t_load:.1f} s, simulated in {t_sim:.1f} s")
     return {
         "workload": name, "n_inputs": wl.n_inputs, "metric": wl.metric,
-        "quality_simulated": wl.score(out), "quality_compressed_float": wl.score(wl.forward(run_float)),
+        "quality_simulated": wr.quality["compressed"],
+        "quality_compressed_float": float(wl.score(wl.forward(numpy_runner(wl, compressed=True)))),
         "quality_original": wl.original_quality, "metadata": wl.metadata,
-        "layers": [s.to_dict() for s in stats],
+        "layers": [_summary_dict(ls, _group(ls.name, name), kind) for ls, kind in zip(wr.layers, wl.kinds)],
     }
 
 
@@ -253,7 +262,7 @@ def markdown(results: list, not_run: list) -> str:
                      f"{_q(res['quality_compressed_float'], m)} | {_q(res['quality_original'], m)} | "
                      f"{'yes' if res['metadata']['compression'].get('retrained') else 'no'} |")
     lines += ["", "One input vector = one digit (LeNet, MNIST CNN), one token (minilm-ffn: every sentence's "
-              "tokens, [CLS] and [SEP] included, pass every layer), the authors' one FC8 input. "
+              "tokens, [CLS] and [SEP] included, pass every layer), the authors' one FC8 input, one time step (LSTM workloads). "
               "Rows of several layers (x count) sum their per-vector cycles, time and energy; densities "
               "and load balance are over the group. Dense cycles = n_out x n_in / 64: one MAC per PE per "
               "cycle with nothing skipped. Paper rows: EIE Table III densities, Table IV time "
@@ -290,8 +299,8 @@ def plot(results: list, path: Path) -> None:
     ax2.set_xlim(0, 105)
     ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     ax2.set_title("PE utilisation on real activations (64 PEs)")
-    fig.suptitle("Real workloads on simulated EIE (64 PEs, 800 MHz): MNIST CNN FC head, all-MiniLM-L6-v2, "
-                 "LeNet-300-100, AlexNet FC8", fontsize=10)
+    names = ", ".join(r["workload"].split(" ")[0] for r in results)
+    fig.suptitle(f"Real workloads on simulated EIE (64 PEs, 800 MHz, real inputs): {names}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -327,6 +336,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="JSON results (default DIR/real_workloads.json)")
     ap.add_argument("--mnist-inputs", type=int, default=10000, help="MNIST test digits (default all 10,000)")
     ap.add_argument("--minilm-inputs", type=int, default=16, help="sentences (default all 16)")
+    ap.add_argument("--lstm-inputs", type=int, default=10,
+                    help="recordings / text lines of the LSTM workloads (default 10)")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--selection", action="store_true",
                     help="only print how the one-shot densities were chosen (MNIST validation split, "
@@ -346,7 +357,8 @@ def main(argv=None) -> int:
         return 0
     from eiesim.workloads.registry import REGISTRY
 
-    counts = {"mnist-cnn-fc": args.mnist_inputs, "minilm-ffn": args.minilm_inputs}
+    counts = {"mnist-cnn-fc": args.mnist_inputs, "minilm-ffn": args.minilm_inputs,
+              "silero-vad-lstm": args.lstm_inputs, "ocr-lstm": args.lstm_inputs}
     results, not_run = [], []
     try:
         results.append(run_lenet(log))
@@ -355,9 +367,6 @@ def main(argv=None) -> int:
             results.append(fc8)
         for spec in REGISTRY:
             if spec.name == "lenet-300-100":
-                continue
-            if spec.name not in counts:
-                not_run.append(f"{spec.name} (LSTM layers: needs the lstm runner)")
                 continue
             if not spec.installed:
                 not_run.append(f"{spec.name} (not installed: {spec.install_command})")
