@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from importlib import resources
 
@@ -23,6 +24,8 @@ from ._paths import check_command_outputs
 
 DEFAULT_NETWORK = "lenet300100.eie"
 DEFAULT_INPUTS = "mnist_test100.npz"
+#: File name endings read as little-endian float32 raw (the authors' ``act.dat``).
+RAW_INPUT_SUFFIXES = (".dat", ".bin", ".raw", ".f32")
 
 
 def _trace_path(name: str) -> str:
@@ -113,11 +116,14 @@ def _load_inputs(path: str, n_in: int, n_out: int):
     elif low.endswith(".npy"):
         x = parse_npy(read_regular_file(path, MAX_INPUT_BYTES, error=EieInputError, what=".npy file"),
                       path, error=EieInputError)
-    else:
+    elif low.endswith(RAW_INPUT_SUFFIXES):
         raw = read_regular_file(path, MAX_INPUT_BYTES, error=EieInputError, what="float32 .dat file")
         if len(raw) % 4:
             raise EieInputError(f"{path}: {len(raw)} bytes is not a whole number of float32 values")
         x = np.frombuffer(raw, dtype="<f4")
+    else:  # a .txt or .json of the right size was once simulated as float32 garbage
+        raise EieInputError(f"{path}: unknown input file type; give float32 raw ({', '.join(RAW_INPUT_SUFFIXES)}), "
+                            ".npy or .npz")
     if x.dtype.kind not in "biuf":
         raise EieInputError(f"{path}: input activations must be numeric, got dtype {x.dtype}")
     if x.ndim == 1:
@@ -259,9 +265,16 @@ def _run_workload(args) -> int:
     wl = load(spec.name, args.inputs if args.inputs is not None else 4, 0)
     probe = Network(wl.layers[:1], activation="none", kinds=wl.kinds[:1])
     cfg = _build_config(args, probe, f"workload {wl.name}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)
+    from ..sim.result import FixedPointSaturationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         res = run_workload(wl, cfg, backend=args.backend)
+    # per-step notes are dropped, but a fixed16 saturation is never silent (issue 9): the first, and how many more
+    sat = [str(w.message) for w in caught if issubclass(w.category, FixedPointSaturationWarning)]
+    if sat:
+        more = f" (and {len(sat) - 1:,} more saturation warnings over the workload's runs)" if len(sat) > 1 else ""
+        print(f"warning: {sat[0]}{more}", file=sys.stderr)
     print(f"eiesim {__version__}: workload {wl.name}, {wl.n_inputs} input{'s' if wl.n_inputs != 1 else ''}")
     print(f"EIE: {cfg.n_pe} PEs, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
           f"{cfg.clock_hz / 1e6:g} MHz, {cfg.arith}, backend {args.backend}")

@@ -72,5 +72,9 @@ def load_workload(n_inputs: int, seed: int = 0) -> Workload:
     return Workload(
         name="lenet-300-100", layers=tuple(net.layers), kinds=tuple(net.kinds), forward=forward, score=score,
         metric="top-1 accuracy", original_quality=score(arr["float_logits"][:n_inputs]), n_inputs=n_inputs,
-        dense=dense, metadata={"package": None, "source": "traces/ (see traces/README.md)", **net.metadata},
+        dense=dense, metadata={"package": None, "source": "traces/ (see traces/README.md)", **net.metadata,
+                                # the trace's own record (pruning, codebook, ...) plus the two keys every workload has
+                                "compression": {"method": "magnitude prune with retraining + 4-bit k-means codebook "
+                                                          "with centroid fine-tuning (scripts/make_traces.py)",
+                                                "retrained": True, **net.metadata.get("compression", {})}},
     )

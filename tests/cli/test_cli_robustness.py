@@ -461,3 +461,28 @@ def test_symlink_loops_get_one_message_from_every_command(capsys, tmp_path):
     code, out, err = run(capsys, "simulate", "--json", loop)
     assert code == 2 and err.strip() == f"eiesim: error: --json: {loop}: symbolic link loop " \
                                        "(its links never reach a file or folder)", err
+
+
+def test_input_of_unknown_type_is_refused_not_read_as_float32(capsys, tmp_path, fc8_dir):
+    """A fresh-install tester: a .txt of exactly 4 x 4,096 bytes was simulated as float32 garbage (exit 0)."""
+    from eiesim.cli import main
+
+    path = tmp_path / "text.txt"
+    path.write_text("a" * 16383 + "\n")
+    code = main(["simulate", "--eie-dump", str(fc8_dir), "--input", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown input file type" in err and "text.txt" in err and err.count("\n") == 1
+
+
+def test_workload_run_does_not_hide_fixed16_saturation(capsys, tmp_path):
+    """``simulate --workload`` dropped every UserWarning, FixedPointSaturationWarning included (issue 9)."""
+    from eiesim.cli import main
+
+    cfg = tmp_path / "q015.toml"
+    cfg.write_text("act_frac_bits = 15\n")
+    code = main(["simulate", "--workload", "lenet-300-100", "--inputs", "3", "--arith", "fixed16",
+                 "--config", str(cfg)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.count("warning:") == 1 and "saturated" in err and "more saturation warnings" in err
+    assert "retrained: True" in out and "?" not in out.split("\n")[2]
