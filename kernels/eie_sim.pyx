@@ -245,74 +245,103 @@ ctypedef fused mac_t:
 
 
 cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const int64_t* n_rows,
-                       const uint8_t[::1] v, const uint8_t[::1] z, mac_t[::1] macs, int64_t[::1] mac_start,
-                       int64_t[::1] cursor, int32_t[:, ::1] first_row, int32_t[:, ::1] last_row,
-                       int64_t[::1] col_fillers, int code_bits, int index_bits,
-                       int64_t* bad_at) noexcept nogil:
-    """Check every entry rule; fill the per-(column, PE) rows and write the MACs column-major.
+                       const uint8_t* v, const uint8_t* z, mac_t* macs, mac_t* scratch, int64_t* mac_start,
+                       const int64_t* col_entries, int64_t* cursor, int32_t[:, ::1] first_row,
+                       int32_t[:, ::1] last_row,
+                       int code_bits, Py_ssize_t block, int64_t* bad_at) noexcept nogil:
+    """Decode every segment; fill the per-(column, PE) rows and write the MACs column-major.
 
-    ``mac_start`` holds each column's MAC count on entry (prefix sums are taken here).
-    Blocks of columns: within a block each PE's entries are one contiguous read and each
-    column's MACs one contiguous write (a plain column walk misses on N entry streams, a
-    plain PE walk scatters its writes over every column).
+    Codes, relative indices and fillers were checked by the vectorised sweep before;
+    this pass checks only what needs the decoded rows: no segment ends with a filler,
+    and the segment's last (largest) local row lies inside the PE's rows.
+
+    Blocks of ``block`` columns: each PE's entries of the block are one contiguous read,
+    decoded branch-free into ``scratch`` (column-major, each column given room for all
+    its entries, fillers included: a filler's slot is overwritten by the next MAC), then
+    each column's MACs are copied to their place in ``macs`` (one contiguous write).
+    ``col_entries`` (n_cols,) counts each column's entries; ``cursor`` (block,) is work space.
     """
     cdef Py_ssize_t n_pe = ptr_t.shape[1], n_cols = ptr_t.shape[0] - 1
     cdef Py_ssize_t k, j, j0, j1
-    cdef Py_ssize_t block = 64
-    cdef int64_t e, e0, e1, lr, n_local, pos = 0, cnt, fill = 0
-    cdef int vmax = (1 << code_bits) - 1, zmax = (1 << index_bits) - 1
+    cdef int64_t e, e0, e1, lr, n_local, pos, base, out = 0, room
     cdef uint8_t vv, zz
-    for j in range(n_cols):
-        cnt = mac_start[j]
-        mac_start[j] = pos
-        cursor[j] = pos
-        pos += cnt
-    mac_start[n_cols] = pos
+    cdef mac_t rc, step = (<mac_t>n_pe) << code_bits
     j0 = 0
     while j0 < n_cols:
         j1 = j0 + block if j0 + block < n_cols else n_cols
+        room = 0
+        for j in range(j0, j1):
+            cursor[j - j0] = room
+            room += col_entries[j]
         for k in range(n_pe):
             n_local = n_rows[k]
+            base = pe_off[k]
             for j in range(j0, j1):
-                e0 = pe_off[k] + ptr_t[j, k]
-                e1 = pe_off[k] + ptr_t[j + 1, k]
+                e0 = base + ptr_t[j, k]
+                e1 = base + ptr_t[j + 1, k]
+                if e1 == e0:
+                    first_row[j, k] = -1
+                    last_row[j, k] = -2
+                    continue
+                if v[e1 - 1] == 0:
+                    bad_at[0] = e1 - 1
+                    return BAD_FILLER_TRAILING
+                pos = cursor[j - j0]
                 lr = -1
-                first_row[j, k] = -1
-                last_row[j, k] = -2
-                pos = cursor[j]
+                rc = (<mac_t>k) << code_bits  # (global row << code_bits) of local row -1, + n_pe rows
+                rc -= step
                 for e in range(e0, e1):
                     vv = v[e]
                     zz = z[e]
-                    if vv > vmax:
-                        bad_at[0] = e
-                        return BAD_CODE_RANGE
-                    if zz > zmax:
-                        bad_at[0] = e
-                        return BAD_RELIDX_RANGE
-                    if vv == 0 and zz != zmax:
-                        bad_at[0] = e
-                        return BAD_FILLER_NONCANONICAL
                     lr += zz + 1
-                    if lr >= n_local:
-                        bad_at[0] = e
-                        return BAD_ROW_RANGE
-                    if vv == 0:
-                        fill += 1
-                        continue
-                    if e == e0:
-                        first_row[j, k] = <int32_t>lr
-                    macs[pos] = ((<mac_t>(lr * n_pe + k)) << code_bits) | vv
-                    pos += 1
-                cursor[j] = pos
-                col_fillers[j] += fill
-                fill = 0
-                if e1 > e0:
-                    if v[e1 - 1] == 0:
-                        bad_at[0] = e1 - 1
-                        return BAD_FILLER_TRAILING
-                    last_row[j, k] = <int32_t>lr
+                    rc += (zz + 1) * step
+                    scratch[pos] = rc | vv
+                    pos += vv != 0
+                if lr >= n_local:  # rows grow along a segment: its last row is its largest
+                    bad_at[0] = e1 - 1
+                    return BAD_ROW_RANGE
+                first_row[j, k] = <int32_t>(z[e0]) if v[e0] != 0 else -1
+                last_row[j, k] = <int32_t>lr
+                cursor[j - j0] = pos
+        # the block's columns, compacted: column j's MACs are scratch[start_j : cursor[j]]
+        room = 0
+        for j in range(j0, j1):
+            mac_start[j] = out
+            e = cursor[j - j0] - room
+            if e > 0:
+                memcpy(macs + out, scratch + room, <size_t>e * sizeof(mac_t))
+            out += e
+            room += col_entries[j]
         j0 = j1
+    mac_start[n_cols] = out
     return BAD_NONE
+
+
+cdef void _sweep(const uint8_t* v, const uint8_t* z, int64_t n, uint8_t zmax, uint8_t* or_v, uint8_t* or_z,
+                 int64_t* n_fill, int64_t* n_bad) noexcept nogil:
+    """OR of all codes and of all indices, count of fillers (code 0) and of fillers whose
+    index is not ``zmax``; in chunks with 32-bit counters, so the compiler vectorises it."""
+    cdef int64_t c0, c1, i
+    cdef uint8_t ov = 0, oz = 0
+    cdef uint32_t cf, cb
+    cdef int64_t nf = 0, nb = 0
+    c0 = 0
+    while c0 < n:
+        c1 = c0 + 65536 if c0 + 65536 < n else n
+        cf = 0
+        cb = 0
+        for i in range(c0, c1):
+            ov |= v[i]
+            oz |= z[i]
+            cf += v[i] == 0
+            cb += (v[i] == 0) & (z[i] != zmax)
+        nf += cf
+        nb += cb
+        c0 = c1
+    or_v[0] = ov
+    or_z[0] = oz
+    n_fill[0] = nf
+    n_bad[0] = nb
 
 
 def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8_t[::1] z,
@@ -335,34 +364,39 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     (LayerTables or None, int, int)
         The tables, ``BAD_NONE`` and -1; or ``None``, the ``BAD_*`` code of the
         first broken rule and the entry (or PE) it was found at. The rules are
-        those of ``CompressedLayer.check_format(full=True)``: pointers
-        non-decreasing, ``v < 2**code_bits``, ``z < 2**index_bits``, fillers
-        ``(0, 2**index_bits - 1)``, no filler at a segment's end, decoded rows
-        inside the PE's rows; plus a PE's entry count below 2**31 (the int32
+        those of ``CompressedLayer.check_format(full=True)``, in its order:
+        pointers non-decreasing, ``v < 2**code_bits``, ``z < 2**index_bits``,
+        fillers ``(0, 2**index_bits - 1)``, no filler at a segment's end, decoded
+        rows inside the PE's rows; plus a PE's entry count below 2**31 (the int32
         pointer table).
 
     Notes
     -----
-    O(n_pe * n_cols + n_entries) time, one sweep over each PE's entries;
-    allocates only the tables (12 n_pe (n_cols + 1) + 16 (n_cols + 1) bytes
-    and 4 or 8 bytes per MAC) and an int64 cursor per column.
+    Three sequential passes: the pointers (blocked transpose, checks, entries
+    per column); one branch-free sweep over ``v`` and ``z`` (vectorised by the
+    compiler) for the code and index ranges, canonical fillers and the MAC
+    count; then one branch-free decode of each segment in blocks of columns
+    (:func:`_fill_entries`). Allocates only the tables (12 n_pe (n_cols + 1)
+    + 16 (n_cols + 1) bytes and 4 or 8 bytes per MAC), an int64 count per
+    column and one block's scratch.
     """
     cdef Py_ssize_t n_pe = ptr.shape[0]
     cdef Py_ssize_t n_cols = ptr.shape[1] - 1
     cdef Py_ssize_t n_entries = v.shape[0]
-    cdef Py_ssize_t k, j
-    cdef int64_t total = 0, n_macs = 0
+    cdef Py_ssize_t k, j, j0, j1
+    cdef Py_ssize_t block = 64
+    cdef int64_t total = 0, n_macs = 0, max_block = 0, in_block
     cdef int64_t bad_at = -1
     cdef int bad = BAD_NONE
+    cdef int vmax, zmax
     if n_pe < 1 or n_cols < 0 or z.shape[0] != n_entries or n_out < 1 \
             or not (1 <= code_bits <= 8) or not (1 <= index_bits <= 8):
         return None, BAD_SHAPE, -1
+    vmax = (1 << code_bits) - 1
+    zmax = (1 << index_bits) - 1
     for k in range(n_pe):
         if ptr[k, 0] != 0:
             return None, BAD_SHAPE, k
-        for j in range(n_cols):
-            if ptr[k, j + 1] < ptr[k, j]:
-                return None, BAD_PTR_DECREASING, k
         if ptr[k, n_cols] >= (<int64_t>1) << 31:
             return None, BAD_TOO_MANY_ENTRIES, k
         total += ptr[k, n_cols]
@@ -379,39 +413,86 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     cdef int64_t[::1] pe_off = pe_off_arr
     cdef int64_t[::1] n_rows = n_rows_arr
     cdef int64_t[::1] mac_start = mac_start_arr
-    cdef int64_t[::1] cursor = np.zeros(n_cols + 1, dtype=np.int64)
-    cdef int64_t e, cnt
+    cdef int64_t[::1] fill_v = fill_arr
+    cdef int64_t[::1] col_entries = np.zeros(n_cols + 1, dtype=np.int64)
+    cdef int64_t[::1] cursor = np.zeros(block, dtype=np.int64)
+    cdef const uint8_t* vp = &v[0] if n_entries > 0 else NULL
+    cdef const uint8_t* zp = &z[0] if n_entries > 0 else NULL
+    cdef int64_t e, prev, n_fill = 0, n_bad = 0
+    cdef uint8_t or_v = 0, or_z = 0
     with nogil:
-        for k in range(n_pe):  # PE-major, sequential reads: pointers, then MACs per column
+        for k in range(n_pe):
             pe_off[k + 1] = pe_off[k] + ptr[k, n_cols]
             n_rows[k] = (n_out - k + n_pe - 1) // n_pe
-            for j in range(n_cols + 1):
-                ptr_t[j, k] = <int32_t>ptr[k, j]
-            for j in range(n_cols):
-                cnt = 0
-                for e in range(pe_off[k] + ptr[k, j], pe_off[k] + ptr[k, j + 1]):
-                    cnt += v[e] != 0
-                mac_start[j] += cnt
-                n_macs += cnt
+        # pointers: non-decreasing, transposed to column-major, entries per column; in
+        # blocks of columns, so the strided writes stay in cache
+        j0 = 0
+        while j0 < n_cols + 1 and bad == BAD_NONE:
+            j1 = j0 + 512 if j0 + 512 < n_cols + 1 else n_cols + 1
+            for k in range(n_pe):
+                prev = ptr[k, j0 - 1] if j0 > 0 else 0
+                for j in range(j0, j1):
+                    e = ptr[k, j]
+                    if e < prev:
+                        bad = BAD_PTR_DECREASING
+                        bad_at = k
+                        break
+                    ptr_t[j, k] = <int32_t>e
+                    if j > 0:
+                        col_entries[j - 1] += e - prev
+                    prev = e
+                if bad != BAD_NONE:
+                    break
+            j0 = j1
+        if bad == BAD_NONE:
+            j0 = 0
+            while j0 < n_cols:  # entries of the largest block of columns (the decode's scratch)
+                j1 = j0 + block if j0 + block < n_cols else n_cols
+                in_block = 0
+                for j in range(j0, j1):
+                    in_block += col_entries[j]
+                if in_block > max_block:
+                    max_block = in_block
+                j0 = j1
+            # one branch-free sweep: code and index ranges (an OR of all values has a bit
+            # above the width iff some value does), non-canonical fillers, filler count
+            _sweep(vp, zp, n_entries, <uint8_t>zmax, &or_v, &or_z, &n_fill, &n_bad)
+            if or_v > vmax or or_z > zmax or n_bad:  # find the first broken entry, rule by rule
+                bad = BAD_CODE_RANGE if or_v > vmax else BAD_RELIDX_RANGE if or_z > zmax \
+                    else BAD_FILLER_NONCANONICAL
+                for e in range(n_entries):
+                    if (bad == BAD_CODE_RANGE and vp[e] > vmax) or (bad == BAD_RELIDX_RANGE and zp[e] > zmax) \
+                            or (bad == BAD_FILLER_NONCANONICAL and vp[e] == 0 and zp[e] != zmax):
+                        bad_at = e
+                        break
+            n_macs = n_entries - n_fill
+    if bad != BAD_NONE:
+        return None, bad, bad_at
     cdef int32_t[:, ::1] fr_v = first_arr
     cdef int32_t[:, ::1] lr_v = last_arr
-    cdef int64_t[::1] fill_v = fill_arr
-    cdef uint32_t[::1] m32
-    cdef uint64_t[::1] m64
+    cdef uint32_t[::1] m32, s32
+    cdef uint64_t[::1] m64, s64
     if (<uint64_t>n_out) << code_bits < (<uint64_t>1) << 32:
         macs_arr = np.empty(n_macs, dtype=np.uint32)
         m32 = macs_arr
+        s32 = np.empty(max_block + 1, dtype=np.uint32)
         with nogil:
-            bad = _fill_entries[uint32_t](ptr_t, &pe_off[0], &n_rows[0], v, z, m32, mac_start, cursor, fr_v, lr_v,
-                                          fill_v, code_bits, index_bits, &bad_at)
+            bad = _fill_entries[uint32_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp,
+                                          &m32[0] if n_macs > 0 else NULL, &s32[0], &mac_start[0],
+                                          &col_entries[0], &cursor[0], fr_v, lr_v, code_bits, block, &bad_at)
     else:
         macs_arr = np.empty(n_macs, dtype=np.uint64)
         m64 = macs_arr
+        s64 = np.empty(max_block + 1, dtype=np.uint64)
         with nogil:
-            bad = _fill_entries[uint64_t](ptr_t, &pe_off[0], &n_rows[0], v, z, m64, mac_start, cursor, fr_v, lr_v,
-                                          fill_v, code_bits, index_bits, &bad_at)
+            bad = _fill_entries[uint64_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp,
+                                          &m64[0] if n_macs > 0 else NULL, &s64[0], &mac_start[0],
+                                          &col_entries[0], &cursor[0], fr_v, lr_v, code_bits, block, &bad_at)
     if bad != BAD_NONE:
         return None, bad, bad_at
+    with nogil:  # fillers per column: entries - MACs
+        for j in range(n_cols):
+            fill_v[j] = col_entries[j] - (mac_start[j + 1] - mac_start[j])
     cdef LayerTables t = LayerTables.__new__(LayerTables)
     t.n_pe = <int>n_pe
     t.n_out = n_out

@@ -12,58 +12,59 @@
   would hide the submodule ``eiesim.format.validate``.
 """
 
-from .container import (
-    FORMAT_MINOR_VERSION,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MAX_MEMBER_BYTES,
-    Container,
-    ContainerLayer,
-    Network,
-    load_container,
-    load_network,
-    save_network,
-)
-from .dcnet import (
-    SUPPORTED_CODE_BITS,
-    SUPPORTED_INDEX_BITS,
-    DCIssue,
-    DCLayer,
-    DCNet,
-    LayerSpec,
-    compressed_to_dclayer,
-    dclayer_to_compressed,
-    encode_dense,
-    load_layer_specs,
-    net_to_bytes,
-    parse_net,
-    read_net,
-    write_net,
-)
-from .eiedump import DUMP_CODE_BITS, DUMP_INDEX_BITS, EieDump, read_dump, write_dump
-from .layout import CompressedLayer
-from .relindex import (
-    decode_column,
-    decode_segments,
-    encode_column,
-    encode_segments,
-    filler_mask,
-    segment_ids,
-)
-from .validate import (
-    FATAL_CODES,
-    RULES,
-    Finding,
-    LayerCounts,
-    Rule,
-    ValidationReport,
-    detect_format,
-    validate_arrays,
-    validate_container,
-    validate_dump,
-    validate_layer,
-    validate_net,
-)
+#: Where each re-exported name lives: the submodules load on first use (PEP 562), so that
+#: ``import eiesim.format.eiedump`` (the CLI's dump reader) does not import the container,
+#: Deep Compression and validation modules.
+_LAZY = {
+    "FORMAT_MINOR_VERSION": "container",
+    "FORMAT_NAME": "container",
+    "FORMAT_VERSION": "container",
+    "MAX_MEMBER_BYTES": "container",
+    "Container": "container",
+    "ContainerLayer": "container",
+    "Network": "container",
+    "load_container": "container",
+    "load_network": "container",
+    "save_network": "container",
+    "SUPPORTED_CODE_BITS": "dcnet",
+    "SUPPORTED_INDEX_BITS": "dcnet",
+    "DCIssue": "dcnet",
+    "DCLayer": "dcnet",
+    "DCNet": "dcnet",
+    "LayerSpec": "dcnet",
+    "compressed_to_dclayer": "dcnet",
+    "dclayer_to_compressed": "dcnet",
+    "encode_dense": "dcnet",
+    "load_layer_specs": "dcnet",
+    "net_to_bytes": "dcnet",
+    "parse_net": "dcnet",
+    "read_net": "dcnet",
+    "write_net": "dcnet",
+    "DUMP_CODE_BITS": "eiedump",
+    "DUMP_INDEX_BITS": "eiedump",
+    "EieDump": "eiedump",
+    "read_dump": "eiedump",
+    "write_dump": "eiedump",
+    "CompressedLayer": "layout",
+    "decode_column": "relindex",
+    "decode_segments": "relindex",
+    "encode_column": "relindex",
+    "encode_segments": "relindex",
+    "filler_mask": "relindex",
+    "segment_ids": "relindex",
+    "FATAL_CODES": "validate",
+    "RULES": "validate",
+    "Finding": "validate",
+    "LayerCounts": "validate",
+    "Rule": "validate",
+    "ValidationReport": "validate",
+    "detect_format": "validate",
+    "validate_arrays": "validate",
+    "validate_container": "validate",
+    "validate_dump": "validate",
+    "validate_layer": "validate",
+    "validate_net": "validate",
+}
 
 __all__ = [
     "CompressedLayer",
@@ -118,3 +119,18 @@ __all__ = [
     "validate_arrays",
     "detect_format",
 ]
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
