@@ -15,6 +15,7 @@ from .._io import (
     load_npz_members,
     parse_npy,
     read_regular_file,
+    require_regular_file,
     write_atomic,
 )
 from ._args import dim_int, int_range
@@ -122,6 +123,7 @@ def _load_inputs(path: str, n_in: int, n_out: int):
             raise EieInputError(f"{path}: {len(raw)} bytes is not a whole number of float32 values")
         x = np.frombuffer(raw, dtype="<f4")
     else:  # a .txt or .json of the right size was once simulated as float32 garbage
+        require_regular_file(path, error=EieInputError, what="input file")  # a missing file / loop says so first
         raise EieInputError(f"{path}: unknown input file type; give float32 raw ({', '.join(RAW_INPUT_SUFFIXES)}), "
                             ".npy or .npz")
     if x.dtype.kind not in "biuf":
