@@ -175,7 +175,7 @@ def test_validate_command_prints_and_writes_it(tmp_path, capsys):
     assert main(["validate", str(trace), "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert out.count("info INFO-BALANCE") == 3 and "conformant: 0 error(s), 0 warning(s)" in out
-    assert "info INFO-BALANCE [layer 0 'ip1']: PE balance max/mean 1.554" in out
+    assert "info INFO-BALANCE [layer 0 'ip1']: PE balance max/mean 1.551" in out
     doc = json.loads(out_json.read_text())
     assert doc["counts"] == {"errors": 0, "warnings": 0} and doc["conformant_strict"]
     ip1 = doc["info"][0]["data"]
