@@ -108,3 +108,56 @@ def test_outcomes_are_classified(monkeypatch, tmp_path):
     assert _classify(monkeypatch, tmp_path, crash)["sig"] == "signal SIGSEGV"
     assert _classify(monkeypatch, tmp_path, hang, timeout=0.5)["outcome"] == "hang"
     assert _classify(monkeypatch, tmp_path, blow_up)["outcome"] == "memory"
+
+
+def test_batch_child_classifies_like_one_child_per_input(monkeypatch, tmp_path):
+    """``run_many`` (a child per batch) gives every input the outcome ``run_one`` gives it, in order,
+    and restarts a fresh child after each failure: an input after a crash, a hang or a blow-up
+    is still run and still accepted."""
+
+    def crash():
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    def untyped():
+        return {}["missing"]
+
+    def stuck():  # the alarm is blocked: only the parent's kill ends it
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+        time.sleep(30)
+
+    def rss_hog():  # 300 MB really touched: over the 200 MB RSS limit, under the 1 GB cap
+        b = bytearray(300 << 20)
+        b[::4096] = b"\x01" * len(b[::4096])
+        return "ok"
+
+    def exits():
+        os._exit(7)
+
+    def typed():
+        raise EieInputError("bad file")
+
+    def silent():
+        raise fuzz.Silent("lost a layer")
+
+    bodies = {"ok": lambda: "ok", "typed": typed, "crash": crash, "sleep": lambda: time.sleep(30),
+              "untyped": untyped, "stuck": stuck, "big": lambda: bytearray(3 << 30), "hog": rss_hog,
+              "silent": silent, "exits": exits}
+    monkeypatch.setattr(fuzz, "api_run", lambda reader, inp, ctx: bodies[Path(inp).name]())
+    order = ["ok", "typed", "crash", "ok", "sleep", "ok", "untyped", "stuck", "typed", "big", "hog", "ok",
+             "silent", "exits", "ok", "ok"]
+    recs = fuzz.run_many("npz", [(str(tmp_path / n), str(tmp_path), {}) for n in order], 1.5, 1 << 30,
+                         200 << 20, grace=0.5)
+    got = [r["outcome"] for r in recs]
+    assert got == ["accepted", "typed", "signal", "accepted", "hang", "accepted", "traceback", "hang", "typed",
+                   "memory", "memory", "accepted", "silent", "traceback", "accepted", "accepted"]
+    assert recs[2]["sig"] == "signal SIGSEGV"
+    assert recs[4]["sig"].startswith("timeout at") and recs[7]["sig"] == "timeout 1.5 s (killed)"
+    assert recs[6]["sig"].startswith("KeyError")
+    assert recs[10]["sig"].startswith("peak RSS") and recs[10]["was"] == "accepted"
+    assert recs[13]["sig"] == "child exit 7 without a result"
+    # the same inputs one child each: identical outcomes
+    for name, want in zip(order, got):
+        if name in ("stuck", "sleep"):
+            continue  # (30 s each in run_one at this timeout's kill; covered by test_outcomes_are_classified)
+        rec = fuzz.run_one("npz", "api", tmp_path / name, tmp_path, {}, None, 20.0, 1 << 30, 200 << 20)
+        assert rec["outcome"] == want, name
