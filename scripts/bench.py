@@ -432,12 +432,13 @@ def fuzz_row(pairs, n=25):
         seeds = fuzz._build_seeds_isolated(Path(d) / "seeds")
         fuzz._worker_init(seeds, str(Path(d) / "seeds"))
         signal.signal(signal.SIGINT, signal.default_int_handler)  # _worker_init ignores Ctrl-C
-        k = [0]
+        k, seen = [0], {"input": [], "batch": []}
 
         def run(iso):
             idx = list(range(k[0] * n, (k[0] + 1) * n))
             for r in fuzz.READERS:
-                fuzz.run_batch(r, "api", idx, 0, 20.0, 2 << 30, 1 << 30, None, iso)
+                _, _, recs = fuzz.run_batch(r, "api", idx, 0, 20.0, 2 << 30, 1 << 30, None, iso)
+                seen[iso] += [(r, rec["i"], rec["outcome"]) for rec in recs]
 
         def fa():
             run("input")
@@ -448,8 +449,9 @@ def fuzz_row(pairs, n=25):
 
         r = interleaved(fa, fb, pairs)
     per = n * len(fuzz.READERS)
+    same = sum(a == b for a, b in zip(seen["input"], seen["batch"]))
     r["detail"] = (f"{per} inputs per side per pair (all 9 readers): {r['a_ms'] / per:.1f} vs "
-                   f"{r['b_ms'] / per:.1f} ms per input")
+                   f"{r['b_ms'] / per:.1f} ms per input; same outcome for {same} of {len(seen['batch'])} inputs")
     return r
 
 
