@@ -891,8 +891,12 @@ def _check_layer(layer, act, dense=None) -> None:
     if b is not None:
         ref = ref + b
     out = np.asarray(res.output, dtype=np.float64)
-    tol = 1e-4 * (np.abs(w) @ np.abs(np.asarray(act, dtype=np.float64)) + (np.abs(b) if b is not None else 0) + 1)
-    if out.shape != ref.shape or not np.all(np.abs(out - ref) <= tol):
+    bound = np.abs(w) @ np.abs(np.asarray(act, dtype=np.float64)) + (np.abs(b) if b is not None else 0)
+    tol = 1e-4 * (bound + 1)
+    # float32 arithmetic may overflow to +-inf (or inf - inf = NaN) where the magnitude bound of the sum
+    # leaves float32's range; the float64 decode then is no reference for that output
+    overflow = (bound > float(np.finfo(np.float32).max)) & ~np.isfinite(out) if out.shape == ref.shape else False
+    if out.shape != ref.shape or not np.all((np.abs(out - ref) <= tol) | overflow):
         raise Silent(f"layer {layer.name!r}: simulated output differs from the dense decode")
 
 

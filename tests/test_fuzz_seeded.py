@@ -161,3 +161,22 @@ def test_batch_child_classifies_like_one_child_per_input(monkeypatch, tmp_path):
             continue  # (30 s each in run_one at this timeout's kill; covered by test_outcomes_are_classified)
         rec = fuzz.run_one("npz", "api", tmp_path / name, tmp_path, {}, None, 20.0, 1 << 30, 200 << 20)
         assert rec["outcome"] == want, name
+
+
+def test_float32_overflow_is_not_a_silent_wrong_output():
+    """Regression (campaign seed 1, ``--seed 1 --replay dump api 129``): an activation of -1.7e38 makes the
+    float32 sum overflow to -inf; the float64 decode is then no reference and the input is not
+    'silent'. A wrong decode of a finite output still is."""
+    import numpy as np
+
+    from eiesim.format.layout import CompressedLayer
+
+    w = np.array([[2.0, 0.0], [0.0, 1.0]], np.float32)
+    layer = CompressedLayer.from_weights(w, np.arange(16, dtype=np.float32), 2)  # codes = values 0..15
+    act = np.array([3e38, 1.0], np.float32)
+    from eiesim.sim.engine import simulate
+
+    assert np.isposinf(simulate(layer, act).output[0])
+    fuzz._check_layer(layer, act)  # output 0 is +inf in float32: an overflow, not a wrong decode
+    with pytest.raises(fuzz.Silent):
+        fuzz._check_layer(layer, act, dense=w * 2)  # output 1 (finite) now disagrees
