@@ -843,8 +843,8 @@ def zip_unlisted_data(zf):
     So the members it lists, each a local header (30 bytes + name + extra
     field, PKWARE APPNOTE 4.3.7), compressed data and, when flag bit 3 is set,
     a data descriptor (at most :data:`ZIP_MAX_DATA_DESCRIPTOR` bytes), must
-    tile the bytes from the first member (``zipfile``'s ``concat`` prefix
-    aside) to the central directory without gaps.
+    tile the bytes from offset 0 to the central directory without gaps (a
+    prefix before the first member, which zipfile skips, is refused too).
 
     Parameters
     ----------
@@ -862,7 +862,7 @@ def zip_unlisted_data(zf):
     if end is None or zf.fp is None:
         return None
     infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
-    pos = infos[0].header_offset if infos else 0
+    pos = 0  # a prefix (zipfile's 'concat': e.g. another archive's local headers) is unlisted data too
     if not infos and end > 0:
         return (f"the ZIP central directory lists no member, but {end} bytes precede it (members it does not "
                 "list: a damaged entry count or directory size); refused, not read as empty")

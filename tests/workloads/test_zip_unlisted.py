@@ -104,3 +104,15 @@ def test_empty_model_is_refused(tmp_path):
     np.savez(p)  # a valid archive with no arrays at all
     with pytest.raises(EieInputError, match="holds no tensors"):
         load_model(p)
+
+
+def test_npz_with_a_prefix_of_local_headers_is_refused(tmp_path):
+    """Fuzz reproducer ``--seed 8 --replay npz api 852``: copies of the archive (one with a damaged
+    member name) before the real one; zipfile skips the prefix and read 4 of the 5 names present."""
+    p = tmp_path / "m.npz"
+    data = _two_array_npz(p)
+    p.write_bytes(data.replace(b"b.npy", b"c.npy") + data)
+    with zipfile.ZipFile(p) as zf:
+        assert [i.filename for i in zf.infolist()] == ["w.npy", "b.npy"]
+    with pytest.raises(EieInputError, match=r"bytes 0\.\.\d+ before member 'w.npy' are not listed"):
+        load_model(p)
