@@ -35,6 +35,7 @@ __all__ = [
     "zip_member",
     "read_zip_member",
     "check_zip_members",
+    "zip_unlisted_data",
     "parse_npy",
     "parse_npy_header",
     "load_npz_members",
@@ -821,6 +822,67 @@ def check_zip_members(zf, *, path, error=None, max_bytes=None) -> None:
             if error is None:
                 raise EieFormatError(f"{path}: member {exc.member!r} {exc}", code=exc.code) from None
             raise error(f"{path}: member {exc.member!r} {exc}") from None
+    problem = zip_unlisted_data(zf)
+    if problem is not None:
+        if error is None:
+            raise EieFormatError(f"{path}: {problem}", code="CONTAINER-UNLISTED-DATA")
+        raise error(f"{path}: {problem} [CONTAINER-UNLISTED-DATA]")
+
+
+#: Largest ZIP data descriptor (ZIP64, with its optional signature), in bytes (PKWARE APPNOTE 4.3.9).
+ZIP_MAX_DATA_DESCRIPTOR = 24
+
+
+def zip_unlisted_data(zf):
+    """Bytes before the central directory that no member it lists accounts for, or None.
+
+    The central directory is the archive's table of contents; zipfile reads
+    only what it lists. If its entry count or size field is damaged (to zero,
+    say) the archive still holds local headers and data that no reader sees:
+    an ``.npz`` would load as fewer arrays, or none, and no check would fail.
+    So the members it lists, each a local header (30 bytes + name + extra
+    field, PKWARE APPNOTE 4.3.7), compressed data and, when flag bit 3 is set,
+    a data descriptor (at most :data:`ZIP_MAX_DATA_DESCRIPTOR` bytes), must
+    tile the bytes from offset 0 to the central directory without gaps (a
+    prefix before the first member, which zipfile skips, is refused too).
+
+    Parameters
+    ----------
+    zf : zipfile.ZipFile
+        Open for reading, members already vetted (:func:`check_zip_members`).
+
+    Returns
+    -------
+    str or None
+        The first gap found, named by its byte range, or None when the listed members cover the archive.
+    """
+    import zipfile
+
+    end = getattr(zf, "start_dir", None)
+    if end is None or zf.fp is None:
+        return None
+    infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+    pos = 0  # a prefix (zipfile's 'concat': e.g. another archive's local headers) is unlisted data too
+    if not infos and end > 0:
+        return (f"the ZIP central directory lists no member, but {end} bytes precede it (members it does not "
+                "list: a damaged entry count or directory size); refused, not read as empty")
+    for info in infos:
+        slack = ZIP_MAX_DATA_DESCRIPTOR if info.flag_bits & 0x08 else 0
+        if not pos <= info.header_offset <= pos + slack:
+            return (f"bytes {pos}..{info.header_offset} before member {info.filename!r} are not listed in the ZIP "
+                    "central directory (a member it does not list)")
+        zf.fp.seek(info.header_offset)
+        head = zf.fp.read(zipfile.sizeFileHeader)
+        if len(head) != zipfile.sizeFileHeader:
+            return f"member {info.filename!r}: local header truncated"
+        fh = struct.unpack(zipfile.structFileHeader, head)
+        pos = (info.header_offset + zipfile.sizeFileHeader + fh[zipfile._FH_FILENAME_LENGTH]
+               + fh[zipfile._FH_EXTRA_FIELD_LENGTH] + info.compress_size)
+    slack = ZIP_MAX_DATA_DESCRIPTOR if infos and infos[-1].flag_bits & 0x08 else 0
+    if not pos <= end <= pos + slack:
+        return (f"bytes {pos}..{end} before the ZIP central directory are not listed in it (members it does not "
+                "list: a damaged entry count or directory size)")
+    return None
 
 
 #: Magic bytes of a ``.npy`` image (NumPy format specification).

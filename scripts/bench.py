@@ -52,6 +52,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -74,7 +75,7 @@ from eiesim.format.layout import CompressedLayer  # noqa: E402
 from eiesim.sim.engine import simulate  # noqa: E402
 
 ALL_ROWS = ("fc8", "fc6", "vgg6", "cold", "cold-vgg6", "rss", "mnist", "cli-fc8", "reference", "encode",
-            "huffman", "container", "trace-off", "trace-on")
+            "huffman", "container", "trace-off", "trace-on", "fuzz")
 
 
 # ----------------------------------------------------------------------------- timing helpers
@@ -417,6 +418,43 @@ def trace_off_row(pairs, baseline_dir):
 
 
 # (key, case, A / B, target, function, which pair count)
+def fuzz_row(pairs, n=25):
+    """scripts/fuzz.py API inputs: one forked child per input / one child per batch (same inputs).
+
+    Each pair runs the same ``n`` inputs of every reader (a different slice per pair) through
+    ``fuzz.run_batch`` with ``isolation="input"`` then ``"batch"``; the time includes building
+    the inputs (identical on both sides).  Reports per-input ms and the input/batch ratio.
+    """
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import fuzz
+
+    with tempfile.TemporaryDirectory(prefix="bench-fuzz-") as d:
+        seeds = fuzz._build_seeds_isolated(Path(d) / "seeds")
+        fuzz._worker_init(seeds, str(Path(d) / "seeds"))
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # _worker_init ignores Ctrl-C
+        k, seen = [0], {"input": [], "batch": []}
+
+        def run(iso):
+            idx = list(range(k[0] * n, (k[0] + 1) * n))
+            for r in fuzz.READERS:
+                _, _, recs = fuzz.run_batch(r, "api", idx, 0, 20.0, 2 << 30, 1 << 30, None, iso)
+                seen[iso] += [(r, rec["i"], rec["outcome"]) for rec in recs]
+
+        def fa():
+            run("input")
+
+        def fb():
+            run("batch")
+            k[0] += 1
+
+        r = interleaved(fa, fb, pairs)
+    per = n * len(fuzz.READERS)
+    same = sum(a == b for a, b in zip(seen["input"], seen["batch"]))
+    r["detail"] = (f"{per} inputs per side per pair (all 9 readers): {r['a_ms'] / per:.1f} vs "
+                   f"{r['b_ms'] / per:.1f} ms per input; same outcome for {same} of {len(seen['batch'])} inputs")
+    return r
+
+
 TABLE = [
     ("fc8", "warm simulate / scipy CSC W@a+b, real FC8", "<= 0.6", lambda p: vs_scipy("fc8", p.pairs)),
     ("fc6", "same, AlexNet fc6-size (9216->4096, 9 % / 35 %)", "<= 0.6", lambda p: vs_scipy("fc6", p.pairs)),
@@ -438,6 +476,7 @@ TABLE = [
     ("trace-off", "kernel run_batch, tracing off / kernel without the trace hook, FC8", "-",
      lambda p: trace_off_row(p.pairs, p.baseline_kernel)),
     ("trace-on", "simulate(events=True) / simulate(), FC8 (issue 14)", "-", lambda p: trace_on_row(p.pairs)),
+    ("fuzz", "fuzz.py API inputs, a child per input / a child per batch", "-", lambda p: fuzz_row(p.pairs_slow)),
 ]
 
 

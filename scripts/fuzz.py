@@ -55,6 +55,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import argparse  # noqa: E402
 import collections  # noqa: E402
 import concurrent.futures as cf  # noqa: E402
+import contextlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -890,8 +891,12 @@ def _check_layer(layer, act, dense=None) -> None:
     if b is not None:
         ref = ref + b
     out = np.asarray(res.output, dtype=np.float64)
-    tol = 1e-4 * (np.abs(w) @ np.abs(np.asarray(act, dtype=np.float64)) + (np.abs(b) if b is not None else 0) + 1)
-    if out.shape != ref.shape or not np.all(np.abs(out - ref) <= tol):
+    bound = np.abs(w) @ np.abs(np.asarray(act, dtype=np.float64)) + (np.abs(b) if b is not None else 0)
+    tol = 1e-4 * (bound + 1)
+    # float32 arithmetic may overflow to +-inf (or inf - inf = NaN) where the magnitude bound of the sum
+    # leaves float32's range; the float64 decode then is no reference for that output
+    overflow = (bound > float(np.finfo(np.float32).max)) & ~np.isfinite(out) if out.shape == ref.shape else False
+    if out.shape != ref.shape or not np.all((np.abs(out - ref) <= tol) | overflow):
         raise Silent(f"layer {layer.name!r}: simulated output differs from the dense decode")
 
 
@@ -1122,6 +1127,31 @@ def _innermost(tb) -> str:
     return f"{Path(f.filename).name}:{f.lineno} {f.name}"
 
 
+class _Timeout(BaseException):
+    """Raised by the batch child's per-input alarm (a BaseException: no ``except Exception`` eats it)."""
+
+
+def _api_record(reader, inp: Path, ctx) -> dict:
+    """Run the API of ``reader`` on one input (in a child) and classify how it ended."""
+    try:
+        note = api_run(reader, inp, ctx)
+        return {"outcome": "accepted", "note": note}
+    except Silent as exc:
+        return {"outcome": "silent", "sig": "silent: " + str(exc).split(":")[0], "msg": str(exc)[:300]}
+    except _Timeout as exc:
+        return {"outcome": "hang", "sig": f"timeout at {_innermost(exc.__traceback__)}"}
+    except BaseException as exc:  # noqa: BLE001 - classifying is the point
+        from eiesim.errors import EieError, EieFormatError
+
+        if isinstance(exc, EieError):
+            return {"outcome": "typed", "type": type(exc).__name__, "msg": str(exc)[:300],
+                    "empty_msg": not str(exc),
+                    "no_code": isinstance(exc, EieFormatError) and getattr(exc, "code", None) is None}
+        return {"outcome": "memory" if isinstance(exc, MemoryError) else "traceback",
+                "sig": f"{type(exc).__name__} at {_innermost(exc.__traceback__)}",
+                "msg": str(exc)[:300], "tb": "".join(traceback.format_exception(exc))[-3000:]}
+
+
 def _child(reader, mode, inp: Path, out: Path, ctx, argv, res_path: str, mem_cap: int) -> None:
     """Body of the forked child: never returns."""
     code = 0
@@ -1134,22 +1164,7 @@ def _child(reader, mode, inp: Path, out: Path, ctx, argv, res_path: str, mem_cap
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
         if mode == "api":
-            try:
-                note = api_run(reader, inp, ctx)
-                rec = {"outcome": "accepted", "note": note}
-            except Silent as exc:
-                rec = {"outcome": "silent", "sig": "silent: " + str(exc).split(":")[0], "msg": str(exc)[:300]}
-            except BaseException as exc:  # noqa: BLE001 - classifying is the point
-                from eiesim.errors import EieError, EieFormatError
-
-                if isinstance(exc, EieError):
-                    rec = {"outcome": "typed", "type": type(exc).__name__, "msg": str(exc)[:300],
-                           "empty_msg": not str(exc),
-                           "no_code": isinstance(exc, EieFormatError) and getattr(exc, "code", None) is None}
-                else:
-                    rec = {"outcome": "memory" if isinstance(exc, MemoryError) else "traceback",
-                           "sig": f"{type(exc).__name__} at {_innermost(exc.__traceback__)}",
-                           "msg": str(exc)[:300], "tb": "".join(traceback.format_exception(exc))[-3000:]}
+            rec = _api_record(reader, inp, ctx)
         else:
             rec = _child_cli(reader, inp, out, ctx, argv)
     except BaseException as exc:  # noqa: BLE001
@@ -1211,6 +1226,8 @@ def _child_cli(reader, inp, out, ctx, argv) -> dict:
 def run_one(reader, mode, inp: Path, out: Path, ctx, argv, timeout: float, mem_cap: int, rss_limit: int) -> dict:
     """Fork a child for one input, cap and time it, and return its outcome record."""
     res_path = str(inp.parent / "result.json")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(res_path)  # a child that dies without a record must not read an older one
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
@@ -1245,6 +1262,117 @@ def run_one(reader, mode, inp: Path, out: Path, ctx, argv, timeout: float, mem_c
     rec["s"] = round(dt, 3)
     rec["rss_mib"] = round(rss / 2**20)
     return rec
+
+
+def _batch_child(reader, items, wfd: int, timeout: float, mem_cap: int, rss_limit: int) -> None:
+    """Body of a batch child: run the API on ``items`` in turn, one JSON line per outcome; never returns.
+
+    The child stops (exit 0) after the first input whose outcome is not ``accepted``/``typed``
+    or that pushed its peak resident set over ``rss_limit``, so that the parent restarts a fresh
+    child for the rest: only inputs that ended cleanly ever share a process.
+    """
+    code = 0
+    try:
+        import faulthandler
+
+        faulthandler.disable()
+        if mem_cap:
+            resource.setrlimit(resource.RLIMIT_AS, (mem_cap, mem_cap))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        rec_limit = max(sys.getrecursionlimit(), 1000)
+
+        def _alarm(signum, frame):
+            raise _Timeout()
+
+        signal.signal(signal.SIGALRM, _alarm)
+        os.write(wfd, b"R\n")  # set up: the parent's deadline for the first input starts now
+        for inp, out, ctx in items:
+            sys.setrecursionlimit(rec_limit)  # what a one-input child starts with
+            t0 = time.monotonic()
+            try:
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+                rec = _api_record(reader, Path(inp), ctx)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            except _Timeout:  # the alarm fired after the API returned: still this input's
+                rec = {"outcome": "hang", "sig": f"timeout {timeout:g} s"}
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if "matplotlib.pyplot" in sys.modules:
+                sys.modules["matplotlib.pyplot"].close("all")
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            if rss_limit and rss > rss_limit and rec["outcome"] in ("accepted", "typed"):
+                rec = {"outcome": "memory", "sig": f"peak RSS {rss / 2**20:.0f} MiB", "was": rec["outcome"],
+                       "msg": rec.get("msg", "")}
+            rec["s"] = round(time.monotonic() - t0, 3)
+            rec["rss_mib"] = round(rss / 2**20)
+            line = (json.dumps(rec, allow_nan=False) + "\n").encode("utf-8")
+            while line:
+                line = line[os.write(wfd, line):]
+            if rec["outcome"] not in ("accepted", "typed"):
+                break
+    except BaseException:  # noqa: BLE001 - the parent classifies the missing record
+        code = 3
+    finally:
+        os._exit(code)
+
+
+def run_many(reader, items, timeout: float, mem_cap: int, rss_limit: int, grace: float = 5.0) -> list:
+    """Run the API of ``reader`` on ``items`` (``(inp, out, ctx)`` triples) in as few forked children as the
+    outcomes allow; return one outcome record per item, in order.
+
+    Same isolation as :func:`run_one` for every failure: each child has the ``RLIMIT_AS`` cap, a
+    per-input alarm (``setitimer``, ``timeout`` seconds) backed by a parent-side kill at
+    ``timeout + grace`` s after the previous input finished (an alarm cannot interrupt code
+    that holds the GIL or blocks the signal), and stops after any failure
+    outcome or a peak RSS over ``rss_limit``.  A child that dies by a signal, is killed on the
+    deadline or exits without a record charges that outcome to the input it was running, and a
+    fresh child takes the rest.
+    """
+    recs = []
+    while len(recs) < len(items):
+        todo = items[len(recs):]
+        rfd, wfd = os.pipe()
+        t0 = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            os.close(rfd)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _batch_child(reader, todo, wfd, timeout, mem_cap, rss_limit)
+        os.close(wfd)
+        buf, got, killed = b"", 0, False
+        try:
+            while True:
+                left = t0 + timeout + grace - time.monotonic()
+                ready, _, _ = select.select([rfd], [], [], max(left, 0.0))
+                if not ready:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = True
+                    break
+                chunk = os.read(rfd, 1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line != b"R":
+                        recs.append(json.loads(line))
+                        got += 1
+                    t0 = time.monotonic()
+            _, status, ru = os.wait4(pid, 0)
+        finally:
+            os.close(rfd)
+        if got < len(todo) and (killed or got == 0 or os.WIFSIGNALED(status) or os.WEXITSTATUS(status) != 0):
+            # the input being run when the child died takes the blame
+            if killed:
+                rec = {"outcome": "hang", "sig": f"timeout {timeout:g} s (killed)"}
+            elif os.WIFSIGNALED(status):
+                rec = {"outcome": "signal", "sig": f"signal {signal.Signals(os.WTERMSIG(status)).name}"}
+            else:
+                rec = {"outcome": "traceback", "sig": f"child exit {os.WEXITSTATUS(status)} without a result"}
+            rec["s"] = round(time.monotonic() - t0, 3)
+            rec["rss_mib"] = round(ru.ru_maxrss / 2**10)
+            recs.append(rec)
+    return recs
 
 
 # =========================================================================== pool worker
@@ -1313,8 +1441,15 @@ def build_input(reader, mode, i, master, seeds, work: Path):
     return seed_dir, inp, f"seed {k}: {desc}"
 
 
-def run_batch(reader, mode, indices, master, timeout, mem_cap, rss_limit, keep_dir=None):
-    """Pool task: build and run the inputs ``indices`` of (reader, mode); returns their records."""
+def run_batch(reader, mode, indices, master, timeout, mem_cap, rss_limit, keep_dir=None, isolation="batch"):
+    """Pool task: build and run the inputs ``indices`` of (reader, mode); returns their records.
+
+    ``isolation``: ``"batch"`` runs the API inputs of the batch in as few children as the outcomes
+    allow (:func:`run_many`); ``"input"`` forks one child per input (:func:`run_one`, always the
+    case for the CLI).
+    """
+    if mode == "api" and isolation == "batch":
+        return _run_batch_many(reader, indices, master, timeout, mem_cap, rss_limit, keep_dir)
     seeds = _W["seeds"]
     out_recs = []
     for i in indices:
@@ -1345,6 +1480,35 @@ def run_batch(reader, mode, indices, master, timeout, mem_cap, rss_limit, keep_d
     return reader, mode, out_recs
 
 
+def _run_batch_many(reader, indices, master, timeout, mem_cap, rss_limit, keep_dir=None):
+    """:func:`run_batch` for API inputs: build them all, then run them through :func:`run_many`."""
+    seeds = _W["seeds"]
+    out_recs, built = [], []
+    top = Path(tempfile.mkdtemp(prefix=f"fz-{reader}-api-{indices[0]}-"))
+    try:
+        for i in indices:
+            work = top / str(i)
+            try:
+                seed_dir, inp, desc = build_input(reader, "api", i, master, seeds, work)
+            except Exception as exc:  # noqa: BLE001 - a mutator bug must not stop the run
+                out_recs.append({"i": i, "outcome": "harness", "sig": f"mutator {type(exc).__name__}: {exc}"})
+                continue
+            (work / "out").mkdir()
+            built.append((i, inp, desc, _ctx(reader, str(seed_dir))))
+        recs = run_many(reader, [(str(inp), str(inp.parent / "out"), ctx) for _, inp, _, ctx in built],
+                        timeout, mem_cap, rss_limit)
+        for (i, inp, desc, _), rec in zip(built, recs):
+            rec.update(i=i, desc=desc)
+            if keep_dir and rec["outcome"] in FAILURES:
+                dst = Path(keep_dir) / f"{reader}-api-{i}"
+                if not dst.exists():
+                    shutil.copytree(inp, dst)
+            out_recs.append(rec)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    return reader, "api", out_recs
+
+
 # =========================================================================== driver
 def format_tables(summary: dict) -> str:
     """One text table per mode: reader x outcome counts."""
@@ -1358,7 +1522,7 @@ def format_tables(summary: dict) -> str:
         head = ["reader", "inputs"] + cols
         body = [[r, str(sum(rows[r].values()))] + [f"{rows[r].get(c, 0):,}" for c in cols] for r in rows]
         w = [max(len(x[j]) for x in [head] + body) for j in range(len(head))]
-        lines.append(f"{mode.upper()} (one input per child process)")
+        lines.append(f"{mode.upper()} inputs (outcome counts)")
         lines.append("  ".join(h.ljust(w[j]) if j == 0 else h.rjust(w[j]) for j, h in enumerate(head)))
         lines.append("  ".join("-" * x for x in w))
         for b in body:
@@ -1368,8 +1532,13 @@ def format_tables(summary: dict) -> str:
 
 
 def run_campaign(readers, n_api, n_cli, *, master=0, workers=None, timeout=20.0, mem_cap=2 << 30,
-                 rss_limit=1 << 30, batch=None, keep_dir=None, seed_root=None, progress=None) -> dict:
-    """Run the campaign; return ``{"summary": {mode: {reader: {outcome: n}}}, "failures": [...], ...}``."""
+                 rss_limit=1 << 30, batch=None, keep_dir=None, seed_root=None, progress=None,
+                 isolation="batch") -> dict:
+    """Run the campaign; return ``{"summary": {mode: {reader: {outcome: n}}}, "failures": [...], ...}``.
+
+    ``isolation`` (API inputs): ``"batch"`` (default) runs each batch in one forked child,
+    restarted after any failure; ``"input"`` forks one child per input.
+    """
     workers = workers or os.cpu_count() or 1
     own = seed_root is None
     root = Path(seed_root or tempfile.mkdtemp(prefix="eiesim-fuzz-seeds-"))
@@ -1396,7 +1565,7 @@ def run_campaign(readers, n_api, n_cli, *, master=0, workers=None, timeout=20.0,
         done = 0
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                                     initargs=(seeds, str(root))) as ex:
-            futs = [ex.submit(run_batch, r, m, idx, master, timeout, mem_cap, rss_limit, keep_dir)
+            futs = [ex.submit(run_batch, r, m, idx, master, timeout, mem_cap, rss_limit, keep_dir, isolation)
                     for r, m, idx in tasks]
             for fut in _interruptible(cf.as_completed(futs), ex):
                 reader, mode, recs = fut.result()
@@ -1417,7 +1586,7 @@ def run_campaign(readers, n_api, n_cli, *, master=0, workers=None, timeout=20.0,
                 if progress:
                     progress(done, len(tasks))
         return {
-            "seed": master, "workers": workers, "timeout_s": timeout, "mem_cap_bytes": mem_cap,
+            "seed": master, "workers": workers, "isolation": isolation, "timeout_s": timeout, "mem_cap_bytes": mem_cap,
             "rss_limit_bytes": rss_limit, "wall_s": round(time.monotonic() - t0, 1),
             "inputs": {"api": n_api, "cli": n_cli}, "readers": list(readers),
             "summary": {m: {r: dict(c) for r, c in rows.items()} for m, rows in summary.items()},
@@ -1483,6 +1652,9 @@ def main(argv=None) -> int:
     ap.add_argument("--mem-cap", type=float, default=2.0, help="RLIMIT_AS of each child in GB (default 2)")
     ap.add_argument("--rss-limit", type=float, default=1.0,
                     help="peak resident set (GB) above which an input counts as a memory blow-up (default 1)")
+    ap.add_argument("--isolation", choices=("batch", "input"), default="batch",
+                    help="API inputs: one forked child per batch, restarted after any failure (default), "
+                         "or one child per input")
     ap.add_argument("--json", metavar="OUT", help="write the tables, failure signatures and reproducers as JSON")
     ap.add_argument("--keep", metavar="DIR", help="copy every failing input into DIR (or, with --replay, the input)")
     ap.add_argument("--replay", nargs=3, metavar=("READER", "MODE", "INDEX"), help="rebuild and run one input")
@@ -1509,10 +1681,11 @@ def main(argv=None) -> int:
             print(f"\r{done}/{total} batches", end="", file=sys.stderr, flush=True)
 
     res = run_campaign(readers, a.api, a.cli, master=a.seed, workers=a.workers, timeout=a.timeout,
-                       mem_cap=mem_cap, rss_limit=rss, keep_dir=a.keep, progress=prog)
+                       mem_cap=mem_cap, rss_limit=rss, keep_dir=a.keep, progress=prog, isolation=a.isolation)
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    print(f"eiesim fuzz: seed {a.seed}, {res['workers']} workers, {a.timeout:g} s / {a.mem_cap:g} GB per input, "
+    print(f"eiesim fuzz: seed {a.seed}, {res['workers']} workers, {a.isolation} isolation, "
+          f"{a.timeout:g} s / {a.mem_cap:g} GB per input, "
           f"{res['wall_s']:.0f} s")
     print()
     print(format_tables(res["summary"]))

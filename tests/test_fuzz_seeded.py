@@ -108,3 +108,85 @@ def test_outcomes_are_classified(monkeypatch, tmp_path):
     assert _classify(monkeypatch, tmp_path, crash)["sig"] == "signal SIGSEGV"
     assert _classify(monkeypatch, tmp_path, hang, timeout=0.5)["outcome"] == "hang"
     assert _classify(monkeypatch, tmp_path, blow_up)["outcome"] == "memory"
+
+
+def test_batch_child_classifies_like_one_child_per_input(monkeypatch, tmp_path):
+    """``run_many`` (a child per batch) gives every input the outcome ``run_one`` gives it, in order,
+    and restarts a fresh child after each failure: an input after a crash, a hang or a blow-up
+    is still run and still accepted."""
+
+    def crash():
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    def untyped():
+        return {}["missing"]
+
+    def stuck():  # the alarm is blocked: only the parent's kill ends it
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+        time.sleep(30)
+
+    # limits relative to this process (a forked child starts with its size: large late in a full run)
+    status = dict(ln.split(":", 1) for ln in Path("/proc/self/status").read_text().splitlines() if ":" in ln)
+    vm_size, vm_rss = (int(status[k].split()[0]) << 10 for k in ("VmSize", "VmRSS"))
+    cap, rss_limit = vm_size + (1 << 30), vm_rss + (150 << 20)
+
+    def rss_hog():  # 300 MB really touched: over the RSS limit, under the address-space cap
+        b = bytearray(300 << 20)
+        b[::4096] = b"\x01" * len(b[::4096])
+        return "ok"
+
+    def exits():
+        os._exit(7)
+
+    def typed():
+        raise EieInputError("bad file")
+
+    def silent():
+        raise fuzz.Silent("lost a layer")
+
+    bodies = {"ok": lambda: "ok", "typed": typed, "crash": crash, "sleep": lambda: time.sleep(30),
+              "untyped": untyped, "stuck": stuck, "big": lambda: bytearray(cap), "hog": rss_hog,
+              "silent": silent, "exits": exits}
+    monkeypatch.setattr(fuzz, "api_run", lambda reader, inp, ctx: bodies[Path(inp).name]())
+    order = ["ok", "typed", "crash", "ok", "sleep", "ok", "untyped", "stuck", "typed", "big", "ok",
+             "silent", "exits", "ok", "ok"]
+    recs = fuzz.run_many("npz", [(str(tmp_path / n), str(tmp_path), {}) for n in order], 1.5, cap, rss_limit,
+                         grace=0.5)
+    got = [r["outcome"] for r in recs]
+    assert got == ["accepted", "typed", "signal", "accepted", "hang", "accepted", "traceback", "hang", "typed",
+                   "memory", "accepted", "silent", "traceback", "accepted", "accepted"]
+    assert recs[2]["sig"] == "signal SIGSEGV"
+    assert recs[4]["sig"].startswith("timeout at") and recs[7]["sig"] == "timeout 1.5 s (killed)"
+    assert recs[6]["sig"].startswith("KeyError")
+    assert recs[12]["sig"] == "child exit 7 without a result"
+    # peak RSS over the limit (own timeout: touching 300 MB may take seconds on a loaded machine)
+    recs = fuzz.run_many("npz", [(str(tmp_path / n), str(tmp_path), {}) for n in ("ok", "hog", "ok")], 20.0,
+                         cap, rss_limit)
+    assert [r["outcome"] for r in recs] == ["accepted", "memory", "accepted"]
+    assert recs[1]["sig"].startswith("peak RSS") and recs[1]["was"] == "accepted"
+    order, got = order + ["hog"], got + ["memory"]
+    # the same inputs one child each: identical outcomes
+    for name, want in zip(order, got):
+        if name in ("stuck", "sleep"):
+            continue  # (30 s each in run_one at this timeout's kill; covered by test_outcomes_are_classified)
+        rec = fuzz.run_one("npz", "api", tmp_path / name, tmp_path, {}, None, 20.0, cap, rss_limit)
+        assert rec["outcome"] == want, name
+
+
+def test_float32_overflow_is_not_a_silent_wrong_output():
+    """Regression (campaign seed 1, ``--seed 1 --replay dump api 129``): an activation of -1.7e38 makes the
+    float32 sum overflow to -inf; the float64 decode is then no reference and the input is not
+    'silent'. A wrong decode of a finite output still is."""
+    import numpy as np
+
+    from eiesim.format.layout import CompressedLayer
+
+    w = np.array([[2.0, 0.0], [0.0, 1.0]], np.float32)
+    layer = CompressedLayer.from_weights(w, np.arange(16, dtype=np.float32), 2)  # codes = values 0..15
+    act = np.array([3e38, 1.0], np.float32)
+    from eiesim.sim.engine import simulate
+
+    assert np.isposinf(simulate(layer, act).output[0])
+    fuzz._check_layer(layer, act)  # output 0 is +inf in float32: an overflow, not a wrong decode
+    with pytest.raises(fuzz.Silent):
+        fuzz._check_layer(layer, act, dense=w * 2)  # output 1 (finite) now disagrees

@@ -197,6 +197,10 @@ RULES: Dict[str, Rule] = {r.code: r for r in _RULE_LIST}
 FATAL_CODES = {
     "CONTAINER-UNREADABLE": "The container file is missing, not a ZIP archive, or has no readable JSON manifest.",
     "CONTAINER-VERSION": "Another format name, or a newer major version.",
+    "CONTAINER-UNLISTED-DATA": "Bytes before a model archive's (.npz, .pth) ZIP central directory that none of the "
+                               "members it lists accounts for (listed local header + data + data descriptor must "
+                               "tile them): a damaged entry count or directory size would otherwise hide members, "
+                               "e.g. an .npz read as no arrays.",
     "DUMP-UNREADABLE": "The dump directory or its ptr/ folder is missing or has no ptr{k}.dat file.",
     "NET-UNREADABLE": "The .net file or its layers.json is missing or unreadable.",
     "IO-ERROR": "A file cannot be read or written (missing, not a regular file, no permission, disk full).",

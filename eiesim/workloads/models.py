@@ -596,18 +596,23 @@ def load_model(path) -> Dict[str, np.ndarray]:
     Raises
     ------
     EieInputError
-        Unknown extension, or the reader's errors.
+        Unknown extension, a file holding no tensors at all (an empty model),
+        or the reader's errors.
     """
     p = os.fspath(path)
     refuse_symlink_loop(p, error=EieInputError)
     low = p.lower()
     if low.endswith(".npz"):
-        return load_npz(p)
-    if low.endswith(".safetensors"):
-        return load_safetensors(p)
-    if low.endswith((".pth", ".pt", ".bin", ".ckpt")):
-        return load_torch_state_dict(p)
-    raise _err(p, "unknown model format: expected .npz, .safetensors or a PyTorch .pth/.pt state dict")
+        tensors = load_npz(p)
+    elif low.endswith(".safetensors"):
+        tensors = load_safetensors(p)
+    elif low.endswith((".pth", ".pt", ".bin", ".ckpt")):
+        tensors = load_torch_state_dict(p)
+    else:
+        raise _err(p, "unknown model format: expected .npz, .safetensors or a PyTorch .pth/.pt state dict")
+    if not tensors:
+        raise _err(p, "holds no tensors: an empty model (a network without layers) is refused")
+    return tensors
 
 
 def select_layers(
