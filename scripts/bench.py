@@ -264,7 +264,9 @@ print(int(np.argmax(x, axis=1).sum()))
 
 
 def eiesim_cmd(*args):
-    return [sys.executable, "-m", "eiesim", *args]
+    # not `-m eiesim`: from the checkout, cwd first on sys.path would shadow a non-editable install's kernels
+    return [sys.executable, "-c", "import sys; del sys.path[0]; from eiesim.cli import main; sys.exit(main(sys.argv[1:]))",
+            *args]
 
 
 def mnist_row(pairs):

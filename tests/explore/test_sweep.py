@@ -252,7 +252,9 @@ def test_killed_sweep_resumes_to_the_same_results(tmp_path):
     spec_path = _lenet_spec(tmp_path, "n_pe = [4, 8, 16, 32, 64]\nfifo_depth = [1, 2, 3, 4, 6, 8]", count=3)
     out = tmp_path / "r.jsonl"
     cmd = [sys.executable, "-m", "eiesim", "sweep", str(spec_path), "--out", str(out), "--batch", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd away from the checkout: `python -m` puts cwd first on sys.path, and under a non-editable install
+    # (CI) the source tree, which has no compiled kernel, would shadow the installed package
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if out.exists() and out.read_bytes().count(b"\n") >= 3:
