@@ -67,12 +67,12 @@ SUPPORTED_CODE_BITS = (4, 8)
 #: Relative-index width of the stream: 4 bits in every layer (FORMAT.md §1).
 SUPPORTED_INDEX_BITS = (4,)
 
-#: Largest weight tensor (elements, ``prod(shape)``) a layer may declare: 2**29, i.e. 2 GiB as the
-#: float32 of :meth:`DCLayer.to_dense` (the container's per-member limit, docs/FORMAT.md section 4;
-#: VGG-16's fc6, the largest Deep Compression layer, has 102,760,448). The stream does not bound
+#: Largest weight tensor (elements, ``prod(shape)``) a layer may declare: 2**27, i.e. 512 MiB as the
+#: float32 of :meth:`DCLayer.to_dense` (VGG-16's fc6, the largest Deep Compression layer, has
+#: 102,760,448; 2**29 let a fuzzed 660 KiB stream declare 282 M weights and build 1.1 GB). The stream does not bound
 #: trailing pruned weights, so this limit does; ``shape[0]`` is also bounded by the stream, which
 #: stores one float32 bias per output. Larger declarations break rule ``NET-SHAPE-LIMIT``.
-MAX_NET_WEIGHTS = 1 << 29
+MAX_NET_WEIGHTS = 1 << 27
 _MAX_SPECS_BYTES = 16 * 1024 * 1024
 _UNREADABLE = functools.partial(EieFormatError, code="NET-UNREADABLE")
 _SPEC_KEYS = {"name", "shape", "code_bits", "index_bits"}
@@ -670,7 +670,7 @@ def _shape_problem(spec) -> str | None:
     """Why a declared tensor shape breaks ``NET-SHAPE-LIMIT`` (None when it does not)."""
     if spec.n_weights > MAX_NET_WEIGHTS:
         return (f"shape {list(spec.shape)} declares {spec.n_weights} weights, more than the "
-                f"{MAX_NET_WEIGHTS} (2**29, 2 GiB as float32) a layer may have")
+                f"{MAX_NET_WEIGHTS} (2**27, 512 MiB as float32) a layer may have")
     return None
 
 

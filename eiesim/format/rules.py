@@ -155,8 +155,8 @@ _RULE_LIST = [
          "≡ k (mod N) and rows run past the PE's slice (or, with n_out unknown, the pattern is "
          "too regular to be chance: < 2**-40)."),
     Rule("NET-SHAPE-LIMIT", ERROR, "cheap", ("net",),
-         "A layer of layers.json declares a tensor of more than 2**29 weights (MAX_NET_WEIGHTS: "
-         "2 GiB as float32); shape[0] is bounded by the stream itself (one float32 bias per output, "
+         "A layer of layers.json declares a tensor of more than 2**27 weights (MAX_NET_WEIGHTS: "
+         "512 MiB as float32); shape[0] is bounded by the stream itself (one float32 bias per output, "
          "else STREAM-TRUNCATED)."),
     Rule("NIBBLE-PAD-NONZERO", WARNING, "full", ("net",),
          "Odd entry count: the padding high nibble of the last code (4-bit) or index byte is not 0."),

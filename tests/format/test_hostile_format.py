@@ -424,3 +424,15 @@ def test_relayout_over_many_pes_peaks_near_the_pointer_arrays_it_must_build():
     # construction copies them once and checks monotonicity with a bool temporary: about 2.1x, was 4x
     assert peak < 2.5 * new.ptr.nbytes, (peak, new.ptr.nbytes)
     assert (new.to_scipy() != lay.to_scipy()).nnz == 0
+
+
+def test_net_shape_limit_refuses_the_fuzzed_282m_weight_declaration():
+    """Fuzz campaign (seed 0, net api 960): conv1 declared 96 x 60000 x 7 x 7 over the real 660 KiB stream.
+
+    Under the old limit (2**29) it was accepted and to_dense built 1.1 GB; VGG fc6 (102,760,448) still fits.
+    """
+    with pytest.raises(EieFormatError) as ei:
+        DCLayer(LayerSpec("conv1", (96, 60000, 7, 7), 8, 4), np.zeros(256, np.float32), np.zeros(96, np.float32),
+                np.zeros(0, np.uint8), np.zeros(0, np.uint8))
+    assert ei.value.code == "NET-SHAPE-LIMIT"
+    assert LayerSpec("fc6", (4096, 25088), 8, 4).n_weights <= MAX_NET_WEIGHTS
