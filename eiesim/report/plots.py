@@ -341,7 +341,16 @@ def plot_throughput_efficiency(doc: dict, path=None) -> Figure:
 
 # --------------------------------------------------------------------------- load balance (issue 14)
 def _pe_layers(doc: dict) -> List[dict]:
+    """The layers of a simulate document that carry per-PE cycles (``pe_busy`` and ``cycles``)."""
     return [l for l in (doc.get("layers") or []) if "pe_busy" in l and "cycles" in l]
+
+
+def _require_pe_layers(doc: dict) -> List[dict]:
+    """:func:`_pe_layers`, or :class:`EieInputError` when there is none (the one message of both PE plots)."""
+    layers = _pe_layers(doc)
+    if not layers:
+        raise EieInputError("no layer has per-PE cycles (pe_busy): write the results with eiesim simulate --json")
+    return layers
 
 
 def plot_pe_load(doc: dict, path=None) -> Figure:
@@ -368,9 +377,7 @@ def plot_pe_load(doc: dict, path=None) -> Figure:
     EieInputError
         No layer carries per-PE cycles.
     """
-    layers = _pe_layers(doc)
-    if not layers:
-        raise EieInputError("no layer has per-PE cycles (pe_busy): write the results with eiesim simulate --json")
+    layers = _require_pe_layers(doc)
     n_layers = len(layers)
     fig = _new_figure((11, 2.2 + 2.6 * n_layers))
     axes = fig.subplots(n_layers, 1, squeeze=False)[:, 0]
@@ -418,9 +425,7 @@ def plot_layers(doc: dict, path=None) -> Figure:
     EieInputError
         No layer with per-PE cycles.
     """
-    layers = _pe_layers(doc)
-    if not layers:
-        raise EieInputError("no layer has per-PE cycles (pe_busy): write the results with eiesim simulate --json")
+    layers = _require_pe_layers(doc)
     try:
         energy = dict(energy_layers(doc))
     except EieInputError:
