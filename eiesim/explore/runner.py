@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from .. import __version__
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieError, EieInputError
 from .spec import Point, SweepSpec
@@ -266,7 +267,8 @@ def run_point(point: Point, root: str = ".", table=None, *, backend: str = "kern
     Returns
     -------
     dict
-        ``version``, ``point`` (id), ``settings``; per input, over all layers:
+        ``version`` (line layout), ``eiesim`` (the simulator's version, so a
+        resumed sweep never mixes versions), ``point`` (id), ``settings``; per input, over all layers:
         ``cycles`` (cycles), ``time_s`` (s); ``n_inputs``, ``cycles_total``;
         ``load_efficiency`` = MACs / (cycles x N) (EIE Section VI-B, Fig. 8);
         ``real_work`` = MACs / entries processed (EIE Fig. 12, fillers are
@@ -382,6 +384,7 @@ def _record(point, per_layer, layers, x, labels, outputs, cfg, table, calibratio
     slots = cycles_total * cfg.n_pe
     doc = {
         "version": RESULT_VERSION,
+        "eiesim": __version__,
         "point": point.id,
         "settings": s,
         "n_inputs": int(n),
@@ -537,6 +540,25 @@ def _dumps(doc: Dict[str, Any]) -> bytes:
     return (json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
 
 
+def _check_same_simulator(out: str, records: Sequence[Dict[str, Any]]) -> None:
+    """Refuse to resume a results file written by another eiesim version or line layout.
+
+    A point id hashes the resolved settings only, so without this check a
+    resumed sweep would silently mix numbers from two simulator versions.
+
+    Raises
+    ------
+    EieInputError
+        Naming the file, the first such line's version and this one's.
+    """
+    for i, r in enumerate(records, 1):
+        if r.get("eiesim") != __version__ or r.get("version") != RESULT_VERSION:
+            raise EieInputError(
+                f"{out}: record {i} (point {r['point']}) was written by eiesim {r.get('eiesim', 'unknown')} "
+                f"(results layout {r.get('version', 'unknown')}); this is eiesim {__version__} "
+                f"(layout {RESULT_VERSION}): resuming would mix simulator versions -- write to a new file")
+
+
 def default_batch_size(n_points: int, workers: int) -> int:
     """Points per task: about four tasks per worker, at least 8 points (a point takes 1-50 ms).
 
@@ -606,6 +628,7 @@ def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, work
         if not resume:
             raise EieInputError(f"{out}: exists and is not empty; give --resume to finish it, or another file")
         records, start = read_results(out)
+        _check_same_simulator(out, records)
         done = {r["point"] for r in records}
     else:
         check_writable(out, error=EieInputError)

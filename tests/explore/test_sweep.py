@@ -221,6 +221,26 @@ def test_existing_results_need_resume_and_a_torn_line_is_dropped(tmp_path):
     assert _sorted_lines(part) == _sorted_lines(full)
 
 
+def test_resume_refuses_lines_from_another_simulator_version(tmp_path):
+    """A point id hashes the settings only: resuming over another eiesim's lines would mix versions."""
+    import eiesim
+
+    spec = load_spec(_lenet_spec(tmp_path, "fifo_depth = [1, 2]"), resolve_workload=resolve_workload)
+    out = tmp_path / "r.jsonl"
+    run_sweep(spec, out)
+    first = [json.loads(l) for l in out.read_text().splitlines()]
+    assert {d["eiesim"] for d in first} == {eiesim.__version__}
+    old = dict(first[0], eiesim="0.0.1")
+    out.write_bytes(json.dumps(old).encode() + b"\n")
+    with pytest.raises(EieInputError, match=r"record 1 .*eiesim 0\.0\.1.*mix simulator versions"):
+        run_sweep(spec, out, resume=True)
+    del old["eiesim"]  # a line from before the stamp
+    out.write_bytes(json.dumps(old).encode() + b"\n")
+    with pytest.raises(EieInputError, match="eiesim unknown"):
+        run_sweep(spec, out, resume=True)
+    assert out.read_bytes() == json.dumps(old).encode() + b"\n"  # nothing touched
+
+
 class _DiesAfterFirst(ThreadPoolExecutor):
     """An executor whose second task fails as a killed pool worker makes it fail."""
 
