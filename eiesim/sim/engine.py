@@ -18,7 +18,8 @@ from ..config import EIEConfig
 from ..errors import EieConfigError, EieFormatError, EieInputError
 from .program import LayerProgram, prepare
 from .reference import run_reference
-from .result import COUNTER_NAMES, FixedPointSaturationWarning, SimResult, TimingEvents, saturation_message
+from .result import (COUNTER_NAMES, FixedPointSaturationWarning, Float32OverflowWarning, SimResult, TimingEvents,
+                     overflow_message, saturation_message)
 
 __all__ = ["simulate", "simulate_batch", "BatchResult", "BACKENDS"]
 
@@ -166,16 +167,26 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     FixedPointSaturationWarning
         ``fixed16`` only, with ``warn``: an accumulator update or an input activation
         left the word (counts in ``counters["saturations"]`` and ``act_saturations``).
+    Float32OverflowWarning
+        ``float32`` only, with ``warn``: an output is inf or NaN although the
+        activations are finite (an accumulator passed the float32 range).
     """
     config = _check_args(layer, config, backend)
     prog = prepare(layer, activations, config)
-    raw = _run_kernel(prog, events) if backend == "kernel" else run_reference(prog, events=events)
+    if backend == "kernel":
+        raw = _run_kernel(prog, events)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported once, below
+            raw = run_reference(prog, events=events)
     if prog.fixed:
         output_fixed = np.asarray(raw["output"], dtype=np.int64)
         output = (output_fixed.astype(np.float64) / float(1 << config.act_frac_bits)).astype(np.float32)
     else:
         output_fixed = None
         output = np.asarray(raw["output"], dtype=np.float32)
+        if warn and not np.isfinite(output).all():
+            warnings.warn(overflow_message(prog.name, int(np.count_nonzero(~np.isfinite(output))), output.size),
+                          Float32OverflowWarning, stacklevel=2)
     cycles = int(raw["cycles"])
     busy = np.asarray(raw["busy"], dtype=np.int64)
     n_acc = int(raw["counters"]["saturations"])

@@ -7,7 +7,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["SimResult", "TimingEvents", "COUNTER_NAMES", "FixedPointSaturationWarning", "saturation_message"]
+__all__ = ["SimResult", "TimingEvents", "COUNTER_NAMES", "FixedPointSaturationWarning", "saturation_message",
+           "Float32OverflowWarning", "overflow_message"]
 
 #: Action counters every simulation produces (all integers, whole layer, all PEs):
 #:
@@ -47,6 +48,34 @@ class FixedPointSaturationWarning(UserWarning):
     :func:`eiesim.sim.engine.simulate` and
     :func:`eiesim.sim.network.simulate_network`.
     """
+
+
+class Float32OverflowWarning(UserWarning):
+    """A ``float32`` run produced outputs that are not finite although every input was.
+
+    An accumulator passed the float32 range (about 3.4e38; IEEE 754 binary32)
+    and became +/-inf (or an inf - inf sum became NaN). The simulated
+    outputs are then what the float32 hardware would hold, not W·a + b.
+    Raised through :mod:`warnings` by :func:`eiesim.sim.engine.simulate`.
+    """
+
+
+def overflow_message(name: str, n_bad: int, n_out: int) -> str:
+    """One line naming the layer and how many outputs overflowed float32.
+
+    Parameters
+    ----------
+    name : str
+        Layer name.
+    n_bad, n_out : int
+        Non-finite outputs and all outputs of the layer.
+
+    Returns
+    -------
+    str
+    """
+    return (f"layer {name!r}: {n_bad:,} of {n_out:,} float32 outputs overflowed to inf/NaN "
+            "(an accumulator passed 3.4e38); the outputs are not W·a + b (scale the input or the weights)")
 
 
 def saturation_message(name: str, acc: int, inputs: int, *, saturate: bool, fmt: str,
