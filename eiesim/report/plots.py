@@ -24,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import EieInputError
+from ..workloads.benchmarks import BENCHMARKS
 
 __all__ = [
     "energy_layers",
@@ -407,6 +408,25 @@ def plot_pe_load(doc: dict, path=None) -> Figure:
     return fig
 
 
+def _paper_marks(layers: List[dict], doc: dict) -> Dict[int, Tuple[str, float]]:
+    """The paper's EIE time (cycles at 800 MHz) for each layer shaped like one of its benchmarks, at 64 PEs.
+
+    EIE (Han et al., ISCA 2016) Table IV gives EIE's time per benchmark layer
+    with 64 PEs at 800 MHz (AlexNet FC8, 1000 x 4096: 9.9 µs = 7,920 cycles).
+    A layer of the same shape simulated on 64 PEs gets that mark; the match is
+    by shape (and N) only, so the legend names the benchmark compared with.
+    """
+    by_shape = {}
+    for b in BENCHMARKS.values():
+        by_shape.setdefault(b.shape, b)
+    marks = {}
+    for i, l in enumerate(layers):
+        b = by_shape.get(tuple(l.get("shape") or ()))
+        if b is not None and l.get("n_pe") == 64:
+            marks[i] = (b.name, b.paper_cycles)
+    return marks
+
+
 def plot_layers(doc: dict, path=None) -> Figure:
     """Cycles per input of each layer (bars) and, when the document has energy, energy per input (µJ).
 
@@ -434,28 +454,33 @@ def plot_layers(doc: dict, path=None) -> Figure:
     cyc = np.array([l["cycles"] / max(1, l.get("n_inputs", 1)) for l in layers])
     x = np.arange(len(names))
     panels = 2 if energy else 1
-    fig = _new_figure((4.5 + 1.0 * len(names) * panels, 4.6))
+    fig = _new_figure((max(9.0, 4.5 + 1.0 * len(names) * panels), 4.6))
     axes = fig.subplots(1, panels, squeeze=False)[0]
     clock = (doc.get("config") or {}).get("clock_hz")
     axes[0].bar(x, cyc, 0.6, color="#1f77b4", label="simulated cycles per input")
     for xi, c in zip(x, cyc):
         axes[0].annotate(f"{c:,.0f}" + (f"\n{1e6 * c / clock:.2f} µs" if clock else ""), (xi, c),
                          ha="center", va="bottom", fontsize=9)
+    paper = _paper_marks(layers, doc)
+    for i, (bname, pc) in sorted(paper.items()):
+        axes[0].plot([x[i] - 0.4, x[i] + 0.4], [pc, pc], color="#d62728", lw=2.5, gid=f"paper:{bname}",
+                     label=f"paper {bname} (EIE Table IV, 64 PEs): {pc:,.0f} cycles = {pc / 800:.1f} µs")
     axes[0].set_ylabel("cycles per input", fontsize=11)
     axes[0].set_title("cycles per layer", fontsize=12)
-    axes[0].set_ylim(0, 1.2 * cyc.max() if cyc.size and cyc.max() > 0 else 1)
+    top = max([cyc.max() if cyc.size else 0.0] + [pc for _, pc in paper.values()])
+    axes[0].set_ylim(0, 1.45 * top if top > 0 else 1)  # room for the legend above the bars
     if energy:
         e = np.array([sum(energy[n]["by_module_pj"].values()) / energy[n].get("n_inputs", 1) / 1e6
                       if n in energy else 0.0 for n in names])
         axes[1].bar(x, e, 0.6, color="#2ca02c", label="energy per input (activity model)")
         axes[1].set_ylabel("energy per input (µJ)", fontsize=11)
         axes[1].set_title("energy per layer", fontsize=12)
-        axes[1].set_ylim(0, 1.2 * e.max() if e.max() > 0 else 1)
+        axes[1].set_ylim(0, 1.45 * e.max() if e.max() > 0 else 1)
     for ax in axes:
         ax.set_xticks(x, names)
         ax.set_xlabel("layer", fontsize=11)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=9, loc="upper right")
+        ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"EIE per layer: {_workload(doc, len(names))}", fontsize=13)
     _save(fig, path)
     return fig

@@ -50,6 +50,18 @@ def test_layers_figure_cycles_and_energy(lenet_doc):
     np.testing.assert_allclose(heights, [l["cycles"] / l["n_inputs"] for l in lenet_doc["layers"]])
 
 
+def test_layers_figure_marks_the_papers_fc8_time(fc8_dir, tmp_path, lenet_doc):
+    """EIE Table IV: Alex-8 (1000 x 4096) takes 9.9 µs = 7,920 cycles at 800 MHz on 64 PEs."""
+    path = tmp_path / "fc8.json"
+    assert main(["simulate", "--eie-dump", str(fc8_dir), "--fifo-depth", "8", "--json", str(path)]) == 0
+    fig = plot_layers(json.loads(path.read_text()))
+    marks = [l for l in fig.axes[0].lines if l.get_gid() == "paper:Alex-8"]
+    assert len(marks) == 1 and list(marks[0].get_ydata()) == [7920.0, 7920.0]
+    assert "9.9 µs" in marks[0].get_label()
+    assert fig.axes[0].patches[0].get_height() == 7896  # the simulated bar beside it
+    assert not [l for l in plot_layers(lenet_doc).axes[0].lines if (l.get_gid() or "").startswith("paper:")]
+
+
 def test_queue_timeline_is_the_trace_occupancy():
     rng = np.random.default_rng(3)
     codes = np.where(rng.random((48, 30)) < 0.4, rng.integers(1, 16, (48, 30)), 0)
