@@ -648,7 +648,8 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
     ------
     EieConfigError
         If the file is missing, is not valid TOML (arrays nested past Python's
-        recursion limit included), or an entry is invalid.
+        recursion limit included), gives no entries (an empty file), or an
+        entry is invalid.
     """
     from .._io import read_regular_file
 
@@ -661,4 +662,8 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
         data = _toml.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: arrays nested too deeply
         raise EieConfigError(f"{path}: not valid TOML: {str(exc) or type(exc).__name__}") from None
-    return EnergyTable.from_dict(data, source=path, base=base)
+    table = EnergyTable.from_dict(data, source=path, base=base)
+    if not data.get("entries"):  # an empty or wrong file would otherwise price silently as the base table
+        raise EieConfigError(f"{path}: an energy table file gives no [entries.<name>] table (nothing to price; "
+                             "'eiesim energy RESULTS.json --write-table FILE.toml' writes the table in use to start from)")
+    return table

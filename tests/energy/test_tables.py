@@ -99,6 +99,10 @@ def test_user_table_overrides_entry_by_entry(tmp_path):
     ('[entries.x]\nvalue = 1.0\nunit = "pJ"\nsource = ""\n', "source"),
     ('[entries.x]\nvalue = 1.0\nunit = "pJ"\nsource = "s"\ncolour = "red"\n', "unknown field"),
     ('bogus = 1\n', "unknown top-level"),
+    # regression (fresh-user test): an empty file priced silently as the default table
+    ('', "gives no \\[entries"),
+    ('name = "mine"\n', "gives no \\[entries"),
+    ('name = "mine"\n[entries]\n', "gives no \\[entries"),
     ('this is [ not toml', "not valid TOML"),
     # found by scripts/fuzz.py: tomllib recurses once per '[' and raised RecursionError (a traceback)
     ('value = ' + '[' * 5000 + '1' + ']' * 5000 + '\n', "not valid TOML"),
