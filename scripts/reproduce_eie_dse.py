@@ -270,17 +270,24 @@ def fig11(recs, out: Path):
     ]
 
 
-def fig12(recs, out: Path):
-    fig = _new_figure((7.8, 4.8))
-    ax = fig.add_subplot(1, 1, 1)
+def _vs_pes(recs, out: Path, fig: str, metric: str, ylabel: str, title: str, loc: str):
+    """One line per benchmark layer of ``metric`` against N (Figs. 12 and 13); returns the layers drawn."""
+    f = _new_figure((7.8, 4.8))
+    ax = f.add_subplot(1, 1, 1)
     wl = [w for w in BENCHMARK_ORDER if any(r["settings"]["workload"] == w for r in recs)]
-    _lines(ax, recs, "n_pe", "real_work", order=wl)
+    _lines(ax, recs, "n_pe", metric, order=wl)
     ax.set_xlabel("processing elements N")
-    ax.set_ylabel("real work / total work (MACs / entries incl. fillers)")
-    ax.set_title("EIE Fig. 12 reproduced: padding (filler) overhead vs PEs, 9 benchmark layers (synthetic)\n"
-                 "paper: fillers fall as PEs rise", fontsize=10)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
-    _save(fig, out / PNG["fig12"])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2, loc=loc)
+    _save(f, out / PNG[fig])
+    return wl
+
+
+def fig12(recs, out: Path):
+    wl = _vs_pes(recs, out, "fig12", "real_work", "real work / total work (MACs / entries incl. fillers)",
+                 "EIE Fig. 12 reproduced: padding (filler) overhead vs PEs, 9 benchmark layers (synthetic)\n"
+                 "paper: fillers fall as PEs rise", "lower right")
     d = by(recs, "workload", "n_pe")
     rw1 = {w: d[(w, 1)]["real_work"] for w in wl}
     rw256 = {w: d[(w, 256)]["real_work"] for w in wl}
@@ -293,16 +300,9 @@ def fig12(recs, out: Path):
 
 
 def fig13(recs, out: Path):
-    fig = _new_figure((7.8, 4.8))
-    ax = fig.add_subplot(1, 1, 1)
-    wl = [w for w in BENCHMARK_ORDER if any(r["settings"]["workload"] == w for r in recs)]
-    _lines(ax, recs, "n_pe", "load_efficiency", order=wl)
-    ax.set_xlabel("processing elements N")
-    ax.set_ylabel("load-balance efficiency (MACs / (cycles x N))")
-    ax.set_title("EIE Fig. 13 reproduced: load balance vs PEs, queue 8, 9 benchmark layers (synthetic)\n"
-                 "paper: load balance worsens as PEs rise", fontsize=10)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
-    _save(fig, out / PNG["fig13"])
+    wl = _vs_pes(recs, out, "fig13", "load_efficiency", "load-balance efficiency (MACs / (cycles x N))",
+                 "EIE Fig. 13 reproduced: load balance vs PEs, queue 8, 9 benchmark layers (synthetic)\n"
+                 "paper: load balance worsens as PEs rise", "lower left")
     d = by(recs, "workload", "n_pe")
     g = {n: geomean(d[(w, n)]["load_efficiency"] for w in wl) for n in (1, 16, 64, 256)}
     return [("Fig. 13", "load balance worsens with more PEs",
