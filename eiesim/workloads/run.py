@@ -128,7 +128,8 @@ def run_workload(workload: Workload, config: Optional[EIEConfig] = None, *, back
         config = EIEConfig.for_layer(layers[0])
     layers = [l if l.n_pe == config.n_pe else l.relayout(config.n_pe) for l in layers]
     sums = [{"cycles": 0, "calls": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0,
-             "busy": np.zeros(config.n_pe, np.int64), "sequences": 0} for _ in layers]
+             "busy": np.zeros(config.n_pe, np.int64), "stall": np.zeros(config.n_pe, np.int64), "sequences": 0}
+            for _ in layers]
 
     def run(k: int, x: np.ndarray) -> np.ndarray:
         layer, s = layers[k], sums[k]
@@ -142,6 +143,7 @@ def run_workload(workload: Workload, config: Optional[EIEConfig] = None, *, back
             s["sequences"] += 1
             s["act_nz"] += r.act_nonzeros
             s["busy"] += r.pe_busy
+            s["stall"] += r.pe_stall
             for name, v in r.counters.items():
                 s["counters"][name] += v
             return r.hidden
@@ -152,6 +154,7 @@ def run_workload(workload: Workload, config: Optional[EIEConfig] = None, *, back
             s["cycles"] += r.cycles
             s["act_nz"] += r.act_nonzeros
             s["busy"] += r.busy
+            s["stall"] += r.stall
             for name, v in r.counters.items():
                 s["counters"][name] += v
         s["calls"] += x.shape[0]
@@ -169,7 +172,7 @@ def run_workload(workload: Workload, config: Optional[EIEConfig] = None, *, back
             n_inputs=int(s["calls"]), cycles=int(s["cycles"]), clock_hz=config.clock_hz, counters=s["counters"],
             act_nonzeros=int(s["act_nz"]), stored_entries=int(layer.n_entries), fillers=int(layer.n_fillers),
             weight_nonzeros=int(round(layer.weight_density * layer.n_out * layer.n_in)),
-            weight_density=float(layer.weight_density), pe_busy=s["busy"], kind=kind,
+            weight_density=float(layer.weight_density), pe_busy=s["busy"], pe_stall=s["stall"], kind=kind,
             host_ops=({op: v * int(s["calls"]) for op, v in host_ops_per_step(layer.n_out // 4).items()}
                       if kind == "lstm" else None),
             sequences=max(int(s["sequences"]), 1),

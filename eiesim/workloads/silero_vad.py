@@ -2,9 +2,10 @@
 
 Model: ``silero-vad==6.2.3`` (MIT), file ``silero_vad/data/silero_vad_16k.safetensors``,
 located with :func:`importlib.util.find_spec` (the package imports torch, so it is never
-imported) and read with :func:`safetensors.numpy.load_file`::
+imported) and read with :func:`safetensors.numpy.load_file`; installed pinned with its
+hash, from the eiesim checkout::
 
-    pip install --no-deps silero-vad==6.2.3
+    pip install --no-deps --require-hashes -r requirements/silero-vad-lstm.txt
 
 Per frame of 512 samples (32 ms at 16 kHz) with the previous 64 samples as
 context, the model (the package's own ``tinygrad_model.py`` spells it out) is
@@ -51,13 +52,13 @@ from ..compress.pipeline import compress_arrays
 from ..errors import EieInputError
 from ..format.lstm import gate_matrix
 from .models import load_safetensors
-from .registry import Workload
+from .registry import Workload, pinned_install_command
 
 __all__ = ["PACKAGE", "VERSION", "INSTALL", "SPEECH_DIR", "DENSITY", "find_weights", "speech_files",
            "read_wav", "front_end", "decoder", "load_workload"]
 
 PACKAGE, VERSION = "silero-vad", "6.2.3"
-INSTALL = f"pip install --no-deps {PACKAGE}=={VERSION}"
+INSTALL = pinned_install_command("silero-vad-lstm")
 #: Where Debian's pocketsphinx-testdata puts its WAVs.
 SPEECH_DIR = Path(os.environ.get("EIESIM_SPEECH_DIR", "/usr/share/pocketsphinx/test/data"))
 SPEECH_INSTALL = "apt-get install pocketsphinx-testdata"

