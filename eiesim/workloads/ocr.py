@@ -7,7 +7,7 @@ onnxruntime and OpenCV), and its charset file is read with :func:`ast.literal_ev
 packages (ddddocr 1.6.1, onnx 1.23.2 and what onnx needs: protobuf 7.36.2, typing-extensions
 4.16.0, ml-dtypes 0.6.0) are installed pinned with their hashes, from the eiesim checkout::
 
-    pip install --no-deps --require-hashes -r requirements/ocr-lstm.txt
+    pip install --no-deps --require-hashes -r scripts/requirements/ocr-lstm.txt
 
 Graph (102 nodes): input (1, 1, 64, W) grey levels / 255 -> 21 Conv (3 of stride 2) with SiLU
 (``x * sigmoid(x)``) and residual Adds -> (64, 8, W/8) -> per column a 512-vector (channel-major)

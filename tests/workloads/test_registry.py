@@ -17,7 +17,7 @@ from eiesim.workloads.run import numpy_runner, run_workload
 def test_the_five_names_and_their_pinned_install_commands():
     assert workload_names() == ("lenet-300-100", "silero-vad-lstm", "mnist-cnn-fc", "minilm-ffn", "ocr-lstm")
     assert get_spec("silero-vad-lstm").install_command == (
-        "pip install --no-deps --require-hashes -r requirements/silero-vad-lstm.txt")
+        "pip install --no-deps --require-hashes -r scripts/requirements/silero-vad-lstm.txt")
     assert get_spec("lenet-300-100").install_command is None and get_spec("lenet-300-100").installed
     for s in REGISTRY:
         for _, ver, _ in s.packages:
@@ -32,7 +32,7 @@ def test_missing_package_is_one_line_with_the_install_command(monkeypatch):
     with pytest.raises(EieInputError) as ei:
         load("fake", 1)
     msg = str(ei.value)
-    assert "\n" not in msg and msg.endswith("pip install --no-deps --require-hashes -r requirements/fake.txt")
+    assert "\n" not in msg and msg.endswith("pip install --no-deps --require-hashes -r scripts/requirements/fake.txt")
 
 
 def test_unknown_name_lists_the_registered_ones():
@@ -61,7 +61,7 @@ def test_cli_workloads_and_simulate_workload(tmp_path, capsys):
     by = {d["name"]: d for d in doc["workloads"]}
     assert set(by) == set(workload_names())
     assert by["lenet-300-100"]["installed"] is True
-    assert by["ocr-lstm"]["install_command"] == "pip install --no-deps --require-hashes -r requirements/ocr-lstm.txt"
+    assert by["ocr-lstm"]["install_command"] == "pip install --no-deps --require-hashes -r scripts/requirements/ocr-lstm.txt"
     s = tmp_path / "s.json"
     assert main(["simulate", "--workload", "lenet-300-100", "--inputs", "100", "--json", str(s)]) == 0
     d = json.loads(s.read_text())
@@ -78,7 +78,7 @@ def test_cli_missing_workload_package_exit_2(capsys, monkeypatch):
     assert main(["simulate", "--workload", "ocr-lstm"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.endswith(
-        "pip install --no-deps --require-hashes -r requirements/ocr-lstm.txt")
+        "pip install --no-deps --require-hashes -r scripts/requirements/ocr-lstm.txt")
 
 
 def test_cli_workload_refuses_input_flags(capsys):

