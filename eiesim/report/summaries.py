@@ -11,7 +11,8 @@ from typing import Sequence
 
 from .table import Column, Table, count, fixed, per_input
 
-__all__ = ["NONZEROS_HEADER", "network_table", "workload_table", "lstm_lines", "findings_table", "workloads_table"]
+__all__ = ["NONZEROS_HEADER", "network_table", "workload_table", "lstm_lines", "findings_table", "workloads_table",
+           "storage_report", "inspect_table", "validation_table"]
 
 #: Column header of the weight non-zeros, the same in inspect and validate (and README): real
 #: (non-filler) entries of W, the bias column excluded (issue 9: one definition of "non-zeros").
@@ -153,3 +154,98 @@ def workloads_table(docs: Sequence[dict]) -> Table:
     rows = [[d["name"], "yes" if d["installed"] else "no", d["install_command"] or "(nothing to install)"]
             for d in docs]
     return Table([Column("workload"), Column("installed"), Column("install command")], rows)
+
+
+def storage_report(rows) -> Table:
+    """The storage table of ``eiesim compress`` (Deep Compression Table 2 columns), one row per layer and total.
+
+    The columns of :func:`eiesim.compress.storage.storage_columns`: the text
+    is :func:`eiesim.compress.storage.storage_table`'s plain table; the CSV
+    splits a rate into percent and times and ``entries (fillers)`` into two
+    counts; a P+Q+H cell without Huffman coding prints ``-`` (an empty field).
+
+    Parameters
+    ----------
+    rows : sequence of eiesim.compress.storage.LayerStorage
+        The layers, then the total (:func:`eiesim.compress.storage.network_total`).
+
+    Returns
+    -------
+    Table
+    """
+    from ..compress.storage import storage_columns
+
+    cols = storage_columns()
+    return Table([Column("layer")] + [Column(t, text, csv, none="-") for t, _, text, csv in cols],
+                 [[r.name] + [value(r) for _, value, _, _ in cols] for r in rows])
+
+
+def _ratio(v) -> str:
+    return f"{v:,.1f}x"
+
+
+def inspect_table(doc: dict) -> Table:
+    """The per-layer storage table of ``eiesim inspect``, with its total row.
+
+    Parameters
+    ----------
+    doc : dict
+        The ``eiesim inspect --json`` document: ``kind`` (``net``, ``eie``,
+        ``dump``), ``layers`` (dicts of counts, ``density``, bytes, and for the
+        per-PE layouts ``n_pe``, ``bias_entries``, ``balance``) and ``total``.
+
+    Returns
+    -------
+    Table
+        Columns: layer, kind, shape (``+bias`` when the layer has a bias
+        column), [PEs], entries, fillers, [bias entries], non-zeros of W,
+        density %, codebook (entries x bits), bytes, dense bytes, dense / bytes
+        (a ratio, ``-`` when nothing is stored), [PE max/mean, slice max/mean];
+        the bracketed columns for the per-PE layouts only.
+    """
+    per_pe = doc["kind"] != "net"
+    ratio = Column("dense / bytes", _ratio, none="-")
+    bal = fixed(3)
+    cols = ([Column("layer"), Column("kind"), Column("shape")] + ([Column("PEs")] if per_pe else [])
+            + [Column("entries", count), Column("fillers", count)]
+            + ([Column("bias entries", count)] if per_pe else [])
+            + [Column(NONZEROS_HEADER, count), Column("density %", fixed(2)), Column("codebook"),
+               Column("bytes", count), Column("dense bytes", count), ratio]
+            + ([Column("PE max/mean", bal, none="-"), Column("slice max/mean", bal, none="-")] if per_pe else []))
+
+    def row(r, name, kind, shape, pes, codebook, balance):
+        return ([name, kind, shape] + ([pes] if per_pe else []) + [r["entries"], r["fillers"]]
+                + ([r["bias_entries"]] if per_pe else [])
+                + [r["nonzeros"], 100 * r["density"], codebook, r["bytes"], r["dense_bytes"],
+                   r["dense_bytes"] / r["bytes"] if r["bytes"] else None]
+                + (list(balance) if per_pe else []))
+
+    rows = [row(r, r["name"], r.get("kind", "fc"),
+                " x ".join(str(d) for d in r["shape"]) + (" +bias" if r.get("has_bias") else ""),
+                r.get("n_pe"), f"{r['codebook_size']} x {r['code_bits']}b",
+                (r["balance"]["pe_balance"], r["balance"]["slice_balance"]) if per_pe else ())
+            for r in doc["layers"]]
+    rows += [None, row(doc["total"], "total", "", "", "", "", ("", ""))]
+    return Table(cols, rows)
+
+
+def validation_table(layers) -> Table:
+    """The per-layer counts ``eiesim validate`` prints above its findings.
+
+    Parameters
+    ----------
+    layers : sequence of eiesim.format.validate.LayerCounts
+
+    Returns
+    -------
+    Table
+        Columns: #, layer, kind, shape (``?`` when the file does not say), N
+        (PEs, ``-`` for a ``.net`` stream), stored entries, fillers, bias
+        entries, real non-zeros of W.
+    """
+    cols = [Column("#"), Column("layer"), Column("kind"), Column("shape", none="?"), Column("N", none="-"),
+            Column("stored entries", count), Column("fillers", count), Column("bias entries", count),
+            Column(NONZEROS_HEADER, count)]
+    rows = [[l.index, l.name, l.kind, " x ".join(str(d) for d in l.shape) if l.shape else None, l.n_pe,
+             l.stored_entries, l.fillers, l.bias_nonzeros, l.real_nonzeros] for l in layers]
+    return Table(cols, rows)

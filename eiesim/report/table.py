@@ -66,11 +66,14 @@ class Column:
     csv : tuple of str, optional
         When the printed cell packs several numbers, its value is a tuple of
         them and the CSV gives each its own column, titled here.
+    none : str, default ""
+        Text of a None cell (e.g. ``"-"``: not applicable); the CSV field is empty.
     """
 
     title: str
     fmt: Callable[[Any], str] = str
     csv: Optional[Tuple[str, ...]] = None
+    none: str = ""
 
 
 def _csv_cell(v) -> str:
@@ -112,7 +115,7 @@ class Table:
     def text_rows(self) -> List[Optional[List[str]]]:
         """The cells as printed (None for a rule)."""
         def show(col: Column, v) -> str:
-            return "" if v is None else v if isinstance(v, str) else col.fmt(v)
+            return col.none if v is None else v if isinstance(v, str) else col.fmt(v)
 
         return [None if r is None else [show(c, v) for c, v in zip(self.columns, r)] for r in self.rows]
 
