@@ -272,3 +272,18 @@ def test_table_text_and_csv_from_one_set_of_values():
                     ["total", "", "", "7", repr(1 / 3), "2.0"]]
     assert float(rows[1][4]) == 0.1 + 0.2 and float(rows[2][4]) == 1 / 3  # full precision round trip
     assert t.to_csv().count("\n") == 3 and '"a,b"' in t.to_csv()
+
+
+def test_simulate_workload_csv_matches_json(capsys, tmp_path):
+    out_csv, out_json = tmp_path / "w.csv", tmp_path / "w.json"
+    code, out, err = run_cli(capsys, "simulate", "--workload", "lenet-300-100", "--inputs", "2",
+                             "--csv", out_csv, "--json", out_json)
+    assert code == 0, err
+    header, rows = read_csv(out_csv)
+    assert header == ["layer", "kind", "n_out", "n_in", "weights %", "acts %", "M x V", "cycles per M x V",
+                      "cycles", "time us", "LB eff %"]
+    layers = json.loads(out_json.read_text())["layers"]
+    assert [r[0] for r in rows] == ["ip1", "ip2", "ip3"]
+    for r, l in zip(rows, layers):
+        assert int(r[8]) == l["cycles"] and int(r[6]) == 2 and float(r[7]) == l["cycles"] / 2
+    assert_same_table(printed_table(out, "layer"), (header, rows), packed={2: split_shape})
