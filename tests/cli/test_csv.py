@@ -287,3 +287,34 @@ def test_simulate_workload_csv_matches_json(capsys, tmp_path):
     for r, l in zip(rows, layers):
         assert int(r[8]) == l["cycles"] and int(r[6]) == 2 and float(r[7]) == l["cycles"] / 2
     assert_same_table(printed_table(out, "layer"), (header, rows), packed={2: split_shape})
+
+
+def test_simulate_lstm_network_prints_its_time_steps_and_writes_its_rows(capsys, tmp_path):
+    from eiesim.compress.pipeline import compress_arrays
+    from eiesim.format.container import Network, save_network
+    from eiesim.format.lstm import gate_matrix
+    from eiesim.sim.lstm import host_ops_per_step
+
+    rng = np.random.default_rng(7)
+    X, H, T = 5, 6, 7
+    w, b = gate_matrix(rng.normal(size=(4 * H, X)) * 0.5, rng.normal(size=(4 * H, H)) * 0.5,
+                       rng.normal(size=4 * H) * 0.1)
+    lstm = compress_arrays([w], [b], ["lstm"], densities=0.5, n_pe=4, huffman=False).layers[0]
+    fc = compress_arrays([rng.normal(size=(3, H)).astype(np.float32)], [None], ["out"], n_pe=4,
+                         huffman=False).layers[0]
+    net, xs = tmp_path / "l.eie", tmp_path / "x.npy"
+    save_network(net, Network((lstm, fc), activation="relu", kinds=("lstm", "fc")), {})
+    np.save(xs, rng.normal(size=(T, X)).astype(np.float32))
+    out_csv, out_json = tmp_path / "l.csv", tmp_path / "l.json"
+    code, out, err = run_cli(capsys, "simulate", "--network", net, "--input", xs, "--csv", out_csv,
+                             "--json", out_json)
+    assert code == 0, err
+    layers = json.loads(out_json.read_text())["layers"]
+    cyc = layers[0]["cycles"]
+    ops = host_ops_per_step(H)
+    line = (f"lstm layer 'lstm': {T} time steps, {cyc:,} cycles per sequence ({cyc / T:,.1f} per step); "
+            "host element-wise ops (not cycles): " + ", ".join(f"{k} {v * T:,}" for k, v in ops.items()))
+    assert line in out.splitlines()
+    header, rows = read_csv(out_csv)
+    assert [r[:3] for r in rows] == [["lstm", str(4 * H), str(X + H)], ["out", "3", str(H)], ["total", "", ""]]
+    assert float(rows[0][header.index("cycles per input")]) == cyc / T
