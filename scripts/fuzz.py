@@ -1042,7 +1042,8 @@ def api_run(reader: str, inp: Path, ctx: dict) -> str:
         return "ok"
     if reader == "results":
         from eiesim.commands._results import load_results_json
-        from eiesim.commands.energy import format_energy, price_document
+        from eiesim.commands.energy import price_document
+        from eiesim.report.energy import format_energy
         from eiesim.energy.tables import DEFAULT_TABLE
         from eiesim.report import plots
 

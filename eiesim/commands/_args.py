@@ -16,7 +16,7 @@ from .._io import same_file
 from ..errors import EieError
 from ._paths import check_command_outputs, check_output_dir
 
-__all__ = ["int_range", "seed_int", "dim_int", "check_output_args"]
+__all__ = ["int_range", "seed_int", "dim_int", "check_output_args", "add_json_option", "add_csv_option"]
 
 
 def int_range(lo: int, hi: Optional[int] = None, what: str = "an integer"):
@@ -82,6 +82,42 @@ def dim_int(text: str) -> int:
     from ..format.container import MAX_DIM
 
     return int_range(1, MAX_DIM, what="a positive integer")(text)
+
+
+def add_json_option(parser, what: str = "the results") -> None:
+    """Declare ``--json OUT`` (dest ``json``): write ``what`` as JSON.
+
+    One declaration for every subcommand; the path is checked with the
+    command's other outputs before any work
+    (:func:`eiesim.commands._paths.check_command_outputs`: no folder is
+    created, an input is never overwritten) and written atomically by
+    :func:`eiesim.report.files.write_json`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser or argument group
+    what : str
+        What the file holds, for ``--help``.
+    """
+    parser.add_argument("--json", metavar="OUT", help=f"write {what} as JSON")
+
+
+def add_csv_option(parser, what: str = "the printed table") -> None:
+    """Declare ``--csv OUT`` (dest ``csv``): write ``what`` as CSV (docs/CLI.md, "Tables as CSV").
+
+    The same checks as ``--json`` (:func:`add_json_option`); the file is
+    :meth:`eiesim.report.table.Table.to_csv` of the printed table: one header
+    row with the units in the names, one row per printed row, numbers
+    unformatted.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser or argument group
+    what : str
+        What the file holds, for ``--help``.
+    """
+    parser.add_argument("--csv", metavar="OUT",
+                        help=f"write {what} as CSV (one header row, one row per printed row, numbers unformatted)")
 
 
 #: argparse ``type`` of a random seed: NumPy seeds are non-negative integers

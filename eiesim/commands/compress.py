@@ -11,13 +11,14 @@ Compression Table 2 columns) is printed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 
 from .. import __version__
-from .._io import json_bytes, open_regular_file, write_atomic
-from ._args import int_range, seed_int
+from .._io import open_regular_file
+from ._args import add_csv_option, add_json_option, int_range, seed_int
 from ..config import MAX_N_PE
 from ..errors import EieInputError
 from ._paths import check_command_outputs
@@ -51,38 +52,6 @@ def _per_layer(vals, n: int, what: str):
     if len(vals) != n:
         raise EieInputError(f"--{what}: {len(vals)} values for {n} layers (give one, or one per layer)")
     return vals
-
-
-def layer_names(weight_names):
-    """Layer names of the chosen weights: ``<prefix>`` of ``<prefix>.<x>``, unique.
-
-    A weight ``<prefix>.<x>`` names its layer ``<prefix>`` (``fc1.weight`` ->
-    ``fc1``); a weight without a dot is named by itself. Where that name
-    would be empty (``.weight``) or shared by several layers (``a.weight`` and
-    ``a.weight_orig``, or a prefix equal to another layer's name) the layer
-    takes its full weight name instead, so every name is unique and
-    ``eiesim validate --reference`` pairs each layer with its own array.
-
-    Parameters
-    ----------
-    weight_names : sequence of str
-        Array names of the weights, in layer order (distinct).
-
-    Returns
-    -------
-    list of str
-    """
-    names = [w.rsplit(".", 1)[0] if "." in w else w for w in weight_names]
-    full = list(weight_names)
-    while True:  # terminates: full weight names are distinct
-        seen = {}
-        for n in names:
-            seen[n] = seen.get(n, 0) + 1
-        clash = [i for i, n in enumerate(names) if (not n or seen[n] > 1) and n != full[i]]
-        if not clash:
-            return names
-        for i in clash:
-            names[i] = full[i]
 
 
 def _size_summary(total, file_bytes: int) -> dict:
@@ -171,53 +140,44 @@ def add_parser(sub) -> None:
                    help=f"PEs of the layout, 1..{MAX_N_PE} as 'eiesim simulate' accepts (default 64)")
     s.add_argument("--activation", choices=("relu", "none"), default="relu",
                    help="non-linearity between layers recorded in the container (default relu)")
-    s.add_argument("--json", metavar="OUT", help="also write the storage rows and settings as JSON")
+    add_json_option(s, "the storage rows and settings")
+    add_csv_option(s, "the storage table")
     s.set_defaults(func=run)
 
 
-def run(args) -> int:
-    """Execute ``eiesim compress``; returns the exit code.
+@dataclasses.dataclass
+class CompressRun:
+    """What ``eiesim compress`` computed and wrote (the ``.eie`` file); printed by :func:`_render`.
 
-    Parameters
+    Attributes
     ----------
-    args : argparse.Namespace
-        The parsed command line of the subcommand (see :func:`add_parser`).
-
-    Returns
-    -------
-    int
-        0 on success.
-
-    Raises
-    ------
-    EieError
-        Bad flags or unreadable/invalid inputs (``EieInputError`` for out-of-range
-        ``--bits``, ``--density``, ``--quality``, ``--n-pe`` or an unusable model file);
-        :func:`eiesim.cli.main` prints the message and exits with code 2.
+    result : eiesim.compress.pipeline.CompressResult
+        The compressed layers, their k-means details and storage rows (bits).
+    metadata : dict
+        The container's metadata (settings, per-layer facts, storage).
+    findings : list of eiesim.format.validate.Finding
+        What ``eiesim validate`` reports on the new layers (duplicate, unused or zero centroids, ...).
+    sizes : dict
+        :func:`_size_summary` (bytes).
     """
-    from ..compress.pipeline import compress_arrays
-    from ..compress.storage import BASELINE, storage_table
-    from ..format.container import Network, save_network
-    from ..workloads.models import load_model, select_layers
 
-    # before any work: a bad --json must not leave a fresh --out behind, nor an output replace the model
-    check_command_outputs([("--out", args.out), ("--json", args.json)], [("MODEL", args.model)])
-    names = None
-    if args.layers is not None:
-        names = [n.strip() for n in args.layers.split(",")]
-        if not all(names):
-            raise EieInputError(f"--layers: {args.layers!r} holds an empty name; give comma-separated weight "
-                                "names")
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise EieInputError(f"--layers: {dup[0]!r} is given more than once")
-    tensors = load_model(args.model)
-    chosen = select_layers(tensors, names, source=args.model)
-    n = len(chosen)
-    for w_name, w, _, _ in chosen:
-        if 0 in w.shape:
-            raise EieInputError(f"{args.model}: weight {w_name!r} has shape {tuple(w.shape)}; a layer needs at "
-                                "least one output row and one input column")
+    result: object
+    metadata: dict
+    findings: list
+    sizes: dict
+
+    def to_dict(self, out) -> dict:
+        """The ``--json`` document (``out``: the ``.eie`` path)."""
+        s = self.sizes
+        return {"eiesim_version": __version__, "out": os.fspath(out), **self.metadata,
+                "sizes": {"dense_bytes": s["dense_bytes"], "dc_stream_pq_bytes": s["pq_bytes"],
+                          "dc_stream_pqh_bytes": s["pqh_bytes"], "eie_file_bytes": s["file_bytes"]},
+                "findings": [{"code": f.code, "severity": f.severity, "layer": f.layer_name, "message": f.message}
+                             for f in self.findings]}
+
+
+def _settings(args, n: int):
+    """Per-layer ``(densities, qualities, bits)`` from the flags (one value, or one per layer), checked."""
     dens = _per_layer(_floats(args.density, "density") if args.density else None, n, "density")
     qual = _per_layer(_floats(args.quality, "quality") if args.quality else None, n, "quality")
     bits = _per_layer(_ints(args.bits, "bits"), n, "bits")
@@ -232,19 +192,33 @@ def run(args) -> int:
             raise EieInputError(f"--quality: {q} must be a finite number >= 0")
     if args.balance != "none" and dens is None and qual is None:
         raise EieInputError(f"--balance {args.balance}: nothing is pruned; give --density or --quality")
-    names_out = layer_names([w_name for w_name, *_ in chosen])
-    try:
-        res = compress_arrays(
-            [w for _, w, _, _ in chosen], [b for _, _, b, _ in chosen], names_out,
-            densities=dens, qualities=qual, code_bits=bits, index_bits=args.index_bits,
-            storage_index_bits=args.storage_index_bits, init=args.init, seed=args.seed,
-            n_pe=args.n_pe, huffman=args.huffman, balance=args.balance,
-        )
-    except EieInputError as exc:
-        if "do not form a chain" in str(exc):
-            raise EieInputError(f"{args.model}: {exc}; pick the layers with --layers") from None
-        raise
-    network = Network(tuple(res.layers), activation=args.activation)
+    return dens, qual, bits
+
+
+def _chosen_layers(args):
+    """The model's weights chosen as layers (``--layers``, else every 2-D float array): select_layers tuples."""
+    from ..workloads.models import load_model, select_layers
+
+    names = None
+    if args.layers is not None:
+        names = [n.strip() for n in args.layers.split(",")]
+        if not all(names):
+            raise EieInputError(f"--layers: {args.layers!r} holds an empty name; give comma-separated weight "
+                                "names")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise EieInputError(f"--layers: {dup[0]!r} is given more than once")
+    chosen = select_layers(load_model(args.model), names, source=args.model)
+    for w_name, w, _, _ in chosen:
+        if 0 in w.shape:
+            raise EieInputError(f"{args.model}: weight {w_name!r} has shape {tuple(w.shape)}; a layer needs at "
+                                "least one output row and one input column")
+    return chosen
+
+
+def _metadata(args, chosen, res, dens, qual, bits) -> dict:
+    """The container's metadata: source file (with its SHA-256), settings, per-layer facts, storage."""
+    from ..compress.storage import BASELINE
 
     with open_regular_file(args.model, error=EieInputError, what="model file") as fh:
         sha = hashlib.file_digest(fh, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
@@ -259,7 +233,7 @@ def run(args) -> int:
             "bias_max_abs_error": info["bias_max_abs_error"],
             "storage": st.to_dict(),
         })
-    metadata = {
+    return {
         "generator": f"eiesim {__version__} compress",
         "source": {"file": os.path.basename(os.fspath(args.model)), "sha256": sha},
         "compression": {
@@ -278,35 +252,95 @@ def run(args) -> int:
         "storage_total": res.total.to_dict(),
         "layers": layers_meta,
     }
-    save_network(args.out, network, metadata)
+
+
+def _execute(args) -> CompressRun:
+    """Check the outputs, read and compress the model, write the ``.eie`` file; nothing printed."""
+    from ..compress.pipeline import compress_arrays
+    from ..compress.reference import layer_names
+    from ..format.container import Network, save_network
+    from ..format.validate import validate_layer
+
+    # before any work: a bad --json must not leave a fresh --out behind, nor an output replace the model
+    check_command_outputs([("--out", args.out), ("--json", args.json), ("--csv", args.csv)], [("MODEL", args.model)])
+    chosen = _chosen_layers(args)
+    dens, qual, bits = _settings(args, len(chosen))
+    try:
+        res = compress_arrays(
+            [w for _, w, _, _ in chosen], [b for _, _, b, _ in chosen], layer_names([w_name for w_name, *_ in chosen]),
+            densities=dens, qualities=qual, code_bits=bits, index_bits=args.index_bits,
+            storage_index_bits=args.storage_index_bits, init=args.init, seed=args.seed,
+            n_pe=args.n_pe, huffman=args.huffman, balance=args.balance,
+        )
+    except EieInputError as exc:
+        if "do not form a chain" in str(exc):
+            raise EieInputError(f"{args.model}: {exc}; pick the layers with --layers") from None
+        raise
+    metadata = _metadata(args, chosen, res, dens, qual, bits)
+    save_network(args.out, Network(tuple(res.layers), activation=args.activation), metadata)
+    # what `eiesim validate` would warn about (duplicate, unused or zero centroids, ...), said now
+    findings = [f for layer in res.layers for f in validate_layer(layer).findings]
+    return CompressRun(res, metadata, findings, _size_summary(res.total, os.path.getsize(args.out)))
+
+
+def _render(run: CompressRun, args) -> None:
+    """Print the layers, the findings, the storage table and the sizes."""
+    from ..compress.storage import STORAGE_NOTE
+    from ..report.summaries import storage_report
 
     print(f"eiesim {__version__}: compressed {args.model} -> {args.out}")
-    for m, layer in zip(layers_meta, res.layers):
+    for m, layer in zip(run.metadata["layers"], run.result.layers):
         bias = f", bias {m['bias']} (max error {m['bias_max_abs_error']:.3g})" if m["bias"] else ", no bias"
         print(f"  {layer.name}: {m['weight']} {m['shape'][0]} x {m['shape'][1]}, kept {m['n_kept']:,} "
               f"({100 * m['density']:.2f} %), {m['code_bits']}-bit codes{bias}; EIE layout "
               f"{layer.n_entries:,} entries ({layer.n_fillers:,} fillers) over {layer.n_pe} PEs")
-    # what `eiesim validate` would warn about (duplicate, unused or zero centroids, ...), said now
-    from ..format.validate import validate_layer
-
-    findings = [f for layer in res.layers for f in validate_layer(layer).findings]
-    for f in findings:
+    for f in run.findings:
         more = f" ({f.count} places)" if f.count > 1 else ""
         print(f"  {f.severity} {f.code} [layer {f.layer_name!r}]: {f.message}{more} (as 'eiesim validate' reports it)")
     print()
-    print(storage_table(res.storage + [res.total], markdown=False))
-    sizes = _size_summary(res.total, os.path.getsize(args.out))
+    print(storage_report(run.result.storage + [run.result.total]).text())
+    print(STORAGE_NOTE)
+    print()
     print()
     print("sizes (KB = 1000 bytes; rate = size / dense baseline):")
+    sizes = run.sizes
     for label, nbytes in sizes["rows"]:
         rate = "" if nbytes == sizes["dense_bytes"] or not nbytes else \
             f", {100 * nbytes / sizes['dense_bytes']:.2f} % ({sizes['dense_bytes'] / nbytes:,.1f}x)"
         print(f"  {label}: {nbytes / 1000:,.1f} KB{rate}")
+
+
+def run(args) -> int:
+    """Execute ``eiesim compress``; returns the exit code.
+
+    :func:`_execute` compresses and writes the ``.eie`` file (a
+    :class:`CompressRun`), :func:`_render` prints, then ``--json`` /
+    ``--csv`` (the storage table) are written.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line of the subcommand (see :func:`add_parser`).
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    EieError
+        Bad flags or unreadable/invalid inputs (``EieInputError`` for out-of-range
+        ``--bits``, ``--density``, ``--quality``, ``--n-pe`` or an unusable model file);
+        :func:`eiesim.cli.main` prints the message and exits with code 2.
+    """
+    from ..report.files import write_csv, write_json
+    from ..report.summaries import storage_report
+
+    result = _execute(args)
+    _render(result, args)
     if args.json:
-        doc = {"eiesim_version": __version__, "out": os.fspath(args.out), **metadata,
-               "sizes": {"dense_bytes": sizes["dense_bytes"], "dc_stream_pq_bytes": sizes["pq_bytes"],
-                         "dc_stream_pqh_bytes": sizes["pqh_bytes"], "eie_file_bytes": sizes["file_bytes"]},
-               "findings": [{"code": f.code, "severity": f.severity, "layer": f.layer_name, "message": f.message}
-                            for f in findings]}
-        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
+        write_json(args.json, result.to_dict(args.out))
+    if args.csv:
+        write_csv(args.csv, storage_report(result.result.storage + [result.result.total]))
     return 0

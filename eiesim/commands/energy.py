@@ -4,15 +4,17 @@ Reads the JSON of ``eiesim simulate --json`` (or of ``scripts/reproduce_eie.py``
 prices every layer's counters with the default energy table or a user TOML
 table (``--table``), and prints both methods side by side (activity-based and
 the paper's chip power x time), the breakdowns and the SRAM/DRAM what-ifs.
-The text helpers here are shared with ``eiesim simulate --energy``.
+The tables are rendered by :mod:`eiesim.report.energy` (shared with
+``eiesim simulate --energy``); ``--csv`` writes
+:func:`eiesim.report.energy.energy_table`.
 """
 
 from __future__ import annotations
 
 from typing import List, Sequence
 
-from .._io import json_bytes, write_atomic
 from ..errors import EieInputError
+from ._args import add_csv_option, add_json_option
 from ._paths import check_command_outputs
 from ._results import check_energy_results, load_results_json
 
@@ -35,82 +37,11 @@ def add_parser(sub) -> None:
     )
     s.add_argument("results", metavar="RESULTS.json", help="output of 'eiesim simulate --json'")
     s.add_argument("--table", metavar="FILE.toml", help="energy table overriding the default entry by entry")
-    s.add_argument("--json", metavar="OUT", help="write the priced results as JSON")
+    add_json_option(s, "the priced results")
+    add_csv_option(s, "the energy per layer (both methods, by module and by kind)")
     s.add_argument("--show-table", action="store_true", help="print every entry of the table with its source")
     s.add_argument("--write-table", metavar="FILE.toml", help="write the (merged) table as TOML, a starting point for your own")
     s.set_defaults(func=run)
-
-
-def _uj(pj: float) -> str:
-    return f"{pj / 1e6:,.3f}"
-
-
-def format_energy(priced: Sequence[dict], in_total: Sequence[bool] = None) -> str:
-    """Text tables of priced layers (output of :func:`eiesim.energy.model.price_run`).
-
-    Energies are per input vector, in µJ.
-
-    Parameters
-    ----------
-    priced : sequence of dict
-        One :func:`eiesim.energy.model.price_run` result per layer (keys
-        ``name``, ``activity``, ``paper``, ``activity_over_paper``,
-        ``whatifs``; energies in pJ).
-    in_total : sequence of bool, optional
-        Which layers the total row sums (default: all); see
-        :func:`layers_in_total`.
-
-    Returns
-    -------
-    str
-        The two-method summary table (with a total row for several layers),
-        the activity energy by module and by kind, and the what-if table of
-        where the weights live.
-    """
-    from ..energy.model import KIND_LABELS, MODULE_LABELS
-    from ..report.text import format_table
-
-    lines: List[str] = []
-    header = ["layer", "paper method uJ", "activity uJ", "activity/paper", "activity W",
-              "SRAM %", "logic %", "clock %"]
-    rows = []
-    for p in priced:
-        a, pp = p["activity"], p["paper"]
-        tot = a["total_pj"] or 1.0
-        c = a["by_class_pj"]
-        rows.append([p["name"], _uj(pp["per_input_pj"]), _uj(a["per_input_pj"]), f"{p['activity_over_paper']:.3f}",
-                     f"{a['avg_power_w']:.3f}", f"{100 * c['sram'] / tot:.1f}", f"{100 * c['logic'] / tot:.1f}",
-                     f"{100 * c['clock'] / tot:.1f}"])
-    if in_total is None:
-        in_total = [True] * len(priced)
-    if sum(in_total) > 1:
-        rows.append(None)
-        ta = sum(p["activity"]["per_input_pj"] for p, t in zip(priced, in_total) if t)
-        tp = sum(p["paper"]["per_input_pj"] for p, t in zip(priced, in_total) if t)
-        left_out = [p["name"] for p, t in zip(priced, in_total) if not t]
-        label = "total" if not left_out else f"total ({sum(in_total)} layers; without {', '.join(left_out)})"
-        rows.append([label, _uj(tp), _uj(ta), f"{ta / tp:.3f}" if tp else "n/a", "", "", "", ""])
-    lines.append("energy per input (two methods, never mixed: 'paper' = chip power x simulated time; "
-                 "'activity' = counters x energy per action, calibrated on EIE Table II)")
-    lines.append(format_table(header, rows))
-    lines.append("")
-    for labels, field, what in ((MODULE_LABELS, "by_module_pj", "module"), (KIND_LABELS, "by_kind_pj", "kind")):
-        header = ["layer"] + list(labels.values())
-        rows = [[p["name"]] + [_uj(p["activity"][field][k] / p["activity"]["n_inputs"]) for k in labels]
-                for p in priced]
-        lines.append(f"activity-based energy by {what} (uJ per input)")
-        lines.append(format_table(header, rows))
-        lines.append("")
-    header = ["layer", "scenario", "weight fetch uJ", "compute uJ", "total uJ", "x EIE"]
-    rows = []
-    for p in priced:
-        n = p["activity"]["n_inputs"]
-        for w in p["whatifs"]:
-            rows.append([p["name"], w["label"], _uj(w["weight_fetch_pj"] / n), _uj(w["compute_pj"] / n),
-                         _uj(w["total_pj"] / n), f"{w['ratio_vs_eie']:,.1f}"])
-    lines.append("where the weights live (what-if, per input)")
-    lines.append(format_table(header, rows, align="llrrrr"))
-    return "\n".join(lines)
 
 
 def price_document(doc: dict, table) -> List[dict]:
@@ -186,24 +117,6 @@ def layers_in_total(layers: Sequence[dict]) -> List[bool]:
     return keep
 
 
-def format_table_entries(table) -> str:
-    """Every entry of an energy table with unit and source.
-
-    Parameters
-    ----------
-    table : EnergyTable
-
-    Returns
-    -------
-    str
-        The table's name, then one row per entry: key, value, unit, source.
-    """
-    from ..report.text import format_table
-
-    rows = [[k, f"{e.value:g}", e.unit, e.source] for k, e in table.all_entries().items()]
-    return f"energy table: {table.name}\n" + format_table(["entry", "value", "unit", "source"], rows, align="lrll")
-
-
 def run(args) -> int:
     """Execute ``eiesim energy``; returns the exit code.
 
@@ -225,8 +138,10 @@ def run(args) -> int:
         prints the message and exits with code 2.
     """
     from ..energy.tables import DEFAULT_TABLE, load_table
+    from ..report.energy import energy_table, format_energy, format_table_entries
+    from ..report.files import write_csv, write_json
 
-    check_command_outputs([("--json", args.json), ("--write-table", args.write_table)],
+    check_command_outputs([("--json", args.json), ("--csv", args.csv), ("--write-table", args.write_table)],
                           [("RESULTS.json", args.results), ("--table", args.table)])
     doc = load_results_json(args.results)
     table = load_table(args.table) if args.table else DEFAULT_TABLE
@@ -241,7 +156,11 @@ def run(args) -> int:
     if args.json:
         out = {"source": args.results, "table": table.to_dict(), "energy": {"table": table.name, "layers": priced,
                                                                       "in_total": in_total}}
-        write_atomic(args.json, json_bytes(out, error=EieInputError), error=EieInputError)
+        write_json(args.json, out)
+    if args.csv:
+        write_csv(args.csv, energy_table(priced, in_total))
     if args.write_table:
+        from .._io import write_atomic
+
         write_atomic(args.write_table, table.to_toml().encode("utf-8"), error=EieInputError)
     return 0

@@ -29,11 +29,11 @@ import glob
 import math
 import os
 
-from .._io import os_error_message, json_bytes, open_regular_file, refuse_symlink_loop, write_atomic
+from .._io import os_error_message, open_regular_file, refuse_symlink_loop
 from ..config import EIEConfig
 from ..errors import EieInputError
+from ._args import add_csv_option, add_json_option
 from ._paths import check_command_outputs
-from .validate import NONZEROS_HEADER
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -63,7 +63,8 @@ def add_parser(sub) -> None:
                    "beside it)")
     s.add_argument("--pointer-bits", type=int, metavar="B", default=None,
                    help=f"pointer width for per-PE layouts (default: {EIEConfig().pointer_bits}, EIE)")
-    s.add_argument("--json", metavar="OUT", help="also write the table as JSON")
+    add_json_option(s, "the table")
+    add_csv_option(s, "the table")
     s.set_defaults(func=run)
 
 
@@ -95,15 +96,6 @@ def _kind(path: str, layers_flag):
             )
         layers_flag = beside
     return "net", path, layers_flag
-
-
-def _ratio(dense: int, stored: int) -> str:
-    """Compression ratio dense / stored as ``"12.3x"`` (``"-"`` when nothing is stored)."""
-    return f"{dense / stored:,.1f}x" if stored else "-"
-
-
-def _shape_str(shape) -> str:
-    return " x ".join(str(d) for d in shape)
 
 
 def _inspect_net(path: str, layers_json: str) -> dict:
@@ -140,11 +132,6 @@ def _inspect_net(path: str, layers_json: str) -> dict:
             for i in net.issues
         ],
     }
-
-
-def _balance(x) -> str:
-    """A balance ratio max/mean as ``"1.100"`` (``"-"`` when undefined)."""
-    return "-" if x is None else f"{x:.3f}"
 
 
 def _layout_row(layer, pointer_bits: int, kind: str = "fc") -> dict:
@@ -201,7 +188,8 @@ def run(args) -> int:
         outside [1, 64], ``EieFormatError`` for a malformed file);
         :func:`eiesim.cli.main` prints the message and exits with code 2.
     """
-    from ..report.text import format_table
+    from ..report.files import write_csv, write_json
+    from ..report.summaries import inspect_table
 
     path = os.fspath(args.file)
     pointer_bits = args.pointer_bits if args.pointer_bits is not None else EIEConfig().pointer_bits
@@ -210,7 +198,7 @@ def run(args) -> int:
     kind, path, layers = _kind(path, args.layers)
     if args.layers is not None and kind != "net":
         raise EieInputError(f"--layers applies to a .net stream only; {path} is read as {kind}")
-    check_command_outputs([("--json", args.json)], [("FILE", path), ("--layers", layers)])
+    check_command_outputs([("--json", args.json), ("--csv", args.csv)], [("FILE", path), ("--layers", layers)])
     if kind == "net":
         doc = _inspect_net(path, layers)
     elif kind == "eie":
@@ -237,27 +225,9 @@ def run(args) -> int:
 
     n = len(rows_doc)
     print(f"{path}: {doc['format']}, {n} layer{'s' if n != 1 else ''}")
-    per_pe = kind != "net"
-    header = ["layer", "kind", "shape"] + (["PEs"] if per_pe else []) + [
-        "entries", "fillers"] + (["bias entries"] if per_pe else []) + [NONZEROS_HEADER, "density %", "codebook",
-                                                                       "bytes", "dense bytes", "dense / bytes"] + (
-        ["PE max/mean", "slice max/mean"] if per_pe else [])
-    rows = []
-    for r in rows_doc:
-        shape = _shape_str(r["shape"]) + (" +bias" if r.get("has_bias") else "")
-        rows.append([r["name"], r.get("kind", "fc"), shape] + ([r["n_pe"]] if per_pe else []) + [
-            f"{r['entries']:,}", f"{r['fillers']:,}"] + ([f"{r['bias_entries']:,}"] if per_pe else []) + [
-            f"{r['nonzeros']:,}", f"{100 * r['density']:.2f}", f"{r['codebook_size']} x {r['code_bits']}b",
-            f"{r['bytes']:,}", f"{r['dense_bytes']:,}", _ratio(r["dense_bytes"], r["bytes"])] + (
-            [_balance(r["balance"]["pe_balance"]), _balance(r["balance"]["slice_balance"])] if per_pe else []))
+    table = inspect_table(doc)
+    print(table.text())
     t = doc["total"]
-    rows.append(None)
-    rows.append(["total", "", ""] + ([""] if per_pe else []) + [
-        f"{t['entries']:,}", f"{t['fillers']:,}"] + ([f"{t['bias_entries']:,}"] if per_pe else []) + [
-        f"{t['nonzeros']:,}", f"{100 * t['density']:.2f}", "",
-        f"{t['bytes']:,}", f"{t['dense_bytes']:,}", _ratio(t["dense_bytes"], t["bytes"])] + (
-        ["", ""] if per_pe else []))
-    print(format_table(header, rows))
     if kind == "net":
         print(f"\nbytes consumed: {doc['bytes_consumed']:,} of {doc['file_size']:,} "
               f"(header {doc['header_bytes']:,} + layers {t['bytes']:,})")
@@ -275,5 +245,7 @@ def run(args) -> int:
           "dense / bytes: the compression ratio")
 
     if args.json:
-        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
+        write_json(args.json, doc)
+    if args.csv:
+        write_csv(args.csv, table)
     return 0

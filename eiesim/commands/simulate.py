@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -11,14 +12,13 @@ import numpy as np
 
 from .. import __version__
 from .._io import (
-    json_bytes,
     load_npz_members,
     parse_npy,
     read_regular_file,
     require_regular_file,
     write_atomic,
 )
-from ._args import dim_int, int_range
+from ._args import add_csv_option, add_json_option, dim_int, int_range
 from ..config import ARITH_MODES, MAX_N_PE, EIEConfig
 from ..errors import EieConfigError, EieInputError
 from ._paths import check_command_outputs
@@ -79,7 +79,8 @@ def add_parser(sub) -> None:
     s.add_argument("--arith", choices=ARITH_MODES, help="datapath arithmetic")
     s.add_argument("--backend", choices=("kernel", "reference"), default="kernel",
                    help="compiled kernel (default) or the pure-Python reference model")
-    s.add_argument("--json", metavar="OUT", help="write results as JSON")
+    add_json_option(s, "results")
+    add_csv_option(s, "the per-layer table")
     s.add_argument("--energy", action="store_true",
                    help="add the energy of the run (activity-based and chip power x time) to the report and JSON")
     s.add_argument("--energy-table", metavar="FILE.toml",
@@ -226,11 +227,6 @@ def _relayout(network, n_pe: int):
 
 
 # --------------------------------------------------------------------------- simulate
-def _per(total: int, n: int) -> str:
-    """A count per input: exact for one input, one decimal for a mean."""
-    return f"{total:,}" if n == 1 else f"{total / n:,.1f}"
-
-
 def _next_steps(args) -> str:
     """One line for a newcomer: the flags and commands this run did not use yet ("" when none is left)."""
     import importlib.util
@@ -245,10 +241,96 @@ def _next_steps(args) -> str:
     return "try next: " + "; ".join(tips) if tips else ""
 
 
-def _run_workload(args) -> int:
+
+@dataclasses.dataclass
+class SimulateRun:
+    """What ``eiesim simulate`` computed; :func:`_render` prints it, :func:`_write_outputs` saves it.
+
+    Attributes
+    ----------
+    source : str
+        What ran, as the first line and the JSON name it (``dump DIR``, ``workload NAME``, a path).
+    n_inputs : int
+        Input vectors (digits, recordings, ...) simulated.
+    cfg : EIEConfig
+    result : eiesim.sim.network.NetworkResult or eiesim.workloads.run.WorkloadRun
+        The simulation (a workload's run sums every M x V of each layer).
+    notes : list of str
+        Lines printed under the configuration (inferred sizes, ``warning:`` lines).
+    doc : dict
+        The ``--json`` document.
+    priced : list of dict or None
+        :func:`eiesim.energy.model.price_run` per layer (``--energy``), with ``table_name``.
+    accuracy : dict
+        Top-1 accuracies (fractions) when the inputs carry labels.
+    network, x : Network and numpy.ndarray (n_inputs, n_in) float32, or None
+        What ran (a network, not a workload): for ``--trace`` and ``--save-output``.
+    """
+
+    source: str
+    n_inputs: int
+    cfg: EIEConfig
+    result: object
+    notes: list
+    doc: dict
+    priced: list = None
+    table_name: str = ""
+    accuracy: dict = dataclasses.field(default_factory=dict)
+    network: object = None
+    x: np.ndarray = None
+
+    @property
+    def is_workload(self) -> bool:
+        """True for ``--workload`` (a run of a registered real workload)."""
+        return self.network is None
+
+
+def _energy_table(args):
+    """The energy table of ``--energy`` / ``--energy-table`` (None without), read before simulating."""
+    if not (args.energy or args.energy_table):
+        return None
+    from ..energy.tables import DEFAULT_TABLE, load_table
+
+    return load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
+
+
+def _price(run: SimulateRun, table, layers) -> None:
+    """Price every layer with ``table`` (``--energy``) into ``run`` and its JSON document."""
+    if table is None:
+        return
+    from ..energy.model import RunActivity, price_run
+
+    run.priced = [price_run(RunActivity.from_result(l, run.cfg), table) for l in layers]
+    run.table_name = table.name
+    run.doc["energy"] = {"table": table.name, "layers": run.priced}
+
+
+def _simulate_quietly(fn, notes: list, every: bool = True):
+    """``fn()`` with a fixed16 saturation warning turned into a ``warning:`` note (never silent, issue 9).
+
+    ``every``: one note per warning (a network), else the first and how many more (a workload's many
+    runs); other warnings pass on.
+    """
+    from ..sim.result import FixedPointSaturationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn()
+    sat = [str(w.message) for w in caught if issubclass(w.category, FixedPointSaturationWarning)]
+    if every:
+        notes += [f"warning: {m}" for m in sat]
+        for w in caught:
+            if not issubclass(w.category, FixedPointSaturationWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    elif sat:
+        more = f" (and {len(sat) - 1:,} more saturation warnings over the workload's runs)" if len(sat) > 1 else ""
+        notes.append(f"warning: {sat[0]}{more}")
+    return out
+
+
+def _execute_workload(args) -> SimulateRun:
     """``eiesim simulate --workload NAME``: load, simulate and score a registered real workload."""
     from ..format.container import Network
-    from ..report.text import format_table
     from ..workloads.registry import get_spec, load
     from ..workloads.run import run_workload
 
@@ -256,68 +338,222 @@ def _run_workload(args) -> int:
         if getattr(args, flag, None) is not None:
             raise EieInputError(f"{what} does not apply to --workload (the workload brings its own inputs)")
     spec = get_spec(args.workload)  # unknown name: one line listing the registered ones
-    check_command_outputs([("--json", args.json)], [("--config", args.config), ("--energy-table", args.energy_table)])
-    table = None
-    if args.energy or args.energy_table:
-        from ..energy.tables import DEFAULT_TABLE, load_table
-
-        table = load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
+    table = _energy_table(args)
     if args.config is not None:  # a bad config file stops the run before the workload is loaded
         EIEConfig.load(args.config)
     wl = load(spec.name, args.inputs if args.inputs is not None else 4, 0)
-    probe = Network(wl.layers[:1], activation="none", kinds=wl.kinds[:1])
-    cfg = _build_config(args, probe, f"workload {wl.name}")
-    from ..sim.result import FixedPointSaturationWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = run_workload(wl, cfg, backend=args.backend)
-    # per-step notes are dropped, but a fixed16 saturation is never silent (issue 9): the first, and how many more
-    sat = [str(w.message) for w in caught if issubclass(w.category, FixedPointSaturationWarning)]
-    if sat:
-        more = f" (and {len(sat) - 1:,} more saturation warnings over the workload's runs)" if len(sat) > 1 else ""
-        print(f"warning: {sat[0]}{more}", file=sys.stderr)
-    print(f"eiesim {__version__}: workload {wl.name}, {wl.n_inputs} input{'s' if wl.n_inputs != 1 else ''}")
-    print(f"EIE: {cfg.n_pe} PEs, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
-          f"{cfg.clock_hz / 1e6:g} MHz, {cfg.arith}, backend {args.backend}")
+    cfg = _build_config(args, Network(wl.layers[:1], activation="none", kinds=wl.kinds[:1]), f"workload {wl.name}")
+    warn: list = []
+    res = _simulate_quietly(lambda: run_workload(wl, cfg, backend=args.backend), warn, every=False)
+    if warn:  # before the report, on stderr
+        print(warn[0], file=sys.stderr)
     comp = wl.metadata.get("compression", {})
-    if comp:
-        print(f"compression: {comp.get('method', '?')}, retrained: {comp.get('retrained', '?')}")
-    print()
-    header = ["layer", "kind", "shape (out x in)", "weights %", "acts %", "M x V", "cycles per M x V",
-              "cycles", "time us", "LB eff %"]
-    rows = []
-    for l in res.layers:
-        rows.append([l.name, l.kind, f"{l.shape[0]} x {l.shape[1]}", f"{100 * l.weight_density:.2f}",
-                     f"{100 * l.activation_density:.1f}", f"{l.n_inputs:,}", f"{l.cycles_per_input:,.1f}",
-                     f"{l.cycles:,}", f"{1e6 * l.time_s:,.3f}", f"{100 * l.load_balance_efficiency:.1f}"])
-    print(format_table(header, rows))
-    for l in res.layers:
-        if l.kind == "lstm":
-            print(f"\nlstm layer {l.name!r}: {l.n_inputs:,} time steps over {wl.n_inputs} sequence(s), "
-                  f"{l.cycles_per_input:,.1f} cycles per step; host element-wise ops (not cycles): "
-                  + ", ".join(f"{k} {v:,}" for k, v in (l.host_ops or {}).items()))
-    q = res.quality
-    print(f"\nquality ({q['metric']}): compressed as simulated {q['compressed']:.4f}, "
-          f"uncompressed model {q['original']:.4f}")
+    notes = [f"compression: {comp.get('method', '?')}, retrained: {comp.get('retrained', '?')}"] if comp else []
     doc = {"eiesim_version": __version__, "source": f"workload {wl.name}", "n_inputs": int(wl.n_inputs),
            "config": cfg.to_dict(), **res.to_dict()}
-    if table is not None:
-        from ..energy.model import RunActivity, price_run
-        from .energy import format_energy
+    run = SimulateRun(f"workload {wl.name}", int(wl.n_inputs), cfg, res, notes, doc)
+    _price(run, table, res.layers)
+    return run
 
-        priced = [price_run(RunActivity.from_result(l, cfg), table) for l in res.layers]
-        print()
-        print(f"energy table: {table.name}")
-        print(format_energy(priced))
-        doc["energy"] = {"table": table.name, "layers": priced}
+
+def _check_args(args) -> None:
+    """Refuse empty paths, unwritable outputs and flags that do not fit, before any work."""
+    for flag in ("network", "eie_dump", "input", "config", "json", "csv", "save_output", "energy_table", "trace"):
+        if getattr(args, flag, None) == "":
+            raise EieInputError(f"--{flag.replace('_', '-')}: empty path")
+    # fail before simulating, not after; never write over an input
+    default_net = args.network is None and args.eie_dump is None
+    check_command_outputs(
+        [("--json", args.json), ("--csv", args.csv), ("--save-output", args.save_output), ("--trace", args.trace)],
+        [("--network", args.network if not default_net else _trace_path(DEFAULT_NETWORK)),
+         ("--eie-dump", args.eie_dump),
+         ("--input", args.input if args.input is not None or not default_net else _trace_path(DEFAULT_INPUTS)),
+         ("--config", args.config), ("--energy-table", args.energy_table)],
+    )
+    if args.workload is not None:
+        return
+    if args.inputs is not None:
+        raise EieInputError("--inputs applies to --workload only")
+    if args.n_out is not None and args.eie_dump is None:
+        raise EieInputError("--n-out applies to --eie-dump only (a .eie container stores its shapes)")
+
+
+def _load(args, notes: list):
+    """``(network, source, x, labels, extra)`` of a dump (``--eie-dump``) or a container (or the default)."""
+    from ..format.container import Network, load_network
+
+    if args.eie_dump is None:
+        net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
+        network = load_network(net_path)
+        notes.extend(_redundancy_warnings(net_path))
+        in_path = args.input if args.input is not None else (
+            None if args.network is not None else _trace_path(DEFAULT_INPUTS))
+        if in_path is None:
+            raise EieInputError("--network needs --input FILE (the network's input activations)")
+        return (network, args.network or "embedded LeNet-300-100 (traces/)",
+                *_load_inputs(in_path, network.n_in, network.n_out))
+    from ..format.eiedump import read_dump
+
+    dump = read_dump(args.eie_dump, n_out=args.n_out)  # --n-pe: re-interleaved below, exactly
+    if dump.n_out_inferred:
+        notes.append(f"n_out = {dump.layer.n_out} inferred from the largest decoded row (a dump does not "
+                     "store it; trailing all-zero rows cannot be seen): give --n-out ROWS to set it")
+    notes += [f"warning: {w}" for w in dump.warnings]
+    network = Network((dump.layer,), activation="none", metadata={"source": args.eie_dump})
+    source = f"dump {args.eie_dump}"
+    if args.input is not None:
+        return (network, source, *_load_inputs(args.input, network.n_in, network.n_out))
+    if dump.activations is None:
+        raise EieInputError(f"{args.eie_dump}: no act.dat; give --input FILE")
+    notes.append(f"input: {os.path.join(args.eie_dump, 'act.dat')}")
+    return network, source, dump.activations[None, :], None, {}
+
+
+def _check_trace(args, network, n_inputs: int, n_pe: int) -> None:
+    """Every ``--trace*`` option, checked before simulating."""
+    if args.trace is None:
+        if any(v is not None for v in (args.trace_window, args.trace_pes, args.trace_layer)) or args.trace_input:
+            raise EieInputError("--trace-window/--trace-pes/--trace-input/--trace-layer need --trace OUT")
+        return
+    from ..sim.trace import TRACE_FORMATS, check_trace_target, parse_pes, parse_window
+
+    if not args.trace.lower().endswith(tuple(TRACE_FORMATS)):
+        raise EieInputError(f"--trace {args.trace}: the suffix must be one of {', '.join(TRACE_FORMATS)}")
+    check_trace_target([l.name or f"layer{k}" for k, l in enumerate(network.layers)], n_inputs,
+                       args.trace_layer, args.trace_input)
+    parse_pes(args.trace_pes, n_pe)
+    if args.trace_window is not None:
+        parse_window(args.trace_window, 1 << 62)
+
+
+def _accuracy(outputs: np.ndarray, labels, extra: dict) -> dict:
+    """Top-1 accuracies (fractions) of the simulation and of the logits the input file carries."""
+    if labels is None:
+        return {}
+    acc = {"simulated": float(np.mean(outputs.argmax(axis=1) == labels))}
+    for key, name in (("float_logits", "float_model"), ("pruned_quantized_logits", "compressed_model_numpy")):
+        if key in extra:
+            acc[name] = float(np.mean(extra[key].argmax(axis=1) == labels))
+    return acc
+
+
+def _execute(args) -> SimulateRun:
+    """Check the arguments, load, simulate (and price); nothing printed but progress and warnings."""
+    from ..sim.capacity import sram_footprint
+    from ..sim.network import simulate_network
+
+    _check_args(args)
+    if args.workload is not None:
+        return _execute_workload(args)
+    table = _energy_table(args)  # read before simulating: a bad table stops the run before it starts
+    notes: list = []
+    network, source, x, labels, extra = _load(args, notes)
+    cfg = _build_config(args, network, source)
+    _check_trace(args, network, x.shape[0], cfg.n_pe)
+    if any(l.n_pe != cfg.n_pe for l in network.layers):
+        network = _relayout(network, cfg.n_pe)
+        notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
+    footprints = [sram_footprint(l, cfg) for l in network.layers]
+    notes += [f"warning: layer {fp.name!r} does not fit on chip ({problem}); simulated as if it did"
+              for fp in footprints for problem in fp.problems()]
+    result = _simulate_quietly(lambda: simulate_network(network, x, cfg, backend=args.backend, progress=True),
+                               notes)
+    n = int(x.shape[0])
+    doc = {"eiesim_version": __version__, "source": source, "n_inputs": n, "config": cfg.to_dict(),
+           **result.to_dict(), "sram": [fp.to_dict() for fp in footprints]}
+    run = SimulateRun(source, n, cfg, result, notes, doc, accuracy=_accuracy(result.outputs, labels, extra),
+                      network=network, x=x)
+    if run.accuracy:
+        doc["accuracy"] = run.accuracy
+    _price(run, table, result.layers)
+    return run
+
+
+def _table(run: SimulateRun):
+    """The per-layer table printed and written with ``--csv``."""
+    from ..report.summaries import network_table, workload_table
+
+    return workload_table(run.result) if run.is_workload else network_table(run.result, run.n_inputs, run.cfg.n_pe)
+
+
+def _render(run: SimulateRun, args) -> None:
+    """Print the report of a run: configuration, notes, the layer table, energy, accuracy, a hint."""
+    from ..report.summaries import lstm_lines
+
+    n, cfg = run.n_inputs, run.cfg
+    print(f"eiesim {__version__}: {run.source}, {n} input{'s' if n != 1 else ''}")
+    print(f"EIE: {cfg.n_pe} PEs, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
+          f"{cfg.clock_hz / 1e6:g} MHz, {cfg.arith}, backend {args.backend}")
+    for note in run.notes:
+        print(note)
+    print()
+    print(_table(run).text())
+    for line in lstm_lines(run.result.layers, **({"sequences": n} if run.is_workload else {"steps": n})):
+        print(f"\n{line}")
+    if run.is_workload:
+        q = run.result.quality
+        print(f"\nquality ({q['metric']}): compressed as simulated {q['compressed']:.4f}, "
+              f"uncompressed model {q['original']:.4f}")
+    if run.priced is not None:
+        from ..report.energy import format_energy
+
+        print(f"\nenergy table: {run.table_name}")
+        print(format_energy(run.priced))
+    if run.is_workload:
+        return
+    acc = run.accuracy
+    if acc:
+        line = f"accuracy on these {n} inputs: simulated EIE {100 * acc['simulated']:.1f} %"
+        if "float_model" in acc:
+            line += f", uncompressed float model {100 * acc['float_model']:.1f} %"
+        if "compressed_model_numpy" in acc:
+            line += f", compressed model in NumPy {100 * acc['compressed_model_numpy']:.1f} %"
+        print(f"\n{line}")
+    elif n == 1:
+        print(f"\ntop-1 output index: {int(run.result.outputs[0].argmax())}")
+    hint = _next_steps(args)
+    if hint:
+        print(f"\n{hint}")
+
+
+def _write_trace(run: SimulateRun, args) -> None:
+    """``--trace OUT``: trace one layer on one input (a second, traced run) and say what was written."""
+    from ..sim.trace import trace_network_layer, write_trace
+
+    traced = trace_network_layer(run.network, run.x, run.cfg, layer=args.trace_layer, input_index=args.trace_input,
+                                 backend=args.backend)
+    win = write_trace(traced, args.trace, window=args.trace_window, pes=args.trace_pes,
+                      comment=f"eiesim {__version__}: {run.source}, layer {traced.name}, input {args.trace_input}")
+    print(f"\ntrace: {args.trace} (layer {traced.name!r}, input {args.trace_input}, cycles {win[0]:,}.."
+          f"{win[1] - 1:,} of {traced.cycles:,}; CCU stall cycles in the run: "
+          f"{traced.counters['ccu_stall_cycles']:,})")
+
+
+def _write_outputs(run: SimulateRun, args) -> None:
+    """``--json``, ``--csv``, ``--trace`` and ``--save-output``, in that order (paths checked before any work)."""
+    from ..report.files import write_csv, write_json
+
     if args.json:
-        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
-    return 0
+        write_json(args.json, run.doc)
+    if args.csv:
+        write_csv(args.csv, _table(run))
+    if args.trace is not None:
+        _write_trace(run, args)
+    if args.save_output:
+        import io
+
+        out = run.result.outputs[0] if run.n_inputs == 1 else run.result.outputs
+        buf = io.BytesIO()
+        np.save(buf, out, allow_pickle=False)
+        write_atomic(args.save_output, buf.getvalue(), error=EieInputError)
 
 
 def run(args) -> int:
     """Execute ``eiesim simulate``; returns the exit code.
+
+    :func:`_execute` computes a :class:`SimulateRun`, :func:`_render` prints it
+    (tables from :mod:`eiesim.report`), :func:`_write_outputs` writes the
+    files asked for.
 
     Parameters
     ----------
@@ -337,205 +573,7 @@ def run(args) -> int:
         malformed network or configuration); :func:`eiesim.cli.main` prints the message
         and exits with code 2.
     """
-    from ..format.container import Network, load_network
-    from ..report.text import format_table
-    from ..sim.capacity import sram_footprint
-    from ..sim.network import simulate_network
-
-    for flag in ("network", "eie_dump", "input", "config", "json", "save_output", "energy_table", "trace"):
-        if getattr(args, flag, None) == "":
-            raise EieInputError(f"--{flag.replace('_', '-')}: empty path")
-    # fail before simulating, not after; never write over an input
-    default_net = args.network is None and args.eie_dump is None
-    check_command_outputs(
-        [("--json", args.json), ("--save-output", args.save_output), ("--trace", args.trace)],
-        [("--network", args.network if not default_net else _trace_path(DEFAULT_NETWORK)),
-         ("--eie-dump", args.eie_dump),
-         ("--input", args.input if args.input is not None or not default_net else _trace_path(DEFAULT_INPUTS)),
-         ("--config", args.config), ("--energy-table", args.energy_table)],
-    )
-    if args.workload is not None:
-        return _run_workload(args)
-    if args.inputs is not None:
-        raise EieInputError("--inputs applies to --workload only")
-    if args.n_out is not None and args.eie_dump is None:
-        raise EieInputError("--n-out applies to --eie-dump only (a .eie container stores its shapes)")
-    table = None  # read before simulating: a bad table stops the run before it starts
-    if args.energy or args.energy_table:
-        from ..energy.tables import DEFAULT_TABLE, load_table
-
-        table = load_table(args.energy_table) if args.energy_table else DEFAULT_TABLE
-    labels = None
-    extra = {}
-    notes = []
-    if args.eie_dump is not None:
-        from ..format.eiedump import read_dump
-
-        dump = read_dump(args.eie_dump, n_out=args.n_out)  # --n-pe: re-interleaved below, exactly
-        if dump.n_out_inferred:
-            notes.append(f"n_out = {dump.layer.n_out} inferred from the largest decoded row (a dump does not "
-                         "store it; trailing all-zero rows cannot be seen): give --n-out ROWS to set it")
-        notes += [f"warning: {w}" for w in dump.warnings]
-        network = Network((dump.layer,), activation="none", metadata={"source": args.eie_dump})
-        source = f"dump {args.eie_dump}"
-        if args.input is not None:
-            x, labels, extra = _load_inputs(args.input, network.n_in, network.n_out)
-        elif dump.activations is not None:
-            x = dump.activations[None, :]
-            notes.append(f"input: {os.path.join(args.eie_dump, 'act.dat')}")
-        else:
-            raise EieInputError(f"{args.eie_dump}: no act.dat; give --input FILE")
-    else:
-        net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
-        network = load_network(net_path)
-        source = args.network or "embedded LeNet-300-100 (traces/)"
-        notes.extend(_redundancy_warnings(net_path))
-        in_path = args.input if args.input is not None else (
-            None if args.network is not None else _trace_path(DEFAULT_INPUTS))
-        if in_path is None:
-            raise EieInputError("--network needs --input FILE (the network's input activations)")
-        x, labels, extra = _load_inputs(in_path, network.n_in, network.n_out)
-    cfg = _build_config(args, network, source)
-    if args.trace is not None:  # every trace option is checked before simulating
-        from ..sim.trace import TRACE_FORMATS, check_trace_target, parse_pes
-
-        if not args.trace.lower().endswith(tuple(TRACE_FORMATS)):
-            raise EieInputError(f"--trace {args.trace}: the suffix must be one of {', '.join(TRACE_FORMATS)}")
-        check_trace_target([l.name or f"layer{k}" for k, l in enumerate(network.layers)], x.shape[0],
-                           args.trace_layer, args.trace_input)
-        parse_pes(args.trace_pes, cfg.n_pe)
-        if args.trace_window is not None:
-            from ..sim.trace import parse_window
-
-            parse_window(args.trace_window, 1 << 62)
-    elif any(v is not None for v in (args.trace_window, args.trace_pes, args.trace_layer)) or args.trace_input:
-        raise EieInputError("--trace-window/--trace-pes/--trace-input/--trace-layer need --trace OUT")
-    if any(l.n_pe != cfg.n_pe for l in network.layers):
-        network = _relayout(network, cfg.n_pe)
-        notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
-    footprints = [sram_footprint(l, cfg) for l in network.layers]
-    for fp in footprints:
-        for problem in fp.problems():
-            notes.append(f"warning: layer {fp.name!r} does not fit on chip ({problem}); "
-                         "simulated as if it did")
-
-    from ..sim.result import FixedPointSaturationWarning
-
-    with warnings.catch_warnings(record=True) as caught:  # fixed16 saturation: a note line
-        warnings.simplefilter("always")
-        result = simulate_network(network, x, cfg, backend=args.backend, progress=True)
-    for w in caught:
-        if issubclass(w.category, FixedPointSaturationWarning):
-            notes.append(f"warning: {w.message}")
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    n = x.shape[0]
-
-    print(f"eiesim {__version__}: {source}, {n} input{'s' if n != 1 else ''}")
-    print(
-        f"EIE: {cfg.n_pe} PEs, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
-        f"{cfg.clock_hz / 1e6:g} MHz, {cfg.arith}, backend {args.backend}"
-    )
-    for note in notes:
-        print(note)
-    print()
-    per = " per input" if n > 1 else ""  # means over the inputs: cycles, spmat and pointer reads
-    header = ["layer", "shape (out x in)", "non-zeros % (W, no bias)", "acts %", "entries", "fillers",
-              f"cycles{per}", "time us", "LB eff %", f"spmat reads{per}", f"ptr reads{per}"]
-    rows = []
-    for l in result.layers:
-        rows.append([
-            l.name, f"{l.shape[0]} x {l.shape[1]}", f"{100 * l.weight_density:.2f}",
-            f"{100 * l.activation_density:.1f}", f"{l.stored_entries:,}", f"{l.fillers:,}",
-            _per(l.cycles, n),
-            f"{1e6 * l.time_s / n:.3f}", f"{100 * l.load_balance_efficiency:.1f}",
-            _per(l.counters["spmat_line_reads"], n),
-            _per(l.counters["ptr_reads"], n),
-        ])
-    tot_macs = sum(l.counters["macs"] for l in result.layers)
-    tot_cyc = result.cycles
-    rows.append(None)
-    rows.append([
-        "total", "", "", "", f"{sum(l.stored_entries for l in result.layers):,}",
-        f"{sum(l.fillers for l in result.layers):,}",
-        _per(tot_cyc, n), f"{1e6 * result.time_s / n:.3f}",
-        f"{100 * tot_macs / (tot_cyc * cfg.n_pe):.1f}" if tot_cyc else "0.0",
-        _per(sum(l.counters["spmat_line_reads"] for l in result.layers), n),
-        _per(sum(l.counters["ptr_reads"] for l in result.layers), n),
-    ])
-    print(format_table(header, rows))
-    for l in result.layers:
-        if l.kind == "lstm":  # rows are time steps of one sequence; gate functions on the host
-            ops = l.host_ops or {}
-            print(f"\nlstm layer {l.name!r}: {n} time steps, {l.cycles:,} cycles per sequence "
-                  f"({l.cycles_per_input:,.1f} per step); host element-wise ops (not cycles): "
-                  + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
-
-    energy_doc = None
-    if table is not None:
-        from ..energy.model import RunActivity, price_run
-        from .energy import format_energy
-
-        priced = [price_run(RunActivity.from_result(l, cfg), table) for l in result.layers]
-        print()
-        print(f"energy table: {table.name}")
-        print(format_energy(priced))
-        energy_doc = {"table": table.name, "layers": priced}
-
-    accuracy = {}
-    if labels is not None:
-        accuracy["simulated"] = float(np.mean(result.outputs.argmax(axis=1) == labels))
-        if "float_logits" in extra:
-            accuracy["float_model"] = float(np.mean(extra["float_logits"].argmax(axis=1) == labels))
-        if "pruned_quantized_logits" in extra:
-            accuracy["compressed_model_numpy"] = float(
-                np.mean(extra["pruned_quantized_logits"].argmax(axis=1) == labels)
-            )
-        print()
-        line = f"accuracy on these {n} inputs: simulated EIE {100 * accuracy['simulated']:.1f} %"
-        if "float_model" in accuracy:
-            line += f", uncompressed float model {100 * accuracy['float_model']:.1f} %"
-        if "compressed_model_numpy" in accuracy:
-            line += f", compressed model in NumPy {100 * accuracy['compressed_model_numpy']:.1f} %"
-        print(line)
-    elif n == 1:
-        top = int(result.outputs[0].argmax())
-        print(f"\ntop-1 output index: {top}")
-    hint = _next_steps(args)
-    if hint:
-        print(f"\n{hint}")
-
-    if args.json:
-        doc = {
-            "eiesim_version": __version__,
-            "source": source,
-            "n_inputs": int(n),
-            "config": cfg.to_dict(),
-            **result.to_dict(),
-            "sram": [fp.to_dict() for fp in footprints],
-        }
-        if accuracy:
-            doc["accuracy"] = accuracy
-        if energy_doc is not None:
-            doc["energy"] = energy_doc
-        write_atomic(args.json, json_bytes(doc, error=EieInputError), error=EieInputError)
-    if args.trace is not None:
-        from ..sim.trace import trace_network_layer, write_trace
-
-        traced = trace_network_layer(network, x, cfg, layer=args.trace_layer, input_index=args.trace_input,
-                                     backend=args.backend)
-        win = write_trace(traced, args.trace, window=args.trace_window, pes=args.trace_pes,
-                          comment=f"eiesim {__version__}: {source}, layer {traced.name}, input {args.trace_input}")
-        print(f"\ntrace: {args.trace} (layer {traced.name!r}, input {args.trace_input}, cycles {win[0]:,}.."
-              f"{win[1] - 1:,} of {traced.cycles:,}; CCU stall cycles in the run: "
-              f"{traced.counters['ccu_stall_cycles']:,})")
-    if args.save_output:
-        out = result.outputs[0] if n == 1 else result.outputs
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, out, allow_pickle=False)
-        write_atomic(args.save_output, buf.getvalue(), error=EieInputError)
+    result = _execute(args)
+    _render(result, args)
+    _write_outputs(result, args)
     return 0
-
-

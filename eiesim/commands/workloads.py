@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._io import json_bytes, write_atomic
 from ..errors import EieInputError
+from ._args import add_csv_option, add_json_option
 from ._paths import check_command_outputs
 
 
@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
         "pinned packages are installed, and the exact command that installs them. Run one with "
         "'eiesim simulate --workload NAME'.",
     )
-    s.add_argument("--json", metavar="OUT", help="write the list as JSON")
+    add_json_option(s, "the list")
+    add_csv_option(s, "the list")
     s.set_defaults(func=run)
 
 
@@ -43,17 +44,20 @@ def run(args) -> int:
     EieError
         An output path that cannot be written (``EieInputError``).
     """
-    from ..report.text import format_table
+    from ..report.files import write_csv, write_json
+    from ..report.summaries import workloads_table
     from ..workloads.registry import REGISTRY
 
-    if args.json == "":
-        raise EieInputError("--json: empty path")
-    check_command_outputs([("--json", args.json)], [])
+    for flag in ("json", "csv"):
+        if getattr(args, flag) == "":
+            raise EieInputError(f"--{flag}: empty path")
+    check_command_outputs([("--json", args.json), ("--csv", args.csv)], [])
     docs = [s.to_dict() for s in REGISTRY]
-    rows = [[d["name"], "yes" if d["installed"] else "no", d["install_command"] or "(nothing to install)"]
-            for d in docs]
-    print(format_table(["workload", "installed", "install command"], rows))
+    table = workloads_table(docs)
+    print(table.text())
     print("\nrun one: eiesim simulate --workload NAME [--inputs K] [--json OUT]")
     if args.json:
-        write_atomic(args.json, json_bytes({"workloads": docs}, error=EieInputError), error=EieInputError)
+        write_json(args.json, {"workloads": docs})
+    if args.csv:
+        write_csv(args.csv, table)
     return 0

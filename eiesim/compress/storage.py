@@ -52,7 +52,9 @@ __all__ = [
     "network_total",
     "relative_index_stream",
     "sharing_compression_rate",
+    "storage_columns",
     "storage_table",
+    "STORAGE_NOTE",
 ]
 
 #: Bits of one uncompressed parameter (IEEE-754 float32).
@@ -426,16 +428,69 @@ def _fmt_count(n: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _fmt_rate(r: Optional[float]) -> str:
-    if r is None:
-        return "-"
-    return f"{100 * r:.2f}% ({1 / r:.1f}x)"
+def _fmt_rate(r) -> str:
+    """A rate as ``(percent, times)`` -> ``"2.82% (35.5x)"``."""
+    return f"{r[0]:.2f}% ({r[1]:.1f}x)"
 
 
-def _fmt_bits(x: Optional[float]) -> str:
-    if x is None:
-        return "-"
+def _fmt_bits(x: float) -> str:
     return f"{x:.0f}" if abs(x - round(x)) < 1e-9 else f"{x:.2f}"
+
+
+def _rate(r: Optional[float]):
+    return None if r is None else (100 * r, 1 / r)
+
+
+def storage_columns(with_sizes: bool = True) -> list:
+    """The columns of the storage table: what each holds and how the text shows it.
+
+    One definition for :func:`storage_table` (text, markdown) and the CSV of
+    ``eiesim compress --csv`` (:func:`eiesim.report.summaries.storage_report`).
+
+    Parameters
+    ----------
+    with_sizes : bool
+        Add stored entries (fillers) and the dense / P+Q / P+Q+H sizes in KB (1 KB = 1000 bytes).
+
+    Returns
+    -------
+    list of (str, callable, callable, tuple of str or None)
+        ``(title, value, text, csv_titles)``: ``value(row)`` of a
+        :class:`LayerStorage` is a number (a tuple of numbers where
+        ``csv_titles`` names them: a rate as percent and times, entries and
+        fillers) or None (no Huffman coding: printed ``-``); ``text(value)``
+        the printed cell.
+    """
+    pct = lambda v: f"{v:.2f}%"  # noqa: E731
+    kb = lambda v: f"{v:.1f}"  # noqa: E731
+    cols = [
+        ("#weights", lambda r: r.n_weights, _fmt_count, None),
+        ("weights kept %", lambda r: 100 * r.kept_fraction, pct, None),
+        ("weight bits (P+Q)", lambda r: r.weight_bits_per_entry_pq, _fmt_bits, None),
+        ("weight bits (P+Q+H)", lambda r: r.weight_bits_per_entry_pqh, _fmt_bits, None),
+        ("index bits (P+Q)", lambda r: r.index_bits_per_entry_pq, _fmt_bits, None),
+        ("index bits (P+Q+H)", lambda r: r.index_bits_per_entry_pqh, _fmt_bits, None),
+        ("compress rate (P+Q)", lambda r: _rate(r.rate_pq), _fmt_rate,
+         ("compress rate (P+Q) %", "compression (P+Q) x")),
+        ("compress rate (P+Q+H)", lambda r: _rate(r.rate_pqh), _fmt_rate,
+         ("compress rate (P+Q+H) %", "compression (P+Q+H) x")),
+    ]
+    if with_sizes:
+        cols += [
+            ("entries (fillers)", lambda r: (r.n_entries, r.n_fillers), lambda v: f"{v[0]:,} ({v[1]:,})",
+             ("entries", "fillers")),
+            ("dense KB", lambda r: r.dense_bits / 8000, kb, None),
+            ("P+Q KB", lambda r: r.pq_bits / 8000, kb, None),
+            ("P+Q+H KB", lambda r: None if r.pqh_bits is None else r.pqh_bits / 8000, kb, None),
+        ]
+    return cols
+
+
+#: Footnote of the storage table: the baseline and the units.
+STORAGE_NOTE = (f"Baseline: {BASELINE}. Bits per stored entry (fillers included); rates = compressed / "
+                "baseline size with codebooks (float32), float32 biases, fillers and Huffman tables "
+                "counted; KB = 1000 bytes. Stream: Deep Compression relative-index stream (C order), "
+                "not the per-PE EIE layout.")
 
 
 def storage_table(rows: Sequence[LayerStorage], *, markdown: bool = True,
@@ -455,31 +510,15 @@ def storage_table(rows: Sequence[LayerStorage], *, markdown: bool = True,
     Returns
     -------
     str
-        The table and a footnote naming the baseline and units.
+        The table and a footnote naming the baseline and units (:data:`STORAGE_NOTE`).
     """
-    header = ["layer", "#weights", "weights kept %", "weight bits (P+Q)", "weight bits (P+Q+H)",
-              "index bits (P+Q)", "index bits (P+Q+H)", "compress rate (P+Q)", "compress rate (P+Q+H)"]
-    if with_sizes:
-        header += ["entries (fillers)", "dense KB", "P+Q KB", "P+Q+H KB"]
+    cols = storage_columns(with_sizes)
+    header = ["layer"] + [c[0] for c in cols]
     body: List[List[str]] = []
     for r in rows:
-        line = [
-            r.name, _fmt_count(r.n_weights), f"{100 * r.kept_fraction:.2f}%",
-            _fmt_bits(r.weight_bits_per_entry_pq), _fmt_bits(r.weight_bits_per_entry_pqh),
-            _fmt_bits(r.index_bits_per_entry_pq), _fmt_bits(r.index_bits_per_entry_pqh),
-            _fmt_rate(r.rate_pq), _fmt_rate(r.rate_pqh),
-        ]
-        if with_sizes:
-            line += [
-                f"{r.n_entries:,} ({r.n_fillers:,})", f"{r.dense_bits / 8000:.1f}",
-                f"{r.pq_bits / 8000:.1f}",
-                "-" if r.pqh_bits is None else f"{r.pqh_bits / 8000:.1f}",
-            ]
-        body.append(line)
-    note = (f"Baseline: {BASELINE}. Bits per stored entry (fillers included); rates = compressed / "
-            "baseline size with codebooks (float32), float32 biases, fillers and Huffman tables "
-            "counted; KB = 1000 bytes. Stream: Deep Compression relative-index stream (C order), "
-            "not the per-PE EIE layout.")
+        vals = [value(r) for _, value, _, _ in cols]
+        body.append([r.name] + ["-" if v is None else text(v) for v, (_, _, text, _) in zip(vals, cols)])
+    note = STORAGE_NOTE
     if markdown:
         out = ["| " + " | ".join(header) + " |",
                "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]

@@ -656,19 +656,6 @@ def select_layers(
             v = tensors[k]
             if v.ndim != 2 or v.dtype.kind != "f":
                 raise EieInputError(f"{source}: {k!r} is {v.dtype} {v.shape}, not a 2-D float matrix")
-    out = []
-    for k in chosen:
-        w = tensors[k]
-        prefix = k.rsplit(".", 1)[0] if "." in k else None
-        bname = f"{prefix}.bias" if prefix is not None else None
-        b = None
-        if bname is not None and bname in tensors and bname != k:
-            b = tensors[bname]
-            if b.shape != (w.shape[0],) or b.dtype.kind != "f":
-                raise EieInputError(
-                    f"{source}: bias {bname!r} is {b.dtype} {b.shape}; weight {k!r} needs float ({w.shape[0]},)"
-                )
-        else:
-            bname = None
-        out.append((k, w, b, bname))
-    return out
+    from ..compress.reference import paired_bias
+
+    return [(k, tensors[k], *paired_bias(tensors, k, source)) for k in chosen]

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from eiesim.commands.compress import layer_names
+from eiesim.compress.reference import layer_names
 from eiesim.config import MAX_N_PE
 from eiesim.errors import EieInputError
 from eiesim.format import CompressedLayer
@@ -197,7 +197,7 @@ def test_validate_reference_refuses_duplicate_or_empty_names(capsys, tmp_path, c
     for flag in ("--reference", "--mask"):
         code, out, err = run(capsys, "validate", same, flag, ref)
         assert_error(code, err, "same.eie", "layers 0, 1", "'a'", "by name")
-    from eiesim.commands.validate import pair_references
+    from eiesim.compress.reference import pair_references
 
     layers = [SimpleNamespace(index=0, name="fc", shape=(2, 2)), SimpleNamespace(index=1, name="", shape=(2, 2))]
     with pytest.raises(EieInputError, match="layer 1 has an empty name"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eiesim.commands.validate import EQUIV_CODES
+from eiesim.compress.reference import EQUIV_CODES
 from eiesim.format import CompressedLayer
 from eiesim.format.container import save_network
 
