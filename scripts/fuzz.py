@@ -882,9 +882,15 @@ def _check_layer(layer, act, dense=None) -> None:
     """
     import numpy as np
 
-    from eiesim.sim.engine import simulate
+    import warnings
 
-    res = simulate(layer, act)
+    from eiesim.sim.engine import simulate
+    from eiesim.sim.result import Float32OverflowWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = simulate(layer, act)
+    warned = any(issubclass(c.category, Float32OverflowWarning) for c in caught)
     w = (layer.to_dense() if dense is None else dense).astype(np.float64)
     ref = w @ np.asarray(act, dtype=np.float64)
     b = layer.bias_values()
@@ -894,8 +900,11 @@ def _check_layer(layer, act, dense=None) -> None:
     bound = np.abs(w) @ np.abs(np.asarray(act, dtype=np.float64)) + (np.abs(b) if b is not None else 0)
     tol = 1e-4 * (bound + 1)
     # float32 arithmetic may overflow to +-inf (or inf - inf = NaN) where the magnitude bound of the sum
-    # leaves float32's range; the float64 decode then is no reference for that output
+    # leaves float32's range; the float64 decode then is no reference for that output -- but simulate must
+    # have said so (Float32OverflowWarning): an unannounced inf is a silent wrong output
     overflow = (bound > float(np.finfo(np.float32).max)) & ~np.isfinite(out) if out.shape == ref.shape else False
+    if np.any(overflow) and not warned:
+        raise Silent(f"layer {layer.name!r}: float32 outputs overflowed without a Float32OverflowWarning")
     if out.shape != ref.shape or not np.all((np.abs(out - ref) <= tol) | overflow):
         raise Silent(f"layer {layer.name!r}: simulated output differs from the dense decode")
 

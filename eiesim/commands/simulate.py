@@ -306,25 +306,26 @@ def _price(run: SimulateRun, table, layers) -> None:
 
 
 def _simulate_quietly(fn, notes: list, every: bool = True):
-    """``fn()`` with a fixed16 saturation warning turned into a ``warning:`` note (never silent, issue 9).
+    """``fn()`` with a fixed16 saturation or float32 overflow warning turned into a ``warning:`` note.
 
-    ``every``: one note per warning (a network), else the first and how many more (a workload's many
-    runs); other warnings pass on.
+    Never silent (issue 9). ``every``: one note per warning (a network), else the first and how many
+    more (a workload's many runs); other warnings pass on.
     """
-    from ..sim.result import FixedPointSaturationWarning
+    from ..sim.result import FixedPointSaturationWarning, Float32OverflowWarning
 
+    kinds = (FixedPointSaturationWarning, Float32OverflowWarning)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn()
-    sat = [str(w.message) for w in caught if issubclass(w.category, FixedPointSaturationWarning)]
+    said = [str(w.message) for w in caught if issubclass(w.category, kinds)]
     if every:
-        notes += [f"warning: {m}" for m in sat]
+        notes += [f"warning: {m}" for m in said]
         for w in caught:
-            if not issubclass(w.category, FixedPointSaturationWarning):
+            if not issubclass(w.category, kinds):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    elif sat:
-        more = f" (and {len(sat) - 1:,} more saturation warnings over the workload's runs)" if len(sat) > 1 else ""
-        notes.append(f"warning: {sat[0]}{more}")
+    elif said:
+        more = f" (and {len(said) - 1:,} more such warnings over the workload's runs)" if len(said) > 1 else ""
+        notes.append(f"warning: {said[0]}{more}")
     return out
 
 

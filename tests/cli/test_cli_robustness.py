@@ -484,5 +484,5 @@ def test_workload_run_does_not_hide_fixed16_saturation(capsys, tmp_path):
                  "--config", str(cfg)])
     out, err = capsys.readouterr()
     assert code == 0
-    assert err.count("warning:") == 1 and "saturated" in err and "more saturation warnings" in err
+    assert err.count("warning:") == 1 and "saturated" in err and "more such warnings" in err
     assert "retrained: True" in out and "?" not in out.split("\n")[2]
