@@ -107,6 +107,7 @@ def _inspect_net(path: str, layers_json: str) -> dict:
     for l in net.layers:
         rows.append({
             "name": l.name,
+            "kind": "conv" if len(l.shape) == 4 else "fc",  # a .net layer's shape: (out, in, kh, kw) or (out, in)
             "shape": list(l.shape),
             "weights": l.spec.n_weights,
             "entries": l.n_entries,

@@ -453,7 +453,7 @@ def _execute(args) -> SimulateRun:
     _check_trace(args, network, x.shape[0], cfg.n_pe)
     if any(l.n_pe != cfg.n_pe for l in network.layers):
         network = _relayout(network, cfg.n_pe)
-        notes.append(f"layers re-interleaved over {cfg.n_pe} PEs")
+        notes.append(f"layers re-interleaved over {cfg.n_pe} PE{'s' if cfg.n_pe != 1 else ''}")
     footprints = [sram_footprint(l, cfg) for l in network.layers]
     notes += [f"warning: layer {fp.name!r} does not fit on chip ({problem}); simulated as if it did"
               for fp in footprints for problem in fp.problems()]
@@ -483,7 +483,7 @@ def _render(run: SimulateRun, args) -> None:
 
     n, cfg = run.n_inputs, run.cfg
     print(f"eiesim {__version__}: {run.source}, {n} input{'s' if n != 1 else ''}")
-    print(f"EIE: {cfg.n_pe} PEs, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
+    print(f"EIE: {cfg.n_pe} PE{'s' if cfg.n_pe != 1 else ''}, queue depth {cfg.fifo_depth}, {cfg.spmat_line_bits}-bit spmat lines, "
           f"{cfg.clock_hz / 1e6:g} MHz, {cfg.arith}, backend {args.backend}")
     for note in run.notes:
         print(note)

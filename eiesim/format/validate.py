@@ -201,7 +201,8 @@ class LayerCounts:
         Entries with code >= 1 in the bias column (0 without one, or when the
         pointers are too broken to locate it).
     kind : str
-        ``"fc"`` or ``"lstm"`` (``.eie`` manifest field ``kind``; ``"fc"`` for the other formats).
+        ``"fc"`` or ``"lstm"`` (``.eie`` manifest field ``kind``); ``"conv"`` for a ``.net`` layer
+        with a 4-D shape (out, in, kh, kw), held as its out x (in kh kw) matrix; ``"fc"`` otherwise.
     """
 
     index: int
@@ -401,8 +402,10 @@ def _summary(index, name, shape, n_pe, code_bits, index_bits, v, empty_pes=None,
     zc = _zero_codes(cb)
     if zc.size and n:  # "non-zeros" means decoded value != 0
         real -= int(np.count_nonzero(np.isin(v, zc)))
-    return LayerCounts(index, name, tuple(shape) if shape is not None else None, n_pe, code_bits, index_bits,
-                       n, fillers, real - bias_nonzeros, empty_pes, bias_nonzeros)
+    shape = tuple(shape) if shape is not None else None
+    kind = "conv" if shape is not None and len(shape) == 4 else "fc"  # a .net layer (out, in, kh, kw)
+    return LayerCounts(index, name, shape, n_pe, code_bits, index_bits,
+                       n, fillers, real - bias_nonzeros, empty_pes, bias_nonzeros, kind)
 
 
 def _bias_nonzeros(c: "CscLayer") -> int:

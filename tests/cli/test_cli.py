@@ -160,3 +160,10 @@ def test_simulate_table_says_per_input_and_what_to_try_next(capsys):
     assert main(["simulate", "--energy"]) == 0
     last = capsys.readouterr().out.rstrip().splitlines()[-1]
     assert last.startswith("try next: ") and "--energy" not in last and "--eie-dump" in last
+
+
+def test_one_pe_is_said_in_the_singular(capsys):
+    """Regression (fresh-user test): 'EIE: 1 PEs' and 're-interleaved over 1 PEs'."""
+    code, out, err = run(capsys, "simulate", "--n-pe", "1")
+    assert code == 0, err
+    assert "EIE: 1 PE, queue depth" in out and "layers re-interleaved over 1 PE\n" in out

@@ -33,6 +33,12 @@ def test_squeezenet_net_stream(capsys, tmp_path, squeezenet_dir):
     # 256 float32 codebook + 96 float32 bias + 13,902 code bytes + 6,951 index bytes
     assert first["bytes"] == 1024 + 384 + 13_902 + 6_951
     assert doc["issues"] == []
+    # regression (fresh-user test): SqueezeNet's 26 convolutions were listed as kind fc
+    assert {l["kind"] for l in doc["layers"]} == {"conv"}
+    assert "conv1            conv      96 x 3 x 7 x 7" in out
+    code, out, err = run(capsys, "validate", squeezenet_dir / "compressed_SqueezeNet.net")
+    assert code == 0, err
+    assert "0             conv1  conv      96 x 3 x 7 x 7" in out
 
 
 def test_net_layer_list_defaults_to_the_one_beside_it(capsys, tmp_path, squeezenet_dir):
