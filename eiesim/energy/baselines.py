@@ -23,6 +23,9 @@ Three kinds of numbers, each labelled with where it comes from:
 ``"measured on this host"``
     Dense GEMV with NumPy and CSR matvec with SciPy on the machine running
     eiesim (warm-up, repetitions, median). No power is measured, so no energy.
+    The fuller measurement -- batch 1 and 64, dense and CSR interleaved, BLAS
+    and thread count recorded, energy from RAPL or a declared power with its
+    source -- is :mod:`eiesim.energy.host_cpu` (``scripts/measure_cpu_baseline.py``).
 """
 
 from __future__ import annotations
