@@ -67,6 +67,19 @@ def _md(header: Sequence[str], rows: Sequence[Sequence[object]], align: str) -> 
     return "\n".join(out)
 
 
+def _spread_rows(layers: Sequence[dict], settings: dict) -> List[List[str]]:
+    """How noisy the samples were: IQR / median over every measured series, and the machine's load."""
+    iqr = [t["iqr_rel"] for l in layers for t in l["measured"].values() if "iqr_rel" in t]
+    text = ""
+    if iqr:
+        text = (f"interquartile range / median of the samples: median {100 * float(np.median(iqr)):.0f} %, "
+                f"largest {100 * max(iqr):.0f} % over {len(iqr)} series")
+    load = settings.get("load_avg_1min")
+    if isinstance(load, dict) and "start" in load and "end" in load:
+        text += f"{'; ' if text else ''}1-min load average {load['start']:.1f} at the start, {load['end']:.1f} at the end"
+    return [["spread", text]] if text else []
+
+
 def render_cpu_baseline_markdown(doc: dict) -> str:
     """Markdown: the host, the times, and EIE's speedup and energy efficiency, measured beside published.
 
@@ -111,7 +124,7 @@ def render_cpu_baseline_markdown(doc: dict) -> str:
             ["energy", (f"declared power {power['watts']:.3g} W x measured time. Source: {power['source']}"
                         if power["method"] == "declared" else f"measured: {power['source']}")],
             ["RAPL", doc.get("rapl_probe", "n/a")],
-        ], "ll"),
+        ] + _spread_rows(layers, st), "ll"),
         "",
         "### Time per input vector (µs)",
         "",
@@ -138,6 +151,9 @@ def render_cpu_baseline_markdown(doc: dict) -> str:
         rows.append([f"**geomean ({len(gm['layers'])} synthetic)**"]
                     + [f"**{_x(gm[key][k])}**" for k, _ in MEASURED_KEYS]
                     + [f"**{_x(gm[pkey][k])}**" for k, _ in PAPER_KEYS])
+        if key == "speedup" and "speedup_fastest" in gm:
+            rows.append(["geomean, fastest sample"] + [_x(gm["speedup_fastest"][k]) for k, _ in MEASURED_KEYS]
+                        + [""] * len(PAPER_KEYS))
         rows.append(["paper headline (dense)", "", "", "", ""]
                     + [_x(paper["headline"][head][k.split('_')[0]]) if k.endswith("dense") else ""
                        for k, _ in PAPER_KEYS])

@@ -33,7 +33,7 @@ def test_measure_tiny_layer_real_clock():
             assert t.energy_method == "declared" and t.energy_source == "test bench supply"
             assert t.power_w == 10.0
             assert t.energy_per_vector_j == pytest.approx(10.0 * t.time_per_vector_s)
-            assert t.iqr_rel >= 0
+            assert t.iqr_rel >= 0 and 0 < t.min_time_per_call_s <= t.time_per_call_s
             d = t.to_dict()
             assert d["kind"] == kind and d["energy_source"] == "test bench supply"
 
@@ -57,7 +57,7 @@ def test_measure_arithmetic_with_fake_clock():
     for t in r.values():
         assert t.calls_per_sample == 1  # ceil(0.1 / 0.5)
         assert t.time_per_call_s == 0.5 and t.time_per_vector_s == 0.25
-        assert t.iqr_rel == 0.0
+        assert t.iqr_rel == 0.0 and t.min_time_per_call_s == 0.5
         assert t.energy_per_vector_j == pytest.approx(0.75)
 
 
@@ -159,9 +159,10 @@ def test_host_info_parses_cpuinfo(tmp_path):
 
 
 def test_eie_vs_cpu():
-    t = CpuTiming("dense", 64, 6.4e-3, 1e-4, 0.0, 3, 1, 2e-3, 20.0, "declared", "s")
+    t = CpuTiming("dense", 64, 12.8e-3, 2e-4, 0.0, 6.4e-3, 3, 1, 2e-3, 20.0, "declared", "s")
     r = eie_vs_cpu(1e-5, 6e-6, {"dense_b64": t})
-    assert r["dense_b64"]["speedup"] == pytest.approx(10.0)
+    assert r["dense_b64"]["speedup"] == pytest.approx(20.0)
+    assert r["dense_b64"]["speedup_fastest"] == pytest.approx(10.0)  # 6.4 ms / 64 = 0.1 ms = 10 x 10 µs
     assert r["dense_b64"]["energy_ratio"] == pytest.approx(2e-3 / 6e-6)
     with pytest.raises(EieInputError):
         eie_vs_cpu(0.0, 1.0, {})

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _timing(kind, batch, us):
     return {"kind": kind, "batch": batch, "time_per_call_s": us * batch * 1e-6, "time_per_vector_s": us * 1e-6,
-            "iqr_rel": 0.1, "samples": 21, "calls_per_sample": 3, "energy_per_vector_j": 5.0 * us * 1e-6,
+            "iqr_rel": 0.1, "min_time_per_call_s": us * batch * 0.9e-6, "samples": 21, "calls_per_sample": 3, "energy_per_vector_j": 5.0 * us * 1e-6,
             "power_w": 5.0, "energy_method": "declared", "energy_source": "lab notebook p. 7"}
 
 
@@ -36,6 +36,7 @@ def _doc():
     gm = {"layers": ["Alex-8"]}
     for key in ("speedup", "energy_ratio", "paper_speedup", "paper_energy_ratio"):
         gm[key] = dict(layer[key])
+    gm["speedup_fastest"] = {k: 0.9 * v for k, v in layer["speedup"].items()}
     return {
         "kind": "eiesim.cpu_baseline",
         "host": {"cpu_model": "Test CPU (family 1, model 2)", "cpu_count": 4, "hypervisor": False, "blas": "openblas 0.3",
@@ -43,7 +44,7 @@ def _doc():
                  "numpy": "2.0", "python": "3.11"},
         "power": {"method": "declared", "watts": 5.0, "source": "lab notebook p. 7"},
         "rapl_probe": "no RAPL package zone under /x",
-        "settings": {"repeats": 21, "min_sample_s": 5e-3},
+        "settings": {"repeats": 21, "min_sample_s": 5e-3, "load_avg_1min": {"start": 3.25, "end": 1.0}},
         "paper": {"headline": HEADLINE, "eie_power_w": 0.6,
                   "platforms": {p: {"label": v.label, "power_w": v.power_w} for p, v in PLATFORMS.items()}},
         "layers": [layer],
@@ -56,12 +57,15 @@ def test_markdown_tables():
     assert "lab notebook p. 7" in md and "declared power 5 W" in md
     assert "openblas 0.3, 1 thread(s) (environment OPENBLAS_NUM_THREADS)" in md
     lines = md.splitlines()
+    assert ("| spread | interquartile range / median of the samples: median 10 %, largest 10 % over 4 series; "
+            "1-min load average 3.2 at the start, 1.0 at the end |") in lines
     # time table: EIE 10.0, paper 9.90, then the four measured times, then the paper's CPU dense / sparse
     assert "| Alex-8 | 10.0 | 9.90 | 1,000 | 500 | 100 | 50.0 | 1,135 | 1,135 |" in lines
     # speedups 100x, 50x, 10x, 5x; the paper's 114.6 -> 115x
     assert "| Alex-8 | 100× | 50.0× | 10.0× | 5.00× | " + " | ".join(["115×"] * 6) + " |" in lines
     # energy ratios: 5 W x 1,000 µs = 5 mJ over 6 µJ = 833x ...
     assert "| Alex-8 | 833× | 417× | 83.3× | 41.7× | " + " | ".join(["14,557×"] * 6) + " |" in lines
+    assert "| geomean, fastest sample | 90.0× | 45.0× | 9.00× | 4.50× |  |  |  |  |  |  |" in lines
     assert "| paper headline (dense) |  |  |  |  | 189× |  | 13.0× |  | 307× |  |" in lines
     assert "| paper headline (dense) |  |  |  |  | 24,000× |  | 3,400× |  | 2,700× |  |" in lines
     assert [k for k, _ in MEASURED_KEYS] == ["dense_b1", "sparse_b1", "dense_b64", "sparse_b64"]
@@ -104,6 +108,7 @@ def test_script_one_layer_carries_the_declared_power(tmp_path, capsys):
         assert t["energy_source"] == "wall meter, this test" and t["power_w"] == 12.5
         assert t["batch"] == (1 if k.endswith("b1") else 64)
         assert layer["speedup"][k] == pytest.approx(t["time_per_vector_s"] / (layer["eie_time_us"] * 1e-6))
+        assert layer["speedup_fastest"][k] <= layer["speedup"][k] * (1 + 1e-12)
     assert layer["eie_energy_j"] == pytest.approx(0.6 * layer["eie_time_us"] * 1e-6, rel=1e-6)
     md = (tmp_path / "cpu_baseline.md").read_text()
     assert "wall meter, this test" in md and "not used (--no-rapl)" in md
