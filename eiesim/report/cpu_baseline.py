@@ -186,7 +186,9 @@ def plot_cpu_baseline(doc: dict, path=None):
         geometric mean: the four measured series (solid dense, hatched CSR;
         dark batch 1, light batch 64) and the paper's CPU dense / sparse
         (grey); the paper's headline geomean (dense) drawn as a dashed line
-        with a diamond on the geomean group.
+        with a diamond on the geomean group; on the speedup panel a black
+        tick marks each measured series' speedup over its fastest sample
+        (when the document holds ``speedup_fastest``).
 
     Raises
     ------
@@ -215,6 +217,11 @@ def plot_cpu_baseline(doc: dict, path=None):
             vals = [l[src][k] for l in layers] + [gsrc[k]]
             ax.bar(x - 0.4 + width * (i + 0.5), vals, width, color=colour if hatch is None else "white",
                    edgecolor=colour, hatch=hatch, label=label)
+            if key == "speedup" and k in dict(MEASURED_KEYS) and "speedup_fastest" in gm \
+                    and all("speedup_fastest" in l for l in layers):
+                fast = [l["speedup_fastest"][k] for l in layers] + [gm["speedup_fastest"][k]]
+                ax.plot(x - 0.4 + width * (i + 0.5), fast, ls="none", marker="_", ms=9, mew=2.0, color="k",
+                        label="this CPU: fastest sample" if i == 0 else None, gid=f"fastest:{k}")
         v = float(head[hk]["cpu"])
         i_dense = [s[0] for s in series].index("cpu_dense")
         ax.axhline(v, color="#444444", lw=1.0, ls="--", gid=f"paper_headline:{key}")
