@@ -93,6 +93,12 @@ def test_measure_rejects_bad_input():
         measure_cpu_matvec(w, np.ones(16, np.float32), repeats=0)
     with pytest.raises(EieInputError, match="2-D"):
         measure_cpu_matvec(np.ones(4, np.float32), np.ones(4, np.float32))
+    # 8 x 16 float32 = 512 bytes: refused before the dense copy is made
+    with pytest.raises(EieInputError, match="512 bytes, over the limit of 511"):
+        measure_cpu_matvec(w, np.ones(16, np.float32), max_dense_bytes=511)
+    big = sp.csr_array((200_000, 300_000), dtype=np.float32)  # 240 GB dense: refused by the default limit
+    with pytest.raises(EieInputError, match="dense float32 copy"):
+        measure_cpu_matvec(big, np.ones(300_000, np.float32))
 
 
 def _zone(root, name, zone_name, energy, rng="262143328850"):
