@@ -197,23 +197,29 @@ def main(argv=None) -> int:
                                         seed=ACT_SEED + i) for i in range(max(BATCHES))], axis=1)
         layers.append(one_layer(name, name, True, syn.layer, syn.activations, xb,
                                 {"description": BENCHMARKS[name].description}))
-        if name == "Alex-8" and "FC8" in wanted and (fc8_dir / "arithm.dat").is_file():
+    if "FC8" in wanted:
+        if (fc8_dir / "arithm.dat").is_file():
             from eiesim.format.eiedump import read_dump
 
             d = read_dump(fc8_dir, n_pe=64)
             ad = float(np.count_nonzero(d.activations) / d.activations.size)
             xb = np.stack([make_activations(d.layer.n_in, ad, seed=ACT_SEED + i) for i in range(max(BATCHES))], axis=1)
-            layers.append(one_layer("Alex-8 (real FC8)", "Alex-8", False, d.layer, d.activations, xb,
-                                    {"description": "AlexNet FC8, the authors' dump and input (batch 64: random "
-                                                    "inputs at its activation density)"}))
-    if "FC8" in wanted and not any(not l["synthetic"] for l in layers):
-        print(f"note: real FC8 skipped ({fc8_dir} absent or Alex-8 not selected)", file=sys.stderr)
+            real = one_layer("Alex-8 (real FC8)", "Alex-8", False, d.layer, d.activations, xb,
+                             {"description": "AlexNet FC8, the authors' dump and input (batch 64: random "
+                                            "inputs at its activation density)"})
+            names = [l["name"] for l in layers]  # right after its synthetic stand-in
+            layers.insert(names.index("Alex-8") + 1 if "Alex-8" in names else len(layers), real)
+        else:
+            print(f"note: real FC8 skipped ({fc8_dir} absent; set EIESIM_SHARED_DATA)", file=sys.stderr)
+    if not layers:
+        print("error: nothing measured (only FC8 asked for, and it is absent)", file=sys.stderr)
+        return 2
 
     syn_layers = [l for l in layers if l["synthetic"]]
     gset = syn_layers or layers
     keys_m = list(layers[0]["speedup"])
     keys_p = list(layers[0]["paper_speedup"])
-    gm = {"layers": [l["name"] for l in gset]}
+    gm = {"layers": [l["name"] for l in gset], "synthetic": bool(syn_layers)}
     for key, keys in (("speedup", keys_m), ("speedup_fastest", keys_m), ("energy_ratio", keys_m), ("paper_speedup", keys_p),
                       ("paper_energy_ratio", keys_p)):
         gm[key] = {k: geomean(l[key][k] for l in gset) for k in keys}

@@ -67,6 +67,11 @@ def _md(header: Sequence[str], rows: Sequence[Sequence[object]], align: str) -> 
     return "\n".join(out)
 
 
+def _gm_label(gm: dict) -> str:
+    """``"geomean (9 synthetic)"``; without the word when the set is not the synthetic layers."""
+    return f"geomean ({len(gm['layers'])}{' synthetic' if gm.get('synthetic', True) else ''})"
+
+
 def _spread_rows(layers: Sequence[dict], settings: dict) -> List[List[str]]:
     """How noisy the samples were: IQR / median over every measured series, and the machine's load."""
     iqr = [t["iqr_rel"] for l in layers for t in l["measured"].values() if "iqr_rel" in t]
@@ -148,7 +153,7 @@ def render_cpu_baseline_markdown(doc: dict) -> str:
         for l in layers:
             rows.append([l["name"]] + [_x(l[key][k]) for k, _ in MEASURED_KEYS]
                         + [_x(l[pkey][k]) for k, _ in PAPER_KEYS])
-        rows.append([f"**geomean ({len(gm['layers'])} synthetic)**"]
+        rows.append([f"**{_gm_label(gm)}**"]
                     + [f"**{_x(gm[key][k])}**" for k, _ in MEASURED_KEYS]
                     + [f"**{_x(gm[pkey][k])}**" for k, _ in PAPER_KEYS])
         if key == "speedup" and "speedup_fastest" in gm:
@@ -199,7 +204,7 @@ def plot_cpu_baseline(doc: dict, path=None):
 
     layers = _check(doc)
     gm = doc["geomean"]
-    names = [l["name"] for l in layers] + [f"geomean ({len(gm['layers'])} synthetic)"]
+    names = [l["name"] for l in layers] + [_gm_label(gm)]
     series = [(k, f"this CPU: {lab}", c, h) for (k, lab), c, h in zip(
         MEASURED_KEYS, ("#1f77b4", "#1f77b4", "#9ecae1", "#9ecae1"), (None, "///", None, "///"))]
     series += [("cpu_dense", "paper CPU (i7-5930K) dense", "#7f7f7f", None),

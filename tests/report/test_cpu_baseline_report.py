@@ -125,3 +125,17 @@ def test_script_refuses_power_without_source(tmp_path, capsys):
     assert exc.value.code == 2
     assert "--tdp-source" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_script_real_fc8_alone(tmp_path, fc8_dir, capsys):
+    """--layers FC8 measures the authors' FC8 by itself: EIE 7,926 cycles (queues of 7, as in the README)."""
+    mod = _script()
+    assert mod.main(["--out", str(tmp_path), "--layers", "FC8", "--repeats", "1", "--min-sample-ms", "0.1",
+                     "--no-plot", "--no-rapl"]) == 0
+    doc = json.loads((tmp_path / "cpu_baseline.json").read_text())
+    (layer,) = doc["layers"]
+    assert layer["name"] == "Alex-8 (real FC8)" and layer["synthetic"] is False
+    assert layer["shape"] == [1000, 4096] and layer["eie_cycles"] == 7926
+    assert doc["geomean"]["synthetic"] is False
+    md = (tmp_path / "cpu_baseline.md").read_text()
+    assert "| **geomean (1)** |" in md and "default: 4.375 W x 1 core in use" in md
