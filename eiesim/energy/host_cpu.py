@@ -180,6 +180,11 @@ class RaplMeter:
     zones : sequence of RaplZone
         The package zones to sum (from :func:`probe_rapl`).
 
+    Raises
+    ------
+    EieInputError
+        No zone given.
+
     Notes
     -----
     A package counter holds the energy of the whole socket: other processes on

@@ -127,6 +127,8 @@ def test_rapl_fake_sysfs(tmp_path):
 
 
 def test_rapl_absent_or_unreadable(tmp_path):
+    with pytest.raises(EieInputError, match="at least one zone"):
+        RaplMeter([])
     meter, reason = probe_rapl(tmp_path / "nope")
     assert meter is None and "does not exist" in reason
     meter, reason = probe_rapl(tmp_path)
