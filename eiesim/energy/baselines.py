@@ -22,14 +22,15 @@ Three kinds of numbers, each labelled with where it comes from:
     published layers (least squares on relative error).
 ``"measured on this host"``
     Dense GEMV with NumPy and CSR matvec with SciPy on the machine running
-    eiesim (warm-up, repetitions, median). No power is measured, so no energy.
+    eiesim (warm-up, interleaved samples, median). No power is measured, so no energy.
+    The fuller measurement -- batch 1 and 64, dense and CSR interleaved, BLAS
+    and thread count recorded, energy from RAPL or a declared power with its
+    source -- is :mod:`eiesim.energy.host_cpu` (``scripts/measure_cpu_baseline.py``).
 """
 
 from __future__ import annotations
 
 import math
-import platform as _platform
-import time
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -392,20 +393,14 @@ def fitted_models(layers: Sequence[Tuple[str, int, int, float]]) -> Dict[Tuple[s
 
 
 # --------------------------------------------------------------------------- measured here
-def _median_time(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def measure_host(n_out: int, n_in: int, weight_density: float, *, seed: int = 0,
                  warmup: int = 3, repeats: int = 9, weights=None) -> dict:
-    """Time dense GEMV (NumPy) and CSR matvec (SciPy) for one layer on this host.
+    """Time dense GEMV (NumPy) and CSR matvec (SciPy) for one layer on this host, batch 1.
+
+    A short form of :func:`eiesim.energy.host_cpu.measure_cpu_matvec` (dense
+    and CSR interleaved sample by sample, each sample >= 2 ms, medians) for
+    ``scripts/reproduce_eie.py``; no energy (see that module for batches,
+    RAPL and declared power).
 
     Parameters
     ----------
@@ -417,7 +412,7 @@ def measure_host(n_out: int, n_in: int, weight_density: float, *, seed: int = 0,
     seed : int
         Seed of the random matrix and vector.
     warmup, repeats : int
-        Untimed calls, then timed calls; the median is reported.
+        Untimed calls, then timed samples per implementation; the median is reported.
     weights : scipy.sparse matrix, optional
         Use this matrix (float32, shape ``(n_out, n_in)``) instead of a random one.
 
@@ -425,11 +420,18 @@ def measure_host(n_out: int, n_in: int, weight_density: float, *, seed: int = 0,
     -------
     dict
         ``dense_us``, ``sparse_us`` (medians, µs per input vector), ``label``
-        ``"measured on this host"``, ``host`` (machine description),
-        ``warmup``, ``repeats``, ``energy``: ``"not available"`` (no power
-        measurement).
+        ``"measured on this host"``, ``host`` (machine, CPUs, BLAS and its
+        threads, versions), ``warmup``, ``repeats``, ``energy``:
+        ``"not available"`` (no power measurement).
+
+    Raises
+    ------
+    EieInputError
+        ``warmup`` < 0, ``repeats`` < 1, or weights that do not match the shape.
     """
     import scipy.sparse as sp
+
+    from .host_cpu import host_info, measure_cpu_matvec
 
     if warmup < 0 or repeats < 1:
         raise EieInputError("measure_host: warmup >= 0 and repeats >= 1")
@@ -443,20 +445,17 @@ def measure_host(n_out: int, n_in: int, weight_density: float, *, seed: int = 0,
         )
     else:
         csr = sp.csr_array(weights, dtype=np.float32)
-    dense = csr.toarray()
+        if csr.shape != (n_out, n_in):
+            raise EieInputError(f"measure_host: weights of shape {csr.shape}, expected {(n_out, n_in)}")
     x = rng.standard_normal(n_in).astype(np.float32)
-    t_dense = _median_time(lambda: dense @ x, warmup, repeats)
-    t_sparse = _median_time(lambda: csr @ x, warmup, repeats)
-    import os
-
-    import scipy
-
-    threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
-    host = (f"{_platform.machine()}, {os.cpu_count()} CPUs, BLAS threads {threads}, "
-            f"numpy {np.__version__}, scipy {scipy.__version__}")
+    r = measure_cpu_matvec(csr, x, repeats=repeats, warmup=warmup)
+    h = host_info()
+    threads = h.blas_threads if h.blas_threads is not None else "default"
+    host = (f"{h.machine}, {h.cpu_count} CPUs, {h.blas}, BLAS threads {threads}, "
+            f"numpy {h.numpy}, scipy {h.scipy}")
     return {
-        "dense_us": t_dense * 1e6,
-        "sparse_us": t_sparse * 1e6,
+        "dense_us": r["dense"].time_per_call_s * 1e6,
+        "sparse_us": r["sparse"].time_per_call_s * 1e6,
         "label": "measured on this host",
         "host": host,
         "warmup": warmup,

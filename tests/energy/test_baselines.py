@@ -78,6 +78,14 @@ def test_measure_host_small():
     assert r["label"] == "measured on this host"
     assert r["dense_us"] > 0 and r["sparse_us"] > 0
     assert "not available" in r["energy"]
+    assert r["repeats"] == 3 and "BLAS threads" in r["host"]
+
+
+def test_measure_host_refuses_weights_of_another_shape():
+    import scipy.sparse as sp
+
+    with pytest.raises(EieInputError, match=r"weights of shape \(20, 10\), expected \(10, 20\)"):
+        measure_host(10, 20, 0.1, weights=sp.random(20, 10, density=0.2, format="csr", random_state=0))
 
 
 def test_geomean():
