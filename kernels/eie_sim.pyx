@@ -961,11 +961,13 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
     Returns
     -------
     tuple or None
-        ``(cycles, output, busy, stall, counters, nonzeros)``: int cycles without the
-        drain, float32 (n_out,) W a + b, int64 (n_pe,) busy and stall cycles, a tuple
-        of the 11 counters in the order of ``eiesim.sim.result.COUNTER_NAMES``, and
-        the non-zero activations; ``None`` (nothing simulated) when a value of ``a``
-        is not finite: the caller's check names it.
+        ``(cycles, output, busy, stall, counters, nonzeros, nonfinite)``: int cycles
+        without the drain, float32 (n_out,) W a + b, int64 (n_pe,) busy and stall
+        cycles, a tuple of the 11 counters in the order of
+        ``eiesim.sim.result.COUNTER_NAMES``, the non-zero activations and the outputs
+        that are inf or NaN (an accumulator passed the float32 range); ``None``
+        (nothing simulated) when a value of ``a`` is not finite: the caller's check
+        names it.
 
     Raises
     ------
@@ -981,6 +983,7 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
     cdef int64_t c[N_COUNTERS]
     cdef int64_t cycles
     cdef int nz
+    cdef Py_ssize_t n_bad = 0
     cdef bint finite = True
     cdef FixedMode fm
     if fifo_depth < 1 or entries_per_line < 1:
@@ -1014,10 +1017,12 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
             cycles = _timing_any(tables, n_groups, fifo_depth, entries_per_line, _line_shift(entries_per_line),
                                  slot_col, st, busy, stall, c, NULL)
             _arith_any(tables, False, out, &codebook[0], act, n_slots, &fm, slot_col, c)
+            for jj in range(tables.n_out):
+                n_bad += not (out[jj] - out[jj] == 0)
     free(act); free(slot_col); free(st)
     if not finite:
         return None
-    return cycles, out_arr, busy_arr, stall_arr, tuple([c[jj] for jj in range(N_COUNTERS)]), nz
+    return cycles, out_arr, busy_arr, stall_arr, tuple([c[jj] for jj in range(N_COUNTERS)]), nz, n_bad
 
 
 def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixed, fixed_mode,

@@ -181,7 +181,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     if backend == "kernel" and not events and config.arith == "float32":
         plan = layer_plan(layer, config)
         if plan.tables is not None:
-            return _simulate_float32(plan, activations, config)
+            return _simulate_float32(plan, activations, config, warn)
     prog = prepare(layer, activations, config)
     if backend == "kernel":
         raw = _run_kernel(prog, events)
@@ -224,7 +224,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     )
 
 
-def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig) -> SimResult:
+def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig, warn: bool) -> SimResult:
     """:func:`simulate`'s warm path (kernel, float32, no events): one compiled call per input.
 
     Equal to ``prepare`` + ``_run_kernel`` (the tests hold them to identical results),
@@ -239,7 +239,9 @@ def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig) -> SimRes
     if got is None:  # a value is not finite: the full check names it
         _coerce_activations(a, plan.n_in, plan.name)
         raise EieInputError(f"layer {plan.name!r}: an activation is not finite")  # pragma: no cover
-    cycles, output, busy, stall, counters, nonzeros = got
+    cycles, output, busy, stall, counters, nonzeros, n_bad = got
+    if warn and n_bad:
+        warnings.warn(overflow_message(plan.name, n_bad, output.size), Float32OverflowWarning, stacklevel=3)
     cycles += PIPELINE_DRAIN
     return SimResult(
         name=plan.name, shape=(plan.n_out, plan.n_in), n_pe=plan.n_pe, cycles=cycles, clock_hz=config.clock_hz,
