@@ -110,10 +110,16 @@ def _run_kernel(prog: LayerProgram, events: bool = False) -> dict:
     return raw
 
 
+_LAYER_TYPE: list = []
+
+
 def _check_args(layer, config, backend: str) -> EIEConfig:
     """The checks :func:`simulate` and :func:`simulate_batch` share; returns the config to use."""
-    from ..format.layout import CompressedLayer
+    if not _LAYER_TYPE:  # imported on first use, then kept (a per-call import costs microseconds)
+        from ..format.layout import CompressedLayer as _type
 
+        _LAYER_TYPE.append(_type)
+    CompressedLayer = _LAYER_TYPE[0]
     if backend not in BACKENDS:
         raise EieConfigError(f"backend {backend!r} is not one of {BACKENDS}")
     if not isinstance(layer, CompressedLayer):
