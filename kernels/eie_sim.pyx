@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cycle-level EIE kernel: the compiled twin of ``eiesim/sim/reference.py``.
 
-Two entry points, both called by ``eiesim.sim.engine`` with keywords:
+Three entry points, called by ``eiesim.sim.engine``:
 
 ``build_tables(ptr=, v=, z=, n_out=, code_bits=, index_bits=)``
     The per-layer pass, run once per layer object: it checks every full format
@@ -10,11 +10,14 @@ Two entry points, both called by ``eiesim.sim.engine`` with keywords:
 ``run_batch(tables, ...)``
     Simulates a batch of independent input vectors on one layer (one input is
     a batch of one), without the GIL.
+``run_one(tables, a, codebook, ...)``
+    One float32 input, with the fewest Python objects per call: ``simulate``'s
+    warm path.
 
 Timing and arithmetic are separate passes. Between broadcasts nothing couples
 the PEs, so the **timing pass** advances broadcast by broadcast and computes
 each PE's schedule in closed form from the per-(column, PE) pointer table
-alone, in a branch-light integer loop over the PEs. For broadcast i (cycle
+alone, in a branch-free integer loop over the PEs. For broadcast i (cycle
 b_i) and PE k, with f the last busy cycle of the PE's previous column (-1 if
 none):
 
@@ -40,7 +43,12 @@ column order in both passes' orders and in the reference, so float32 sums are
 bit-identical. One multiply-add loop serves float32 and fixed16 through the
 fused accumulator type ``acc_t``.
 
-Integer state is int64 throughout: cycle counts may pass 2**31.
+The timing state is int32 when :func:`timing_bound` (a cap on every cycle
+number the pass forms) fits, else int64: cycle counts may pass 2**31. The loop
+over the PEs is branch-free C over restrict pointers, so the compiler keeps 4
+(SSE2) or 8 (AVX2, picked at load time by ``target_clones`` on GCC/glibc) PEs
+per register. The tables take the narrowest exact dtypes per layer (uint16
+MACs, int16 rows where they fit, see :class:`LayerTables`).
 
 Complexity per input: O(B * N) timing (B broadcasts, N PEs) + O(entries of
 the broadcast columns) arithmetic + O(n_groups * N) LNZD scan.
@@ -331,6 +339,32 @@ ctypedef fused st_t:
     int32_t
     int64_t
 
+cdef uint8_t _NO_ENTRY[2]  # zeros: v and z of a layer without entries
+
+
+cdef int _first_bad_slice(const int32_t[:, ::1] ptr_t, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1, int64_t base,
+                          int64_t n_local, const uint8_t* v, const uint8_t* z, int64_t* bad_at) noexcept nogil:
+    """The first broken slice of PE k in columns [j0, j1), slice by slice (only after a flag was raised):
+    a segment that ends with a filler, or whose last (largest) local row lies outside the PE's rows."""
+    cdef Py_ssize_t j
+    cdef int64_t e, e0, e1, lr
+    for j in range(j0, j1):
+        e0 = base + ptr_t[j, k]
+        e1 = base + ptr_t[j + 1, k]
+        if e1 == e0:
+            continue
+        if v[e1 - 1] == 0:
+            bad_at[0] = e1 - 1
+            return BAD_FILLER_TRAILING
+        lr = -1
+        for e in range(e0, e1):
+            lr += z[e] + 1
+        if lr >= n_local:
+            bad_at[0] = e1 - 1
+            return BAD_ROW_RANGE
+    return BAD_NONE  # pragma: no cover - called only when a flag was raised
+
+
 cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const int64_t* n_rows,
                        const uint8_t* v, const uint8_t* z, mac_t* macs, mac_t* scratch, int64_t* mac_start,
                        const int64_t* col_entries, int64_t* cursor, row_t* first_row, row_t* last_row,
@@ -349,9 +383,9 @@ cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const
     """
     cdef Py_ssize_t n_pe = ptr_t.shape[1], n_cols = ptr_t.shape[0] - 1
     cdef Py_ssize_t k, j, j0, j1
-    cdef int64_t e, e0, e1, lr, n_local, pos, base, out = 0, room
-    cdef uint8_t vv, zz
-    cdef mac_t rc, step = (<mac_t>n_pe) << code_bits
+    cdef int64_t e, e0, e1, ef, el, lr, n_local, pos, base, out = 0, room
+    cdef uint8_t vv, zz, nz, bad
+    cdef mac_t rc, rstart, step = (<mac_t>n_pe) << code_bits
     j0 = 0
     while j0 < n_cols:
         j1 = j0 + block if j0 + block < n_cols else n_cols
@@ -362,20 +396,19 @@ cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const
         for k in range(n_pe):
             n_local = n_rows[k]
             base = pe_off[k]
+            rstart = ((<mac_t>k) << code_bits) - step  # (global row << code_bits) of local row -1
+            bad = 0
+            e1 = base + ptr_t[j0, k]
             for j in range(j0, j1):
-                e0 = base + ptr_t[j, k]
+                # no branch on the slice: an empty one runs no entry and reads entry 0 behind a mask
+                e0 = e1
                 e1 = base + ptr_t[j + 1, k]
-                if e1 == e0:
-                    first_row[j * n_pe + k] = -1
-                    last_row[j * n_pe + k] = -2
-                    continue
-                if v[e1 - 1] == 0:
-                    bad_at[0] = e1 - 1
-                    return BAD_FILLER_TRAILING
+                nz = e1 > e0
+                ef = e0 if nz else 0
+                el = e1 - 1 if nz else 0
                 pos = cursor[j - j0]
                 lr = -1
-                rc = (<mac_t>k) << code_bits  # (global row << code_bits) of local row -1, + n_pe rows
-                rc -= step
+                rc = rstart
                 for e in range(e0, e1):
                     vv = v[e]
                     zz = z[e]
@@ -383,12 +416,13 @@ cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const
                     rc += (zz + 1) * step
                     scratch[pos] = rc | vv
                     pos += vv != 0
-                if lr >= n_local:  # rows grow along a segment: its last row is its largest
-                    bad_at[0] = e1 - 1
-                    return BAD_ROW_RANGE
-                first_row[j * n_pe + k] = <row_t>(z[e0]) if v[e0] != 0 else -1
-                last_row[j * n_pe + k] = <row_t>lr
+                # rows grow along a segment: its last row is its largest
+                bad |= nz & ((v[el] == 0) | (lr >= n_local))
+                first_row[j * n_pe + k] = <row_t>(z[ef]) if nz & (v[ef] != 0) else -1
+                last_row[j * n_pe + k] = <row_t>lr if nz else -2
                 cursor[j - j0] = pos
+            if bad:  # name the first broken slice, in the order the rules are listed
+                return _first_bad_slice(ptr_t, k, j0, j1, base, n_local, v, z, bad_at)
         # the block's columns, compacted: column j's MACs are scratch[start_j : cursor[j]]
         room = 0
         for j in range(j0, j1):
@@ -501,8 +535,9 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     cdef int64_t[::1] fill_v = fill_arr
     cdef int64_t[::1] col_entries = np.zeros(n_cols + 1, dtype=np.int64)
     cdef int64_t[::1] cursor = np.zeros(block, dtype=np.int64)
-    cdef const uint8_t* vp = &v[0] if n_entries > 0 else NULL
-    cdef const uint8_t* zp = &z[0] if n_entries > 0 else NULL
+    # no entries: the decode still reads entry 0 of each (empty) slice, behind a mask
+    cdef const uint8_t* vp = &v[0] if n_entries > 0 else _NO_ENTRY
+    cdef const uint8_t* zp = &z[0] if n_entries > 0 else _NO_ENTRY
     cdef int64_t e, prev, n_fill = 0, n_bad = 0
     cdef uint8_t or_v = 0, or_z = 0
     with nogil:
