@@ -707,11 +707,25 @@ cdef extern from *:
         acc[0] += byp; acc[1] += ent; acc[2] += lines;                                           \\
         return pmax;                                                                             \\
     }
+    /* A CCU stall from cycle ready to b - 1: PE k's queue was full until min(take_k(i - D), b - 1). */
+    #define EIESIM_STALL(NAME, ST)                                                                \
+    static void NAME(Py_ssize_t n_pe, const ST* __restrict ring, int64_t ready, int64_t b,       \
+                     int64_t* __restrict stall) {                                                \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < n_pe; k++) {                                                             \
+            int64_t lim = ring[k] < b - 1 ? ring[k] : b - 1, d = lim - ready + 1;                \
+            stall[k] += d > 0 ? d : 0;                                                           \
+        }                                                                                        \
+    }
+    EIESIM_STALL(eiesim_stall_32, int32_t)
+    EIESIM_STALL(eiesim_stall_64, int64_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_32_16, int32_t, int16_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_32_32, int32_t, int32_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_64_16, int64_t, int16_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_64_32, int64_t, int32_t)
     """
+    void eiesim_stall_32(Py_ssize_t, const int32_t*, int64_t, int64_t, int64_t*) noexcept nogil
+    void eiesim_stall_64(Py_ssize_t, const int64_t*, int64_t, int64_t, int64_t*) noexcept nogil
     int32_t eiesim_pe_loop_32_16(Py_ssize_t, int32_t, const int32_t*, const int32_t*, const int16_t*,
                                  const int16_t*, int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int, int64_t,
                                  int64_t*) noexcept nogil
@@ -734,20 +748,6 @@ cdef struct Trace:
     int64_t cap_bc      # rows of bc / take
     int64_t n_bc        # out: broadcasts recorded
     int64_t n_loads     # out: group loads recorded
-
-
-cdef inline void _stall_pes(int64_t* stall, const st_t* ring_row, Py_ssize_t n_pe,
-                            int64_t ready, int64_t b) noexcept nogil:
-    """PE k's queue was full from cycle ``ready`` to min(p_k(i - D), b - 1)."""
-    cdef Py_ssize_t k
-    cdef int64_t lim, d
-    for k in range(n_pe):
-        lim = ring_row[k]
-        if lim > b - 1:
-            lim = b - 1
-        d = lim - ready + 1
-        if d > 0:
-            stall[k] += d
 
 
 cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* last_row,
@@ -810,7 +810,10 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
             if n_bc >= fifo_depth and pop_max[slot] + 1 > b:
                 b = pop_max[slot] + 1
                 c_stall += b - ready
-                _stall_pes(stall, ring_row, n_pe, ready, b)
+                if st_t is int32_t:
+                    eiesim_stall_32(n_pe, ring_row, ready, b, stall)
+                else:
+                    eiesim_stall_64(n_pe, ring_row, ready, b, stall)
             t = b + 1
             if q == n_pe - 1:
                 loaded = True
