@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cycle-level EIE kernel: the compiled twin of ``eiesim/sim/reference.py``.
 
-Two entry points, both called by ``eiesim.sim.engine`` with keywords:
+Three entry points, called by ``eiesim.sim.engine``:
 
 ``build_tables(ptr=, v=, z=, n_out=, code_bits=, index_bits=)``
     The per-layer pass, run once per layer object: it checks every full format
@@ -10,11 +10,14 @@ Two entry points, both called by ``eiesim.sim.engine`` with keywords:
 ``run_batch(tables, ...)``
     Simulates a batch of independent input vectors on one layer (one input is
     a batch of one), without the GIL.
+``run_one(tables, a, codebook, ...)``
+    One float32 input, with the fewest Python objects per call: ``simulate``'s
+    warm path.
 
 Timing and arithmetic are separate passes. Between broadcasts nothing couples
 the PEs, so the **timing pass** advances broadcast by broadcast and computes
 each PE's schedule in closed form from the per-(column, PE) pointer table
-alone, in a branch-light integer loop over the PEs. For broadcast i (cycle
+alone, in a branch-free integer loop over the PEs. For broadcast i (cycle
 b_i) and PE k, with f the last busy cycle of the PE's previous column (-1 if
 none):
 
@@ -40,7 +43,12 @@ column order in both passes' orders and in the reference, so float32 sums are
 bit-identical. One multiply-add loop serves float32 and fixed16 through the
 fused accumulator type ``acc_t``.
 
-Integer state is int64 throughout: cycle counts may pass 2**31.
+The timing state is int32 when :func:`timing_bound` (a cap on every cycle
+number the pass forms) fits, else int64: cycle counts may pass 2**31. The loop
+over the PEs is branch-free C over restrict pointers, so the compiler keeps 4
+(SSE2) or 8 (AVX2, picked at load time by ``target_clones`` on GCC/glibc) PEs
+per register. The tables take the narrowest exact dtypes per layer (uint16
+MACs, int16 rows where they fit, see :class:`LayerTables`).
 
 Complexity per input: O(B * N) timing (B broadcasts, N PEs) + O(entries of
 the broadcast columns) arithmetic + O(n_groups * N) LNZD scan.
@@ -55,7 +63,7 @@ branch); nothing else changes.
 
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
@@ -165,8 +173,49 @@ def fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int total_bits):
     return _fit(x, lo, hi, saturate, total_bits)
 
 
+#: Largest timing bound (cycles, see :func:`timing_bound`) the int32 timing pass takes.
+INT32_TIMING_LIMIT = (1 << 31) - 1
+
+
+def timing_bound(int64_t n_entries, Py_ssize_t n_cols, Py_ssize_t n_pe):
+    """An upper bound on any cycle number, busy count or line count the timing pass forms.
+
+    Every cycle the CCU broadcasts, loads a group, or waits for a PE that is busy or
+    one cycle from taking an activation; after the last broadcast each PE finishes
+    its own work. So the last cycle is below ``2 (slots + groups + 1) + 2 W``, with
+    ``W`` every PE's work (at most its entries plus one cycle per column). The bound
+    doubles that again: ``4 (n_cols + 3 n_pe + 2 + n_entries + n_cols n_pe)``.
+
+    Returns
+    -------
+    int
+        The bound, in cycles; the kernel times in int32 when it is at most
+        :data:`INT32_TIMING_LIMIT`, else in int64.
+    """
+    return 4 * (int(n_cols) + 3 * int(n_pe) + 2 + int(n_entries) + int(n_cols) * int(n_pe))
+
+
+def _row_dtype(Py_ssize_t n_out, Py_ssize_t n_pe):
+    """int16 when every local row and the sentinels -1, -2 fit, else int32."""
+    return np.int16 if (n_out + n_pe - 1) // n_pe <= 32767 else np.int32
+
+
+def _mac_dtype(Py_ssize_t n_out, int code_bits):
+    """Narrowest unsigned type holding ``(row << code_bits) | code`` for every row < n_out."""
+    cdef uint64_t top = (<uint64_t>n_out) << code_bits
+    if top <= (<uint64_t>1) << 16:
+        return np.uint16
+    if top < (<uint64_t>1) << 32:
+        return np.uint32
+    return np.uint64
+
+
 cdef class LayerTables:
     """A layer's static arrays as the kernel reads them (built by :func:`build_tables`).
+
+    Each integer table takes the narrowest dtype that holds every value of this
+    layer exactly (chosen per layer, with an exact wider fallback): that is what
+    keeps a large layer's peak memory within twice its encoded size.
 
     Attributes
     ----------
@@ -175,61 +224,99 @@ cdef class LayerTables:
         Per-PE local column pointers, column-major: the N pointer pairs of a
         broadcast are adjacent. ``ptr_t[j + 1, k] - ptr_t[j, k]`` entries
         (fillers included) of column j belong to PE k.
-    first_row : ndarray of int32, shape (n_cols, n_pe)
+    first_row : ndarray of int16 (int32 when a PE owns more than 32,767 rows), shape (n_cols, n_pe)
         Local row of the first entry of PE k's slice of column j when that
         entry is a MAC; -1 when it is a filler or the slice is empty.
-    last_row : ndarray of int32, shape (n_cols, n_pe)
+    last_row : ndarray, dtype of ``first_row``, shape (n_cols, n_pe)
         Local row of the slice's last entry (never a filler); -2 for an empty slice.
     col_fillers : ndarray of int64, shape (n_cols,)
         Filler entries of column j, all PEs.
     mac_start : ndarray of int64, shape (n_cols + 1,)
         Start of column j's run in ``macs``.
-    macs : ndarray of uint32 (uint64 when n_out << code_bits >= 2**32), shape (n_macs,)
-        The non-filler entries, column-major: ``(global row << code_bits) | code``.
+    macs : ndarray of uint16, uint32 or uint64, shape (n_macs,)
+        The non-filler entries, column-major: ``(global row << code_bits) | code``;
+        uint16 when ``n_out << code_bits <= 2**16``, uint32 below 2**32, else uint64.
+    timing_int64 : bool
+        The timing pass keeps its state in int64 (:func:`timing_bound` above
+        :data:`INT32_TIMING_LIMIT`), else in int32 (twice the PEs per SIMD register).
     """
     cdef readonly int n_pe, code_bits
     cdef readonly Py_ssize_t n_out, n_cols
     cdef readonly object ptr_t, first_row, last_row, col_fillers, mac_start, macs
+    cdef readonly bint timing_int64
+    # raw views of the arrays above (they are read-only and owned by this object)
+    cdef const int32_t* p_ptr
+    cdef const void* p_fr
+    cdef const void* p_lr
+    cdef const int64_t* p_fill
+    cdef const int64_t* p_ms
+    cdef const void* p_macs
+    cdef int row_bytes, mac_bytes
+
+    cdef void _bind(self, bint force_int64):
+        for arr in (self.ptr_t, self.first_row, self.last_row, self.col_fillers, self.mac_start, self.macs):
+            arr.setflags(write=False)
+        self.p_ptr = <const int32_t*>cnp.PyArray_DATA(self.ptr_t)
+        self.p_fr = cnp.PyArray_DATA(self.first_row)
+        self.p_lr = cnp.PyArray_DATA(self.last_row)
+        self.p_fill = <const int64_t*>cnp.PyArray_DATA(self.col_fillers)
+        self.p_ms = <const int64_t*>cnp.PyArray_DATA(self.mac_start)
+        self.p_macs = cnp.PyArray_DATA(self.macs)
+        self.row_bytes = self.first_row.dtype.itemsize
+        self.mac_bytes = self.macs.dtype.itemsize
+        n_entries = int(self.ptr_t[self.n_cols].sum())
+        self.timing_int64 = force_int64 or timing_bound(n_entries, self.n_cols, self.n_pe) > INT32_TIMING_LIMIT
 
     @classmethod
     def from_arrays(cls, *, ptr_t, first_row, last_row, col_fillers, mac_start, macs, Py_ssize_t n_out,
-                    int code_bits):
+                    int code_bits, bint timing_int64=False):
         """Tables from hand-made arrays (kernel-level tests and tools); every index is checked.
 
-        The arrays are as in the class docstring; ``macs`` may hold fewer MACs than the
-        pointers count entries (timing uses the pointers, arithmetic the MACs), which lets
-        a test build the timing of a huge layer without its entries.
+        The arrays are as in the class docstring (rows are stored as int16 or int32
+        by the same rule as :func:`build_tables`; ``macs`` keeps its unsigned dtype);
+        ``macs`` may hold fewer MACs than the pointers count entries (timing uses
+        the pointers, arithmetic the MACs), which lets a test build the timing of a
+        huge layer without its entries. ``timing_int64`` forces the int64 timing
+        pass (tests hold it equal to the int32 one).
 
         Raises
         ------
         ValueError
-            A shape, dtype or index that would let the kernel read or write out of bounds.
+            A shape, dtype or index that would let the kernel read or write out of
+            bounds, or a row outside ``[-2, rows of a PE)``.
         """
         pt = np.ascontiguousarray(ptr_t, dtype=np.int32)
-        fr = np.ascontiguousarray(first_row, dtype=np.int32)
-        lr = np.ascontiguousarray(last_row, dtype=np.int32)
-        cf = np.ascontiguousarray(col_fillers, dtype=np.int64)
-        ms = np.ascontiguousarray(mac_start, dtype=np.int64)
-        mc = np.ascontiguousarray(macs)
         if pt.ndim != 2 or pt.shape[0] < 2 or pt.shape[1] < 1:
             raise ValueError("ptr_t must be (n_cols + 1, n_pe)")
         n_cols, n_pe = pt.shape[0] - 1, pt.shape[1]
-        if fr.shape != (n_cols, n_pe) or lr.shape != (n_cols, n_pe) or cf.shape != (n_cols,) \
-                or ms.shape != (n_cols + 1,) or mc.ndim != 1 or mc.dtype not in (np.uint32, np.uint64):
+        if n_out < 1:
+            raise ValueError("code_bits or n_out out of range")
+        n_rows = (n_out + n_pe - 1) // n_pe
+        fr64 = np.asarray(first_row, dtype=np.int64)
+        lr64 = np.asarray(last_row, dtype=np.int64)
+        cf = np.ascontiguousarray(col_fillers, dtype=np.int64)
+        ms = np.ascontiguousarray(mac_start, dtype=np.int64)
+        mc = np.ascontiguousarray(macs)
+        if fr64.shape != (n_cols, n_pe) or lr64.shape != (n_cols, n_pe) or cf.shape != (n_cols,) \
+                or ms.shape != (n_cols + 1,) or mc.ndim != 1 or mc.dtype not in (np.uint16, np.uint32, np.uint64):
             raise ValueError("table shapes or dtypes do not match ptr_t")
+        if fr64.size and (min(fr64.min(), lr64.min()) < -2 or max(fr64.max(), lr64.max()) >= n_rows):
+            raise ValueError("a first or last row lies outside [-2, rows of a PE)")
         if np.any(pt[0] != 0) or np.any(np.diff(pt.astype(np.int64), axis=0) < 0):
             raise ValueError("ptr_t must start at 0 and not decrease")
         if ms[0] != 0 or np.any(np.diff(ms) < 0) or ms[-1] != mc.shape[0]:
             raise ValueError("mac_start must run from 0 to len(macs) without decreasing")
-        if not (1 <= code_bits <= 8) or n_out < 1:
+        if not (1 <= code_bits <= 8):
             raise ValueError("code_bits or n_out out of range")
         if mc.size and int((mc >> code_bits).max()) >= n_out:
             raise ValueError("a MAC's row is outside the layer")
+        rdt = _row_dtype(n_out, n_pe)
         cdef LayerTables t = LayerTables.__new__(LayerTables)
         t.n_pe, t.n_out, t.n_cols, t.code_bits = n_pe, n_out, n_cols, code_bits
-        for arr in (pt, fr, lr, cf, ms, mc):
-            arr.setflags(write=False)
-        t.ptr_t, t.first_row, t.last_row, t.col_fillers, t.mac_start, t.macs = pt, fr, lr, cf, ms, mc
+        t.ptr_t, t.col_fillers, t.mac_start, t.macs = pt, cf, ms, mc
+        t.first_row = np.ascontiguousarray(fr64, dtype=rdt)
+        t.last_row = np.ascontiguousarray(lr64, dtype=rdt)
+        t._bind(timing_int64)
         return t
 
     @property
@@ -240,14 +327,47 @@ cdef class LayerTables:
 
 
 ctypedef fused mac_t:
+    uint16_t
     uint32_t
     uint64_t
+
+ctypedef fused row_t:
+    int16_t
+    int32_t
+
+ctypedef fused st_t:
+    int32_t
+    int64_t
+
+cdef uint8_t _NO_ENTRY[2]  # zeros: v and z of a layer without entries
+
+
+cdef int _first_bad_slice(const int32_t[:, ::1] ptr_t, Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1, int64_t base,
+                          int64_t n_local, const uint8_t* v, const uint8_t* z, int64_t* bad_at) noexcept nogil:
+    """The first broken slice of PE k in columns [j0, j1), slice by slice (only after a flag was raised):
+    a segment that ends with a filler, or whose last (largest) local row lies outside the PE's rows."""
+    cdef Py_ssize_t j
+    cdef int64_t e, e0, e1, lr
+    for j in range(j0, j1):
+        e0 = base + ptr_t[j, k]
+        e1 = base + ptr_t[j + 1, k]
+        if e1 == e0:
+            continue
+        if v[e1 - 1] == 0:
+            bad_at[0] = e1 - 1
+            return BAD_FILLER_TRAILING
+        lr = -1
+        for e in range(e0, e1):
+            lr += z[e] + 1
+        if lr >= n_local:
+            bad_at[0] = e1 - 1
+            return BAD_ROW_RANGE
+    return BAD_NONE  # pragma: no cover - called only when a flag was raised
 
 
 cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const int64_t* n_rows,
                        const uint8_t* v, const uint8_t* z, mac_t* macs, mac_t* scratch, int64_t* mac_start,
-                       const int64_t* col_entries, int64_t* cursor, int32_t[:, ::1] first_row,
-                       int32_t[:, ::1] last_row,
+                       const int64_t* col_entries, int64_t* cursor, row_t* first_row, row_t* last_row,
                        int code_bits, Py_ssize_t block, int64_t* bad_at) noexcept nogil:
     """Decode every segment; fill the per-(column, PE) rows and write the MACs column-major.
 
@@ -263,9 +383,9 @@ cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const
     """
     cdef Py_ssize_t n_pe = ptr_t.shape[1], n_cols = ptr_t.shape[0] - 1
     cdef Py_ssize_t k, j, j0, j1
-    cdef int64_t e, e0, e1, lr, n_local, pos, base, out = 0, room
-    cdef uint8_t vv, zz
-    cdef mac_t rc, step = (<mac_t>n_pe) << code_bits
+    cdef int64_t e, e0, e1, ef, el, lr, n_local, pos, base, out = 0, room
+    cdef uint8_t vv, zz, nz, bad
+    cdef mac_t rc, rstart, step = (<mac_t>n_pe) << code_bits
     j0 = 0
     while j0 < n_cols:
         j1 = j0 + block if j0 + block < n_cols else n_cols
@@ -276,20 +396,19 @@ cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const
         for k in range(n_pe):
             n_local = n_rows[k]
             base = pe_off[k]
+            rstart = ((<mac_t>k) << code_bits) - step  # (global row << code_bits) of local row -1
+            bad = 0
+            e1 = base + ptr_t[j0, k]
             for j in range(j0, j1):
-                e0 = base + ptr_t[j, k]
+                # no branch on the slice: an empty one runs no entry and reads entry 0 behind a mask
+                e0 = e1
                 e1 = base + ptr_t[j + 1, k]
-                if e1 == e0:
-                    first_row[j, k] = -1
-                    last_row[j, k] = -2
-                    continue
-                if v[e1 - 1] == 0:
-                    bad_at[0] = e1 - 1
-                    return BAD_FILLER_TRAILING
+                nz = e1 > e0
+                ef = e0 if nz else 0
+                el = e1 - 1 if nz else 0
                 pos = cursor[j - j0]
                 lr = -1
-                rc = (<mac_t>k) << code_bits  # (global row << code_bits) of local row -1, + n_pe rows
-                rc -= step
+                rc = rstart
                 for e in range(e0, e1):
                     vv = v[e]
                     zz = z[e]
@@ -297,12 +416,13 @@ cdef int _fill_entries(const int32_t[:, ::1] ptr_t, const int64_t* pe_off, const
                     rc += (zz + 1) * step
                     scratch[pos] = rc | vv
                     pos += vv != 0
-                if lr >= n_local:  # rows grow along a segment: its last row is its largest
-                    bad_at[0] = e1 - 1
-                    return BAD_ROW_RANGE
-                first_row[j, k] = <int32_t>(z[e0]) if v[e0] != 0 else -1
-                last_row[j, k] = <int32_t>lr
+                # rows grow along a segment: its last row is its largest
+                bad |= nz & ((v[el] == 0) | (lr >= n_local))
+                first_row[j * n_pe + k] = <row_t>(z[ef]) if nz & (v[ef] != 0) else -1
+                last_row[j * n_pe + k] = <row_t>lr if nz else -2
                 cursor[j - j0] = pos
+            if bad:  # name the first broken slice, in the order the rules are listed
+                return _first_bad_slice(ptr_t, k, j0, j1, base, n_local, v, z, bad_at)
         # the block's columns, compacted: column j's MACs are scratch[start_j : cursor[j]]
         room = 0
         for j in range(j0, j1):
@@ -376,9 +496,10 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     per column); one branch-free sweep over ``v`` and ``z`` (vectorised by the
     compiler) for the code and index ranges, canonical fillers and the MAC
     count; then one branch-free decode of each segment in blocks of columns
-    (:func:`_fill_entries`). Allocates only the tables (12 n_pe (n_cols + 1)
-    + 16 (n_cols + 1) bytes and 4 or 8 bytes per MAC), an int64 count per
-    column and one block's scratch.
+    (:func:`_fill_entries`). Allocates only the tables (4 n_pe (n_cols + 1)
+    bytes of pointers, 2 x 2 n_pe n_cols of rows (2 x 4 beyond 32,767 rows per
+    PE), 16 (n_cols + 1) of per-column counts and 2, 4 or 8 bytes per MAC:
+    see :class:`LayerTables`), an int64 count per column and one block's scratch.
     """
     cdef Py_ssize_t n_pe = ptr.shape[0]
     cdef Py_ssize_t n_cols = ptr.shape[1] - 1
@@ -403,8 +524,6 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     if total != n_entries:
         return None, BAD_SHAPE, -1
     ptr_t_arr = np.empty((n_cols + 1, n_pe), dtype=np.int32)
-    first_arr = np.empty((n_cols, n_pe), dtype=np.int32)
-    last_arr = np.empty((n_cols, n_pe), dtype=np.int32)
     fill_arr = np.zeros(n_cols, dtype=np.int64)
     mac_start_arr = np.zeros(n_cols + 1, dtype=np.int64)
     pe_off_arr = np.zeros(n_pe + 1, dtype=np.int64)
@@ -416,8 +535,9 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     cdef int64_t[::1] fill_v = fill_arr
     cdef int64_t[::1] col_entries = np.zeros(n_cols + 1, dtype=np.int64)
     cdef int64_t[::1] cursor = np.zeros(block, dtype=np.int64)
-    cdef const uint8_t* vp = &v[0] if n_entries > 0 else NULL
-    cdef const uint8_t* zp = &z[0] if n_entries > 0 else NULL
+    # no entries: the decode still reads entry 0 of each (empty) slice, behind a mask
+    cdef const uint8_t* vp = &v[0] if n_entries > 0 else _NO_ENTRY
+    cdef const uint8_t* zp = &z[0] if n_entries > 0 else _NO_ENTRY
     cdef int64_t e, prev, n_fill = 0, n_bad = 0
     cdef uint8_t or_v = 0, or_z = 0
     with nogil:
@@ -468,26 +588,44 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
             n_macs = n_entries - n_fill
     if bad != BAD_NONE:
         return None, bad, bad_at
-    cdef int32_t[:, ::1] fr_v = first_arr
-    cdef int32_t[:, ::1] lr_v = last_arr
-    cdef uint32_t[::1] m32, s32
-    cdef uint64_t[::1] m64, s64
-    if (<uint64_t>n_out) << code_bits < (<uint64_t>1) << 32:
-        macs_arr = np.empty(n_macs, dtype=np.uint32)
-        m32 = macs_arr
-        s32 = np.empty(max_block + 1, dtype=np.uint32)
-        with nogil:
-            bad = _fill_entries[uint32_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp,
-                                          &m32[0] if n_macs > 0 else NULL, &s32[0], &mac_start[0],
-                                          &col_entries[0], &cursor[0], fr_v, lr_v, code_bits, block, &bad_at)
-    else:
-        macs_arr = np.empty(n_macs, dtype=np.uint64)
-        m64 = macs_arr
-        s64 = np.empty(max_block + 1, dtype=np.uint64)
-        with nogil:
-            bad = _fill_entries[uint64_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp,
-                                          &m64[0] if n_macs > 0 else NULL, &s64[0], &mac_start[0],
-                                          &col_entries[0], &cursor[0], fr_v, lr_v, code_bits, block, &bad_at)
+    rdt = _row_dtype(n_out, n_pe)
+    mdt = _mac_dtype(n_out, code_bits)
+    first_arr = np.empty((n_cols, n_pe), dtype=rdt)
+    last_arr = np.empty((n_cols, n_pe), dtype=rdt)
+    macs_arr = np.empty(n_macs, dtype=mdt)
+    scratch_arr = np.empty(max_block + 1, dtype=mdt)
+    cdef void* fr_p = cnp.PyArray_DATA(first_arr)
+    cdef void* lr_p = cnp.PyArray_DATA(last_arr)
+    cdef void* m_p = cnp.PyArray_DATA(macs_arr)
+    cdef void* s_p = cnp.PyArray_DATA(scratch_arr)
+    cdef bint r16 = first_arr.dtype.itemsize == 2
+    cdef int mb = macs_arr.dtype.itemsize
+    with nogil:
+        if r16 and mb == 2:
+            bad = _fill_entries[uint16_t, int16_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp, <uint16_t*>m_p,
+                                                   <uint16_t*>s_p, &mac_start[0], &col_entries[0], &cursor[0],
+                                                   <int16_t*>fr_p, <int16_t*>lr_p, code_bits, block, &bad_at)
+        elif r16 and mb == 4:
+            bad = _fill_entries[uint32_t, int16_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp, <uint32_t*>m_p,
+                                                   <uint32_t*>s_p, &mac_start[0], &col_entries[0], &cursor[0],
+                                                   <int16_t*>fr_p, <int16_t*>lr_p, code_bits, block, &bad_at)
+        elif r16:
+            bad = _fill_entries[uint64_t, int16_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp, <uint64_t*>m_p,
+                                                   <uint64_t*>s_p, &mac_start[0], &col_entries[0], &cursor[0],
+                                                   <int16_t*>fr_p, <int16_t*>lr_p, code_bits, block, &bad_at)
+        elif mb == 2:
+            bad = _fill_entries[uint16_t, int32_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp, <uint16_t*>m_p,
+                                                   <uint16_t*>s_p, &mac_start[0], &col_entries[0], &cursor[0],
+                                                   <int32_t*>fr_p, <int32_t*>lr_p, code_bits, block, &bad_at)
+        elif mb == 4:
+            bad = _fill_entries[uint32_t, int32_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp, <uint32_t*>m_p,
+                                                   <uint32_t*>s_p, &mac_start[0], &col_entries[0], &cursor[0],
+                                                   <int32_t*>fr_p, <int32_t*>lr_p, code_bits, block, &bad_at)
+        else:
+            bad = _fill_entries[uint64_t, int32_t](ptr_t, &pe_off[0], &n_rows[0], vp, zp, <uint64_t*>m_p,
+                                                   <uint64_t*>s_p, &mac_start[0], &col_entries[0], &cursor[0],
+                                                   <int32_t*>fr_p, <int32_t*>lr_p, code_bits, block, &bad_at)
+    del scratch_arr
     if bad != BAD_NONE:
         return None, bad, bad_at
     with nogil:  # fillers per column: entries - MACs
@@ -498,31 +636,108 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     t.n_out = n_out
     t.n_cols = n_cols
     t.code_bits = code_bits
-    for arr in (ptr_t_arr, first_arr, last_arr, fill_arr, mac_start_arr, macs_arr):
-        arr.setflags(write=False)
     t.ptr_t, t.first_row, t.last_row, t.col_fillers = ptr_t_arr, first_arr, last_arr, fill_arr
     t.mac_start, t.macs = mac_start_arr, macs_arr
+    t._bind(False)
     return t, BAD_NONE, -1
 
 
+
+
 # ----------------------------------------------------------------------------- one input
-cdef struct Layer:
-    # pointers into a LayerTables' arrays (read-only)
-    const int32_t* ptr_t
-    const int32_t* first_row
-    const int32_t* last_row
-    const int64_t* col_fillers
-    const int64_t* mac_start
-    Py_ssize_t n_pe
-
-
-cdef struct Scratch:
-    int64_t* fin        # (n_pe,) last busy cycle of the PE's previous column
-    int64_t* line_reg   # (n_pe,) spmat line register
-    int64_t* last_mac   # (n_pe,) local row of the PE's previous column's last MAC; -2: none
-    int64_t* pop_ring   # (ring, n_pe) take cycle of the last D broadcasts per PE
-    int64_t* pop_max    # (ring,) latest take cycle over the PEs
-    int64_t* slot_col   # (n_slots,) LNZD view: column of a non-zero slot, -1 for a zero
+# The per-broadcast loop over the PEs, in C: restrict pointers and branch-free
+# selects let the compiler keep several PEs in one SIMD register (int32 state: 4
+# per SSE2 register, 8 with AVX2). With GCC on x86-64 glibc the loop is built
+# twice, for AVX2 and for the x86-64 baseline, and the loader picks one on the
+# running CPU (``target_clones``): the wheel stays portable. Integer work only,
+# so every version gives the same bits.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \\
+        && defined(__GLIBC__) && !defined(EIESIM_NO_CLONES)
+    #define EIESIM_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define EIESIM_CLONES
+    #endif
+    /* Broadcast of a column at cycle b1 - 1 reaching every PE k (see the module docstring):
+       take cycle p = max(b1, fin), work w = max(1, entries), bypass when back to back on
+       the previous MAC's row, line reads (line register kept across columns). Returns the
+       latest take cycle; adds bypasses, entries and line reads to acc[0..2]. ls >= 0:
+       lines of 2**ls entries, else of epl entries. */
+    #define EIESIM_PE_LOOP(NAME, ST, ROW)                                                        \\
+    EIESIM_CLONES static ST NAME(Py_ssize_t n_pe, ST b1, const int32_t* __restrict p0,          \\
+            const int32_t* __restrict p1, const ROW* __restrict fr, const ROW* __restrict lr,  \\
+            ST* __restrict fin, ST* __restrict take, ST* __restrict last_mac,                    \\
+            ST* __restrict lreg, ST* __restrict busy, int ls, int64_t epl,                       \\
+            int64_t* __restrict acc) {                                                           \\
+        ST pmax = -1, byp = 0, ent = 0, lines = 0;                                               \\
+        Py_ssize_t k;                                                                            \\
+        if (ls >= 0) {                                                                           \\
+            for (k = 0; k < n_pe; k++) {                                                         \\
+                ST f = fin[k], p = f > b1 ? f : b1;                                              \\
+                ST e0 = p0[k], e1 = p1[k], n = e1 - e0, w = n > 1 ? n : 1;                       \\
+                ST nz = -(ST)(n > 0), l0 = e0 >> ls, l1 = (e1 - 1) >> ls, lk = lreg[k];          \\
+                take[k] = p;                                                                     \\
+                pmax = p > pmax ? p : pmax;                                                      \\
+                byp += (ST)(f == p) & (ST)((ST)fr[k] == last_mac[k]);                            \\
+                last_mac[k] = (ST)lr[k];                                                         \\
+                ent += n;                                                                        \\
+                busy[k] += w;                                                                    \\
+                fin[k] = p + w;                                                                  \\
+                lines += (l1 - l0 + (ST)(l0 != lk)) & nz;                                        \\
+                lreg[k] = (l1 & nz) | (lk & ~nz);                                                \\
+            }                                                                                    \\
+        } else {                                                                                 \\
+            for (k = 0; k < n_pe; k++) {                                                         \\
+                ST f = fin[k], p = f > b1 ? f : b1;                                              \\
+                ST e0 = p0[k], e1 = p1[k], n = e1 - e0, w = n > 1 ? n : 1;                       \\
+                ST nz = -(ST)(n > 0), l0 = e0 / epl, l1 = (e1 - 1) / epl, lk = lreg[k];          \\
+                take[k] = p;                                                                     \\
+                pmax = p > pmax ? p : pmax;                                                      \\
+                byp += (ST)(f == p) & (ST)((ST)fr[k] == last_mac[k]);                            \\
+                last_mac[k] = (ST)lr[k];                                                         \\
+                ent += n;                                                                        \\
+                busy[k] += w;                                                                    \\
+                fin[k] = p + w;                                                                  \\
+                lines += (l1 - l0 + (ST)(l0 != lk)) & nz;                                        \\
+                lreg[k] = (l1 & nz) | (lk & ~nz);                                                \\
+            }                                                                                    \\
+        }                                                                                        \\
+        acc[0] += byp; acc[1] += ent; acc[2] += lines;                                           \\
+        return pmax;                                                                             \\
+    }
+    /* A CCU stall from cycle ready to b - 1: PE k's queue was full until min(take_k(i - D), b - 1). */
+    #define EIESIM_STALL(NAME, ST)                                                                \
+    static void NAME(Py_ssize_t n_pe, const ST* __restrict ring, int64_t ready, int64_t b,       \
+                     int64_t* __restrict stall) {                                                \
+        Py_ssize_t k;                                                                            \
+        for (k = 0; k < n_pe; k++) {                                                             \
+            int64_t lim = ring[k] < b - 1 ? ring[k] : b - 1, d = lim - ready + 1;                \
+            stall[k] += d > 0 ? d : 0;                                                           \
+        }                                                                                        \
+    }
+    EIESIM_STALL(eiesim_stall_32, int32_t)
+    EIESIM_STALL(eiesim_stall_64, int64_t)
+    EIESIM_PE_LOOP(eiesim_pe_loop_32_16, int32_t, int16_t)
+    EIESIM_PE_LOOP(eiesim_pe_loop_32_32, int32_t, int32_t)
+    EIESIM_PE_LOOP(eiesim_pe_loop_64_16, int64_t, int16_t)
+    EIESIM_PE_LOOP(eiesim_pe_loop_64_32, int64_t, int32_t)
+    """
+    void eiesim_stall_32(Py_ssize_t, const int32_t*, int64_t, int64_t, int64_t*) noexcept nogil
+    void eiesim_stall_64(Py_ssize_t, const int64_t*, int64_t, int64_t, int64_t*) noexcept nogil
+    int32_t eiesim_pe_loop_32_16(Py_ssize_t, int32_t, const int32_t*, const int32_t*, const int16_t*,
+                                 const int16_t*, int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int, int64_t,
+                                 int64_t*) noexcept nogil
+    int32_t eiesim_pe_loop_32_32(Py_ssize_t, int32_t, const int32_t*, const int32_t*, const int32_t*,
+                                 const int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int, int64_t,
+                                 int64_t*) noexcept nogil
+    int64_t eiesim_pe_loop_64_16(Py_ssize_t, int64_t, const int32_t*, const int32_t*, const int16_t*,
+                                 const int16_t*, int64_t*, int64_t*, int64_t*, int64_t*, int64_t*, int, int64_t,
+                                 int64_t*) noexcept nogil
+    int64_t eiesim_pe_loop_64_32(Py_ssize_t, int64_t, const int32_t*, const int32_t*, const int32_t*,
+                                 const int32_t*, int64_t*, int64_t*, int64_t*, int64_t*, int64_t*, int, int64_t,
+                                 int64_t*) noexcept nogil
 
 
 cdef struct Trace:
@@ -535,48 +750,46 @@ cdef struct Trace:
     int64_t n_loads     # out: group loads recorded
 
 
-cdef inline void _stall_pes(int64_t* stall, const int64_t* ring_row, Py_ssize_t n_pe,
-                            int64_t ready, int64_t b) noexcept nogil:
-    """PE k's queue was full from cycle ``ready`` to min(p_k(i - D), b - 1)."""
-    cdef Py_ssize_t k
-    cdef int64_t lim, d
-    for k in range(n_pe):
-        lim = ring_row[k]
-        if lim > b - 1:
-            lim = b - 1
-        d = lim - ready + 1
-        if d > 0:
-            stall[k] += d
-
-
-cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line,
-                     int line_shift, Scratch* s, int64_t* busy, int64_t* stall, int64_t* c,
-                     Trace* tr) noexcept nogil:
+cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* last_row,
+                     const int64_t* col_fillers, Py_ssize_t n_pe, Py_ssize_t n_groups, int fifo_depth,
+                     int64_t entries_per_line, int line_shift, const int64_t* slot_col, st_t* st,
+                     int64_t* busy, int64_t* stall, int64_t* c, Trace* tr) noexcept nogil:
     """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1.
+
+    ``st`` is work space of ``4 n_pe + ring (n_pe + 1)`` values (ring = min(D, slots)):
+    each PE's last busy cycle, line register, previous MAC row and busy count, then
+    the take cycles of the last D broadcasts per PE and their maximum. ``st_t`` is
+    int32 when :func:`timing_bound` allows it, else int64.
 
     ``tr`` (NULL when tracing is off) receives the events this pass computes: per
     broadcast (b, ready, j) and every PE's take cycle p, and each group load's cycle;
     the off path costs one predicted-not-taken branch per broadcast and per group.
     """
-    cdef Py_ssize_t n_pe = L.n_pe
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_groups * n_pe else n_groups * n_pe
     cdef Py_ssize_t g, q, k
-    cdef int64_t t, n_bc = 0, j, ready, b, p, f, pmax, n, w, e0, e1, line0, line1, slot, end_cycle, fr
-    cdef int64_t c_stall = 0, c_loads = 0, c_lines = 0, c_byp = 0, c_entries = 0, c_fill = 0
-    cdef int64_t* fin = s.fin
-    cdef int64_t* line_reg = s.line_reg
-    cdef int64_t* last_mac = s.last_mac
-    cdef int64_t* ring_row
-    cdef const int32_t* pj
-    cdef const int32_t* frj
-    cdef const int32_t* lrj
+    cdef int64_t t, n_bc = 0, j, ready, b, slot, end_cycle
+    cdef int64_t c_stall = 0, c_loads = 0, c_fill = 0
+    cdef int64_t acc[3]
+    cdef st_t pmax
+    cdef st_t* fin = st
+    cdef st_t* line_reg = st + n_pe
+    cdef st_t* last_mac = st + 2 * n_pe
+    cdef st_t* busy_in = st + 3 * n_pe
+    cdef st_t* pop_max = st + 4 * n_pe
+    cdef st_t* pop_ring
+    cdef st_t* ring_row
     cdef bint loaded
     if ring < 1:
         ring = 1
+    pop_ring = pop_max + ring
+    acc[0] = 0
+    acc[1] = 0
+    acc[2] = 0
     for k in range(n_pe):
         fin[k] = -1
         line_reg[k] = -1
         last_mac[k] = -2
+        busy_in[k] = 0
     # cycle 0: the empty LNZD register loads group 0
     t = 1
     c_loads = 1 if n_groups > 0 else 0
@@ -586,18 +799,21 @@ cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_
     for g in range(n_groups):
         loaded = False
         for q in range(n_pe):
-            j = s.slot_col[g * n_pe + q]
+            j = slot_col[g * n_pe + q]
             if j < 0:
                 continue
             # ---------------- CCU: wait until no queue is full
             ready = t
             b = ready
             slot = n_bc % fifo_depth
-            ring_row = s.pop_ring + slot * n_pe
-            if n_bc >= fifo_depth and s.pop_max[slot] + 1 > b:
-                b = s.pop_max[slot] + 1
+            ring_row = pop_ring + slot * n_pe
+            if n_bc >= fifo_depth and pop_max[slot] + 1 > b:
+                b = pop_max[slot] + 1
                 c_stall += b - ready
-                _stall_pes(stall, ring_row, n_pe, ready, b)
+                if st_t is int32_t:
+                    eiesim_stall_32(n_pe, ring_row, ready, b, stall)
+                else:
+                    eiesim_stall_64(n_pe, ring_row, ready, b, stall)
             t = b + 1
             if q == n_pe - 1:
                 loaded = True
@@ -606,47 +822,32 @@ cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_
                     tr.loads[tr.n_loads] = b
                     tr.n_loads += 1
             # ---------------- every PE takes column j and works through its slice
-            pj = L.ptr_t + j * n_pe
-            frj = L.first_row + j * n_pe
-            lrj = L.last_row + j * n_pe
-            c_fill += L.col_fillers[j]
-            pmax = -1
-            for k in range(n_pe):
-                f = fin[k]
-                p = b + 1
-                if f > p:
-                    p = f
-                ring_row[k] = p
-                if p > pmax:
-                    pmax = p
-                # bypass: back to back (p == f) and this column's first MAC is on the row of
-                # the PE's previous MAC, one cycle earlier
-                fr = frj[k]
-                c_byp += (f == p) & (fr == last_mac[k])
-                last_mac[k] = lrj[k]
-                e0 = pj[k]
-                e1 = pj[n_pe + k]
-                n = e1 - e0
-                c_entries += n
-                w = n if n > 0 else 1  # an empty slice: the pointer read costs one cycle
-                busy[k] += w
-                fin[k] = p + w
-                # spmat line reads: a new line every L entries; the register survives columns
-                if line_shift >= 0:
-                    line0 = e0 >> line_shift
-                    line1 = (e1 - 1) >> line_shift
+            c_fill += col_fillers[j]
+            if st_t is int32_t:
+                if row_t is int16_t:
+                    pmax = eiesim_pe_loop_32_16(n_pe, <int32_t>(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
+                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
+                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
                 else:
-                    line0 = e0 // entries_per_line
-                    line1 = (e1 - 1) // entries_per_line
-                if n > 0:
-                    c_lines += line1 - line0 + (line0 != line_reg[k])
-                    line_reg[k] = line1
-            s.pop_max[slot] = pmax
+                    pmax = eiesim_pe_loop_32_32(n_pe, <int32_t>(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
+                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
+                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
+            else:
+                if row_t is int16_t:
+                    pmax = eiesim_pe_loop_64_16(n_pe, b + 1, ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
+                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
+                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
+                else:
+                    pmax = eiesim_pe_loop_64_32(n_pe, b + 1, ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
+                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
+                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
+            pop_max[slot] = pmax
             if tr != NULL and n_bc < tr.cap_bc:  # event hook: this broadcast and every PE's take cycle
                 tr.bc[3 * n_bc] = b
                 tr.bc[3 * n_bc + 1] = ready
                 tr.bc[3 * n_bc + 2] = j
-                memcpy(tr.take + n_bc * n_pe, ring_row, n_pe * sizeof(int64_t))
+                for k in range(n_pe):
+                    tr.take[n_bc * n_pe + k] = ring_row[k]
                 tr.n_bc = n_bc + 1
             n_bc += 1
         if not loaded:
@@ -659,14 +860,15 @@ cdef int64_t _timing(const Layer* L, Py_ssize_t n_groups, int fifo_depth, int64_
     c[C_CCU_STALL] += c_stall
     c[C_GROUP_LOADS] += c_loads
     c[C_PTR_READS] += n_bc * n_pe
-    c[C_LINE_READS] += c_lines
-    c[C_ENTRIES] += c_entries
+    c[C_LINE_READS] += acc[2]
+    c[C_ENTRIES] += acc[1]
     c[C_FILLERS] += c_fill
-    c[C_MACS] += c_entries - c_fill
-    c[C_ACC_WRITES] += c_entries - c_fill
-    c[C_BYPASSES] += c_byp
+    c[C_MACS] += acc[1] - c_fill
+    c[C_ACC_WRITES] += acc[1] - c_fill
+    c[C_BYPASSES] += acc[0]
     end_cycle = t - 1
     for k in range(n_pe):
+        busy[k] += busy_in[k]
         if fin[k] > end_cycle:
             end_cycle = fin[k]
     return end_cycle + 1
@@ -691,6 +893,174 @@ cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* mac
             m = macs[e]
             out[m >> code_bits] = _mac(out[m >> code_bits], cb[m & cmask], a, fm, &sat)
     c[C_SATURATIONS] += sat
+
+
+cdef int64_t _timing_any(LayerTables t, Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line,
+                         int line_shift, const int64_t* slot_col, void* st, int64_t* busy, int64_t* stall,
+                         int64_t* c, Trace* tr) noexcept nogil:
+    """:func:`_timing` on the tables' row type and the state type they allow."""
+    if t.timing_int64:
+        if t.row_bytes == 2:
+            return _timing[int16_t, int64_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill,
+                                             t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                             <int64_t*>st, busy, stall, c, tr)
+        return _timing[int32_t, int64_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill,
+                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                         <int64_t*>st, busy, stall, c, tr)
+    if t.row_bytes == 2:
+        return _timing[int16_t, int32_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill,
+                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                         <int32_t*>st, busy, stall, c, tr)
+    return _timing[int32_t, int32_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill,
+                                     t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                     <int32_t*>st, busy, stall, c, tr)
+
+
+cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const void* act, Py_ssize_t n_slots,
+                     const FixedMode* fm, const int64_t* slot_col, int64_t* c) noexcept nogil:
+    """:func:`_arith` on the tables' MAC type, in float32 or fixed16."""
+    if fixed:
+        if t.mac_bytes == 2:
+            _arith[int64_t, uint16_t](<int64_t*>out, <const int64_t*>cb, <const int64_t*>act,
+                                      <const uint16_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+        elif t.mac_bytes == 4:
+            _arith[int64_t, uint32_t](<int64_t*>out, <const int64_t*>cb, <const int64_t*>act,
+                                      <const uint32_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+        else:
+            _arith[int64_t, uint64_t](<int64_t*>out, <const int64_t*>cb, <const int64_t*>act,
+                                      <const uint64_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+    else:
+        if t.mac_bytes == 2:
+            _arith[float, uint16_t](<float*>out, <const float*>cb, <const float*>act,
+                                    <const uint16_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+        elif t.mac_bytes == 4:
+            _arith[float, uint32_t](<float*>out, <const float*>cb, <const float*>act,
+                                    <const uint32_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+        else:
+            _arith[float, uint64_t](<float*>out, <const float*>cb, <const float*>act,
+                                    <const uint64_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+
+
+cdef inline Py_ssize_t _state_size(Py_ssize_t n_pe, Py_ssize_t ring) noexcept nogil:
+    """Values of :func:`_timing`'s work space (int64-sized, whatever the state type)."""
+    return 4 * n_pe + (ring if ring > 0 else 1) * (n_pe + 1)
+
+
+cdef inline int _line_shift(int entries_per_line) noexcept nogil:
+    cdef int x
+    for x in range(31):
+        if (1 << x) == entries_per_line:
+            return x
+    return -1
+
+
+cdef int _fill_slots(int64_t* slot_col, Py_ssize_t n_slots, Py_ssize_t n_in, Py_ssize_t n_real_groups,
+                     Py_ssize_t n_pe, bint has_bias, const float* act_f, const int64_t* act_i) noexcept nogil:
+    """The LNZD view of one input: groups of N slots, non-zero activations, then the bias group.
+
+    ``act_i`` (fixed16, else NULL) is the activation the datapath holds: the LNZD tests it.
+    Returns the non-zero count (bias excluded).
+    """
+    cdef Py_ssize_t jj
+    cdef int nz = 0
+    for jj in range(n_slots):
+        slot_col[jj] = -1
+    if act_i != NULL:
+        for jj in range(n_in):
+            if act_i[jj] != 0:
+                slot_col[jj] = jj
+                nz += 1
+    else:
+        for jj in range(n_in):
+            if act_f[jj] != 0:
+                slot_col[jj] = jj
+                nz += 1
+    if has_bias:
+        slot_col[n_real_groups * n_pe] = n_in
+    return nz
+
+
+def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_ssize_t n_in, bint has_bias,
+            int fifo_depth, int entries_per_line):
+    """Simulate one float32 input vector: the warm single-input path of ``simulate``.
+
+    Parameters
+    ----------
+    tables : LayerTables
+    a : float32 (n_in,)
+        Input activations (any stride); the bias column's 1.0 is added here.
+    codebook : float32 (>= 2**code_bits,)
+    n_in : int
+        Real input columns; ``n_in + has_bias`` must be the tables' columns.
+    has_bias : bool
+    fifo_depth, entries_per_line : int >= 1
+        Activation queue depth D, spmat entries per SRAM line L.
+
+    Returns
+    -------
+    tuple or None
+        ``(cycles, output, busy, stall, counters, nonzeros, nonfinite)``: int cycles
+        without the drain, float32 (n_out,) W a + b, int64 (n_pe,) busy and stall
+        cycles, a tuple of the 11 counters in the order of
+        ``eiesim.sim.result.COUNTER_NAMES``, the non-zero activations and the outputs
+        that are inf or NaN (an accumulator passed the float32 range); ``None``
+        (nothing simulated) when a value of ``a`` is not finite: the caller's check
+        names it.
+
+    Raises
+    ------
+    ValueError
+        A shape or size that does not match the tables.
+    """
+    cdef Py_ssize_t n_pe = tables.n_pe, n_cols = tables.n_cols
+    cdef Py_ssize_t n_real_groups = (n_in + n_pe - 1) // n_pe
+    cdef Py_ssize_t n_groups = n_real_groups + (1 if has_bias else 0)
+    cdef Py_ssize_t n_slots = n_groups * n_pe
+    cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
+    cdef Py_ssize_t jj
+    cdef int64_t c[N_COUNTERS]
+    cdef int64_t cycles
+    cdef int nz
+    cdef Py_ssize_t n_bad = 0
+    cdef bint finite = True
+    cdef FixedMode fm
+    if fifo_depth < 1 or entries_per_line < 1:
+        raise ValueError("fifo_depth and entries_per_line must be positive")
+    if n_in + (1 if has_bias else 0) != n_cols or a.shape[0] != n_in:
+        raise ValueError("n_in and has_bias do not match the layer's columns")
+    if codebook.shape[0] < (1 << tables.code_bits):
+        raise ValueError("codebook is shorter than 2**code_bits")
+    out_arr = np.zeros(tables.n_out, dtype=np.float32)
+    busy_arr = np.zeros(n_pe, dtype=np.int64)
+    stall_arr = np.zeros(n_pe, dtype=np.int64)
+    cdef float* out = <float*>cnp.PyArray_DATA(out_arr)
+    cdef int64_t* busy = <int64_t*>cnp.PyArray_DATA(busy_arr)
+    cdef int64_t* stall = <int64_t*>cnp.PyArray_DATA(stall_arr)
+    cdef float* act = <float*>malloc((n_cols if n_cols > 0 else 1) * sizeof(float))
+    cdef int64_t* slot_col = <int64_t*>malloc((n_slots if n_slots > 0 else 1) * sizeof(int64_t))
+    cdef void* st = malloc(_state_size(n_pe, ring) * sizeof(int64_t))
+    if act == NULL or slot_col == NULL or st == NULL:
+        free(act); free(slot_col); free(st)
+        raise MemoryError()
+    for jj in range(N_COUNTERS):
+        c[jj] = 0
+    with nogil:
+        for jj in range(n_in):
+            act[jj] = a[jj]
+            finite &= act[jj] - act[jj] == 0  # false for inf and nan
+        if finite:
+            if has_bias:
+                act[n_in] = 1.0
+            nz = _fill_slots(slot_col, n_slots, n_in, n_real_groups, n_pe, has_bias, act, NULL)
+            cycles = _timing_any(tables, n_groups, fifo_depth, entries_per_line, _line_shift(entries_per_line),
+                                 slot_col, st, busy, stall, c, NULL)
+            _arith_any(tables, False, out, &codebook[0], act, n_slots, &fm, slot_col, c)
+            for jj in range(tables.n_out):
+                n_bad += not (out[jj] - out[jj] == 0)
+    free(act); free(slot_col); free(st)
+    if not finite:
+        return None
+    return cycles, out_arr, busy_arr, stall_arr, tuple([c[jj] for jj in range(N_COUNTERS)]), nz, n_bad
 
 
 def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixed, fixed_mode,
@@ -742,7 +1112,7 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     cdef Py_ssize_t n_slots = n_groups * n_pe
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
     cdef Py_ssize_t x, jj
-    cdef int line_shift = -1
+    cdef int line_shift
     cdef FixedMode fm
     if fifo_depth < 1 or entries_per_line < 1:
         raise ValueError("fifo_depth and entries_per_line must be positive")
@@ -769,41 +1139,12 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
             raise ValueError("fixed_mode out of range")
     elif of.shape[0] != n_inputs or of.shape[1] != n_out:
         raise ValueError("out_f must be (n_inputs, n_out)")
-    for x in range(31):
-        if (<int64_t>1 << x) == entries_per_line:
-            line_shift = <int>x
-
-    cdef const int32_t[:, ::1] ptr_t = tables.ptr_t
-    cdef const int32_t[:, ::1] first_row = tables.first_row
-    cdef const int32_t[:, ::1] last_row = tables.last_row
-    cdef const int64_t[::1] col_fillers = tables.col_fillers
-    cdef const int64_t[::1] mac_start = tables.mac_start
-    cdef const uint32_t[::1] m32
-    cdef const uint64_t[::1] m64
-    cdef bint wide = tables.macs.dtype == np.uint64
-    if wide:
-        m64 = tables.macs
-    else:
-        m32 = tables.macs
-    cdef Layer L
-    L.ptr_t = &ptr_t[0, 0]
-    L.first_row = &first_row[0, 0]
-    L.last_row = &last_row[0, 0]
-    L.col_fillers = &col_fillers[0]
-    L.mac_start = &mac_start[0]
-    L.n_pe = n_pe
-    cdef int code_bits = tables.code_bits
+    line_shift = _line_shift(entries_per_line)
     cdef int64_t c[N_COUNTERS]
-    cdef Scratch s
-    cdef Py_ssize_t ring_alloc = ring if ring > 0 else 1
-    s.fin = <int64_t*>malloc(n_pe * sizeof(int64_t))
-    s.line_reg = <int64_t*>malloc(n_pe * sizeof(int64_t))
-    s.last_mac = <int64_t*>malloc(n_pe * sizeof(int64_t))
-    s.pop_ring = <int64_t*>malloc(ring_alloc * n_pe * sizeof(int64_t))
-    s.pop_max = <int64_t*>malloc(ring_alloc * sizeof(int64_t))
-    s.slot_col = <int64_t*>malloc((n_slots if n_slots > 0 else 1) * sizeof(int64_t))
-    if not (s.fin and s.line_reg and s.last_mac and s.pop_ring and s.pop_max and s.slot_col):
-        free(s.fin); free(s.line_reg); free(s.last_mac); free(s.pop_ring); free(s.pop_max); free(s.slot_col)
+    cdef int64_t* slot_col = <int64_t*>malloc((n_slots if n_slots > 0 else 1) * sizeof(int64_t))
+    cdef void* st = malloc(_state_size(n_pe, ring) * sizeof(int64_t))
+    if slot_col == NULL or st == NULL:
+        free(slot_col); free(st)
         raise MemoryError()
     cdef Trace tr
     cdef Trace* trp = NULL
@@ -814,12 +1155,14 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     tr.n_loads = 0
     if trace_input >= 0:
         if trace_input >= n_inputs:
+            free(slot_col); free(st)
             raise ValueError("trace_input is not an input of the batch")
         tr_bc = trace_bc
         tr_take = trace_take
         tr_loads = trace_loads
         if tr_bc.shape[1] != 3 or tr_take.shape[1] != n_pe or tr_take.shape[0] != tr_bc.shape[0] \
                 or tr_loads.shape[0] < n_groups + 1 or tr_bc.shape[0] < 1:
+            free(slot_col); free(st)
             raise ValueError("trace arrays have the wrong shape")
         tr.bc = &tr_bc[0, 0]
         tr.take = &tr_take[0, 0]
@@ -830,38 +1173,17 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     try:
         with nogil:
             for x in range(n_inputs):
-                # the LNZD view: groups of N slots, non-zero activations, then the bias group
-                for jj in range(n_slots):
-                    s.slot_col[jj] = -1
-                if fixed:  # the LNZD tests the activation the datapath holds (quantised)
-                    for jj in range(n_in):
-                        if act_i[x, jj] != 0:
-                            s.slot_col[jj] = jj
-                else:
-                    for jj in range(n_in):
-                        if act_f[x, jj] != 0:
-                            s.slot_col[jj] = jj
-                if has_bias:
-                    s.slot_col[n_real_groups * n_pe] = n_in
+                _fill_slots(slot_col, n_slots, n_in, n_real_groups, n_pe, has_bias, &act_f[x, 0],
+                            &act_i[x, 0] if fixed else NULL)
                 trp = &tr if x == trace_input else NULL
-                cycles[x] = _timing(&L, n_groups, fifo_depth, entries_per_line, line_shift,
-                                    &s, &busy[0], &stall[0], c, trp)
+                cycles[x] = _timing_any(tables, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                        st, &busy[0], &stall[0], c, trp)
                 if fixed:
-                    if wide:
-                        _arith[int64_t, uint64_t](&oq[x, 0], &cb_i[0], &act_i[x, 0], &m64[0], &mac_start[0],
-                                                  n_slots, code_bits, &fm, s.slot_col, c)
-                    else:
-                        _arith[int64_t, uint32_t](&oq[x, 0], &cb_i[0], &act_i[x, 0], &m32[0], &mac_start[0],
-                                                  n_slots, code_bits, &fm, s.slot_col, c)
+                    _arith_any(tables, True, &oq[x, 0], &cb_i[0], &act_i[x, 0], n_slots, &fm, slot_col, c)
                 else:
-                    if wide:
-                        _arith[float, uint64_t](&of[x, 0], &cb_f[0], &act_f[x, 0], &m64[0], &mac_start[0],
-                                                n_slots, code_bits, &fm, s.slot_col, c)
-                    else:
-                        _arith[float, uint32_t](&of[x, 0], &cb_f[0], &act_f[x, 0], &m32[0], &mac_start[0],
-                                                n_slots, code_bits, &fm, s.slot_col, c)
+                    _arith_any(tables, False, &of[x, 0], &cb_f[0], &act_f[x, 0], n_slots, &fm, slot_col, c)
     finally:
-        free(s.fin); free(s.line_reg); free(s.last_mac); free(s.pop_ring); free(s.pop_max); free(s.slot_col)
+        free(slot_col); free(st)
     for jj in range(N_COUNTERS):
         counters[jj] += c[jj]
     if trace_input >= 0:

@@ -404,8 +404,10 @@ def trace_off_row(pairs, baseline_dir):
     layer, a, cfg = workload("fc8")
     prog = prepare(layer, a, cfg)
     t = prog.tables
+    # a baseline from before the narrow tables takes uint32 / uint64 MACs only
+    macs = t.macs.astype(np.uint32) if t.macs.dtype == np.uint16 else t.macs
     old_t = old.LayerTables.from_arrays(ptr_t=t.ptr_t, first_row=t.first_row, last_row=t.last_row,
-                                        col_fillers=t.col_fillers, mac_start=t.mac_start, macs=t.macs,
+                                        col_fillers=t.col_fillers, mac_start=t.mac_start, macs=macs,
                                         n_out=t.n_out, code_bits=t.code_bits)
     act = prog.act[None, :]
     r = interleaved(lambda: _run_batch_call(new, t, prog, act), lambda: _run_batch_call(old, old_t, prog, act),

@@ -716,8 +716,9 @@ class CompressedLayer:
             ``None`` when a full format rule is broken (:meth:`check_format`
             ``(full=True)`` names it), a PE holds 2**31 entries or more, or the
             kernel is not built. The tables are kept on the layer (it is
-            immutable) and take about 12 bytes per (column, PE) and 4 per
-            non-filler entry.
+            immutable) and take about 8 bytes per (column, PE) (12 beyond
+            32,767 rows per PE) and 2 per non-filler entry (4 when
+            ``n_out << code_bits`` passes 2**16, 8 past 2**32).
         """
         cached = self.__dict__.get("_kernel_tables")
         if cached is not None:

@@ -7,6 +7,7 @@ arrays of the declared dtypes whose indices are known to be in range.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from ..errors import EieFormatError, EieInputError
 from .fixedpoint import fixed_format, out_of_range, quantize
 
 __all__ = [
-    "LayerProgram", "prepare", "ARITH_PIPELINE_DRAIN", "SPMAT_READ_LATENCY", "WRITEBACK_LATENCY",
+    "LayerProgram", "LayerPlan", "layer_plan", "prepare", "ARITH_PIPELINE_DRAIN", "SPMAT_READ_LATENCY", "WRITEBACK_LATENCY",
     "PIPELINE_DRAIN",
 ]
 
@@ -217,6 +218,108 @@ def _check_zero_codes(layer) -> None:
                 "value is 0.0: they are not fillers but add nothing (ENTRY-DECODES-TO-ZERO; re-quantise "
                 "the layer: a zero weight is code 0)", code="ENTRY-DECODES-TO-ZERO")
 
+@dataclass(frozen=True, eq=False)
+class LayerPlan:
+    """What :func:`prepare` derives from a (layer, config) pair alone, checked and built once.
+
+    Attributes
+    ----------
+    name : str
+    n_pe, n_out, n_in, n_cols : int
+    has_bias : bool
+    tables : eiesim._kernels.eie_sim.LayerTables or None
+        The kernel's tables (:func:`layer_tables`); None without the kernel.
+    ptr : ndarray of int64, shape (n_pe, n_cols + 1)
+    pe_offsets : ndarray of int64, shape (n_pe + 1,)
+    v, z : ndarray of uint8, shape (n_entries,)
+    codebook : ndarray of float32, shape (2**code_bits,)
+    codebook_q : ndarray of int64, shape (2**code_bits,)
+        Codebook in fixed point (``weight_frac_bits``); zeros in float32 mode.
+    fixed : bool
+        ``config.arith == "fixed16"``.
+    """
+
+    name: str
+    n_pe: int
+    n_out: int
+    n_in: int
+    n_cols: int
+    has_bias: bool
+    tables: object
+    ptr: np.ndarray
+    pe_offsets: np.ndarray
+    v: np.ndarray
+    z: np.ndarray
+    codebook: np.ndarray
+    codebook_q: np.ndarray
+    fixed: bool
+
+
+#: layer -> (config, LayerPlan) of its last simulated config (layers compare by identity)
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def layer_plan(layer, config: EIEConfig) -> LayerPlan:
+    """Check a layer against a config and build everything per-layer a simulation needs, once.
+
+    The result is kept for the layer object (layers are immutable) and the last
+    config it was simulated with, so a warm call costs a dictionary look-up.
+
+    Parameters
+    ----------
+    layer : eiesim.format.layout.CompressedLayer
+    config : EIEConfig
+
+    Returns
+    -------
+    LayerPlan
+
+    Raises
+    ------
+    EieInputError
+        The layer's N, code or index widths differ from the config's.
+    EieFormatError
+        The layer breaks a format rule (full check), or a stored entry with code
+        >= 1 decodes to 0.0 (``ENTRY-DECODES-TO-ZERO``).
+    """
+    try:
+        cached = _PLANS.get(layer)
+    except TypeError:  # not weak-referenceable: build without keeping
+        cached = None
+    if cached is not None and (cached[0] is config or cached[0] == config):
+        return cached[1]
+    name = getattr(layer, "name", "") or "layer"
+    if layer.n_pe != config.n_pe:
+        raise EieInputError(
+            f"layer {name!r} is laid out for {layer.n_pe} PEs but the config has n_pe = {config.n_pe}"
+        )
+    if layer.code_bits != config.code_bits or layer.index_bits != config.index_bits:
+        raise EieInputError(
+            f"layer {name!r} uses {layer.code_bits}-bit codes and {layer.index_bits}-bit relative "
+            f"indices; the config has code_bits = {config.code_bits}, index_bits = {config.index_bits}"
+        )
+    tables = layer_tables(layer)
+    _check_zero_codes(layer)
+    fixed = config.arith == "fixed16"
+    if fixed:
+        codebook_q = quantize(layer.codebook, config.weight_frac_bits, fixed_format(config))
+    else:
+        codebook_q = np.zeros(layer.codebook.shape[0], dtype=np.int64)
+    n_out, n_in = layer.shape
+    plan = LayerPlan(
+        name=name, n_pe=layer.n_pe, n_out=n_out, n_in=n_in, n_cols=layer.n_cols, has_bias=bool(layer.has_bias),
+        tables=tables, ptr=np.ascontiguousarray(layer.ptr, dtype=np.int64),
+        pe_offsets=np.ascontiguousarray(layer.pe_offsets, dtype=np.int64),
+        v=np.ascontiguousarray(layer.v, dtype=np.uint8), z=np.ascontiguousarray(layer.z, dtype=np.uint8),
+        codebook=np.ascontiguousarray(layer.codebook, dtype=np.float32),
+        codebook_q=np.ascontiguousarray(codebook_q, dtype=np.int64), fixed=fixed)
+    try:
+        _PLANS[layer] = (config, plan)
+    except TypeError:
+        pass
+    return plan
+
+
 def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
     """Check a layer against a config and an input vector; build the flat program.
 
@@ -245,49 +348,34 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         If the layer's arrays break a format rule (full check), or a stored entry
         with code >= 1 decodes to 0.0 (``ENTRY-DECODES-TO-ZERO``).
     """
-    name = getattr(layer, "name", "") or "layer"
-    if layer.n_pe != config.n_pe:
-        raise EieInputError(
-            f"layer {name!r} is laid out for {layer.n_pe} PEs but the config has n_pe = {config.n_pe}"
-        )
-    if layer.code_bits != config.code_bits or layer.index_bits != config.index_bits:
-        raise EieInputError(
-            f"layer {name!r} uses {layer.code_bits}-bit codes and {layer.index_bits}-bit relative "
-            f"indices; the config has code_bits = {config.code_bits}, index_bits = {config.index_bits}"
-        )
-    tables = layer_tables(layer)
-    _check_zero_codes(layer)
-    n_pe = layer.n_pe
-    n_out, n_in = layer.shape
-    n_cols = layer.n_cols
+    plan = layer_plan(layer, config)
+    name, n_pe, n_out, n_in, n_cols = plan.name, plan.n_pe, plan.n_out, plan.n_in, plan.n_cols
     a = _coerce_activations(activations, n_in, name)
 
     fixed = config.arith == "fixed16"
     fmt = fixed_format(config)
     act = np.empty(n_cols, dtype=np.float32)
     act[:n_in] = a
-    if layer.has_bias:
+    if plan.has_bias:
         act[n_in] = np.float32(1.0)
     act_saturations = 0
     if fixed:
         # inputs outside the activation format are clipped (or wrapped) by quantize: count them
         act_saturations = int(np.count_nonzero(out_of_range(a, config.act_frac_bits, fmt)))
         act_q = quantize(act, config.act_frac_bits, fmt)
-        codebook_q = quantize(layer.codebook, config.weight_frac_bits, fmt)
         # the LNZD tests the activation the datapath holds: a value that quantises
         # to 0 is a zero (it would add nothing), however non-zero the float was
         nz = np.flatnonzero(act_q[:n_in] != 0)
     else:
         act_q = np.zeros(n_cols, dtype=np.int64)
-        codebook_q = np.zeros(layer.codebook.shape[0], dtype=np.int64)
         nz = np.flatnonzero(a != 0)
 
     # What the LNZD sees: groups of N consecutive activations, then the bias group.
     n_real_groups = -(-n_in // n_pe)
-    n_groups = n_real_groups + (1 if layer.has_bias else 0)
+    n_groups = n_real_groups + (1 if plan.has_bias else 0)
     slot_col = np.full(n_groups * n_pe, -1, dtype=np.int64)
     slot_col[nz] = nz
-    if layer.has_bias:
+    if plan.has_bias:
         slot_col[n_real_groups * n_pe] = n_in
 
     return LayerProgram(
@@ -296,16 +384,16 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         n_out=n_out,
         n_in=n_in,
         n_cols=n_cols,
-        ptr=np.ascontiguousarray(layer.ptr, dtype=np.int64),
-        pe_offsets=np.ascontiguousarray(layer.pe_offsets, dtype=np.int64),
-        tables=tables,
-        v=np.ascontiguousarray(layer.v, dtype=np.uint8),
-        z=np.ascontiguousarray(layer.z, dtype=np.uint8),
+        ptr=plan.ptr,
+        pe_offsets=plan.pe_offsets,
+        tables=plan.tables,
+        v=plan.v,
+        z=plan.z,
         slot_col=slot_col,
         act=act,
         act_q=np.ascontiguousarray(act_q, dtype=np.int64),
-        codebook=np.ascontiguousarray(layer.codebook, dtype=np.float32),
-        codebook_q=np.ascontiguousarray(codebook_q, dtype=np.int64),
+        codebook=plan.codebook,
+        codebook_q=plan.codebook_q,
         fixed=fixed,
         fifo_depth=config.fifo_depth,
         entries_per_line=config.entries_per_line,

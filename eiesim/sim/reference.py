@@ -196,8 +196,111 @@ def _mac_fixed(acc: np.ndarray, row: int, wq: int, aq: int, prog: LayerProgram) 
     return overflow
 
 
+class _Events:
+    """Timing events of one run (see :func:`run_reference`'s ``events``)."""
+
+    def __init__(self, n_pe: int) -> None:
+        self.bc: list = []  # (cycle, first cycle held, column) per broadcast
+        self.take: list = []  # per broadcast: the cycle at whose end each PE took it
+        self.loads: list = []  # group-load cycles
+        self.taken = [0] * n_pe  # broadcasts each PE has taken off its queue
+
+
+def _ccu_cycle(ccu: CentralControlUnit, queues: List[ActivationQueue], pes: list, c: dict, ev: _Events,
+               cycle: int, pending_since: int):
+    """Step 1 of a cycle: the CCU loads a group, stalls on a full queue, or broadcasts.
+
+    Returns
+    -------
+    (int, int)
+        The column broadcast this cycle (-1: none) and the first cycle the CCU
+        has held its pending non-zero back (-1: none pending).
+    """
+    if ccu.done:
+        return -1, pending_since
+    q = ccu.next_nonzero()
+    if q < 0:
+        ccu.load_next_group()
+        c["group_loads"] += 1
+        ev.loads.append(cycle)
+        return -1, pending_since
+    if any(qu.full() for qu in queues):
+        if pending_since < 0:
+            pending_since = cycle
+        c["ccu_stall_cycles"] += 1
+        for pe, qu in zip(pes, queues):
+            if qu.full():
+                pe.stall += 1
+        return -1, pending_since
+    broadcast = int(ccu.slot_col[ccu.group * ccu.n_pe + q])
+    ccu.last = q
+    c["broadcasts"] += 1
+    ev.bc.append((cycle, pending_since if pending_since >= 0 else cycle, broadcast))
+    ev.take.append([-1] * ccu.n_pe)
+    if q == ccu.n_pe - 1:
+        ccu.load_next_group()
+        c["group_loads"] += 1
+        ev.loads.append(cycle)
+    return broadcast, -1
+
+
+def _fetch(pe: ProcessingElement, prog: LayerProgram, acc: np.ndarray, c: dict) -> int:
+    """Steps 4-5 for one PE: fetch its next entry, multiply-add it; the MAC's global row or -1."""
+    e = pe.base + pe.cursor
+    line = pe.cursor // prog.entries_per_line
+    if line != pe.line:
+        c["spmat_line_reads"] += 1
+        pe.line = line
+    code = int(prog.v[e])
+    pe.row += int(prog.z[e]) + 1
+    c["entries"] += 1
+    pe.cursor += 1
+    if code == 0:
+        c["fillers"] += 1
+        return -1
+    row = pe.row * prog.n_pe + pe.k
+    c["macs"] += 1
+    c["acc_writes"] += 1
+    if row == pe.last_mac_row:
+        c["bypasses"] += 1
+    j = pe.column
+    if prog.fixed:
+        c["saturations"] += _mac_fixed(acc, row, int(prog.codebook_q[code]), int(prog.act_q[j]), prog)
+    else:
+        _mac_float(acc, row, prog.codebook[code], prog.act[j])
+    return row
+
+
+def _pe_cycle(pe: ProcessingElement, qu: ActivationQueue, prog: LayerProgram, acc: np.ndarray, c: dict,
+              ev: _Events, cycle: int) -> None:
+    """Step 2 for one PE: pointer read or entry fetch, then take the next activation when free."""
+    mac_row = -1
+    finishing = pe.column < 0  # idle PEs may take an activation
+    if pe.column >= 0:
+        pe.busy += 1
+        if pe.first_cycle:  # pointer read: p_j and p_j+1 from the two banks
+            c["ptr_reads"] += 1
+            pe.cursor = int(pe.ptr[pe.column])
+            pe.end = int(pe.ptr[pe.column + 1])
+            pe.row = -1
+            pe.first_cycle = False
+        if pe.cursor < pe.end:  # fetch one entry
+            mac_row = _fetch(pe, prog, acc, c)
+        if pe.cursor >= pe.end:  # last entry (or empty slice): free next cycle
+            pe.column = -1
+            finishing = True
+    pe.last_mac_row = mac_row
+    if finishing and not qu.empty():  # dequeue at the end of the cycle
+        pe.start_column(qu.items.popleft())
+        ev.take[ev.taken[pe.k]][pe.k] = cycle
+        ev.taken[pe.k] += 1
+
+
 def run_reference(prog: LayerProgram, *, events: bool = False) -> dict:
     """Simulate one layer cycle by cycle in pure Python.
+
+    Each cycle runs the CCU (:func:`_ccu_cycle`), then every PE (:func:`_pe_cycle`),
+    then writes the cycle's broadcast into every queue (step 3 of the module notes).
 
     Parameters
     ----------
@@ -221,118 +324,37 @@ def run_reference(prog: LayerProgram, *, events: bool = False) -> dict:
     ccu = CentralControlUnit(prog.slot_col, n_pe)
     queues: List[ActivationQueue] = [ActivationQueue(prog.fifo_depth) for _ in range(n_pe)]
     pes = [ProcessingElement(k, prog) for k in range(n_pe)]
-    if prog.fixed:
-        acc = np.zeros(prog.n_out, dtype=np.int64)
-    else:
-        acc = np.zeros(prog.n_out, dtype=np.float32)
+    acc = np.zeros(prog.n_out, dtype=np.int64 if prog.fixed else np.float32)
     c = dict.fromkeys(
         ("broadcasts", "ccu_stall_cycles", "group_loads", "ptr_reads", "spmat_line_reads",
          "entries", "fillers", "macs", "acc_writes", "bypasses", "saturations"),
         0,
     )
-    L = prog.entries_per_line
-    ev_bc: list = []
-    ev_take: list = []
-    ev_loads: list = []
+    ev = _Events(n_pe)
     pending_since = -1  # first cycle the CCU held its pending non-zero back
-    taken = [0] * n_pe  # broadcasts each PE has taken off its queue
     cycle = 0
     while True:
-        # ---------------------------------------------------------------- CCU
-        broadcast = -1
-        if not ccu.done:
-            q = ccu.next_nonzero()
-            if q < 0:
-                ccu.load_next_group()
-                c["group_loads"] += 1
-                ev_loads.append(cycle)
-            elif any(qu.full() for qu in queues):
-                if pending_since < 0:
-                    pending_since = cycle
-                c["ccu_stall_cycles"] += 1
-                for pe, qu in zip(pes, queues):
-                    if qu.full():
-                        pe.stall += 1
-            else:
-                broadcast = int(prog.slot_col[ccu.group * n_pe + q])
-                ccu.last = q
-                c["broadcasts"] += 1
-                ev_bc.append((cycle, pending_since if pending_since >= 0 else cycle, broadcast))
-                ev_take.append([-1] * n_pe)
-                pending_since = -1
-                if q == n_pe - 1:
-                    ccu.load_next_group()
-                    c["group_loads"] += 1
-                    ev_loads.append(cycle)
-
-        # ---------------------------------------------------------------- PEs
+        broadcast, pending_since = _ccu_cycle(ccu, queues, pes, c, ev, cycle, pending_since)
         for pe, qu in zip(pes, queues):
-            mac_row = -1
-            finishing = pe.column < 0  # idle PEs may take an activation
-            if pe.column >= 0:
-                pe.busy += 1
-                j = pe.column
-                if pe.first_cycle:  # pointer read: p_j and p_j+1 from the two banks
-                    c["ptr_reads"] += 1
-                    pe.cursor = int(pe.ptr[j])
-                    pe.end = int(pe.ptr[j + 1])
-                    pe.row = -1
-                    pe.first_cycle = False
-                if pe.cursor < pe.end:  # fetch one entry
-                    e = pe.base + pe.cursor
-                    line = pe.cursor // L
-                    if line != pe.line:
-                        c["spmat_line_reads"] += 1
-                        pe.line = line
-                    code = int(prog.v[e])
-                    pe.row += int(prog.z[e]) + 1
-                    c["entries"] += 1
-                    if code == 0:
-                        c["fillers"] += 1
-                    else:
-                        row = pe.row * n_pe + pe.k
-                        c["macs"] += 1
-                        c["acc_writes"] += 1
-                        if row == pe.last_mac_row:
-                            c["bypasses"] += 1
-                        if prog.fixed:
-                            c["saturations"] += _mac_fixed(
-                                acc, row, int(prog.codebook_q[code]), int(prog.act_q[j]), prog)
-                        else:
-                            _mac_float(acc, row, prog.codebook[code], prog.act[j])
-                        mac_row = row
-                    pe.cursor += 1
-                if pe.cursor >= pe.end:  # last entry (or empty slice): free next cycle
-                    pe.column = -1
-                    finishing = True
-            pe.last_mac_row = mac_row
-            if finishing and not qu.empty():  # dequeue at the end of the cycle
-                pe.start_column(qu.items.popleft())
-                ev_take[taken[pe.k]][pe.k] = cycle
-                taken[pe.k] += 1
-
-        # ------------------------------------------- end of cycle: queue writes
-        if broadcast >= 0:
+            _pe_cycle(pe, qu, prog, acc, c, ev, cycle)
+        if broadcast >= 0:  # end of cycle: queue writes
             for qu in queues:
                 qu.items.append(broadcast)
-
         cycle += 1
         if ccu.done and all(qu.empty() for qu in queues) and all(pe.column < 0 for pe in pes):
             break
 
-    busy = np.array([pe.busy for pe in pes], dtype=np.int64)
-    stall = np.array([pe.stall for pe in pes], dtype=np.int64)
     out = {
         "cycles": cycle + prog.drain,
         "output": acc,
-        "busy": busy,
-        "stall": stall,
+        "busy": np.array([pe.busy for pe in pes], dtype=np.int64),
+        "stall": np.array([pe.stall for pe in pes], dtype=np.int64),
         "counters": c,
     }
     if events:
         out["events"] = {
-            "bc": np.array(ev_bc, dtype=np.int64).reshape(-1, 3),
-            "take": np.array(ev_take, dtype=np.int64).reshape(-1, n_pe),
-            "loads": np.array(ev_loads, dtype=np.int64),
+            "bc": np.array(ev.bc, dtype=np.int64).reshape(-1, 3),
+            "take": np.array(ev.take, dtype=np.int64).reshape(-1, n_pe),
+            "loads": np.array(ev.loads, dtype=np.int64),
         }
     return out

@@ -50,7 +50,9 @@ def test_build_tables_hand_worked():
     np.testing.assert_array_equal(t.mac_start, [0, 3, 4, 5])
     # (global row << code_bits) | code, column-major, PE 0 first
     assert list(t.macs) == [(0 << 4) | 1, (2 << 4) | 2, (3 << 4) | 3, (1 << 4) | 1, (2 << 4) | 3]
-    assert t.nbytes == 4 * 2 * 4 + 2 * (3 * 2 * 4) + 3 * 8 + 4 * 8 + 5 * 4
+    # narrowest exact dtypes: int32 pointers, int16 rows (2 rows per PE), uint16 MACs (4 << 4 <= 2**16)
+    assert (t.first_row.dtype, t.last_row.dtype, t.macs.dtype) == (np.int16, np.int16, np.uint16)
+    assert t.nbytes == 4 * 2 * 4 + 2 * (3 * 2 * 2) + 3 * 8 + 4 * 8 + 5 * 2
 
 
 def test_build_tables_fillers_are_counted_not_stored():
@@ -240,3 +242,73 @@ def test_batch_equals_one_call_per_input():
         assert b.counters == {k: sum(r.counters[k] for r in singles) for k in COUNTER_NAMES}
         assert b.act_nonzeros.tolist() == [r.act_nonzeros for r in singles]
         assert b.act_saturations.tolist() == [r.act_saturations for r in singles]
+
+
+def _random_layer(seed, n_out=37, n_in=29, n_pe=4, density=0.3, index_bits=2):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(1, 16, size=(n_out, n_in)) * (rng.random((n_out, n_in)) < density)
+    cb = np.r_[0.0, rng.uniform(-2, 2, 15)].astype(np.float32)
+    layer = CompressedLayer.from_codes(codes, cb, n_pe, index_bits=index_bits)
+    x = (rng.uniform(-3, 3, (5, n_in)) * (rng.random((5, n_in)) < 0.5)).astype(np.float32)
+    return layer, x
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("fifo_depth, entries_per_line", [(1, 3), (2, 4), (7, 16), (3, 5)])
+def test_int64_timing_equals_int32_timing(seed, fifo_depth, entries_per_line):
+    """The int32 timing pass (the default below :data:`INT32_TIMING_LIMIT`) and the int64 one
+    (forced here; chosen on its own only for layers near 2**31 cycles) give the same everything."""
+    layer, x = _random_layer(seed, density=0.1 + 0.2 * seed)
+    t, bad, _ = _tables(ptr=layer.ptr, v=layer.v, z=layer.z, n_out=layer.n_out, index_bits=2)
+    assert bad == 0 and not t.timing_int64
+    t64 = eie_sim.LayerTables.from_arrays(ptr_t=t.ptr_t, first_row=t.first_row, last_row=t.last_row,
+                                          col_fillers=t.col_fillers, mac_start=t.mac_start, macs=t.macs,
+                                          n_out=t.n_out, code_bits=4, timing_int64=True)
+    assert t64.timing_int64
+    kw = dict(fifo_depth=fifo_depth, entries_per_line=entries_per_line, codebook=layer.codebook)
+    r32, r64 = _run(t, x, **kw), _run(t64, x, **kw)
+    for k in ("cycles", "busy", "stall"):
+        np.testing.assert_array_equal(r32[k], r64[k])
+    assert r32["counters"] == r64["counters"]
+    np.testing.assert_array_equal(r32["out"].view(np.uint32), r64["out"].view(np.uint32))
+
+
+def test_timing_bound_picks_int64_past_2_31():
+    """The hand-worked layer of 2**31 - 1 entries in one column needs the int64 pass; 2 entries do not."""
+    assert _long_column_tables(2**31 - 1).timing_int64
+    assert not _long_column_tables(2).timing_int64
+    assert eie_sim.timing_bound(2**31 - 1, 3, 1) > eie_sim.INT32_TIMING_LIMIT
+
+
+@pytest.mark.parametrize("n_out, n_pe, code_bits, index_bits, rows, macs", [
+    (4096, 64, 4, 4, np.int16, np.uint16),    # VGG-6's rows: 4095 << 4 | 15 = 2**16 - 1
+    (4097, 64, 4, 4, np.int16, np.uint32),    # one row more: 2**16 + 15
+    (32767, 1, 1, 8, np.int16, np.uint16),    # 32,767 rows per PE: the largest int16 table
+    (32768, 1, 1, 8, np.int32, np.uint16),    # 32,768 rows per PE: int32 rows
+    (1 << 28, 1, 4, 8, np.int32, np.uint64),  # (2**28 - 1) << 4 | 15 >= 2**32
+])
+def test_tables_take_the_narrowest_exact_dtypes(n_out, n_pe, code_bits, index_bits, rows, macs):
+    """Entries at the first and the last row of every PE (one column), so the largest values are stored;
+    the tables decode back to those rows, and (below 2**28 rows) simulate as the reference does."""
+    import scipy.sparse as sp
+
+    last = n_out - 1
+    r = np.array(sorted({0, last} | set(range(max(0, last - n_pe + 1), last + 1))))
+    codes = sp.coo_array((np.full(r.size, (1 << code_bits) - 1), (r, np.zeros(r.size, int))), shape=(n_out, 1))
+    cb = np.r_[0.0, np.linspace(0.5, 2.0, (1 << code_bits) - 1)].astype(np.float32)
+    layer = CompressedLayer.from_codes(codes, cb, n_pe, code_bits=code_bits, index_bits=index_bits)
+    t, bad, _ = eie_sim.build_tables(ptr=layer.ptr, v=layer.v, z=layer.z, n_out=n_out, code_bits=code_bits,
+                                     index_bits=index_bits)
+    assert bad == 0
+    assert (t.first_row.dtype, t.last_row.dtype, t.macs.dtype) == (rows, rows, macs)
+    assert sorted((t.macs.astype(np.uint64) >> code_bits).tolist()) == r.tolist()
+    assert t.last_row.max() == (last // n_pe)
+    assert t.nbytes == (t.ptr_t.size * 4 + 2 * t.first_row.size * np.dtype(rows).itemsize + 8 * (2 * 1 + 1)
+                        + r.size * np.dtype(macs).itemsize)
+    if n_out < 1 << 20:
+        cfg = EIEConfig(n_pe=n_pe, fifo_depth=2, code_bits=code_bits, index_bits=index_bits,
+                        spmat_line_bits=8 * (code_bits + index_bits))
+        rk = simulate(layer, np.array([1.5], np.float32), cfg)
+        rr = simulate(layer, np.array([1.5], np.float32), cfg, backend="reference")
+        assert (rk.cycles, rk.counters) == (rr.cycles, rr.counters)
+        np.testing.assert_array_equal(rk.output.view(np.uint32), rr.output.view(np.uint32))
