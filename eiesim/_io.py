@@ -9,7 +9,6 @@ import math
 import os
 import re
 import struct
-import tempfile
 from typing import Callable
 
 from .errors import EieError, EieFormatError
@@ -295,6 +294,8 @@ def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     folder = os.path.dirname(real)
     remove_stale_temporaries(folder)
     try:
+        import tempfile  # here: tempfile imports random and shutil, which a reader never needs
+
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(), dir=folder)
     except OSError as exc:
         raise error(f"{path}: cannot write in {folder} ({exc.strerror})") from None

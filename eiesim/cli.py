@@ -31,8 +31,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"eiesim: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """The argument parser of the ``eiesim`` command.
+
+    Parameters
+    ----------
+    command : str, optional
+        Build only this subcommand (one of :data:`COMMANDS`): the command
+        line names it, so the other command modules are not imported (issue
+        11: a run pays for its own command's imports only). Default: all.
 
     Returns
     -------
@@ -43,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="eiesim", description="Cycle-level simulator of the EIE accelerator.")
     p.add_argument("--version", action="version", version=f"eiesim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if command is None else (command,):
         try:
             mod = importlib.import_module(f"eiesim.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -75,7 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     SystemExit
         From argparse, for ``--help``, ``--version`` or a usage error (code 2).
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

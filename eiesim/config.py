@@ -19,11 +19,6 @@ import numpy as np
 
 from .errors import EieConfigError
 
-try:  # Python >= 3.11
-    import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.9/3.10 only
-    import tomli as _toml  # type: ignore[no-redef]
-
 __all__ = ["EIEConfig", "CONFIG_SCHEMA_VERSION", "ARITH_MODES", "ROUNDING_MODES", "MAX_N_PE"]
 
 #: Version of the configuration schema written by :meth:`EIEConfig.to_dict`.
@@ -357,6 +352,11 @@ class EIEConfig:
             configuration.
         """
         from ._io import read_regular_file
+
+        try:  # Python >= 3.11; imported here: most runs read no config file
+            import tomllib as _toml
+        except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.9/3.10 only
+            import tomli as _toml  # type: ignore[no-redef]
 
         path = os.fspath(path)
         raw = read_regular_file(path, 1 << 20, error=EieConfigError, what="config file")

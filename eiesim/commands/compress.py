@@ -12,7 +12,6 @@ Compression Table 2 columns) is printed.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 
@@ -218,6 +217,8 @@ def _chosen_layers(args):
 
 def _metadata(args, chosen, res, dens, qual, bits) -> dict:
     """The container's metadata: source file (with its SHA-256), settings, per-layer facts, storage."""
+    import hashlib
+
     from ..compress.storage import BASELINE
 
     with open_regular_file(args.model, error=EieInputError, what="model file") as fh:

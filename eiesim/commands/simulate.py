@@ -6,7 +6,6 @@ import dataclasses
 import os
 import sys
 import warnings
-from importlib import resources
 
 import numpy as np
 
@@ -31,6 +30,8 @@ RAW_INPUT_SUFFIXES = (".dat", ".bin", ".raw", ".f32")
 
 def _trace_path(name: str) -> str:
     """Path of an embedded trace file (installed as ``eiesim.traces``; ``traces/`` in a source tree)."""
+    from importlib import resources
+
     try:
         return str(resources.files("eiesim.traces") / name)
     except ModuleNotFoundError:  # running from a source checkout that is not installed
@@ -220,7 +221,7 @@ def _redundancy_warnings(path) -> list:
 
 def _relayout(network, n_pe: int):
     """Re-interleave every layer over ``n_pe`` PEs (exact: codes are kept; memory O(entries))."""
-    from ..format.container import Network
+    from ..format.network import Network
 
     layers = tuple(layer.relayout(n_pe) for layer in network.layers)
     return Network(layers, activation=network.activation, metadata=network.metadata, kinds=network.kinds)
@@ -331,7 +332,7 @@ def _simulate_quietly(fn, notes: list, every: bool = True):
 
 def _execute_workload(args) -> SimulateRun:
     """``eiesim simulate --workload NAME``: load, simulate and score a registered real workload."""
-    from ..format.container import Network
+    from ..format.network import Network
     from ..workloads.registry import get_spec, load
     from ..workloads.run import run_workload
 
@@ -381,9 +382,11 @@ def _check_args(args) -> None:
 
 def _load(args, notes: list):
     """``(network, source, x, labels, extra)`` of a dump (``--eie-dump``) or a container (or the default)."""
-    from ..format.container import Network, load_network
+    from ..format.network import Network
 
     if args.eie_dump is None:
+        from ..format.container import load_network
+
         net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
         network = load_network(net_path)
         notes.extend(_redundancy_warnings(net_path))

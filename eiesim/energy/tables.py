@@ -56,11 +56,6 @@ from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from ..errors import EieConfigError
 
-try:  # Python >= 3.11
-    import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - Python 3.9/3.10
-    import tomli as _toml  # type: ignore[no-redef]
-
 __all__ = [
     "EnergyEntry",
     "EnergyTable",
@@ -652,6 +647,11 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
         entry is invalid.
     """
     from .._io import read_regular_file
+
+    try:  # Python >= 3.11; imported here: most runs read no table file
+        import tomllib as _toml
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.9/3.10
+        import tomli as _toml  # type: ignore[no-redef]
 
     path = os.fspath(path)
     try:  # os.stat before open: a FIFO would block, a device never end

@@ -42,7 +42,10 @@ import numpy as np
 from .._io import open_regular_file, os_error_message, read_regular_file, write_atomic
 from ..errors import EieFormatError
 from .layout import CompressedLayer, _frozen
+from .netrules import MAX_NET_WEIGHTS, check_header, check_net_layer, check_positions, plan_layers
+from .netrules import shape_problem as _shape_problem
 from .relindex import encode_segments
+from .rules import RULES, RaiseSink
 
 __all__ = [
     "LayerSpec",
@@ -67,12 +70,6 @@ SUPPORTED_CODE_BITS = (4, 8)
 #: Relative-index width of the stream: 4 bits in every layer (FORMAT.md §1).
 SUPPORTED_INDEX_BITS = (4,)
 
-#: Largest weight tensor (elements, ``prod(shape)``) a layer may declare: 2**27, i.e. 512 MiB as the
-#: float32 of :meth:`DCLayer.to_dense` (VGG-16's fc6, the largest Deep Compression layer, has
-#: 102,760,448; 2**29 let a fuzzed 660 KiB stream declare 282 M weights and build 1.1 GB). The stream does not bound
-#: trailing pruned weights, so this limit does; ``shape[0]`` is also bounded by the stream, which
-#: stores one float32 bias per output. Larger declarations break rule ``NET-SHAPE-LIMIT``.
-MAX_NET_WEIGHTS = 1 << 27
 _MAX_SPECS_BYTES = 16 * 1024 * 1024
 _UNREADABLE = functools.partial(EieFormatError, code="NET-UNREADABLE")
 _SPEC_KEYS = {"name", "shape", "code_bits", "index_bits"}
@@ -285,6 +282,25 @@ class DCIssue:
         return f"{self.severity} {self.code} [{self.layer}]: {self.message}"
 
 
+#: The findings of the .net rules (:mod:`eiesim.format.netrules`) that :meth:`DCLayer.issues` lists, in
+#: the order it lists them; the validator's other findings (unused or duplicate centroids, entries
+#: decoding to 0.0) are not the reader's concern.
+_ISSUE_ORDER = ("CODEBOOK-ZERO-NOT-POSITIVE-ZERO", "FLOAT-NONFINITE", "RELIDX-FILLER-NONCANONICAL",
+                "FILLER-TRAILING", "NIBBLE-PAD-NONZERO")
+
+
+class _IssueSink:
+    """Sink of :meth:`DCLayer.issues`: keeps the findings named in :data:`_ISSUE_ORDER` as DCIssue."""
+
+    def __init__(self, layer: str) -> None:
+        self.layer = layer
+        self.issues: list = []
+
+    def add(self, code: str, message: str, **loc) -> None:
+        if code in _ISSUE_ORDER:
+            self.issues.append(DCIssue(code, RULES[code].severity, self.layer, message))
+
+
 # --------------------------------------------------------------------------- layer
 @dataclass(frozen=True, eq=False)
 class DCLayer:
@@ -373,21 +389,7 @@ class DCLayer:
         object.__setattr__(self, "pad_nibbles", (int(pads[0]), int(pads[1])))
         # the one rule a reader must enforce: every position inside the tensor (the
         # public decoder writes out of bounds here). Positions grow by z + 1 >= 1.
-        n = self.codes.size
-        if n > spec.n_weights:
-            raise EieFormatError(
-                f"{where}: {n} entries cannot fit a tensor of {spec.n_weights} weights "
-                "(each entry advances the position by at least 1)", code="FILLER-MISSING"
-            )
-        if n:
-            last = int(self.z.sum(dtype=np.int64)) + n - 1
-            if last >= spec.n_weights:
-                pos = self.positions()
-                i = int(np.flatnonzero(pos >= spec.n_weights)[0])
-                raise EieFormatError(
-                    f"{where}: entry {i} decodes to position {int(pos[i])}, past the tensor end "
-                    f"({spec.n_weights} weights, shape {spec.shape})", code="FILLER-MISSING"
-                )
+        check_positions(RaiseSink(where), spec, self.z)
 
     # ------------------------------------------------------------------ counts
     @property
@@ -477,32 +479,9 @@ class DCLayer:
         list of DCIssue
             Empty for a canonical layer. O(n).
         """
-        out = []
-        nm = self.name
-        if self.codebook.view(np.uint32)[0] != 0:
-            out.append(DCIssue("CODEBOOK-ZERO-NOT-POSITIVE-ZERO", "error", nm,
-                               f"codebook[0] = {self.codebook[0].item()!r}, must be +0.0"))
-        for what, arr in (("codebook", self.codebook), ("bias", self.bias)):
-            bad = np.flatnonzero(~np.isfinite(arr))
-            if bad.size:
-                out.append(DCIssue("FLOAT-NONFINITE", "error", nm,
-                                   f"{what}[{int(bad[0])}] = {arr[bad[0]].item()!r} is not finite "
-                                   f"({bad.size} such values)"))
-        zmax = (1 << self.spec.index_bits) - 1
-        fill = self.codes == 0
-        bad = np.flatnonzero(fill & (self.z != zmax))
-        if bad.size:
-            out.append(DCIssue("RELIDX-FILLER-NONCANONICAL", "warning", nm,
-                               f"entry {int(bad[0])} has code 0 and z = {int(self.z[bad[0]])}; a filler "
-                               f"must be (0, {zmax}) ({bad.size} such entries)"))
-        if self.n_entries and fill[-1]:
-            out.append(DCIssue("FILLER-TRAILING", "warning", nm,
-                               f"the stream ends with a filler (entry {self.n_entries - 1})"))
-        if any(self.pad_nibbles):
-            out.append(DCIssue("NIBBLE-PAD-NONZERO", "warning", nm,
-                               f"odd entry count {self.n_entries}: padding nibbles (code, index) = "
-                               f"{self.pad_nibbles}, must be 0"))
-        return out
+        sink = _IssueSink(self.name)
+        check_net_layer(sink, self.spec, self.codebook, self.bias, self.codes, self.z, self.pad_nibbles, "full")
+        return sorted(sink.issues, key=lambda i: _ISSUE_ORDER.index(i.code))  # stable: the order of old
 
     def __repr__(self) -> str:
         return (
@@ -613,13 +592,8 @@ def parse_net(data, specs, *, strict: bool = False, source: str = "<bytes>") -> 
     mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     size = len(mv)
     L = len(specs)
-    if size < 4 * L:
-        raise EieFormatError(
-            f"{source}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)",
-            code="STREAM-TRUNCATED"
-        )
-    header = np.frombuffer(mv[: 4 * L], dtype="<u4")
-    spans, off = _plan(specs, header, size, source)
+    check_header(RaiseSink(source), size, L)
+    spans = _plan(specs, np.frombuffer(mv[: 4 * L], dtype="<u4"), size, source)
     layers = []
     issues = []
     for spec, (o, n) in zip(specs, spans):
@@ -632,7 +606,7 @@ def parse_net(data, specs, *, strict: bool = False, source: str = "<bytes>") -> 
         issues.extend(layer.issues())
     if strict and issues:
         raise EieFormatError(f"{source}: {issues[0]} ({len(issues)} issue(s) in strict mode)", code=issues[0].code)
-    return DCNet(tuple(layers), bytes_consumed=off, issues=tuple(issues))
+    return DCNet(tuple(layers), bytes_consumed=size, issues=tuple(issues))
 
 
 def _layer_body(buf, o: int, spec, n: int):
@@ -666,43 +640,12 @@ def _layer_body(buf, o: int, spec, n: int):
     return codebook, bias, codes, z, (pad_c, pad_z)
 
 
-def _shape_problem(spec) -> str | None:
-    """Why a declared tensor shape breaks ``NET-SHAPE-LIMIT`` (None when it does not)."""
-    if spec.n_weights > MAX_NET_WEIGHTS:
-        return (f"shape {list(spec.shape)} declares {spec.n_weights} weights, more than the "
-                f"{MAX_NET_WEIGHTS} (2**27, 512 MiB as float32) a layer may have")
-    return None
-
-
 def _plan(specs, header, size: int, source: str):
-    """Offsets of every layer from the header; every declared size is checked against
-    ``size`` before anything is allocated. Returns ``([(offset, n), ...], end)``."""
-    off = 4 * len(specs)
-    spans = []
-    for spec, n in zip(specs, (int(k) for k in header)):
-        where = f"{source}: layer {spec.name!r}"
-        problem = _shape_problem(spec)
-        if problem is not None:
-            raise EieFormatError(f"{where}: {problem}", code="NET-SHAPE-LIMIT")
-        if n > spec.n_weights:
-            raise EieFormatError(
-                f"{where}: header declares {n} entries, more than the {spec.n_weights} weights of "
-                f"shape {spec.shape} (positions would run past the tensor end)", code="FILLER-MISSING"
-            )
-        need = spec.stream_bytes(n)
-        if off + need > size:
-            raise EieFormatError(
-                f"{where}: needs {need} bytes at offset {off} ({n} entries), only {size - off} remain "
-                "(truncated stream)", code="STREAM-TRUNCATED"
-            )
-        spans.append((off, n))
-        off += need
-    if off != size:
-        raise EieFormatError(
-            f"{source}: {size - off} trailing bytes after the last layer (the layers end at byte {off} "
-            f"of {size}); wrong layer list or a corrupt file", code="STREAM-TRAILING-BYTES"
-        )
-    return spans, off
+    """Offsets of every layer from the header; every declared size is checked against ``size``
+    (:func:`eiesim.format.netrules.plan_layers`, raising) before anything is allocated.
+    Returns ``[(offset, n), ...]``; the layers end at ``size``."""
+    spans, _ = plan_layers(RaiseSink(source), specs, header, size)
+    return spans
 
 
 def read_net(path, specs, *, strict: bool = False) -> DCNet:
@@ -743,11 +686,7 @@ def read_net(path, specs, *, strict: bool = False) -> DCNet:
         with open_regular_file(path, error=_UNREADABLE, what="Deep Compression .net stream") as fh:
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(4 * L)
-            if len(head) < 4 * L:
-                raise EieFormatError(
-                    f"{path}: {size} bytes cannot hold the header of {L} layers ({4 * L} bytes; truncated)",
-                    code="STREAM-TRUNCATED"
-                )
+            check_header(RaiseSink(path), size if len(head) == 4 * L else len(head), L)
             _plan(specs, np.frombuffer(head, dtype="<u4"), size, path)
             data = head + fh.read()
     except OSError as exc:

@@ -18,30 +18,21 @@ which the dump always has. ``z`` counts zeros among the PE's own rows
 
 from __future__ import annotations
 
-import errno
-import functools
 import os
-import re
-import secrets
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .._io import read_regular_file, remove_stale_temporaries, symlink_loop_message, temporary_prefix
+from .._io import remove_stale_temporaries, temporary_prefix
 from ..errors import EieFormatError, EieInputError
-from .layout import CompressedLayer
+from . import dumprules
+from .dumprules import DUMP_CODE_BITS, DUMP_INDEX_BITS, PTR_RE, SPM_RE, dump_layer_name, index_files
+from .layout import _SIM_REFUSED, CompressedLayer
+from .rules import RaiseSink, check_csc
 
-__all__ = ["EieDump", "ROW_OUTLIER_LOCAL_ROWS", "read_dump", "write_dump", "dump_files", "dump_layer_name", "DUMP_CODE_BITS", "DUMP_INDEX_BITS"]
-
-#: Bits of the codebook index in the authors' dump (16-entry codebook, docs/FORMAT.md §2).
-DUMP_CODE_BITS = 4
-#: Bits of the relative index in the authors' dump (EIE Section III: 4-bit z).
-DUMP_INDEX_BITS = 4
-
-_PTR_RE = re.compile(r"ptr(0|[1-9][0-9]*)\.dat")
-_SPM_RE = re.compile(r"spm(0|[1-9][0-9]*)\.dat")
+__all__ = ["EieDump", "ROW_OUTLIER_LOCAL_ROWS", "read_dump", "write_dump", "dump_files", "dump_layer_name",
+           "DUMP_CODE_BITS", "DUMP_INDEX_BITS"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,31 +72,6 @@ class EieDump:
 ROW_OUTLIER_LOCAL_ROWS = 16
 
 
-def dump_layer_name(path) -> str:
-    """Name of the layer of a dump directory: the directory's own name.
-
-    The path is resolved first, so ``.``, ``..`` or ``dump/`` name the
-    directory they point to (``Path(".").name`` is empty); the root
-    directory, which has no name, gives its path.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The dump directory.
-
-    Returns
-    -------
-    str
-        A non-empty name.
-    """
-    p = Path(path)
-    try:
-        p = p.resolve()
-    except (OSError, RuntimeError):  # pragma: no cover - unresolvable (symlink loop): keep it as given
-        p = Path(os.path.abspath(p))
-    return p.name or str(p)
-
-
 def _check_dim(value, what: str):
     """``value`` (n_out / n_in given by the caller) as an int in ``1..MAX_DIM``, or None when None.
 
@@ -121,41 +87,6 @@ def _check_dim(value, what: str):
             or not 1 <= int(value) <= MAX_DIM:
         raise EieInputError(f"{what} = {value!r}: must be an integer in 1..{MAX_DIM}")
     return int(value)
-
-
-def _not_a_dump_dir(root: Path) -> str:
-    """Message for a dump path that is not a directory."""
-    try:
-        os.stat(root)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return symlink_loop_message(root)
-    if root.exists():
-        return f"{root}: is a file, not a dump directory (ptr/, spm/, arithm.dat)"
-    return f"{root}: dump directory is missing"
-
-
-def _read_array(path: Path, dtype: str, elem: int, what: str) -> np.ndarray:
-    if not path.exists():
-        raise EieFormatError(f"{path}: {what} file is missing", code="DUMP-FILES")
-    raw = read_regular_file(path, None, error=functools.partial(EieFormatError,
-    code="DUMP-FILES"), what=f"{what} file")  # a FIFO is refused unopened
-    if len(raw) % elem:
-        raise EieFormatError(
-            f"{path}: size {len(raw)} bytes is not a multiple of {elem} ({what}; truncated?)", code="STREAM-TRUNCATED"
-        )
-    return np.frombuffer(raw, dtype=dtype)
-
-
-def _index_files(folder: Path, pattern: re.Pattern, what: str) -> dict[int, Path]:
-    if not folder.is_dir():
-        raise EieFormatError(f"{folder}: {what} directory is missing", code="DUMP-UNREADABLE")
-    found = {}
-    for entry in folder.iterdir():
-        m = pattern.fullmatch(entry.name)
-        if m:
-            found[int(m.group(1))] = entry
-    return found
 
 
 def dump_files(path) -> list[Path]:
@@ -175,10 +106,9 @@ def dump_files(path) -> list[Path]:
     """
     root = Path(path)
     out = [root / name for name in ("arithm.dat", "act.dat") if (root / name).exists()]
-    for sub, pattern in (("ptr", _PTR_RE), ("spm", _SPM_RE)):
-        if (root / sub).is_dir():
-            found = _index_files(root / sub, pattern, sub)
-            out += [found[k] for k in sorted(found)]
+    for sub, pattern in (("ptr", PTR_RE), ("spm", SPM_RE)):
+        found = index_files(root / sub, pattern)
+        out += [found[k] for k in sorted(found)]
     return out
 
 
@@ -226,158 +156,91 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
     n_out = _check_dim(n_out, "n_out")
     n_in = _check_dim(n_in, "n_in")
     root = Path(path)
-    if not root.is_dir():
-        raise EieFormatError(_not_a_dump_dir(root), code="DUMP-UNREADABLE")
-    ptr_files = _index_files(root / "ptr", _PTR_RE, "ptr")
-    if not ptr_files:
-        raise EieFormatError(f"{root / 'ptr'}: no ptr{{k}}.dat files", code="DUMP-UNREADABLE")
-    N = len(ptr_files)
-    if sorted(ptr_files) != list(range(N)):
-        missing = sorted(set(range(max(ptr_files) + 1)) - set(ptr_files))
-        raise EieFormatError(
-            f"{root / 'ptr'}: ptr files must be numbered 0..N-1 contiguously; "
-            f"missing ptr{missing[0]}.dat", code="DUMP-FILES"
-        )
+    # the rules of docs/FORMAT.md, the validator's own (dumprules, rules), raising on the first error
+    sink = RaiseSink(str(root), refuse=_SIM_REFUSED, folder=True)
+    files = dumprules.find_dump_files(sink, root)
+    N = files.n_pe
     if n_pe is not None and n_pe != N:
         raise EieFormatError(f"{root}: N does not match the dump (n_pe={n_pe}, dump has {N} ptr files)",
                              code="META-INCONSISTENT")
-    spm_files = _index_files(root / "spm", _SPM_RE, "spm")
-    extra = sorted(set(spm_files) - set(range(N)))
-    if extra:
-        raise EieFormatError(f"{spm_files[extra[0]]}: has no matching ptr file (N = {N})", code="DUMP-FILES")
-
-    cb_path = root / "arithm.dat"
-    codebook = _read_array(cb_path, "<f4", 4, "codebook").astype(np.float32)
-    if codebook.size != 1 << DUMP_CODE_BITS:
-        raise EieFormatError(f"{cb_path}: holds {codebook.size} float32 values, expected {1 << DUMP_CODE_BITS}",
-                             code="CODEBOOK-SIZE")
-    if codebook.view(np.uint32)[0] != 0:
-        raise EieFormatError(f"{cb_path}: entry 0 is {codebook[0].item()!r}, must be +0.0",
-                             code="CODEBOOK-ZERO-NOT-POSITIVE-ZERO")
-    if not np.all(np.isfinite(codebook)):
-        raise EieFormatError(f"{cb_path}: codebook holds a non-finite value", code="FLOAT-NONFINITE")
-
-    act_path = root / "act.dat"
-    act = None
-    if act_path.exists():
-        act = _read_array(act_path, "<f4", 4, "activation").astype(np.float32)
-
-    ptrs, vs, zs = [], [], []
-    length = None
-    for k in range(N):
-        pf = ptr_files[k]
-        p = _read_array(pf, "<u4", 4, "pointer").astype(np.int64)
-        if length is None:
-            length = p.size
-            if length < N + 2 or (length - 2) % N:
-                raise EieFormatError(
-                    f"{pf}: {length} pointers; expected ceil(C/N)*N + 2 with N={N} "
-                    "(leading 0, padded columns, bias column) -- N is the number of ptr "
-                    f"files: is there a stray ptr{N - 1}.dat?", code="META-INCONSISTENT"
-                )
-        elif p.size != length:
-            raise EieFormatError(f"{pf}: {p.size} pointers, but {ptr_files[0]} has {length}",
-                                 code="PTR-SHORT" if p.size < length else "PTR-LONG")
-        if p[0] != 0:
-            raise EieFormatError(f"{pf}: first pointer is {int(p[0])}, must be 0", code="PTR-START-NONZERO")
-        dp = np.diff(p)
-        if dp.min() < 0:
-            j = int(np.flatnonzero(dp < 0)[0])
-            raise EieFormatError(f"{pf}: pointer of column {j} decreases ({int(p[j])} -> {int(p[j + 1])})",
-                                 code="PTR-DECREASING")
-        sf = spm_files.get(k, root / "spm" / f"spm{k}.dat")
-        s = _read_array(sf, "<u4", 8, "sparse-matrix").reshape(-1, 2)
-        if p[-1] != s.shape[0]:
-            raise EieFormatError(
-                f"{pf}: last pointer {int(p[-1])} != number of entries {s.shape[0]} in {sf.name}",
-                code="PTR-SLACK" if p[-1] < s.shape[0] else "PTR-OVERRUN"
-            )
-        for col, what, lim in ((0, "code", 1 << DUMP_CODE_BITS), (1, "relative index z", 1 << DUMP_INDEX_BITS)):
-            if s.shape[0] and int(s[:, col].max()) >= lim:
-                i = int(np.flatnonzero(s[:, col] >= lim)[0])
-                raise EieFormatError(f"{sf}: entry {i} has {what} {int(s[i, col])} >= {lim}",
-                                     code="CODE-RANGE" if col == 0 else "RELIDX-Z-RANGE")
-        ptrs.append(p)
-        vs.append(s[:, 0].astype(np.uint8))
-        zs.append(s[:, 1].astype(np.uint8))
-    ptr_full = np.stack(ptrs)  # (N, padded + 2)
-    padded = length - 2
-
-    if n_in is None and act is not None and -(-act.size // N) * N != padded:
-        raise EieFormatError(
-            f"{act_path}: holds {act.size} activations, but the pointer files describe "
-            f"{padded} padded input columns for N = {N} (act.dat too short or too long?)", code="META-INCONSISTENT"
-        )
-    n_in_from_act = n_in is None and act is not None
-    if n_in is None:
-        n_in = act.size if act is not None else padded
-    if act is not None and act.size != n_in:
-        raise EieFormatError(f"{act_path}: holds {act.size} activations, but n_in = {n_in}", code="META-INCONSISTENT")
-    if not isinstance(n_in, (int, np.integer)) or n_in < 1 or -(-int(n_in) // N) * N != padded:
-        raise EieFormatError(
-            f"{root / 'ptr'}: pointer arrays hold {padded} padded columns, which is not "
-            f"ceil(n_in/N)*N for n_in={n_in}, N={N}", code="META-INCONSISTENT"
-        )
-    n_in = int(n_in)
-    pad_bad = np.flatnonzero(ptr_full[:, n_in] != ptr_full[:, padded])
-    if pad_bad.size == N and n_in_from_act:
-        # n_in came from act.dat alone and every PE stores entries past it: the file whose length
-        # disagrees with all the others is act.dat, not a ptr file
-        k = int(pad_bad[0])
-        j = n_in + int(np.flatnonzero(np.diff(ptr_full[k, n_in:padded + 1]))[0])
-        raise EieFormatError(
-            f"{act_path}: holds {act.size} activations, but the pointer files store entries in "
-            f"column {j} (in all {N} PEs' ptr files): act.dat is too short for the layer's input columns",
-            code="META-INCONSISTENT",
-        )
-    if pad_bad.size:
-        k = int(pad_bad[0])
-        raise EieFormatError(
-            f"{ptr_files[k]}: padding columns {n_in}..{padded - 1} hold "
-            f"{int(ptr_full[k, padded] - ptr_full[k, n_in])} entries; they must be empty"
-            + (f" (or act.dat, {act.size} activations, is too short)" if n_in_from_act else ""),
-            code="PTR-PADDING-NONEMPTY",
-        )
-    ptr = np.concatenate([ptr_full[:, : n_in + 1], ptr_full[:, padded + 1:]], axis=1)
-    v = np.concatenate(vs)
-    z = np.concatenate(zs)
-
-    inferred = False
-    warnings_ = []
+    codebook = dumprules.read_codebook(sink, root, "cheap")
+    act = dumprules.read_activations(sink, root)
+    pes = dumprules.read_pes(sink, files)
+    if n_in is not None and len(set(pes.lengths)) == 1 and pes.lengths[0] - 2 != -(-n_in // N) * N:
+        raise EieFormatError(f"{root / 'ptr'}: pointer arrays hold {pes.lengths[0] - 2} padded columns, which is "
+                             f"not ceil(n_in/N)*N for n_in={n_in}, N={N}", code="META-INCONSISTENT")
+    n_in, padded, from_act = dumprules.dump_columns(sink, pes.lengths, N, act, n_in)
+    c = dumprules.dump_csc(dump_layer_name(root), pes, N, n_in, padded, n_out=n_out, codebook=None,
+                           pad_from_act=from_act)
+    check_csc(sink, c, "cheap")
+    P = pes.ptrs if isinstance(pes.ptrs, np.ndarray) else np.stack(pes.ptrs)  # (N, padded + 2), checked
+    if pes.v.size and (int(pes.v.max()) >= 1 << DUMP_CODE_BITS or int(pes.z.max()) >= 1 << DUMP_INDEX_BITS) \
+            or np.any(P[:, n_in] != P[:, padded]):
+        check_csc(sink, c, "full")  # codes, indices or padding columns out of range: name the rule and file
+    ptr = np.concatenate([P[:, : n_in + 1], P[:, padded + 1:]], axis=1)
+    v, z = pes.v.astype(np.uint8), pes.z.astype(np.uint8)
+    warnings_ = ()
     if n_out is None:
-        # infer from the largest decoded global row of a real entry
-        from .relindex import decode_segments
+        n_out, warnings_ = _infer_n_out(root, ptr, v, z)
+    layer = CompressedLayer(shape=(n_out, n_in), n_pe=N, codebook=codebook, ptr=ptr, v=v, z=z, has_bias=True,
+                            code_bits=DUMP_CODE_BITS, index_bits=DUMP_INDEX_BITS, name=c.name)
+    if layer.kernel_tables() is None:  # the compiled sweep found a broken rule (or is not built): name it
+        check_csc(sink, replace(c, n_out=n_out), "full")
+    return EieDump(layer=layer, activations=None if act is None else act.astype(np.float32), path=root,
+                   n_out_inferred=c.n_out is None, warnings=tuple(warnings_))
 
-        counts = np.diff(ptr, axis=1).ravel()
-        lrow = decode_segments(v, z, counts)
-        pe = np.repeat(np.arange(N, dtype=np.int64), ptr[:, -1])
-        real = v != 0
-        if not real.any():
-            raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly", code="META-MISSING")
-        n_out = int((lrow[real] * N + pe[real]).max()) + 1
-        inferred = True
-        last = np.full(N, -1, dtype=np.int64)  # last decoded local row of a real entry, per PE
-        np.maximum.at(last, pe[real], lrow[real])
-        if N > 1:
-            order = np.argsort(last, kind="stable")
-            top, second = int(order[-1]), int(order[-2])
-            if last[top] - last[second] > ROW_OUTLIER_LOCAL_ROWS:
-                warnings_.append(
-                    f"{root}: n_out = {n_out} is inferred from PE {top} alone: its last non-zero decodes to "
-                    f"local row {int(last[top])} (global row {n_out - 1}), every other PE's by local row "
-                    f"{int(last[second])} -- a missing or misplaced filler entry in spm/spm{top}.dat? "
-                    "Pass n_out (--n-out) if the layer really has that many rows"
-                )
-    try:
-        layer = CompressedLayer(
-            shape=(n_out, n_in), n_pe=N, codebook=codebook, ptr=ptr, v=v, z=z,
-            has_bias=True, code_bits=DUMP_CODE_BITS, index_bits=DUMP_INDEX_BITS,
-            name=dump_layer_name(root),
-        )
-        layer.check_format(full=True)
-    except EieFormatError as exc:
-        raise EieFormatError(f"{root}: {exc}", code=exc.code) from None
-    return EieDump(layer=layer, activations=act, path=root, n_out_inferred=inferred, warnings=tuple(warnings_))
+
+def _infer_n_out(root: Path, ptr: np.ndarray, v: np.ndarray, z: np.ndarray):
+    """``n_out`` of a dump as its largest decoded global row + 1, and the row-outlier warning.
+
+    A column segment's last local row is ``sum(z + 1) - 1`` over the segment (EIE Section III): one
+    running sum over all PEs' entries, read at the segment boundaries. The last entry of a segment
+    is a real one (a trailing filler breaks ``FILLER-TRAILING``, which the reader refuses after
+    this), so the largest of them is the PE's last real row.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dump directory (for the messages).
+    ptr : numpy.ndarray of int64, shape (N, n_cols + 1)
+        Pointers, checked (cheap tier): start at 0, non-decreasing, end at each PE's entry count.
+    v, z : numpy.ndarray of uint8, shape (n_entries,)
+        Codes and relative indices, PE after PE.
+
+    Returns
+    -------
+    n_out : int
+    warnings : tuple of str
+        One message when one PE decodes rows more than :data:`ROW_OUTLIER_LOCAL_ROWS` local
+        rows past every other PE's, else empty.
+
+    Raises
+    ------
+    EieFormatError
+        ``META-MISSING`` when the dump holds no non-zero (nothing to infer from).
+    """
+    if not v.any():
+        raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly", code="META-MISSING")
+    N = ptr.shape[0]
+    # running sum of z (int32 while it cannot overflow: z < 2**8), read at the segment boundaries
+    csum = np.empty(z.size + 1, dtype=np.int32 if z.size < 1 << 23 else np.int64)
+    csum[0] = 0
+    np.cumsum(z, dtype=csum.dtype, out=csum[1:])
+    bounds = (ptr + (np.cumsum(ptr[:, -1]) - ptr[:, -1])[:, None]).astype(np.intp)  # (N, n_cols + 1)
+    zsum = csum[bounds[:, 1:]].astype(np.int64) - csum[bounds[:, :-1]]
+    seg_end = zsum + np.diff(ptr, axis=1) - 1  # sum(z + 1) - 1 per (PE, column); -1: empty segment
+    last = seg_end.max(axis=1)  # last decoded local row, per PE (-1: none)
+    n_out = int((last * N + np.arange(N))[last >= 0].max()) + 1
+    if N > 1:
+        order = np.argsort(last, kind="stable")
+        top, second = int(order[-1]), int(order[-2])
+        if last[top] - last[second] > ROW_OUTLIER_LOCAL_ROWS:
+            return n_out, (
+                f"{root}: n_out = {n_out} is inferred from PE {top} alone: its last non-zero decodes to "
+                f"local row {int(last[top])} (global row {n_out - 1}), every other PE's by local row "
+                f"{int(last[second])} -- a missing or misplaced filler entry in spm/spm{top}.dat? "
+                "Pass n_out (--n-out) if the layer really has that many rows",)
+    return n_out, ()
 
 
 def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
@@ -453,6 +316,9 @@ def write_dump(layer: CompressedLayer, path, activations=None) -> Path:
     # os.mkdir (unlike tempfile.mkdtemp) honours the umask, so the renamed
     # directory gets ordinary permissions
     remove_stale_temporaries(parent)  # what a killed write_dump left here (our naming only)
+    import secrets  # here, with shutil: only a writer needs them
+    import shutil
+
     tmp = parent / f"{temporary_prefix()}{secrets.token_hex(4)}"
     tmp.mkdir()
     try:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import EieFormatError
 from .relindex import decode_segments, encode_segments_sparse
-from .rules import RaiseSink, check_csc_arrays
+from .rules import RaiseSink, _gather_ranges, check_csc_arrays
 from .rules import n_local_rows as _n_local_rows
 
 __all__ = ["CompressedLayer", "MAX_DENSE_BYTES"]
@@ -454,10 +454,11 @@ class CompressedLayer:
     @property
     def weight_density(self) -> float:
         """Real non-zeros of W (bias column excluded) divided by ``n_out * n_in``."""
-        real = self.v != 0
-        if self.has_bias:
-            real &= self.entry_cols() != self.n_in
-        return int(np.count_nonzero(real)) / (self.n_out * self.n_in)
+        real = int(np.count_nonzero(self.v))
+        if self.has_bias:  # less the bias column's: segment n_in of every PE (no per-entry column array)
+            seg = self.pe_offsets[:-1] + self.ptr[:, self.n_in]
+            real -= int(np.count_nonzero(self.v[_gather_ranges(seg, self.ptr[:, self.n_in + 1] - self.ptr[:, self.n_in])]))
+        return real / (self.n_out * self.n_in)
 
     def n_local_rows(self, k: int) -> int:
         """Number of rows PE ``k`` owns: ``len(range(k, n_out, n_pe))`` (EIE, Section III).

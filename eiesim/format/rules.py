@@ -242,8 +242,9 @@ class RaiseSink:
     def _raise(self, code: str, message: str, loc: dict) -> None:
         if self.path is None:
             prefix = ""
-        elif self.folder and loc.get("member"):  # a dump directory: name the file itself
+        elif self.folder and loc.get("member"):  # a dump directory: name the file itself, once
             prefix = f"{os.path.join(self.path, loc['member'])}: "
+            message = message.removeprefix(f"{loc['member']}: ")
         else:
             prefix = f"{self.path}: {_where(loc)}"
         raise EieFormatError(prefix + message, code=code)

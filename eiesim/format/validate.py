@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -49,6 +48,7 @@ import numpy as np
 from .. import __version__
 from .._io import os_error_message, open_regular_file, read_regular_file, refuse_symlink_loop
 from ..errors import EieFormatError
+from . import dumprules, netrules
 from .balance import INFO_CODES, csc_balance
 from .huffman import MAX_CODE_LEN, canonical_codes, kraft_sum
 from .huffman import decode as huffman_decode
@@ -56,8 +56,6 @@ from .layout import CompressedLayer
 from .relindex import _segment_positions
 from .rules import (ERROR, FATAL_CODES, RULES, WARNING, CscLayer, Rule, check_codebook, check_csc,
                     check_csc_arrays, check_floats, split_entries)
-from .rules import _check_unused
-from .rules import check_zero_decoding as _check_zero_decoding
 from .rules import zero_codes as _zero_codes
 
 __all__ = [
@@ -849,61 +847,6 @@ def _huffman_matches(stream, symbols: np.ndarray) -> bool:
 
 
 # =========================================================================== dump directory
-_PTR_RE = re.compile(r"ptr(0|[1-9][0-9]*)\.dat")
-_SPM_RE = re.compile(r"spm(0|[1-9][0-9]*)\.dat")
-_MAX_DUMP_PES = 1 << 16
-
-
-def _read_file(col: _Collector, path: Path, elem: int, member: str) -> Optional[bytes]:
-    try:
-        raw = read_regular_file(path, None, what="dump file")  # a FIFO is refused unopened
-    except EieFormatError as exc:
-        col.add("DUMP-FILES", f"{member}: {str(exc).removeprefix(f'{path}: ')}", member=member)
-        return None
-    if len(raw) % elem:
-        col.add("STREAM-TRUNCATED", f"{member}: {len(raw)} bytes is not a multiple of {elem} "
-                f"({len(raw) % elem} bytes of a partial record)", member=member)
-        return None
-    return raw
-
-
-def _read_dump_pes(col: _Collector, found: Dict[str, Dict[int, Path]], N: int):
-    """Read every PE's ptr/spm files of a dump, reporting unreadable ones.
-
-    Returns ``(ptrs, v, z, counts, complete)``: per-PE int64 pointers (None where the PE's pointers
-    or entries are missing or unreadable), all entries' codes and indices (uint32, PE after PE),
-    entries per PE, and whether every PE's entries were read.
-    """
-    ptrs: List[Optional[np.ndarray]] = []
-    vs, zs, cnt = [], [], np.zeros(N, dtype=np.int64)
-    spm_bad: List[int] = []
-    for k in range(N):
-        p = None
-        if k in found["ptr"]:
-            raw = _read_file(col, found["ptr"][k], 4, f"ptr/ptr{k}.dat")
-            if raw is not None:
-                p = np.frombuffer(raw, dtype="<u4").astype(np.int64)
-        s = None
-        if k in found["spm"]:
-            raw = _read_file(col, found["spm"][k], 8, f"spm/spm{k}.dat")
-            if raw is not None:
-                s = np.frombuffer(raw, dtype="<u4").reshape(-1, 2)
-        if s is None:
-            if k in found["spm"]:
-                spm_bad.append(k)
-            s = np.zeros((0, 2), dtype="<u4")
-            p = None  # missing or unreadable entries: leave the PE out of the pointer and entry checks
-        ptrs.append(p)
-        vs.append(s[:, 0])
-        zs.append(s[:, 1])
-        cnt[k] = s.shape[0]
-    complete = all(k in found["spm"] for k in range(N)) and not spm_bad
-    v = np.concatenate(vs) if vs else np.zeros(0, np.uint32)
-    z = np.concatenate(zs) if zs else np.zeros(0, np.uint32)
-    return ptrs, v, z, cnt, complete
-
-
-
 def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = None,
                   level: str = "full") -> ValidationReport:
     """Validate the authors' simulator dump directory (docs/FORMAT.md §2).
@@ -942,102 +885,32 @@ def validate_dump(path, *, n_out: Optional[int] = None, n_in: Optional[int] = No
     current directory).
     """
     level = _check_level(level)
-    from .eiedump import _check_dim, _not_a_dump_dir, dump_layer_name
+    from .eiedump import _check_dim
 
     n_out = _check_dim(n_out, "n_out")
     n_in = _check_dim(n_in, "n_in")
     root = Path(path)
     report = ValidationReport(source=str(root), kind="dump", level=level)
     col = _Collector(report)
-    if not root.is_dir():
-        raise EieFormatError(_not_a_dump_dir(root), code="DUMP-UNREADABLE")
-    name = dump_layer_name(root)
+    name = dumprules.dump_layer_name(root)
     col.layer, col.layer_name = 0, name
-    found: Dict[str, Dict[int, Path]] = {}
-    for sub, rx in (("ptr", _PTR_RE), ("spm", _SPM_RE)):
-        d = root / sub
-        found[sub] = {}
-        if d.is_dir():
-            for e in d.iterdir():
-                m = rx.fullmatch(e.name)
-                if m and len(m.group(1)) < 7:
-                    found[sub][int(m.group(1))] = e
-    if not found["ptr"]:
-        raise EieFormatError(f"{root}: no ptr/ptr{{k}}.dat files (not a dump directory)", code="DUMP-UNREADABLE")
-    N = max(found["ptr"]) + 1
-    if N > _MAX_DUMP_PES:
-        raise EieFormatError(f"{root}: ptr{N - 1}.dat implies {N} PEs (limit {_MAX_DUMP_PES})",
-                             code="DUMP-UNREADABLE")
-    missing = sorted(set(range(N)) - set(found["ptr"]))
-    if missing:
-        col.add("DUMP-FILES", f"ptr files must be numbered 0..N-1: ptr{missing[0]}.dat is missing "
-                f"({len(missing)} missing, N = {N} from the largest)", pe=missing[0], count=len(missing),
-                member=f"ptr/ptr{missing[0]}.dat")
-    orphans = sorted(set(found["spm"]) - set(range(N)))
-    if orphans:
-        col.add("DUMP-FILES", f"spm{orphans[0]}.dat has no ptr file (N = {N})", count=len(orphans),
-                member=f"spm/spm{orphans[0]}.dat")
-    nospm = sorted(set(found["ptr"]) - set(found["spm"]))
-    if nospm:
-        col.add("DUMP-FILES", f"spm{nospm[0]}.dat is missing (PE {nospm[0]} has a ptr file)", pe=nospm[0],
-                count=len(nospm), member=f"spm/spm{nospm[0]}.dat")
-
-    # ---- codebook and activations
-    cb = None
-    cbp = root / "arithm.dat"
-    if not cbp.exists():  # exists, not is_file: a FIFO or directory is reported by _read_file
-        col.add("DUMP-FILES", "arithm.dat (the codebook) is missing", member="arithm.dat")
-    else:
-        raw = _read_file(col, cbp, 4, "arithm.dat")
-        if raw is not None:
-            cb = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-            check_codebook(col, cb, 4, level, member="arithm.dat")
-    act = None
-    actp = root / "act.dat"
-    if actp.exists():
-        raw = _read_file(col, actp, 4, "act.dat")
-        if raw is not None:
-            act = np.frombuffer(raw, dtype="<f4")
-            check_floats(col, act, "act.dat", member="act.dat")
-
-    # ---- pointers and entries
-    ptrs, v, z, cnt, complete = _read_dump_pes(col, found, N)
-    lens = [p.size for p in ptrs if p is not None]
-    pad_from_act = n_in is None and act is not None
-    if pad_from_act:
-        n_in = int(act.size)
-        if lens and len(set(lens)) == 1 and lens[0] - 2 != -(-n_in // N) * N and (lens[0] - 2) % N == 0 \
-                and lens[0] - 2 >= N:
-            # every pointer file agrees on the padded column count: the odd one out is act.dat
-            col.add("META-INCONSISTENT", f"act.dat holds {act.size} activations, but the pointer files "
-                    f"describe {lens[0] - 2} padded input columns for N = {N} (act.dat too short or too long?)",
-                    member="act.dat")
-            n_in, pad_from_act, act = lens[0] - 2, False, None  # act.dat reported; judge the rest without it
-    if n_in is not None:
-        padded = -(-n_in // N) * N
-        if act is not None and act.size != n_in:
-            col.add("META-INCONSISTENT", f"act.dat holds {act.size} activations, n_in = {n_in}", member="act.dat")
-    elif lens:
-        vals, freq = np.unique(np.array(lens), return_counts=True)
-        L0 = int(vals[np.argmax(freq)])
-        padded = L0 - 2
-        if padded < N or padded % N:
-            col.add("META-INCONSISTENT", f"pointer arrays hold {L0} values; expected ceil(C/N)*N + 2 with "
-                    f"N = {N} (leading 0, padded columns, bias column)", member="ptr")
-            report.layers.append(_summary(0, name, None, N, 4, 4, v))
-            return report
-        n_in = padded
-    else:
-        report.layers.append(_summary(0, name, None, N, 4, 4, v))
+    files = dumprules.find_dump_files(col, root)  # DUMP-UNREADABLE (not a dump) raises
+    cb = dumprules.read_codebook(col, root, level)
+    act = dumprules.read_activations(col, root)
+    if act is not None:
+        check_floats(col, act, "act.dat", member="act.dat")
+    pes = dumprules.read_pes(col, files)
+    N = files.n_pe
+    cols = dumprules.dump_columns(col, pes.lengths, N, act, n_in)
+    if cols is None:
+        report.layers.append(_summary(0, name, None, N, 4, 4, pes.v))
         return report
-    c = CscLayer(index=0, name=name, n_pe=N, n_out=n_out, n_in=n_in, code_bits=4, index_bits=4, ptrs=ptrs,
-             v=v, z=z, ent_counts=cnt, ptr_len=padded + 2, bias_col=padded, pad_cols=(n_in, padded),
-             pointer_bits=None, ptr_member="ptr/ptr{k}.dat", spm_member="spm/spm{k}.dat",
-             entries_complete=complete, codebook=cb, pad_from_act=pad_from_act)
+    n_in, padded, pad_from_act = cols
+    c = dumprules.dump_csc(name, pes, N, n_in, padded, n_out=n_out, codebook=cb, pad_from_act=pad_from_act)
     facts = check_csc(col, c, level)
     _report_balance(col, c, level)
     shape_out = n_out if n_out is not None else facts.get("n_out_inferred")
-    report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, v,
+    report.layers.append(_summary(0, name, (shape_out, n_in) if shape_out else None, N, 4, 4, pes.v,
                                   facts.get("empty_pes"), cb=cb, bias_nonzeros=_bias_nonzeros(c)))
     return report
 
@@ -1094,7 +967,7 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
         located = _walk_net(col, data, specs)
     for i, (spec, cb, bias, codes, z, pads) in enumerate(located):
         col.layer, col.layer_name = i, spec.name
-        _check_net_layer(col, spec, cb, bias, codes, z, pads, level)
+        netrules.check_net_layer(col, spec, cb, bias, codes, z, pads, level)
         report.layers.append(_summary(i, spec.name, spec.shape, None, spec.code_bits, spec.index_bits, codes,
                                       cb=cb))
     col.layer = col.layer_name = None
@@ -1106,70 +979,17 @@ def validate_net(path, layers, *, level: str = "full") -> ValidationReport:
 
 def _walk_net(col: _Collector, data: bytes, specs) -> list:
     """Locate the layers of a stream the reader refused; report size rules; return the readable ones."""
-    from . import dcnet
     from .dcnet import _layer_body
 
-    size = len(data)
-    L = len(specs)
-    if size < 4 * L:
-        col.add("STREAM-TRUNCATED", f"{size} bytes cannot hold the header of {L} layers ({4 * L} bytes)")
+    if not netrules.check_header(col, len(data), len(specs)):
         return []
-    header = np.frombuffer(data[: 4 * L], dtype="<u4").astype(np.int64)
-    off = 4 * L
+    header = np.frombuffer(data[: 4 * len(specs)], dtype="<u4").astype(np.int64)
+    spans, _ = netrules.plan_layers(col, specs, header, len(data))
     out = []
-    for i, (spec, n) in enumerate(zip(specs, header.tolist())):
-        loc = {"layer": i, "layer_name": spec.name}
-        problem = dcnet._shape_problem(spec)
-        if problem is not None:
-            col.add("NET-SHAPE-LIMIT", problem, **loc)
-            return out
-        if n > spec.n_weights:
-            col.add("FILLER-MISSING", f"header declares {n} entries, more than the {spec.n_weights} weights of "
-                    f"shape {spec.shape}: positions run past the tensor end", **loc)
-            return out
-        need = spec.stream_bytes(n)
-        if off + need > size:
-            col.add("STREAM-TRUNCATED", f"needs {need} bytes at offset {off} ({n} entries), only {size - off} "
-                    "remain", **loc)
-            return out
+    for spec, (off, n) in zip(specs, spans):
         cb, bias, codes, z, pads = _layer_body(data, off, spec, n)
         out.append((spec, cb.astype(np.float32), bias.astype(np.float32), codes, z, pads))
-        off += need
-    if off < size:
-        col.add("STREAM-TRAILING-BYTES", f"{size - off} bytes after the last layer (the layers end at byte {off} "
-                f"of {size}): a wrong layer list or a corrupt file", layer=None)
     return out
-
-
-def _check_net_layer(col: _Collector, spec, cb, bias, codes, z, pads, level: str) -> None:
-    check_codebook(col, cb, spec.code_bits, level)
-    check_floats(col, bias, "bias")
-    if level == "cheap":
-        return
-    n = codes.size
-    if any(pads):
-        col.add("NIBBLE-PAD-NONZERO", f"odd entry count {n}: padding nibbles (code, index) = {tuple(pads)}, "
-                "must be 0", entry=n - 1, count=sum(1 for p in pads if p))
-    if n == 0:
-        _check_unused(col, codes[:0], spec.code_bits, cb.size)
-        return
-    zmax = (1 << spec.index_bits) - 1
-    fill = codes == 0
-    nonc = fill & (z != zmax)
-    if nonc.any():
-        e = int(np.argmax(nonc))
-        col.add("RELIDX-FILLER-NONCANONICAL", f"entry {e}: code 0 with z = {int(z[e])}; a filler must be "
-                f"(0, {zmax})", entry=e, count=int(nonc.sum()))
-    if fill[-1]:
-        col.add("FILLER-TRAILING", f"the stream ends with a filler (entry {n - 1})", entry=n - 1)
-    pos = np.cumsum(z.astype(np.int64) + 1) - 1
-    past = pos >= spec.n_weights
-    if past.any():
-        e = int(np.argmax(past))
-        col.add("FILLER-MISSING", f"entry {e} decodes to position {int(pos[e])}, past the tensor end "
-                f"({spec.n_weights} weights, shape {spec.shape})", entry=e, count=int(past.sum()))
-    _check_unused(col, codes[~fill], spec.code_bits, cb.size)
-    _check_zero_decoding(col, codes[~fill], cb)
 
 
 # =========================================================================== dispatch

@@ -486,7 +486,7 @@ def trace_network_layer(network, inputs, config, *, layer: Optional[str] = None,
         Unknown layer name, input index out of range, or an ``lstm`` layer at or
         before the traced one (not supported).
     """
-    from ..format.container import Network
+    from ..format.network import Network
     from .engine import simulate
     from .network import relu, simulate_network
 

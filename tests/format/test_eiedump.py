@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eiesim.errors import EieFormatError, EieInputError
 from eiesim.format import CompressedLayer, read_dump, write_dump
@@ -127,30 +129,34 @@ def test_truncated_spm(dump):
 def test_spm_missing_entries(dump):
     f = dump / "spm" / "spm2.dat"
     f.write_bytes(f.read_bytes()[:-8])
-    with pytest.raises(EieFormatError, match=r"ptr2\.dat: last pointer .* spm2\.dat"):
+    with pytest.raises(EieFormatError, match=r"ptr2\.dat: PE 2 has last pointer 50 but stores only 49 entries") as exc:
         read_dump(dump)
+    assert exc.value.code == "PTR-OVERRUN"
 
 
 def test_missing_ptr_file(dump):
     (dump / "ptr" / "ptr3.dat").unlink()
-    with pytest.raises(EieFormatError, match=r"missing ptr3\.dat"):
+    with pytest.raises(EieFormatError, match=r"ptr/ptr3\.dat: ptr files must be numbered 0\.\.N-1: ptr3\.dat is missing") as exc:
         read_dump(dump)
+    assert exc.value.code == "DUMP-FILES"
 
 
 def test_missing_last_ptr_file_means_extra_spm(dump):
     (dump / "ptr" / "ptr4.dat").unlink()
-    with pytest.raises(EieFormatError, match=r"spm4\.dat: has no matching ptr file"):
+    with pytest.raises(EieFormatError, match=r"spm/spm4\.dat: spm4\.dat has no ptr file \(N = 4\)") as exc:
         read_dump(dump)
+    assert exc.value.code == "DUMP-FILES"
 
 
 def test_missing_spm_file_and_dirs(dump, tmp_path):
     (dump / "spm" / "spm1.dat").unlink()
-    with pytest.raises(EieFormatError, match=r"spm1\.dat: sparse-matrix file is missing"):
+    with pytest.raises(EieFormatError, match=r"spm/spm1\.dat: spm1\.dat is missing \(PE 1 has a ptr file\)") as exc:
         read_dump(dump)
+    assert exc.value.code == "DUMP-FILES"
     with pytest.raises(EieFormatError, match="dump directory is missing"):
         read_dump(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(EieFormatError, match="ptr directory is missing"):
+    with pytest.raises(EieFormatError, match=r"no ptr/ptr\{k\}\.dat files \(not a dump directory\)"):
         read_dump(tmp_path / "empty")
 
 
@@ -161,19 +167,22 @@ def test_n_pe_mismatch(dump):
 
 def test_missing_codebook(dump):
     (dump / "arithm.dat").unlink()
-    with pytest.raises(EieFormatError, match=r"arithm\.dat: codebook file is missing"):
+    with pytest.raises(EieFormatError, match=r"arithm\.dat: arithm\.dat \(the codebook\) is missing") as exc:
         read_dump(dump)
+    assert exc.value.code == "DUMP-FILES"
 
 
 def test_bad_codebook(dump):
     cb = CB16.copy()
     cb[0] = -0.0
     (dump / "arithm.dat").write_bytes(cb.astype("<f4").tobytes())
-    with pytest.raises(EieFormatError, match=r"arithm\.dat: entry 0"):
+    with pytest.raises(EieFormatError, match=r"arithm\.dat: codebook\[0\] = -0\.0 \(bits 0x80000000\) must be \+0\.0") as exc:
         read_dump(dump)
+    assert exc.value.code == "CODEBOOK-ZERO-NOT-POSITIVE-ZERO"
     (dump / "arithm.dat").write_bytes(CB16[:8].astype("<f4").tobytes())
-    with pytest.raises(EieFormatError, match=r"arithm\.dat: holds 8"):
+    with pytest.raises(EieFormatError, match=r"arithm\.dat: codebook holds 8 values, code_bits = 4 needs 16") as exc2:
         read_dump(dump)
+    assert exc2.value.code == "CODEBOOK-SIZE"
 
 
 def test_code_out_of_range(dump):
@@ -181,21 +190,24 @@ def test_code_out_of_range(dump):
     s = np.fromfile(f, dtype="<u4").reshape(-1, 2)
     s[1, 0] = 16
     f.write_bytes(s.tobytes())
-    with pytest.raises(EieFormatError, match=r"spm0\.dat: entry 1 has code 16"):
+    with pytest.raises(EieFormatError, match=r"spm0\.dat: PE 0, column 0, entry 1: code v = 16 > 15") as exc:
         read_dump(dump)
+    assert exc.value.code == "CODE-RANGE"
     s[1, 0] = 1
     s[2, 1] = 99
     f.write_bytes(s.tobytes())
-    with pytest.raises(EieFormatError, match=r"spm0\.dat: entry 2 has relative index z 99"):
+    with pytest.raises(EieFormatError, match=r"spm0\.dat: PE 0, column \d+, entry 2: relative index z = 99 > 15") as exc2:
         read_dump(dump)
+    assert exc2.value.code == "RELIDX-Z-RANGE"
 
 
 def test_pointer_length_mismatch(dump):
     f = dump / "ptr" / "ptr1.dat"
     p = np.fromfile(f, dtype="<u4")
     f.write_bytes(np.r_[p, p[-1]].astype("<u4").tobytes())
-    with pytest.raises(EieFormatError, match=r"ptr1\.dat: 28 pointers"):
+    with pytest.raises(EieFormatError, match=r"ptr1\.dat: PE 1's pointer array has 28 values, 27 declared") as exc:
         read_dump(dump)
+    assert exc.value.code == "PTR-LONG"
 
 
 def test_padding_column_not_empty(dump):
@@ -206,13 +218,15 @@ def test_padding_column_not_empty(dump):
     p[24] += 1
     p[25] += 1
     f.write_bytes(p.tobytes())
-    with pytest.raises(EieFormatError, match=r"ptr0\.dat: padding columns 23\.\.24 hold 1"):
+    with pytest.raises(EieFormatError, match=r"ptr0\.dat: PE 0: padding columns 23\.\.24 hold 1 entries") as exc:
         read_dump(dump)
+    assert exc.value.code == "PTR-PADDING-NONEMPTY"
 
 
 def test_act_length_vs_n_in(dump):
-    with pytest.raises(EieFormatError, match=r"act\.dat: holds 23"):
+    with pytest.raises(EieFormatError, match=r"act\.dat: act\.dat holds 23 activations, n_in = 22") as exc:
         read_dump(dump, n_in=22)
+    assert exc.value.code == "META-INCONSISTENT"
     (dump / "act.dat").unlink()
     with pytest.raises(EieFormatError, match="ceil"):
         read_dump(dump, n_in=19)
@@ -266,11 +280,12 @@ def _last_column_full_dump(tmp_path, n_act):
 def test_act_four_bytes_short_is_blamed_on_act_dat(tmp_path):
     """act.dat 4 bytes short used to be reported as 'ptr/ptr0.dat: padding columns ... must be empty'."""
     out = _last_column_full_dump(tmp_path, 22)
-    with pytest.raises(EieFormatError, match=r"act\.dat: holds 22 activations, but the pointer files store "
-                       r"entries in column 22 \(in all 5 PEs' ptr files\): act\.dat is too short") as exc:
+    with pytest.raises(EieFormatError, match=r"act\.dat: act\.dat holds 22 activations, but all 5 PEs' pointer files store entries "
+                       r"past it \(PE 0: 2 entries in columns 22\.\.24, first in column 22\); act\.dat is too short") as exc:
         read_dump(out)
+    assert exc.value.code == "META-INCONSISTENT"
     assert "ptr0.dat" not in str(exc.value)
-    with pytest.raises(EieFormatError, match=r"act\.dat: holds 22 activations, but n_in = 23"):
+    with pytest.raises(EieFormatError, match=r"act\.dat: act\.dat holds 22 activations, n_in = 23"):
         read_dump(out, n_in=23)
 
 
@@ -295,3 +310,42 @@ def test_inferred_n_out_is_flagged_and_a_lone_far_pe_warned(tmp_path):
     (w,) = d.warnings
     assert "PE 1 alone" in w and "local row 41" in w and "by local row 9" in w and "spm1.dat" in w
     assert read_dump(out, n_out=200).warnings == ()  # n_out given: nothing inferred, nothing to warn
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_pe=st.integers(1, 9), n_out=st.integers(1, 70), n_in=st.integers(1, 12),
+       density=st.floats(0.0, 0.6))
+def test_inferred_n_out_is_the_last_real_row_plus_one(tmp_path_factory, seed, n_pe, n_out, n_in, density):
+    """read_dump's one-pass inference (segment sums of z + 1) gives the largest decoded global row of a real
+    entry + 1, as decoding every entry does (long gaps: fillers included)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(1, 16, (n_out, n_in)) * (rng.random((n_out, n_in)) < density)
+    lay = CompressedLayer.from_codes(codes, CB16, n_pe, bias_codes=rng.integers(0, 16, n_out))
+    out = write_dump(lay, tmp_path_factory.mktemp("d") / "d")
+    real = lay.v != 0
+    if not real.any():
+        with pytest.raises(EieFormatError, match="holds no non-zero") as exc:
+            read_dump(out)
+        assert exc.value.code == "META-MISSING"
+        return
+    d = read_dump(out)
+    assert d.n_out_inferred and d.layer.n_out == int(lay.entry_rows()[real].max()) + 1
+    assert np.array_equal(d.layer.v, lay.v) and np.array_equal(d.layer.z, lay.z)
+
+
+def test_trailing_filler_is_refused_not_counted_as_a_row(tmp_path):
+    """A segment ending with a filler: its end is not a real row; the reader refuses it (FILLER-TRAILING)."""
+    codes = np.zeros((8, 3), dtype=np.int64)
+    codes[0, 0] = 3
+    lay = CompressedLayer.from_codes(codes, CB16, 1)
+    out = write_dump(lay, tmp_path / "d")
+    ptr = np.fromfile(out / "ptr" / "ptr0.dat", dtype="<u4")
+    spm = np.fromfile(out / "spm" / "spm0.dat", dtype="<u4").reshape(-1, 2)
+    spm = np.vstack([spm, [0, 15]]).astype("<u4")  # a filler (0, 15) after column 0's real entry
+    ptr[1:] += 1
+    (out / "ptr" / "ptr0.dat").write_bytes(ptr.astype("<u4").tobytes())
+    (out / "spm" / "spm0.dat").write_bytes(spm.tobytes())
+    with pytest.raises(EieFormatError, match=r"spm0\.dat: PE 0, column 0, entry 1: the column segment ends with a "
+                       "filler") as exc:
+        read_dump(out)
+    assert exc.value.code == "FILLER-TRAILING"
