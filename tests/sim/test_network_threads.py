@@ -134,3 +134,16 @@ def test_real_digits_threads_equal_serial(lenet):
     threaded = simulate_network(lenet, x, workers=2)
     _same(threaded, serial)
     assert float(np.mean(np.argmax(threaded.outputs, axis=1) == y)) > 0.97  # 98.5 % on all 10,000
+
+
+def test_progress_bar_opens_only_after_its_delay():
+    """No tqdm bar (nor its import) for a run shorter than the delay; the bar then counts every input."""
+    quick = netmod._Progress(100, delay=3600.0)
+    quick.update(60)
+    assert quick.bar is None
+    quick.close()
+    slow = netmod._Progress(100, delay=0.0)
+    slow.update(30)
+    slow.update(20)
+    assert slow.bar is not None and slow.bar.n == 50 and slow.bar.total == 100
+    slow.close()
