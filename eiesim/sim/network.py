@@ -340,7 +340,7 @@ def _forward(network, a: np.ndarray, start: int, config, backend: str, sums) -> 
     for k, layer in enumerate(network.layers):
         a = _run_chunk(layer, k, a, start, config, backend, sums[k] if sums is not None else None)
         if k < n_layers - 1 and network.activation == "relu":
-            a = relu(a)
+            np.maximum(a, np.zeros((), dtype=a.dtype), out=a)  # relu(a) in place: a is this chunk's own output
     return a
 
 
