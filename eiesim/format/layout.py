@@ -910,8 +910,9 @@ def _nonzeros_rowmajor(dense: np.ndarray):
 
 
 #: Odd 32- and 64-bit multipliers for :func:`_lookup_bits`' multiply-shift hash
-#: (Dietzfelbinger et al.'s scheme; the constants are the golden-ratio and
-#: xxHash / MurmurHash3 primes).
+#: (Dietzfelbinger et al., J. Algorithms 1997; the constants are the golden ratio's
+#: and those of xxHash and MurmurHash3), tried in turn until the codebook's values
+#: land in distinct slots.
 _HASH_MULT = {
     4: (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xCC9E2D51, 0x1B873593),
     8: (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x87C37B91114253D5,
@@ -947,7 +948,7 @@ def _lookup_bits(vals, cb):
     if use.size == 0:
         return (None, 0) if vals.size else (np.zeros(0, dtype=np.int64), None)
     distinct = np.unique(kbits[use])
-    for k in range(max(1, int(distinct.size - 1).bit_length()), 13):
+    for k in range(max(1, int(distinct.size - 1).bit_length()), 17):  # tables of up to 2**16 slots
         shift = ubits(width - k)
         for mult in _HASH_MULT[keys.itemsize]:
             m = ubits(mult)
@@ -968,7 +969,7 @@ def _lookup_bits(vals, cb):
             if not ok.all():
                 return None, int(np.flatnonzero(~ok)[0])
             return table_code[hv], None
-    return None, None  # pragma: no cover - 12-bit tables of 7 multipliers for <= 255 keys
+    return None, None  # no multiplier separates these values: the caller's binary search
 
 
 def _segment_order(seg, bounds, counts_start, n: int, it) -> np.ndarray:

@@ -142,3 +142,25 @@ def test_hand_worked_interleave():
     assert lay.v.tolist() == [1, 0, 2, 0, 4, 3, 0, 5]
     assert lay.z.tolist() == [0, 1, 0, 1, 0, 0, 1, 1]
     assert lay.ptr.tolist() == [[0, 3, 3, 5], [0, 1, 3, 3]]
+
+
+def test_lookup_falls_back_to_the_binary_search(monkeypatch):
+    """No multiplier separates the codebook: ``_lookup_bits`` declines and ``_lookup`` gives the same layer."""
+    rng = np.random.default_rng(11)
+    codes = rng.integers(1, 16, (50, 40)) * (rng.random((50, 40)) < 0.3)
+    want = old_from_weights(CB16[codes], CB16, 4)
+    monkeypatch.setattr(L, "_HASH_MULT", {4: (), 8: ()})
+    assert L._lookup_bits(CB16[1:3], CB16) == (None, None)
+    got = CompressedLayer.from_weights(CB16[codes], CB16, 4)
+    assert np.array_equal(got.v, want.v) and np.array_equal(got.z, want.z) and np.array_equal(got.ptr, want.ptr)
+    with pytest.raises(EieFormatError, match=r"weights\[0, 1\] = 0\.3"):
+        CompressedLayer.from_weights(np.array([[0, 0.3], [0.7, 0]], np.float32), CB16, 1)
+
+
+def test_bit_lookup_with_255_distinct_values():
+    """An 8-bit codebook of 255 distinct non-zero values: every code found, none confused."""
+    cb = np.concatenate([[0.0], np.linspace(-3.0, 3.0, 256)[np.arange(256) != 128]]).astype(np.float32)
+    assert np.unique(cb[1:]).size == 255 and not np.any(cb[1:] == 0)
+    vals = cb[np.r_[1:256, 255:0:-1]]
+    codes, bad = L._lookup_bits(vals, cb)
+    assert bad is None and codes.tolist() == list(range(1, 256)) + list(range(255, 0, -1))
