@@ -80,6 +80,9 @@ def add_parser(sub) -> None:
     s.add_argument("--arith", choices=ARITH_MODES, help="datapath arithmetic")
     s.add_argument("--backend", choices=("kernel", "reference"), default="kernel",
                    help="compiled kernel (default) or the pure-Python reference model")
+    s.add_argument("--jobs", type=int_range(1, 1024), default=1, metavar="N",
+                   help="threads simulating chunks of 1,024 inputs at once (default 1; results are identical "
+                   "for every N)")
     add_json_option(s, "results")
     add_csv_option(s, "the per-layer table")
     s.add_argument("--energy", action="store_true",
@@ -460,7 +463,8 @@ def _execute(args) -> SimulateRun:
     footprints = [sram_footprint(l, cfg) for l in network.layers]
     notes += [f"warning: layer {fp.name!r} does not fit on chip ({problem}); simulated as if it did"
               for fp in footprints for problem in fp.problems()]
-    result = _simulate_quietly(lambda: simulate_network(network, x, cfg, backend=args.backend, progress=True),
+    result = _simulate_quietly(lambda: simulate_network(network, x, cfg, backend=args.backend, progress=True,
+                                                        workers=args.jobs),
                                notes)
     n = int(x.shape[0])
     doc = {"eiesim_version": __version__, "source": source, "n_inputs": n, "config": cfg.to_dict(),

@@ -15,6 +15,8 @@ PEs. Layers run one after the other; their cycles add.
 
 from __future__ import annotations
 
+import os
+import time
 import warnings
 from dataclasses import dataclass
 from typing import List, Optional
@@ -22,8 +24,9 @@ from typing import List, Optional
 import numpy as np
 
 from ..config import EIEConfig
-from ..errors import EieConfigError, EieInputError
+from ..errors import EieConfigError, EieError, EieInputError
 from .engine import simulate_batch
+from .program import layer_tables
 from .lstm import host_ops_per_step, lstm_cell_update
 from .result import COUNTER_NAMES, FixedPointSaturationWarning, saturation_message
 
@@ -280,13 +283,64 @@ def _run_chunk(layer, k: int, a: np.ndarray, start: int, config, backend: str, s
     return res.output
 
 
+def _new_sums(network) -> list:
+    """Zeroed per-layer sums (cycles, counters, non-zero activations, per-PE busy/stall, saturations)."""
+    return [
+        {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0,
+         "busy": np.zeros(layer.n_pe, dtype=np.int64), "stall": np.zeros(layer.n_pe, dtype=np.int64),
+         "act_sat": 0}
+        for layer in network.layers
+    ]
+
+
+def _add_sums(into: list, part: list) -> None:
+    """Add one chunk's per-layer sums into the run's (integers: the order of the additions is irrelevant)."""
+    for s, p in zip(into, part):
+        for key in ("cycles", "act_nz", "act_sat"):
+            s[key] += p[key]
+        for name, val in p["counters"].items():
+            s["counters"][name] += val
+        s["busy"] += p["busy"]
+        s["stall"] += p["stall"]
+
+
+class _Progress:
+    """A tqdm bar opened at the first update after ``delay`` seconds (tqdm's own ``delay``,
+    without importing tqdm for a run that ends sooner)."""
+
+    def __init__(self, total: int, delay: float = 1.0):
+        self.total, self.delay, self.done, self.bar = total, delay, 0, None
+        self.t0 = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.perf_counter() - self.t0 >= self.delay:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.done, desc="simulating", unit="input", leave=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def _forward(network, a: np.ndarray, start: int, config, backend: str, sums) -> np.ndarray:
     """Inputs ``start, start + 1, ...`` through every layer (ReLU between); adds into ``sums``."""
     n_layers = len(network.layers)
     for k, layer in enumerate(network.layers):
         a = _run_chunk(layer, k, a, start, config, backend, sums[k] if sums is not None else None)
         if k < n_layers - 1 and network.activation == "relu":
-            a = relu(a)
+            np.maximum(a, np.zeros((), dtype=a.dtype), out=a)  # relu(a) in place: a is this chunk's own output
     return a
 
 
@@ -319,6 +373,46 @@ def _forward_sequence(network, x: np.ndarray, config, backend: str, sums, output
             bar.update(1)
 
 
+def _name_first_failure(network, x: np.ndarray, start: int, chunk: int, config, backend: str) -> None:
+    """Re-run a failed chunk input by input: raises the first failing input's error, named in input order."""
+    for n in range(start, min(start + chunk, x.shape[0])):
+        _forward(network, x[n:n + 1], n, config, backend, None)
+
+
+def _forward_threads(network, x, starts, chunk: int, config, backend: str, sums, outputs, bar,
+                     workers: int) -> None:
+    """Chunks on a thread pool; results taken in input order, so the run equals the serial loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def job(start):
+        part = _new_sums(network)
+        try:
+            return _forward(network, x[start:start + chunk], start, config, backend, part), part, None
+        except EieInputError as exc:
+            return None, None, exc
+
+    # each layer's one-time full check and kernel tables (cached on the layer), built once before the
+    # threads start; a layer that fails it fails again, in input order, in the chunks below
+    for layer in network.layers:
+        try:
+            layer_tables(layer)
+        except EieError:
+            pass
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(starts)), thread_name_prefix="eiesim-chunk")
+    try:
+        for start, (a, part, exc) in zip(starts, pool.map(job, starts)):
+            if exc is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+                _name_first_failure(network, x, start, chunk, config, backend)
+                raise exc
+            outputs[start:start + a.shape[0]] = a
+            _add_sums(sums, part)
+            if bar is not None:
+                bar.update(a.shape[0])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def simulate_network(
     network,
     inputs,
@@ -326,6 +420,7 @@ def simulate_network(
     *,
     backend: str = "kernel",
     progress: bool = False,
+    workers: Optional[int] = 1,
 ) -> NetworkResult:
     """Run every input through the network on the simulated EIE.
 
@@ -341,6 +436,12 @@ def simulate_network(
     backend : {"kernel", "reference"}
     progress : bool
         Show a tqdm progress bar (it appears only if the run takes over 1 s).
+    workers : int or None, default 1
+        Threads simulating chunks of :data:`_CHUNK` inputs at once (``backend="kernel"``,
+        networks without an ``lstm`` layer; the kernel runs without the GIL). ``None``:
+        one per CPU this process may use. Every result is identical to ``workers=1``:
+        each input is simulated alone, outputs keep the input order and the sums are
+        integer (the tests hold the two to identical cycles, counters and output bits).
 
     Returns
     -------
@@ -374,38 +475,35 @@ def simulate_network(
     if config is None:
         config = EIEConfig.for_layer(network.layers[0])
     check_network_config(network, config)
-    n_layers = len(network.layers)
-    sums = [
-        {"cycles": 0, "counters": dict.fromkeys(COUNTER_NAMES, 0), "act_nz": 0,
-         "busy": np.zeros(layer.n_pe, dtype=np.int64), "stall": np.zeros(layer.n_pe, dtype=np.int64),
-         "act_sat": 0}
-        for layer in network.layers
-    ]
+    if workers is None:
+        workers = _usable_cpus()
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise EieConfigError(f"workers must be a positive integer or None, got {workers!r}")
+    sums = _new_sums(network)
     outputs = np.zeros((x.shape[0], network.n_out), dtype=np.float32)
     # Inputs are independent: each layer runs on a chunk of inputs in one kernel call
     # (simulate_batch), and the chunk moves to the next layer after the ReLU.
     chunk = _CHUNK if backend == "kernel" else 1
-    bar = None
-    if progress and x.shape[0] > chunk:  # one chunk is one call: nothing to show (and no tqdm import)
-        from tqdm import tqdm
-
-        bar = tqdm(total=x.shape[0], desc="simulating", unit="input", delay=1.0, leave=False)
+    # one chunk is one call: nothing to show; and no tqdm import (~30 ms) for a run under a second
+    bar = _Progress(x.shape[0]) if progress and x.shape[0] > chunk else None
     kinds = network.kinds
     try:
         if network.is_recurrent:  # one sequence: the time steps run one after the other
             _forward_sequence(network, x, config, backend, sums, outputs, bar)
         else:
-            for start in range(0, x.shape[0], chunk):
-                try:
-                    a = _forward(network, x[start:start + chunk], start, config, backend, sums)
-                except EieInputError:
-                    # name the first failing input in input order, as a loop over inputs would
-                    for n in range(start, min(start + chunk, x.shape[0])):
-                        _forward(network, x[n:n + 1], n, config, backend, None)
-                    raise
-                outputs[start:start + a.shape[0]] = a
-                if bar is not None:
-                    bar.update(a.shape[0])
+            starts = range(0, x.shape[0], chunk)
+            if backend == "kernel" and workers > 1 and len(starts) > 1:
+                _forward_threads(network, x, starts, chunk, config, backend, sums, outputs, bar, workers)
+            else:
+                for start in starts:
+                    try:
+                        a = _forward(network, x[start:start + chunk], start, config, backend, sums)
+                    except EieInputError:
+                        _name_first_failure(network, x, start, chunk, config, backend)
+                        raise
+                    outputs[start:start + a.shape[0]] = a
+                    if bar is not None:
+                        bar.update(a.shape[0])
     finally:
         if bar is not None:
             bar.close()
