@@ -37,6 +37,8 @@ eie-table          slow    ``python scripts/reproduce_eie.py --no-host --no-plot
 eie-geomean        slow    the same run: geomean speedups and energy ratios against the paper's
 real-workloads     slow    ``python scripts/reproduce_real_workloads.py --out DIR --no-plot`` (the
                            real-workload tables; every registry package installed; ~75 s)
+cpu-baseline       slow    ``python scripts/measure_cpu_baseline.py --out DIR --no-plot`` (geomean
+                           speedup / energy efficiency over a CPU measured on this machine; ~2 min)
 =================  ======  ====================================================
 
 Sections that need ``../shared/data`` (``fc8``, ``alex8-density``,
@@ -257,6 +259,34 @@ def render_real_workloads(r: Runner) -> str:
     return (Path(res["out"]) / "real_workloads.md").read_text(encoding="utf-8")
 
 
+def render_cpu_baseline(r: Runner) -> str:
+    from eiesim.report.cpu_baseline import MEASURED_KEYS
+
+    _need_fc8()
+    res = r.run([sys.executable, "scripts/measure_cpu_baseline.py", "--out", "{out}", "--no-plot"],
+                {"out": "cpu_baseline"}, folders=True)
+    doc = json.loads((Path(res["out"]) / "cpu_baseline.json").read_text())
+    gm, host, power = doc["geomean"], doc["host"], doc["power"]
+    load = doc["settings"]["load_avg_1min"]
+    x = lambda v: f"{v:,.0f}×" if v >= 10 else f"{v:.1f}×"  # noqa: E731
+    head = ["geomean over the 9 layers"] + [f"this CPU: {lab}" for _, lab in MEASURED_KEYS] + [
+        "paper CPU dense", "paper CPU sparse"]
+    rows = [["EIE speedup (median sample)"] + [x(gm["speedup"][k]) for k, _ in MEASURED_KEYS]
+            + [x(gm["paper_speedup"]["cpu_dense"]), x(gm["paper_speedup"]["cpu_sparse"])],
+            ["EIE speedup (fastest CPU sample)"] + [x(gm["speedup_fastest"][k]) for k, _ in MEASURED_KEYS]
+            + ["", ""],
+            ["EIE energy efficiency"] + [x(gm["energy_ratio"][k]) for k, _ in MEASURED_KEYS]
+            + [x(gm["paper_energy_ratio"]["cpu_dense"]), x(gm["paper_energy_ratio"]["cpu_sparse"])]]
+    table = "\n".join(["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+                      + ["| " + " | ".join(r_) + " |" for r_ in rows])
+    power_text = (f"{power['watts']:.3g} W declared ({power['source']})" if power["method"] == "declared"
+                  else f"RAPL ({power['source']})")
+    return table + "\n\n" + _prose(
+        f"This machine: {host['cpu_model']}, {host['cpu_count']} logical CPUs, {host['blas']} with "
+        f"{host.get('blas_threads')} thread(s); CPU energy = time × {power_text}; load average "
+        f"{load['start']:.1f} → {load['end']:.1f} during the run (other work slows the CPU side only).")
+
+
 SECTIONS: Dict[str, Section] = {s.name: s for s in (
     Section("simulate-default", "fast", render_simulate_default),
     Section("fc8", "fast", render_fc8),
@@ -264,6 +294,7 @@ SECTIONS: Dict[str, Section] = {s.name: s for s in (
     Section("eie-table", "slow", render_eie_table),
     Section("eie-geomean", "slow", render_eie_geomean),
     Section("real-workloads", "slow", render_real_workloads),
+    Section("cpu-baseline", "slow", render_cpu_baseline),
 )}
 
 
