@@ -37,6 +37,8 @@ eie-table          slow    ``python scripts/reproduce_eie.py --no-host --no-plot
 eie-geomean        slow    the same run: geomean speedups and energy ratios against the paper's
 real-workloads     slow    ``python scripts/reproduce_real_workloads.py --out DIR --no-plot`` (the
                            real-workload tables; every registry package installed; ~75 s)
+dse                slow    ``python scripts/reproduce_eie_dse.py --out DIR --joint --jobs 2`` (the
+                           paper's Figs. 8-13 statements against eiesim, the joint optimum; ~6 min)
 cpu-baseline       slow    ``python scripts/measure_cpu_baseline.py --out DIR --no-plot`` (geomean
                            speedup / energy efficiency over a CPU measured on this machine; ~2 min)
 =================  ======  ====================================================
@@ -259,6 +261,18 @@ def render_real_workloads(r: Runner) -> str:
     return (Path(res["out"]) / "real_workloads.md").read_text(encoding="utf-8")
 
 
+def render_dse(r: Runner) -> str:
+    _need_fc8()
+    res = r.run([sys.executable, "scripts/reproduce_eie_dse.py", "--out", "{out}", "--joint", "--jobs", "2"],
+                {"out": "dse"}, folders=True)
+    lines = (Path(res["out"]) / "dse.md").read_text(encoding="utf-8").splitlines()
+    table = [l for l in lines if l.startswith("|")]
+    joint = [l for l in lines if l.startswith("Joint optimum")]
+    if not table or not joint:
+        raise ReadmeError("reproduce_eie_dse.py wrote no comparison table or joint-optimum line")
+    return "\n".join(table) + "\n\n" + _prose(joint[0])
+
+
 def render_cpu_baseline(r: Runner) -> str:
     from eiesim.report.cpu_baseline import MEASURED_KEYS
 
@@ -294,6 +308,7 @@ SECTIONS: Dict[str, Section] = {s.name: s for s in (
     Section("eie-table", "slow", render_eie_table),
     Section("eie-geomean", "slow", render_eie_geomean),
     Section("real-workloads", "slow", render_real_workloads),
+    Section("dse", "slow", render_dse),
     Section("cpu-baseline", "slow", render_cpu_baseline),
 )}
 
