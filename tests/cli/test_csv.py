@@ -126,8 +126,14 @@ def test_simulate_csv_is_refused_before_simulating(capsys, tmp_path):
     same = tmp_path / "same.out"
     code, out, err = run_cli(capsys, "simulate", "--csv", same, "--json", same)
     assert code == 2 and "same file" in err and out == "" and not same.exists()
-    code, out, err = run_cli(capsys, "simulate", "--csv", TRACES / "mnist_test100.npz")
+    # an input is never overwritten: a copy in tmp_path (the checkout's traces/ is not the embedded input under a
+    # non-editable install, so naming it here once overwrote a committed file -- fresh-user finding)
+    inp = tmp_path / "in.npz"
+    inp.write_bytes((TRACES / "mnist_test100.npz").read_bytes())
+    before = inp.read_bytes()
+    code, out, err = run_cli(capsys, "simulate", "--input", inp, "--csv", inp)
     assert code == 2 and "--csv" in err and out == ""
+    assert inp.read_bytes() == before
 
 
 # --------------------------------------------------------------------------- energy
