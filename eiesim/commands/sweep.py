@@ -102,9 +102,9 @@ def run(args) -> int:
         if args.scheduler:
             client, executor, workers = _dask_executor(args.scheduler)
         elif args.jobs > 1:
-            from concurrent.futures import ProcessPoolExecutor
+            from ..explore.runner import local_pool
 
-            executor, workers = ProcessPoolExecutor(max_workers=args.jobs), args.jobs
+            executor, workers = local_pool(args.jobs), args.jobs
         if bar is not None:
             from ..explore import read_results
 

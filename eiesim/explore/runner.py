@@ -41,6 +41,7 @@ __all__ = [
     "resolve_workload",
     "default_batch_size",
     "EieSweepError",
+    "local_pool",
 ]
 
 
@@ -603,6 +604,51 @@ def _check_same_simulator(out: str, records: Sequence[Dict[str, Any]]) -> None:
                 f"(layout {RESULT_VERSION}): resuming would mix simulator versions -- write to a new file")
 
 
+#: ``prctl`` option that sends the calling process a signal when its parent dies (Linux, <sys/prctl.h>).
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool-worker initializer: end this worker when the sweep process that started it dies.
+
+    Without it a ``SIGKILL``ed sweep leaves its pool workers running (re-parented to init) until
+    their task ends or forever. Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere a no-op.
+    """
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: nothing better to do
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def local_pool(jobs: int) -> Executor:
+    """A process pool of ``jobs`` workers for :func:`run_sweep` that do not outlive the caller.
+
+    Parameters
+    ----------
+    jobs : int
+        Worker processes (>= 1).
+
+    Returns
+    -------
+    concurrent.futures.ProcessPoolExecutor
+        Each worker is ended (SIGTERM) when the process that made the pool
+        dies, killed or not (Linux; elsewhere a plain pool).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
 def default_batch_size(n_points: int, workers: int) -> int:
     """Points per task: about four tasks per worker, at least 8 points (a point takes 1-50 ms).
 
@@ -673,6 +719,13 @@ def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, work
             raise EieInputError(f"{out}: exists and is not empty; give --resume to finish it, or another file")
         records, start = read_results(out)
         _check_same_simulator(out, records)
+        ids = {p.id for p in spec.points}
+        foreign = [i for i, r in enumerate(records, 1) if r["point"] not in ids]
+        if foreign:
+            raise EieInputError(
+                f"{out}: {len(foreign)} of {len(records)} record(s) (first: record {foreign[0]}) are not points "
+                f"of this spec{f' {spec.name!r}' if spec.name else ''}: the file belongs to "
+                "another sweep; --resume would mix the two -- write to a new file")
         done = {r["point"] for r in records}
     else:
         check_writable(out, error=EieInputError)

@@ -241,6 +241,18 @@ def test_resume_refuses_lines_from_another_simulator_version(tmp_path):
     assert out.read_bytes() == json.dumps(old).encode() + b"\n"  # nothing touched
 
 
+def test_resume_refuses_a_results_file_of_another_spec(tmp_path):
+    """Regression (fresh-user test): --resume over another sweep's file merged the two silently."""
+    a = load_spec(_lenet_spec(tmp_path, "fifo_depth = [1, 2]", name="a.toml"), resolve_workload=resolve_workload)
+    b = load_spec(_lenet_spec(tmp_path, "fifo_depth = [2, 4]", name="b.toml"), resolve_workload=resolve_workload)
+    out = tmp_path / "r.jsonl"
+    run_sweep(a, out)
+    before = out.read_bytes()
+    with pytest.raises(EieInputError, match=r"1 of 2 record\(s\) \(first: record 1\) are not points of this spec"):
+        run_sweep(b, out, resume=True)
+    assert out.read_bytes() == before  # nothing appended, nothing truncated
+
+
 class _DiesAfterFirst(ThreadPoolExecutor):
     """An executor whose second task fails as a killed pool worker makes it fail."""
 
@@ -290,6 +302,48 @@ def test_killed_sweep_resumes_to_the_same_results(tmp_path):
     assert main(["sweep", str(spec_path), "--out", str(ref)]) == 0
     assert len(read_results(out)[0]) == 30
     assert _sorted_lines(out) == _sorted_lines(ref)
+
+
+def _children(pid: int) -> set:
+    """PIDs whose parent is ``pid`` (Linux /proc)."""
+    kids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.add(int(d.name))
+    return kids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux-only")
+def test_killed_sweep_takes_its_pool_workers_with_it(tmp_path):
+    """Regression (fresh-user test): SIGKILL of `sweep --jobs 2` left both pool workers running under init."""
+    spec_path = _lenet_spec(tmp_path, "n_pe = [4, 8, 16, 32, 64]\nfifo_depth = [1, 2, 3, 4, 6, 8]", count=3)
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "-m", "eiesim", "sweep", str(spec_path), "--out", str(out), "--batch", "1", "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    deadline = time.time() + 120
+    workers = set()
+    while time.time() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        if len(workers) >= 2 and out.exists() and out.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and len(workers) >= 2, "the sweep ended before its workers could be seen"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    alive = set(workers)
+    while alive and time.time() < deadline:
+        alive = {w for w in alive if Path(f"/proc/{w}").exists()
+                 and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+        time.sleep(0.05)
+    for w in alive:  # do not leave them behind even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not alive, f"pool workers outlived the killed sweep: {sorted(alive)}"
 
 
 DASK_REASON = "dask.distributed is not installed: pip install 'eiesim[dask]'"
