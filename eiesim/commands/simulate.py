@@ -463,7 +463,8 @@ def _execute(args) -> SimulateRun:
     footprints = [sram_footprint(l, cfg) for l in network.layers]
     notes += [f"warning: layer {fp.name!r} does not fit on chip ({problem}); simulated as if it did"
               for fp in footprints for problem in fp.problems()]
-    result = _simulate_quietly(lambda: simulate_network(network, x, cfg, backend=args.backend, progress=True,
+    bar = sys.stderr.isatty()  # a progress bar on a terminal only: redirected stderr holds one-line messages
+    result = _simulate_quietly(lambda: simulate_network(network, x, cfg, backend=args.backend, progress=bar,
                                                         workers=args.jobs),
                                notes)
     n = int(x.shape[0])

@@ -167,3 +167,20 @@ def test_one_pe_is_said_in_the_singular(capsys):
     code, out, err = run(capsys, "simulate", "--n-pe", "1")
     assert code == 0, err
     assert "EIE: 1 PE, queue depth" in out and "layers re-interleaved over 1 PE\n" in out
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(capsys, monkeypatch):
+    """Regression (fresh-user test): `simulate ... 2>file` left tqdm's bar in the file."""
+    import eiesim.sim.network as network_mod
+
+    seen = []
+    real = network_mod.simulate_network
+
+    def spy(*a, **kw):
+        seen.append(kw.get("progress"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(network_mod, "simulate_network", spy)
+    code, out, err = run(capsys, "simulate")
+    assert code == 0, err
+    assert seen == [False]  # pytest's captured stderr is not a terminal
