@@ -276,7 +276,7 @@ def _execute(args) -> CompressRun:
     except EieInputError as exc:
         if "do not form a chain" in str(exc):
             raise EieInputError(f"{args.model}: {exc}; pick the layers with --layers") from None
-        raise
+        raise EieInputError(f"{args.model}: {exc}") from None  # the library names the layer, the file is ours
     metadata = _metadata(args, chosen, res, dens, qual, bits)
     save_network(args.out, Network(tuple(res.layers), activation=args.activation), metadata)
     # what `eiesim validate` would warn about (duplicate, unused or zero centroids, ...), said now

@@ -299,3 +299,16 @@ def test_compress_names_stream_and_file_sizes(tmp_path, capsys):
     assert (f"this .eie file (per-PE EIE layout: pointers per PE and column, codebooks, biases, manifest, ZIP): "
             f"{f / 1000:,.1f} KB, {100 * f / sizes['dense_bytes']:.2f} %") in out
     assert "Deep Compression stream, pruned + quantised (P+Q; the table's rate)" in out
+
+
+def test_non_finite_weights_are_blamed_on_the_file_and_layer(capsys, tmp_path):
+    """Regression (fresh-user test): the NaN error named the layer but not the file."""
+    tensors = _model(1)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name].copy()
+    tensors[name].flat[3] = np.nan
+    src = tmp_path / "nan_w.npz"
+    np.savez(src, **tensors)
+    code, out, err = run(capsys, "compress", src, "--out", tmp_path / "o.eie")
+    assert code == 2 and out == "" and not (tmp_path / "o.eie").exists()
+    assert f"{src}: layer" in err and "NaN or infinity" in err and len(err.strip().splitlines()) == 1
