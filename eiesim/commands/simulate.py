@@ -144,8 +144,8 @@ def _load_inputs(path: str, n_in: int, n_out: int):
         raise EieInputError(f"{path}: inputs of shape {x.shape}, expected (n, {n_in})")
     if x.shape[0] == 0:
         raise EieInputError(f"{path}: holds no input vector")
-    with np.errstate(over="ignore", invalid="ignore"):
-        x32 = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 already (an .npz's digits): no copy
+        x32 = x.astype(np.float32, copy=False)
     bad = ~np.isfinite(x32)
     if bad.any():
         r, c = (int(i[0]) for i in np.nonzero(bad))
@@ -206,18 +206,16 @@ def _build_config(args, network, source: str) -> EIEConfig:
     return cfg
 
 
-def _redundancy_warnings(path) -> list:
+def _redundancy_warnings(path, report) -> list:
     """Warnings, naming the rule, for the errors the full validator finds in a container that loaded.
 
     The loader reads ``v``/``z`` (else the packed image, else the Huffman
     streams) and checks what simulating needs; the redundant parts it does not
     use (declared counts, a packed image or Huffman streams beside ``v``/``z``)
-    are compared here, in O(entries), so a file ``eiesim validate`` rejects is
-    never simulated silently (issue 10).
+    are compared by the full validator, in O(entries), so a file ``eiesim validate`` rejects is
+    never simulated silently (issue 10). ``report`` is that validator's report of the same parse
+    (:func:`eiesim.format.validate.load_network_validated`: the file is read once, issue 11).
     """
-    from ..format.validate import validate_container
-
-    report = validate_container(path, level="full")
     return [f"warning: {path}: {f} -- eiesim validate rejects this file; simulated from the arrays as loaded"
             for f in report.findings if f.severity == "error"]
 
@@ -388,11 +386,11 @@ def _load(args, notes: list):
     from ..format.network import Network
 
     if args.eie_dump is None:
-        from ..format.container import load_network
+        from ..format.validate import load_network_validated
 
         net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
-        network = load_network(net_path)
-        notes.extend(_redundancy_warnings(net_path))
+        network, report = load_network_validated(net_path)
+        notes.extend(_redundancy_warnings(net_path, report))
         in_path = args.input if args.input is not None else (
             None if args.network is not None else _trace_path(DEFAULT_INPUTS))
         if in_path is None:
