@@ -996,8 +996,11 @@ def parse_npy(data: bytes, where: str, *, error=_io_error):
     return arr.reshape(shape, order=order).copy()
 
 
-#: Bytes read at a time from a ZIP member into its array.
-_CHUNK_BYTES = 1 << 24
+#: Bytes read at a time from a ZIP member into its array. zipfile has no ``readinto``: each chunk
+#: is read as a ``bytes`` object and copied. 1 MiB chunks reuse the same heap memory, where 16 MiB
+#: ones were fresh mappings whose pages the kernel faulted in at every chunk: a 31 MB ``.npz`` of
+#: 10,000 MNIST digits loaded in 30-33 ms instead of 49-50 ms in a new process (issue 11).
+_CHUNK_BYTES = 1 << 20
 
 
 def _read_npy_member(zf, info, where: str, error):
