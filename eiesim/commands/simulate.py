@@ -160,9 +160,10 @@ def _load_inputs(path: str, n_in: int, n_out: int):
         raise EieInputError(f"{path}: holds no input vector")
     with np.errstate(over="ignore", invalid="ignore"):  # float32 already (an .npz's digits): no copy
         x32 = x.astype(np.float32, copy=False)
-    bad = ~np.isfinite(x32)
-    if bad.any():
-        r, c = (int(i[0]) for i in np.nonzero(bad))
+    # min and max are finite only when every value is (a NaN propagates): two passes, no
+    # one-byte-per-value temporary (7.8 MB of fresh pages for 10,000 digits, issue 11)
+    if not (np.isfinite(x32.min()) and np.isfinite(x32.max())):
+        r, c = (int(i[0]) for i in np.nonzero(~np.isfinite(x32)))
         raise EieInputError(
             f"{path}: input {r}, activation {c} = {x[r, c].item()!r} is not a finite float32"
         )
