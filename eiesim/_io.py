@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import errno
-import json
 import math
 import os
 import re
@@ -95,6 +94,8 @@ def json_bytes(obj, *, indent=2, sort_keys: bool = False, default=None, newline:
         If a float is NaN or infinite; the message gives its JSON path
         (e.g. ``$.layers[0].ratio``).
     """
+    import json  # here: a run that writes no JSON never imports it (issue 11)
+
     try:
         text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default, allow_nan=False)
     except ValueError as exc:
