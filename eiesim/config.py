@@ -8,7 +8,6 @@ construction; it loads from TOML or JSON and carries a schema version.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 import os
@@ -357,6 +356,8 @@ class EIEConfig:
             import tomllib as _toml
         except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.9/3.10 only
             import tomli as _toml  # type: ignore[no-redef]
+
+        import json  # here too: a run without a config file never needs it (issue 11)
 
         path = os.fspath(path)
         raw = read_regular_file(path, 1 << 20, error=EieConfigError, what="config file")

@@ -54,6 +54,9 @@ def check_command_outputs(outputs, inputs) -> None:
         ``--json: same file as MODEL (m.npz); ...``, ``--json: same file as --out (x)``,
         or an unwritable target (missing folder, read-only file, FIFO ...).
     """
+    outputs = list(outputs)
+    if all(path is None for _, path in outputs):  # nothing to write: no input folder to list (issue 11)
+        return
     expanded = [pair for label, path in inputs for pair in input_files(label, path)]
     check_outputs(outputs, expanded, error=EieInputError)
 

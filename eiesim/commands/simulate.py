@@ -29,7 +29,21 @@ RAW_INPUT_SUFFIXES = (".dat", ".bin", ".raw", ".f32")
 
 
 def _trace_path(name: str) -> str:
-    """Path of an embedded trace file (installed as ``eiesim.traces``; ``traces/`` in a source tree)."""
+    """Path of an embedded trace file (installed as ``eiesim.traces``; ``traces/`` in a source tree).
+
+    The package's folder when it has one (an installed wheel, an editable install), found without
+    importing :mod:`importlib.resources` (~6 ms of every default run, issue 11); else that module.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("eiesim.traces")
+    except ModuleNotFoundError:
+        spec = None
+    for folder in (spec.submodule_search_locations or ()) if spec is not None else ():
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
     from importlib import resources
 
     try:
@@ -144,11 +158,12 @@ def _load_inputs(path: str, n_in: int, n_out: int):
         raise EieInputError(f"{path}: inputs of shape {x.shape}, expected (n, {n_in})")
     if x.shape[0] == 0:
         raise EieInputError(f"{path}: holds no input vector")
-    with np.errstate(over="ignore", invalid="ignore"):
-        x32 = x.astype(np.float32)
-    bad = ~np.isfinite(x32)
-    if bad.any():
-        r, c = (int(i[0]) for i in np.nonzero(bad))
+    with np.errstate(over="ignore", invalid="ignore"):  # float32 already (an .npz's digits): no copy
+        x32 = x.astype(np.float32, copy=False)
+    # min and max are finite only when every value is (a NaN propagates): two passes, no
+    # one-byte-per-value temporary (7.8 MB of fresh pages for 10,000 digits, issue 11)
+    if not (np.isfinite(x32.min()) and np.isfinite(x32.max())):
+        r, c = (int(i[0]) for i in np.nonzero(~np.isfinite(x32)))
         raise EieInputError(
             f"{path}: input {r}, activation {c} = {x[r, c].item()!r} is not a finite float32"
         )
@@ -206,18 +221,16 @@ def _build_config(args, network, source: str) -> EIEConfig:
     return cfg
 
 
-def _redundancy_warnings(path) -> list:
+def _redundancy_warnings(path, report) -> list:
     """Warnings, naming the rule, for the errors the full validator finds in a container that loaded.
 
     The loader reads ``v``/``z`` (else the packed image, else the Huffman
     streams) and checks what simulating needs; the redundant parts it does not
     use (declared counts, a packed image or Huffman streams beside ``v``/``z``)
-    are compared here, in O(entries), so a file ``eiesim validate`` rejects is
-    never simulated silently (issue 10).
+    are compared by the full validator, in O(entries), so a file ``eiesim validate`` rejects is
+    never simulated silently (issue 10). ``report`` is that validator's report of the same parse
+    (:func:`eiesim.format.validate.load_network_validated`: the file is read once, issue 11).
     """
-    from ..format.validate import validate_container
-
-    report = validate_container(path, level="full")
     return [f"warning: {path}: {f} -- eiesim validate rejects this file; simulated from the arrays as loaded"
             for f in report.findings if f.severity == "error"]
 
@@ -388,11 +401,11 @@ def _load(args, notes: list):
     from ..format.network import Network
 
     if args.eie_dump is None:
-        from ..format.container import load_network
+        from ..format.validate import load_network_validated
 
         net_path = args.network if args.network is not None else _trace_path(DEFAULT_NETWORK)
-        network = load_network(net_path)
-        notes.extend(_redundancy_warnings(net_path))
+        network, report = load_network_validated(net_path)
+        notes.extend(_redundancy_warnings(net_path, report))
         in_path = args.input if args.input is not None else (
             None if args.network is not None else _trace_path(DEFAULT_INPUTS))
         if in_path is None:

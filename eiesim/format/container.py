@@ -1020,8 +1020,11 @@ def load_container(path, *, check: str = "cheap") -> Container:
     if check not in ("cheap", "full"):
         raise EieFormatError(f"check: expected 'cheap' or 'full', got {check!r}", code="ARGUMENT")
     reader = _Reader(path)
-    parsed = reader.parse()
-    p = reader.path
+    return _container_from(reader.parse(), reader.path, check)
+
+
+def _container_from(parsed: _Parsed, p: str, check: str) -> Container:
+    """The :class:`Container` of a parse that found no error (:func:`load_container` after parsing)."""
     out_layers = []
     for raw in parsed.layers:
         v, z = _entries_from(raw, p)

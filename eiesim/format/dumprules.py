@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .._io import read_regular_file, symlink_loop_message
+from .._io import open_regular_file, os_error_message, read_regular_file, symlink_loop_message
 from ..errors import EieFormatError
 from .rules import CscLayer, check_codebook
 
@@ -201,25 +201,110 @@ class DumpPEs:
         return [p.size for p in self.ptrs if p is not None]
 
 
+def _read_member_into(sink, path: Path, elem: int, member: str, buf: np.ndarray, off: int):
+    """:func:`read_member` that reads the file straight into ``buf[off:]`` when its size fits there.
+
+    Returns ``(nbytes, None)`` after reading ``nbytes`` bytes into ``buf``, ``(None, raw)`` with the
+    file's bytes when it does not fit (it changed size since ``buf`` was sized), or ``(None, None)``
+    after reporting ``DUMP-FILES`` / ``STREAM-TRUNCATED`` exactly as :func:`read_member` does.
+    """
+    try:
+        fh = open_regular_file(path, what="dump file")  # a FIFO is refused unopened
+    except EieFormatError as exc:
+        sink.add("DUMP-FILES", f"{member}: {str(exc).removeprefix(f'{path}: ')}", member=member)
+        return None, None
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            if size % elem == 0 and off + size <= buf.size:
+                got = fh.readinto(buf[off: off + size])
+                if got == size and not fh.read(1):
+                    return size, None
+                fh.seek(0)
+            raw = fh.read()
+        except OSError as exc:
+            sink.add("DUMP-FILES", f"{member}: {os_error_message(path, exc).removeprefix(f'{path}: ')}",
+                     member=member)
+            return None, None
+    if len(raw) % elem:
+        sink.add("STREAM-TRUNCATED", f"{member}: {len(raw)} bytes is not a multiple of {elem} "
+                 f"({len(raw) % elem} bytes of a partial record)", member=member)
+        return None, None
+    return None, raw
+
+
+def _file_sizes(paths: Dict[int, Path], n: int) -> List[int]:
+    """Size in bytes of ``paths[k]`` for k < n (0 where missing or not statable): to size one buffer."""
+    sizes = [0] * n
+    for k, p in paths.items():
+        if k < n:
+            try:
+                sizes[k] = os.stat(p).st_size
+            except OSError:
+                pass
+    return sizes
+
+
+def _read_all(sink, paths: Dict[int, Path], n: int, elem: int, name: str, before=None) -> Tuple[np.ndarray, list]:
+    """Every ``paths[k]`` (k < n) read straight into one preallocated byte buffer, in PE order.
+
+    Returns the buffer (the files' bytes back to back, as ``b"".join`` of them) and, per PE, its
+    ``(start, stop)`` in the buffer, or None when the file is absent or was reported (see
+    :func:`_read_member_into`). ``before(k)`` runs first for each PE (the pointer file is read,
+    and reported, before the PE's entries).
+    """
+    sizes = _file_sizes(paths, n)
+    buf = np.empty(sum(s for s in sizes if s % elem == 0), dtype=np.uint8)
+    spans: list = [None] * n
+    extra = []  # files that changed size since the stat: read as bytes, appended after the buffer
+    off = 0
+    for k in range(n):
+        if before is not None:
+            before(k)
+        if k not in paths:
+            continue
+        got, raw = _read_member_into(sink, paths[k], elem, f"{name}/{name}{k}.dat", buf, off)
+        if got is not None:
+            spans[k] = (off, off + got)
+            off += got
+        elif raw is not None:
+            extra.append((k, raw))
+    if extra:  # rare: rebuild the buffer with those files in PE order
+        parts = [(k, buf[a:b]) for k, (a, b) in ((k, s) for k, s in enumerate(spans) if s is not None)]
+        parts += [(k, np.frombuffer(raw, dtype=np.uint8)) for k, raw in extra]
+        parts.sort(key=lambda kp: kp[0])
+        off = 0
+        for k, part in parts:
+            spans[k] = (off, off + part.size)
+            off += part.size
+        return np.concatenate([p for _, p in parts]) if parts else np.empty(0, np.uint8), spans
+    return buf[:off], spans
+
+
 def read_pes(sink, files: DumpFiles) -> DumpPEs:
     """Read every PE's ``ptr{k}.dat`` and ``spm{k}.dat`` (file rules reported PE after PE, pointer
-    file first), then decode all of them at once."""
+    file first), then decode all of them at once.
+
+    Each kind of file is read straight into one preallocated buffer (no per-file ``bytes`` and no
+    join of the ~8 MB of FC8's entries: issue 11).
+    """
     N = files.n_pe
-    praw: List[Optional[bytes]] = [None] * N
-    sraw: List[Optional[bytes]] = [None] * N
-    for k in range(N):
+    pbuf_spans: dict = {}
+
+    def read_ptr(k):  # the pointer files are small: read before each PE's entries, as the rules order
         if k in files.ptr:
-            praw[k] = read_member(sink, files.ptr[k], 4, f"ptr/ptr{k}.dat")
-        if k in files.spm:
-            sraw[k] = read_member(sink, files.spm[k], 8, f"spm/spm{k}.dat")
-    counts = np.array([0 if s is None else len(s) // 8 for s in sraw], dtype=np.int64)
-    ent = np.frombuffer(b"".join(s for s in sraw if s is not None), dtype="<u4").reshape(-1, 2)
-    ok = [p is not None and s is not None for p, s in zip(praw, sraw)]
+            pbuf_spans[k] = read_member(sink, files.ptr[k], 4, f"ptr/ptr{k}.dat")
+
+    sbuf, sspans = _read_all(sink, files.spm, N, 8, "spm", before=read_ptr)
+    praw: List[Optional[bytes]] = [pbuf_spans.get(k) for k in range(N)]
+    counts = np.array([0 if s is None else (s[1] - s[0]) // 8 for s in sspans], dtype=np.int64)
+    ent = sbuf.view("<u4").reshape(-1, 2)
+    ok = [p is not None and s is not None for p, s in zip(praw, sspans)]
     if all(ok) and len({len(p) for p in praw}) == 1 and praw[0]:
         ptrs = np.frombuffer(b"".join(praw), dtype="<u4").reshape(N, -1).astype(np.int64)
     else:  # missing PEs or ragged lengths: per PE, None for a PE left out of the pointer checks
         ptrs = [np.frombuffer(p, dtype="<u4").astype(np.int64) if good else None for p, good in zip(praw, ok)]
-    complete = all(k in files.spm for k in range(N)) and all(s is not None for s in sraw)
+    complete = all(k in files.spm for k in range(N)) and all(s is not None for s in sspans)
     return DumpPEs(ptrs, ent[:, 0], ent[:, 1], counts, complete)
 
 

@@ -227,9 +227,10 @@ def _infer_n_out(root: Path, ptr: np.ndarray, v: np.ndarray, z: np.ndarray):
     csum[0] = 0
     np.cumsum(z, dtype=csum.dtype, out=csum[1:])
     bounds = (ptr + (np.cumsum(ptr[:, -1]) - ptr[:, -1])[:, None]).astype(np.intp)  # (N, n_cols + 1)
-    zsum = csum[bounds[:, 1:]].astype(np.int64) - csum[bounds[:, :-1]]
-    seg_end = zsum + np.diff(ptr, axis=1) - 1  # sum(z + 1) - 1 per (PE, column); -1: empty segment
-    last = seg_end.max(axis=1)  # last decoded local row, per PE (-1: none)
+    # sum(z + 1) up to each boundary: its difference between a segment's ends, less 1, is the
+    # segment's last local row (-1: empty segment); one gather, no per-segment temporaries
+    ends = csum[bounds] + bounds
+    last = np.diff(ends, axis=1).max(axis=1) - 1  # last decoded local row, per PE (-1: none)
     n_out = int((last * N + np.arange(N))[last >= 0].max()) + 1
     if N > 1:
         order = np.argsort(last, kind="stable")

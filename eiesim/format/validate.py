@@ -68,6 +68,7 @@ __all__ = [
     "ValidationReport",
     "validate",
     "validate_container",
+    "load_network_validated",
     "validate_dump",
     "validate_net",
     "validate_layer",
@@ -665,15 +666,62 @@ def validate_container(path, *, level: str = "full") -> ValidationReport:
         version) or ``CONTAINER-SIZE-ABSURD`` (too many members/layers):
         nothing can be checked.
     """
+    report, col, parsed = _parse_container(path, _check_level(level))
+    _check_container_layers(col, parsed, report)
+    return report
+
+
+def load_network_validated(path):
+    """Load a ``.eie`` container as :func:`~eiesim.format.container.load_network` does and validate it
+    fully, from one read and one parse of the file.
+
+    What ``load_network(path)`` followed by ``validate_container(path, level="full")`` gives, without
+    reading and parsing the file twice (issue 11: ``eiesim simulate`` warns about the errors the full
+    validator finds in a container that loads).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    network : eiesim.format.network.Network
+        As :func:`~eiesim.format.container.load_network` (``check="cheap"``) returns it.
+    report : ValidationReport
+        As :func:`validate_container` with ``level="full"`` returns it.
+
+    Raises
+    ------
+    EieFormatError
+        Whatever :func:`~eiesim.format.container.load_network` raises, with the same message and code.
+    """
+    from .container import _container_from, load_network
+
+    report, col, parsed = _parse_container(path, "full")
+    if report.errors:  # the loader stops at the first of them: let it say so, in its own words
+        network = load_network(path)
+    else:  # no error while parsing: the loader's parse (raising on errors only) is this one
+        network = _container_from(parsed, os.fspath(path), "cheap").network
+    _check_container_layers(col, parsed, report)
+    return network, report
+
+
+def _parse_container(path, level: str):
+    """``(report, collector, parsed)``: a container read and parsed once, archive and manifest findings
+    collected (``CONTAINER-*`` fatal problems raise)."""
     from .container import _Reader
 
-    level = _check_level(level)
     path = os.fspath(path)
     report = ValidationReport(source=path, kind="eie", level=level)
     col = _Collector(report)
-    reader = _Reader(path, sink=col)
-    parsed = reader.parse()
+    parsed = _Reader(path, sink=col).parse()
     report.version = f"{parsed.version[0]}.{parsed.version[1]}"
+    return report, col, parsed
+
+
+def _check_container_layers(col: _Collector, parsed, report: ValidationReport) -> None:
+    """Every layer's rules at ``report.level`` into ``report`` (:func:`validate_container` after parsing)."""
+    level = report.level
     fp = parsed.fixed_point
     for raw in parsed.layers:
         col.layer, col.layer_name = raw.index, raw.name
@@ -682,7 +730,6 @@ def validate_container(path, *, level: str = "full") -> ValidationReport:
     for lc in report.layers:
         object.__setattr__(lc, "kind", kinds.get(lc.index, "fc"))  # frozen: set once, here
     col.layer = col.layer_name = None
-    return report
 
 
 def _validate_container_layer(col: _Collector, raw, fixed_point, level: str, report: ValidationReport) -> None:

@@ -15,7 +15,6 @@ empty field. The rules: docs/CLI.md, "Tables as CSV".
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import math
@@ -146,6 +145,8 @@ class Table:
     def to_csv(self) -> str:
         """The table as CSV text (stdlib :mod:`csv`, ``"\\n"`` line ends, quoting as needed)."""
         buf = io.StringIO()
+        import csv  # here: only --csv writes one
+
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(self.csv_header())
         w.writerows(self.csv_rows())

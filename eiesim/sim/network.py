@@ -27,7 +27,6 @@ from ..config import EIEConfig
 from ..errors import EieConfigError, EieError, EieInputError
 from .engine import simulate_batch
 from .program import layer_tables
-from .lstm import host_ops_per_step, lstm_cell_update
 from .result import COUNTER_NAMES, FixedPointSaturationWarning, saturation_message
 
 __all__ = ["NetworkResult", "LayerSummary", "simulate_network", "check_network_config", "relu"]
@@ -326,6 +325,13 @@ class _Progress:
             self.bar.close()
 
 
+def _host_ops(network, k: int, n_steps: int) -> dict:
+    """Host operations of LSTM layer ``k`` over ``n_steps`` steps (:func:`eiesim.sim.lstm.host_ops_per_step`)."""
+    from .lstm import host_ops_per_step  # here: only networks with LSTM layers need it
+
+    return {op: v * n_steps for op, v in host_ops_per_step(network.layer_io(k)[1]).items()}
+
+
 def _usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
@@ -351,6 +357,8 @@ def _forward_sequence(network, x: np.ndarray, config, backend: str, sums, output
     pre-activations go through :func:`eiesim.sim.lstm.lstm_cell_update` on the host. No ReLU
     follows an ``lstm`` layer. Writes ``outputs[t]`` and adds into ``sums``.
     """
+    from .lstm import lstm_cell_update  # here: a network without LSTM layers never needs it (issue 11)
+
     kinds = network.kinds
     n_layers = len(network.layers)
     state = {k: (np.zeros(network.layer_io(k)[1], np.float32), np.zeros(network.layer_io(k)[1], np.float32))
@@ -533,8 +541,7 @@ def simulate_network(
                 pe_busy=s["busy"],
                 act_saturations=int(s["act_sat"]),
                 kind=kinds[k],
-                host_ops=({op: v * int(x.shape[0]) for op, v in
-                           host_ops_per_step(network.layer_io(k)[1]).items()} if kinds[k] == "lstm" else None),
+                host_ops=_host_ops(network, k, int(x.shape[0])) if kinds[k] == "lstm" else None,
                 pe_stall=s["stall"],
             )
         )

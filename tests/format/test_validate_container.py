@@ -535,3 +535,45 @@ def test_validate_counts_weight_nonzeros_without_the_bias(tmp_path):
     assert [l.real_nonzeros for l in rep.layers] == [18_816, 2_700, 260]
     assert [l.bias_nonzeros for l in rep.layers] == [300, 100, 10]
     assert all(l.stored_entries == l.fillers + l.bias_nonzeros + l.real_nonzeros for l in rep.layers)
+
+
+# ---------------------------------------------------------------- one read: load + full validation
+def _packed_flipped(base, tmp_path):
+    pk = arr(base, L0 + "packed.npy").copy()
+    pk[0] ^= 0x10
+    return rebuild(base, tmp_path / "p.eie", replace={L0 + "packed.npy": npy(pk)})
+
+
+@pytest.mark.parametrize("make, codes", [
+    (lambda base, tmp: base, set()),
+    (lambda base, tmp: rebuild(base, tmp / "c.eie", manifest=lambda m: m["layers"][0].update(n_fillers=99)),
+     {"META-INCONSISTENT"}),
+    (_packed_flipped, {"PACKED-MISMATCH"}),
+    (lambda base, tmp: rebuild(base, tmp / "n.eie", manifest=lambda m: m.update(minor_version=7)),
+     {"CONTAINER-NEWER-MINOR"}),
+])
+def test_load_network_validated_is_load_then_validate(base, tmp_path, make, codes):
+    """Issue 11: one read gives what load_network + validate_container(level="full") give, finding by finding."""
+    from eiesim.format.validate import load_network_validated
+
+    path = make(base, tmp_path)
+    net, rep = load_network_validated(path)
+    ref_net, ref_rep = load_network(path), validate_container(path, level="full")
+    assert rep.codes() == codes and rep.to_dict() == ref_rep.to_dict()
+    assert [str(f) for f in rep.findings] == [str(f) for f in ref_rep.findings]
+    (a,), (b,) = net.layers, ref_net.layers
+    for key in ("ptr", "v", "z", "codebook"):
+        assert np.array_equal(getattr(a, key), getattr(b, key))
+    assert (a.shape, a.n_pe, a.has_bias, a.name, net.activation) == (b.shape, b.n_pe, b.has_bias, b.name,
+                                                                      ref_net.activation)
+
+
+def test_load_network_validated_raises_as_load_network(base, tmp_path):
+    from eiesim.format.validate import load_network_validated
+
+    out = rebuild(base, tmp_path / "m.eie", drop={L0 + "ptr.npy"})
+    with pytest.raises(EieFormatError) as ref:
+        load_network(out)
+    with pytest.raises(EieFormatError) as got:
+        load_network_validated(out)
+    assert (str(got.value), got.value.code) == (str(ref.value), ref.value.code)
