@@ -21,7 +21,6 @@ import tempfile
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 from eiesim._io import json_bytes, write_atomic
 from eiesim.commands._args import check_output_args
@@ -29,19 +28,12 @@ from eiesim.format.container import save_network
 from eiesim.format.layout import CompressedLayer
 from eiesim.format.validate import validate_container, validate_layer
 
+from bench import synthetic_layer  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
+
 
 def build_layer(n_out: int, n_in: int, density: float, n_pe: int, seed: int) -> CompressedLayer:
-    """Random layer: uniform non-zero positions, codes 1..15, 16-entry codebook, bias column."""
-    rng = np.random.default_rng(seed)
-    nnz = int(round(density * n_out * n_in))
-    flat = np.unique(rng.integers(0, n_out * n_in, size=int(nnz * 1.03)))
-    flat = rng.permutation(flat)[:nnz]
-    codes = rng.integers(1, 16, size=flat.size)
-    mat = sp.coo_array((codes, (flat // n_in, flat % n_in)), shape=(n_out, n_in))
-    # no centroid at 0.0: a code decoding to 0 is refused (ENTRY-DECODES-TO-ZERO)
-    codebook = np.concatenate([[0.0], np.linspace(-0.1, -0.01, 7), np.linspace(0.01, 0.1, 8)]).astype(np.float32)
-    bias = rng.integers(0, 16, size=n_out)
-    return CompressedLayer.from_codes(mat, codebook, n_pe, bias_codes=bias, name="vgg6")
+    """Random layer: uniform non-zero positions, codes 1..15, 16-entry codebook, bias column (bench.py's)."""
+    return synthetic_layer(n_out, n_in, density, 0.35, n_pe, seed)[0]
 
 
 def main() -> int:

@@ -361,21 +361,12 @@ class CompressedLayer:
         ``pe * n_cols + col`` (see :func:`_segment_order`), and the pointers come from
         the segment counts.
         """
-        n_out = _as_int(shape[0], "shape[0] (n_out)", 1)
-        n_in = _as_int(shape[1], "shape[1] (n_in)", 1)
-        n_pe = _as_int(n_pe, "n_pe", 1)
-        index_bits = _as_int(index_bits, "index_bits", 1, 8)
+        n_out, n_in, n_pe, index_bits, brow, bdata = _checked_dims_and_bias(shape, n_pe, index_bits, bias_codes,
+                                                                            code_bits)
         flat = np.asarray(flat, dtype=np.int64)
         codes = np.asarray(codes)
         has_bias = bias_codes is not None
         n_cols = n_in + has_bias
-        brow = bdata = None
-        if has_bias:
-            bc = np.asarray(bias_codes)
-            if bc.shape != (n_out,):
-                raise EieFormatError(f"bias_codes: expected shape ({n_out},), got {bc.shape}", code="ARGUMENT")
-            brow = np.flatnonzero(bc)
-            bdata = _check_codes(bc[brow], brow, np.full(brow.size, n_in), code_bits, "bias_codes")
         _check_size(n_pe * (n_cols + 1) * 8, f"the pointer arrays of {n_pe} PEs x {n_cols + 1} pointers (int64)")
         n_groups = -(-n_out // n_pe)  # local rows: rows g*N .. g*N + N-1 are group g
         # int32 arithmetic where every index fits (half the memory traffic of int64)
@@ -401,20 +392,13 @@ class CompressedLayer:
     def _from_entries(cls, shape, rows, cols, codes, codebook, n_pe, *, bias_codes,
                       code_bits, index_bits, name) -> "CompressedLayer":
         """Encode validated COO entries (codes >= 1) for ``n_pe`` PEs."""
-        n_out = _as_int(shape[0], "shape[0] (n_out)", 1)
-        n_in = _as_int(shape[1], "shape[1] (n_in)", 1)
-        n_pe = _as_int(n_pe, "n_pe", 1)
-        index_bits = _as_int(index_bits, "index_bits", 1, 8)
+        n_out, n_in, n_pe, index_bits, brow, bdata = _checked_dims_and_bias(shape, n_pe, index_bits, bias_codes,
+                                                                            code_bits)
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
         codes = np.asarray(codes, dtype=np.int64)
         has_bias = bias_codes is not None
         if has_bias:
-            bc = np.asarray(bias_codes)
-            if bc.shape != (n_out,):
-                raise EieFormatError(f"bias_codes: expected shape ({n_out},), got {bc.shape}", code="ARGUMENT")
-            brow = np.flatnonzero(bc)
-            bdata = _check_codes(bc[brow], brow, np.full(brow.size, n_in), code_bits, "bias_codes")
             rows = np.concatenate([rows, brow.astype(np.int64)])
             cols = np.concatenate([cols, np.full(brow.size, n_in, dtype=np.int64)])
             codes = np.concatenate([codes, bdata])
@@ -825,6 +809,29 @@ def _check_size(n_bytes: int, what: str) -> None:
             f"{what} would take {int(n_bytes) / 2**30:.1f} GiB, over the {MAX_DENSE_BYTES / 2**30:g} GiB limit",
             code="SIZE-LIMIT",
         )
+
+
+def _checked_dims_and_bias(shape, n_pe, index_bits, bias_codes, code_bits: int):
+    """``(n_out, n_in, n_pe, index_bits, bias_rows, bias_codes_nz)`` checked; the bias parts are None without one.
+
+    Raises
+    ------
+    EieFormatError
+        ``ARGUMENT``: a dimension out of range, ``bias_codes`` of the wrong shape or
+        holding a code past ``2**code_bits - 1`` (:func:`_check_codes`).
+    """
+    n_out = _as_int(shape[0], "shape[0] (n_out)", 1)
+    n_in = _as_int(shape[1], "shape[1] (n_in)", 1)
+    n_pe = _as_int(n_pe, "n_pe", 1)
+    index_bits = _as_int(index_bits, "index_bits", 1, 8)
+    if bias_codes is None:
+        return n_out, n_in, n_pe, index_bits, None, None
+    bc = np.asarray(bias_codes)
+    if bc.shape != (n_out,):
+        raise EieFormatError(f"bias_codes: expected shape ({n_out},), got {bc.shape}", code="ARGUMENT")
+    brow = np.flatnonzero(bc)
+    return n_out, n_in, n_pe, index_bits, brow, _check_codes(bc[brow], brow, np.full(brow.size, n_in), code_bits,
+                                                             "bias_codes")
 
 
 def _check_codes(data, rows, cols, code_bits: int, name: str) -> np.ndarray:

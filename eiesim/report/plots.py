@@ -408,7 +408,7 @@ def plot_pe_load(doc: dict, path=None) -> Figure:
     return fig
 
 
-def _paper_marks(layers: List[dict], doc: dict) -> Dict[int, Tuple[str, float]]:
+def _paper_marks(layers: List[dict]) -> Dict[int, Tuple[str, float]]:
     """The paper's EIE time (cycles at 800 MHz) for each layer shaped like one of its benchmarks, at 64 PEs.
 
     EIE (Han et al., ISCA 2016) Table IV gives EIE's time per benchmark layer
@@ -461,7 +461,7 @@ def plot_layers(doc: dict, path=None) -> Figure:
     for xi, c in zip(x, cyc):
         axes[0].annotate(f"{c:,.0f}" + (f"\n{1e6 * c / clock:.2f} µs" if clock else ""), (xi, c),
                          ha="center", va="bottom", fontsize=9)
-    paper = _paper_marks(layers, doc)
+    paper = _paper_marks(layers)
     for i, (bname, pc) in sorted(paper.items()):
         axes[0].plot([x[i] - 0.4, x[i] + 0.4], [pc, pc], color="#d62728", lw=2.5, gid=f"paper:{bname}",
                      label=f"paper {bname} (EIE Table IV, 64 PEs): {pc:,.0f} cycles = {pc / 800:.1f} µs")

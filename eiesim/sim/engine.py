@@ -200,9 +200,9 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     else:
         output_fixed = None
         output = np.asarray(raw["output"], dtype=np.float32)
-        if warn and not np.isfinite(output).all():
-            warnings.warn(overflow_message(prog.name, int(np.count_nonzero(~np.isfinite(output))), output.size),
-                          Float32OverflowWarning, stacklevel=2)
+        n_bad = int(output.size - np.count_nonzero(np.isfinite(output))) if warn else 0
+        if n_bad:
+            warnings.warn(overflow_message(prog.name, n_bad, output.size), Float32OverflowWarning, stacklevel=2)
     cycles = int(raw["cycles"])
     busy = np.asarray(raw["busy"], dtype=np.int64)
     n_acc = int(raw["counters"]["saturations"])
