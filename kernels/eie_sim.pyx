@@ -660,6 +660,22 @@ cdef extern from *:
     #else
     #define EIESIM_CLONES
     #endif
+    /* The loop over the PEs; L0, L1: the spmat lines of a column's first and last entry. */
+    #define EIESIM_PE_STEPS(ST, L0, L1)                                                          \\
+        for (k = 0; k < n_pe; k++) {                                                             \\
+            ST f = fin[k], p = f > b1 ? f : b1;                                                  \\
+            ST e0 = p0[k], e1 = p1[k], n = e1 - e0, w = n > 1 ? n : 1;                           \\
+            ST nz = -(ST)(n > 0), l0 = (L0), l1 = (L1), lk = lreg[k];                            \\
+            take[k] = p;                                                                         \\
+            pmax = p > pmax ? p : pmax;                                                          \\
+            byp += (ST)(f == p) & (ST)((ST)fr[k] == last_mac[k]);                                \\
+            last_mac[k] = (ST)lr[k];                                                             \\
+            ent += n;                                                                            \\
+            busy[k] += w;                                                                        \\
+            fin[k] = p + w;                                                                      \\
+            lines += (l1 - l0 + (ST)(l0 != lk)) & nz;                                            \\
+            lreg[k] = (l1 & nz) | (lk & ~nz);                                                    \\
+        }
     /* Broadcast of a column at cycle b1 - 1 reaching every PE k (see the module docstring):
        take cycle p = max(b1, fin), work w = max(1, entries), bypass when back to back on
        the previous MAC's row, line reads (line register kept across columns). Returns the
@@ -674,35 +690,9 @@ cdef extern from *:
         ST pmax = -1, byp = 0, ent = 0, lines = 0;                                               \\
         Py_ssize_t k;                                                                            \\
         if (ls >= 0) {                                                                           \\
-            for (k = 0; k < n_pe; k++) {                                                         \\
-                ST f = fin[k], p = f > b1 ? f : b1;                                              \\
-                ST e0 = p0[k], e1 = p1[k], n = e1 - e0, w = n > 1 ? n : 1;                       \\
-                ST nz = -(ST)(n > 0), l0 = e0 >> ls, l1 = (e1 - 1) >> ls, lk = lreg[k];          \\
-                take[k] = p;                                                                     \\
-                pmax = p > pmax ? p : pmax;                                                      \\
-                byp += (ST)(f == p) & (ST)((ST)fr[k] == last_mac[k]);                            \\
-                last_mac[k] = (ST)lr[k];                                                         \\
-                ent += n;                                                                        \\
-                busy[k] += w;                                                                    \\
-                fin[k] = p + w;                                                                  \\
-                lines += (l1 - l0 + (ST)(l0 != lk)) & nz;                                        \\
-                lreg[k] = (l1 & nz) | (lk & ~nz);                                                \\
-            }                                                                                    \\
+            EIESIM_PE_STEPS(ST, e0 >> ls, (e1 - 1) >> ls)                                        \\
         } else {                                                                                 \\
-            for (k = 0; k < n_pe; k++) {                                                         \\
-                ST f = fin[k], p = f > b1 ? f : b1;                                              \\
-                ST e0 = p0[k], e1 = p1[k], n = e1 - e0, w = n > 1 ? n : 1;                       \\
-                ST nz = -(ST)(n > 0), l0 = e0 / epl, l1 = (e1 - 1) / epl, lk = lreg[k];          \\
-                take[k] = p;                                                                     \\
-                pmax = p > pmax ? p : pmax;                                                      \\
-                byp += (ST)(f == p) & (ST)((ST)fr[k] == last_mac[k]);                            \\
-                last_mac[k] = (ST)lr[k];                                                         \\
-                ent += n;                                                                        \\
-                busy[k] += w;                                                                    \\
-                fin[k] = p + w;                                                                  \\
-                lines += (l1 - l0 + (ST)(l0 != lk)) & nz;                                        \\
-                lreg[k] = (l1 & nz) | (lk & ~nz);                                                \\
-            }                                                                                    \\
+            EIESIM_PE_STEPS(ST, e0 / epl, (e1 - 1) / epl)                                        \\
         }                                                                                        \\
         acc[0] += byp; acc[1] += ent; acc[2] += lines;                                           \\
         return pmax;                                                                             \\
