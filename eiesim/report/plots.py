@@ -346,11 +346,37 @@ def _pe_layers(doc: dict) -> List[dict]:
     return [l for l in (doc.get("layers") or []) if "pe_busy" in l and "cycles" in l]
 
 
+def _finite_numbers(value, where: str, size=None) -> np.ndarray:
+    """``value`` as a float64 array of finite numbers >= 0 (of ``size`` when given), else EieInputError."""
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+        raise EieInputError(f"{where}: expected {'a list of numbers' if isinstance(value, list) else 'a number'}")
+    arr = np.asarray(items, dtype=np.float64)
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise EieInputError(f"{where}: expected finite numbers >= 0")
+    if size is not None and arr.size != size:
+        raise EieInputError(f"{where}: expected {size} values (one per PE), got {arr.size}")
+    return arr
+
+
 def _require_pe_layers(doc: dict) -> List[dict]:
-    """:func:`_pe_layers`, or :class:`EieInputError` when there is none (the one message of both PE plots)."""
+    """:func:`_pe_layers` with their per-PE fields checked, or :class:`EieInputError` (both PE plots).
+
+    ``cycles``, ``n_inputs`` (optional), ``pe_busy`` and ``pe_stall`` (optional, as long as
+    ``pe_busy``) must be finite numbers >= 0: a hand-edited or damaged results file is refused
+    naming the layer and field, not drawn from or turned into a traceback.
+    """
     layers = _pe_layers(doc)
     if not layers:
         raise EieInputError("no layer has per-PE cycles (pe_busy): write the results with eiesim simulate --json")
+    for k, l in enumerate(layers):
+        where = f"layers[{k}] ({l.get('name', '?')!s})"
+        _finite_numbers(l["cycles"], f"{where}.cycles")
+        if "n_inputs" in l:
+            _finite_numbers(l["n_inputs"], f"{where}.n_inputs")
+        busy = _finite_numbers(l["pe_busy"], f"{where}.pe_busy")
+        if l.get("pe_stall") is not None:
+            _finite_numbers(l["pe_stall"], f"{where}.pe_stall", size=busy.size)
     return layers
 
 

@@ -62,6 +62,29 @@ def test_layers_figure_marks_the_papers_fc8_time(fc8_dir, tmp_path, lenet_doc):
     assert not [l for l in plot_layers(lenet_doc).axes[0].lines if (l.get_gid() or "").startswith("paper:")]
 
 
+@pytest.mark.parametrize("field, value, match", [
+    ("pe_stall", "x", r"layers\[2\] \(ip3\)\.pe_stall: expected a list of numbers"),  # fuzz seed 4, results cli 9
+    ("pe_stall", [1, 2], r"pe_stall: expected 64 values \(one per PE\), got 2"),
+    ("pe_busy", [float("nan")] * 64, r"pe_busy: expected finite numbers >= 0"),
+    ("cycles", True, r"cycles: expected a number"),
+])
+def test_damaged_per_pe_fields_are_refused_naming_layer_and_field(lenet_doc, field, value, match):
+    """Regression (scripts/fuzz.py): a non-numeric pe_stall raised a ValueError traceback from `eiesim plot`."""
+    import copy
+
+    from eiesim.errors import EieInputError
+
+    doc = copy.deepcopy(lenet_doc)
+    if field == "pe_stall" and isinstance(value, str):
+        doc["layers"][2]["pe_stall"] = list(doc["layers"][2]["pe_stall"])
+        doc["layers"][2]["pe_stall"][61] = value
+    else:
+        doc["layers"][2][field] = value
+    for plot in (plot_pe_load, plot_layers):
+        with pytest.raises(EieInputError, match=match):
+            plot(doc)
+
+
 def test_queue_timeline_is_the_trace_occupancy():
     rng = np.random.default_rng(3)
     codes = np.where(rng.random((48, 30)) < 0.4, rng.integers(1, 16, (48, 30)), 0)
