@@ -97,18 +97,20 @@ def energy_layers(doc: dict, method: str = "activity") -> List[Tuple[str, dict]]
     Raises
     ------
     EieInputError
-        If the document holds no energy results.
-    KeyError
-        If a layer's energy lacks ``method``.
+        If the document holds no energy results, or a layer's energy lacks its
+        name or the ``method`` breakdown (the message names the layer).
     """
-    out = []
-    if isinstance(doc.get("energy"), dict) and "layers" in doc["energy"]:
-        for e in doc["energy"]["layers"]:
-            out.append((e["name"], e[method]))
+    if isinstance(doc.get("energy"), dict) and "layers" in doc["energy"]:  # (where, name, energy)
+        entries = [(f"energy.layers[{k}]", e.get("name") if isinstance(e, dict) else None, e)
+                   for k, e in enumerate(doc["energy"]["layers"])]
     else:
-        for layer in doc.get("layers", []):
-            if "energy" in layer:
-                out.append((layer["name"], layer["energy"][method]))
+        entries = [(f"layers[{k}].energy", l.get("name"), l["energy"])
+                   for k, l in enumerate(doc.get("layers", [])) if isinstance(l, dict) and "energy" in l]
+    out = []
+    for where, name, e in entries:
+        if not isinstance(name, str) or not isinstance(e, dict) or not isinstance(e.get(method), dict):
+            raise EieInputError(f"{where}: expected a layer name and the {method!r} energy breakdown")
+        out.append((name, e[method]))
     if not out:
         raise EieInputError("results hold no energy: run 'eiesim simulate --energy --json OUT' or scripts/reproduce_eie.py")
     return out

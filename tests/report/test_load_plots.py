@@ -105,3 +105,17 @@ def test_figure_titles_name_the_workload():
     assert _workload({"source": "embedded LeNet-300-100 (traces/)"}, 3) == "embedded LeNet-300-100"
     assert _workload({"source": "dump /data/alexnet_fc8_eie/"}, 1) == "alexnet_fc8_eie"
     assert _workload({"source": "nets/lenet.eie"}, 3) == "lenet.eie"
+
+
+def test_energy_layers_refuses_a_layer_without_its_breakdown():
+    """Regression (scripts/fuzz.py seed 5, results api 10): a deleted 'activity' breakdown raised KeyError."""
+    from eiesim.errors import EieInputError
+    from eiesim.report.plots import energy_layers
+
+    good = {"name": "ip1", "activity": {"total_pj": 1.0}, "paper": {"total_pj": 2.0}}
+    doc = {"energy": {"layers": [good, {"name": "ip2", "paper": {"total_pj": 2.0}}]}}
+    with pytest.raises(EieInputError, match=r"energy\.layers\[1\]: expected a layer name and the 'activity'"):
+        energy_layers(doc)
+    assert energy_layers(doc, "paper") == [("ip1", {"total_pj": 2.0}), ("ip2", {"total_pj": 2.0})]
+    with pytest.raises(EieInputError, match=r"layers\[0\]\.energy: expected a layer name"):
+        energy_layers({"layers": [{"name": "fc8", "energy": [1, 2]}]})
