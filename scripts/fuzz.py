@@ -267,6 +267,7 @@ def build_seeds(root: Path) -> dict:
         seeds["dump"].append(str(d))
     small = CompressedLayer.from_codes(codes, cb, 4)
     d = root / "dump" / str(len(seeds["dump"]))
+    d.parent.mkdir(exist_ok=True)  # without the authors' FC8 nothing made it above (write_dump makes d only)
     write_dump(small, d, activations=rng.random(7).astype(np.float32) * (rng.random(7) < 0.6))
     seeds["dump"].append(str(d))
     # ---- Deep Compression .net: the authors' SqueezeNet and a small self-written one

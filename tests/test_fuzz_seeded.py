@@ -192,3 +192,12 @@ def test_float32_overflow_is_not_a_silent_wrong_output():
     fuzz._check_layer(layer, act)  # output 0 is +inf in float32: an overflow, not a wrong decode
     with pytest.raises(fuzz.Silent):
         fuzz._check_layer(layer, act, dense=w * 2)  # output 1 (finite) now disagrees
+
+
+def test_seeds_build_without_the_authors_files(tmp_path, monkeypatch):
+    """Regression (fresh clone, README's test command without ../shared): the self-written dump seed was
+    written into a folder nothing had made, and every seeded-fuzz test errored."""
+    monkeypatch.setattr(fuzz, "DATA", tmp_path / "no-shared-data")
+    seeds = fuzz.build_seeds(tmp_path / "seeds")
+    assert len(seeds["dump"]) == 1 and (Path(seeds["dump"][0]) / "arithm.dat").is_file()
+    assert len(seeds["net"]) == 1  # the self-written .net only
