@@ -697,16 +697,64 @@ cdef extern from *:
         acc[0] += byp; acc[1] += ent; acc[2] += lines;                                           \\
         return pmax;                                                                             \\
     }
-    /* A CCU stall from cycle ready to b - 1: PE k's queue was full until min(take_k(i - D), b - 1). */
+    /* A CCU stall from cycle ready to b - 1: PE k's queue was full until min(take_k(i - D), b - 1);
+       counted in the state type (the timing bound covers it), branch-free so it vectorises. */
     #define EIESIM_STALL(NAME, ST)                                                                \
-    static void NAME(Py_ssize_t n_pe, const ST* __restrict ring, int64_t ready, int64_t b,       \
-                     int64_t* __restrict stall) {                                                \
+    EIESIM_CLONES static void NAME(Py_ssize_t n_pe, const ST* __restrict ring, ST ready, ST b,   \
+                     ST* __restrict stall) {                                                     \
         Py_ssize_t k;                                                                            \
+        ST bm1 = b - 1, r1 = ready - 1;                                                          \
         for (k = 0; k < n_pe; k++) {                                                             \
-            int64_t lim = ring[k] < b - 1 ? ring[k] : b - 1, d = lim - ready + 1;                \
+            ST lim = ring[k] < bm1 ? ring[k] : bm1, d = lim - r1;                                \
             stall[k] += d > 0 ? d : 0;                                                           \
         }                                                                                        \
     }
+    /* float32 arithmetic pass over the broadcast columns: out[row] += cb[code] * a, the product
+       rounded to float32 before the add (no FMA: -ffp-contract=off). A column with at least
+       2**code_bits MACs first forms its 2**code_bits products once (the same float32 multiply,
+       so the same bits as forming each at its MAC), then runs 4 MACs per step; rows within a
+       column are distinct, so the step's order is free. SH: the code width (a constant for the
+       common 4-bit codebook). */
+    #define EIESIM_ARITH_COLUMN(MT, SH)                                                             \
+        if (e1 - e >= (1 << (SH))) {                                                             \
+            const MT cm = (MT)((1u << (SH)) - 1);                                                \
+            for (c = 0; c < (1 << (SH)); c++) prod[c] = cb[c] * a;                               \
+            for (; e + 4 <= e1; e += 4) {                                                        \
+                MT m0 = macs[e], m1 = macs[e + 1], m2 = macs[e + 2], m3 = macs[e + 3];          \
+                out[m0 >> (SH)] += prod[m0 & cm];                                                \
+                out[m1 >> (SH)] += prod[m1 & cm];                                                \
+                out[m2 >> (SH)] += prod[m2 & cm];                                                \
+                out[m3 >> (SH)] += prod[m3 & cm];                                                \
+            }                                                                                    \
+            for (; e < e1; e++) out[macs[e] >> (SH)] += prod[macs[e] & cm];                      \
+        } else {                                                                                 \
+            const MT cm = (MT)((1u << (SH)) - 1);                                                \
+            for (; e < e1; e++) out[macs[e] >> (SH)] += cb[macs[e] & cm] * a;                    \
+        }
+    #define EIESIM_ARITH_F32(NAME, MT)                                                           \
+    static void NAME(float* __restrict out, const float* __restrict cb, const float* __restrict act, \
+                     const MT* __restrict macs, const int64_t* __restrict mac_start,             \
+                     Py_ssize_t n_slots, int code_bits, const int64_t* __restrict slot_col) {    \
+        float prod[256];                                                                         \
+        Py_ssize_t i;                                                                            \
+        int c;                                                                                   \
+        for (i = 0; i < n_slots; i++) {                                                          \
+            int64_t j = slot_col[i], e, e1;                                                      \
+            float a;                                                                             \
+            if (j < 0) continue;                                                                 \
+            a = act[j];                                                                          \
+            e = mac_start[j];                                                                    \
+            e1 = mac_start[j + 1];                                                               \
+            if (code_bits == 4) {                                                                \
+                EIESIM_ARITH_COLUMN(MT, 4)                                                        \
+            } else {                                                                             \
+                EIESIM_ARITH_COLUMN(MT, code_bits)                                               \
+            }                                                                                    \
+        }                                                                                        \
+    }
+    EIESIM_ARITH_F32(eiesim_arith_f32_16, uint16_t)
+    EIESIM_ARITH_F32(eiesim_arith_f32_32, uint32_t)
+    EIESIM_ARITH_F32(eiesim_arith_f32_64, uint64_t)
     EIESIM_STALL(eiesim_stall_32, int32_t)
     EIESIM_STALL(eiesim_stall_64, int64_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_32_16, int32_t, int16_t)
@@ -714,7 +762,13 @@ cdef extern from *:
     EIESIM_PE_LOOP(eiesim_pe_loop_64_16, int64_t, int16_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_64_32, int64_t, int32_t)
     """
-    void eiesim_stall_32(Py_ssize_t, const int32_t*, int64_t, int64_t, int64_t*) noexcept nogil
+    void eiesim_arith_f32_16(float*, const float*, const float*, const uint16_t*, const int64_t*, Py_ssize_t, int,
+                             const int64_t*) noexcept nogil
+    void eiesim_arith_f32_32(float*, const float*, const float*, const uint32_t*, const int64_t*, Py_ssize_t, int,
+                             const int64_t*) noexcept nogil
+    void eiesim_arith_f32_64(float*, const float*, const float*, const uint64_t*, const int64_t*, Py_ssize_t, int,
+                             const int64_t*) noexcept nogil
+    void eiesim_stall_32(Py_ssize_t, const int32_t*, int32_t, int32_t, int32_t*) noexcept nogil
     void eiesim_stall_64(Py_ssize_t, const int64_t*, int64_t, int64_t, int64_t*) noexcept nogil
     int32_t eiesim_pe_loop_32_16(Py_ssize_t, int32_t, const int32_t*, const int32_t*, const int16_t*,
                                  const int16_t*, int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int, int64_t,
@@ -746,8 +800,8 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
                      int64_t* busy, int64_t* stall, int64_t* c, Trace* tr) noexcept nogil:
     """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1.
 
-    ``st`` is work space of ``4 n_pe + ring (n_pe + 1)`` values (ring = min(D, slots)):
-    each PE's last busy cycle, line register, previous MAC row and busy count, then
+    ``st`` is work space of ``5 n_pe + ring (n_pe + 1)`` values (ring = min(D, slots)):
+    each PE's last busy cycle, line register, previous MAC row, busy and stall counts, then
     the take cycles of the last D broadcasts per PE and their maximum. ``st_t`` is
     int32 when :func:`timing_bound` allows it, else int64.
 
@@ -757,7 +811,7 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
     """
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_groups * n_pe else n_groups * n_pe
     cdef Py_ssize_t g, q, k
-    cdef int64_t t, n_bc = 0, j, ready, b, slot, end_cycle
+    cdef int64_t t, n_bc = 0, j, ready, b, slot = 0, end_cycle
     cdef int64_t c_stall = 0, c_loads = 0, c_fill = 0
     cdef int64_t acc[3]
     cdef st_t pmax
@@ -765,7 +819,8 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
     cdef st_t* line_reg = st + n_pe
     cdef st_t* last_mac = st + 2 * n_pe
     cdef st_t* busy_in = st + 3 * n_pe
-    cdef st_t* pop_max = st + 4 * n_pe
+    cdef st_t* stall_in = st + 4 * n_pe
+    cdef st_t* pop_max = st + 5 * n_pe
     cdef st_t* pop_ring
     cdef st_t* ring_row
     cdef bint loaded
@@ -780,6 +835,7 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
         line_reg[k] = -1
         last_mac[k] = -2
         busy_in[k] = 0
+        stall_in[k] = 0
     # cycle 0: the empty LNZD register loads group 0
     t = 1
     c_loads = 1 if n_groups > 0 else 0
@@ -795,15 +851,15 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
             # ---------------- CCU: wait until no queue is full
             ready = t
             b = ready
-            slot = n_bc % fifo_depth
             ring_row = pop_ring + slot * n_pe
             if n_bc >= fifo_depth and pop_max[slot] + 1 > b:
                 b = pop_max[slot] + 1
                 c_stall += b - ready
                 if st_t is int32_t:
-                    eiesim_stall_32(n_pe, ring_row, ready, b, stall)
+                    eiesim_stall_32(n_pe, <const int32_t*>ring_row, <int32_t>ready, <int32_t>b,
+                                    <int32_t*>stall_in)
                 else:
-                    eiesim_stall_64(n_pe, ring_row, ready, b, stall)
+                    eiesim_stall_64(n_pe, <const int64_t*>ring_row, ready, b, <int64_t*>stall_in)
             t = b + 1
             if q == n_pe - 1:
                 loaded = True
@@ -840,6 +896,9 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
                     tr.take[n_bc * n_pe + k] = ring_row[k]
                 tr.n_bc = n_bc + 1
             n_bc += 1
+            slot += 1
+            if slot == fifo_depth:
+                slot = 0
         if not loaded:
             if tr != NULL:
                 tr.loads[tr.n_loads] = t
@@ -859,6 +918,7 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
     end_cycle = t - 1
     for k in range(n_pe):
         busy[k] += busy_in[k]
+        stall[k] += stall_in[k]
         if fin[k] > end_cycle:
             end_cycle = fin[k]
     return end_cycle + 1
@@ -919,21 +979,20 @@ cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const
         else:
             _arith[int64_t, uint64_t](<int64_t*>out, <const int64_t*>cb, <const int64_t*>act,
                                       <const uint64_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+    elif t.mac_bytes == 2:
+        eiesim_arith_f32_16(<float*>out, <const float*>cb, <const float*>act, <const uint16_t*>t.p_macs, t.p_ms,
+                            n_slots, t.code_bits, slot_col)
+    elif t.mac_bytes == 4:
+        eiesim_arith_f32_32(<float*>out, <const float*>cb, <const float*>act, <const uint32_t*>t.p_macs, t.p_ms,
+                            n_slots, t.code_bits, slot_col)
     else:
-        if t.mac_bytes == 2:
-            _arith[float, uint16_t](<float*>out, <const float*>cb, <const float*>act,
-                                    <const uint16_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
-        elif t.mac_bytes == 4:
-            _arith[float, uint32_t](<float*>out, <const float*>cb, <const float*>act,
-                                    <const uint32_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
-        else:
-            _arith[float, uint64_t](<float*>out, <const float*>cb, <const float*>act,
-                                    <const uint64_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+        eiesim_arith_f32_64(<float*>out, <const float*>cb, <const float*>act, <const uint64_t*>t.p_macs, t.p_ms,
+                            n_slots, t.code_bits, slot_col)
 
 
 cdef inline Py_ssize_t _state_size(Py_ssize_t n_pe, Py_ssize_t ring) noexcept nogil:
     """Values of :func:`_timing`'s work space (int64-sized, whatever the state type)."""
-    return 4 * n_pe + (ring if ring > 0 else 1) * (n_pe + 1)
+    return 5 * n_pe + (ring if ring > 0 else 1) * (n_pe + 1)
 
 
 cdef inline int _line_shift(int entries_per_line) noexcept nogil:
