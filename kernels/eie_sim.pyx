@@ -660,6 +660,17 @@ cdef extern from *:
     #else
     #define EIESIM_CLONES
     #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define EIESIM_PREFETCH(P) __builtin_prefetch((P), 0, 3)
+    #else
+    #define EIESIM_PREFETCH(P) ((void)(P))
+    #endif
+    /* Hint the cache to fetch bytes [p, p + n). */
+    static inline void eiesim_prefetch(const void* p, Py_ssize_t n) {
+        const char* c = (const char*)p;
+        const char* end = c + n;
+        for (; c < end; c += 64) EIESIM_PREFETCH(c);
+    }
     /* The loop over the PEs; L0, L1: the spmat lines of a column's first and last entry. */
     #define EIESIM_PE_STEPS(ST, L0, L1)                                                          \\
         for (k = 0; k < n_pe; k++) {                                                             \\
@@ -737,11 +748,20 @@ cdef extern from *:
                      Py_ssize_t n_slots, int code_bits, const int64_t* __restrict slot_col) {    \
         float prod[256];                                                                         \
         Py_ssize_t i;                                                                            \
+        Py_ssize_t nx = 0;                                                                       \
         int c;                                                                                   \
         for (i = 0; i < n_slots; i++) {                                                          \
             int64_t j = slot_col[i], e, e1;                                                      \
             float a;                                                                             \
             if (j < 0) continue;                                                                 \
+            /* fetch the next broadcast column's MACs while this one runs */                     \
+            if (nx <= i) nx = i + 1;                                                             \
+            while (nx < n_slots && slot_col[nx] < 0) nx++;                                       \
+            if (nx < n_slots) {                                                                  \
+                const char* pf = (const char*)(macs + mac_start[slot_col[nx]]);                  \
+                const char* pl = (const char*)(macs + mac_start[slot_col[nx] + 1]);              \
+                for (; pf < pl; pf += 64) EIESIM_PREFETCH(pf);                                   \
+            }                                                                                    \
             a = act[j];                                                                          \
             e = mac_start[j];                                                                    \
             e1 = mac_start[j + 1];                                                               \
@@ -762,6 +782,7 @@ cdef extern from *:
     EIESIM_PE_LOOP(eiesim_pe_loop_64_16, int64_t, int16_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_64_32, int64_t, int32_t)
     """
+    void eiesim_prefetch(const void*, Py_ssize_t) noexcept nogil
     void eiesim_arith_f32_16(float*, const float*, const float*, const uint16_t*, const int64_t*, Py_ssize_t, int,
                              const int64_t*) noexcept nogil
     void eiesim_arith_f32_32(float*, const float*, const float*, const uint32_t*, const int64_t*, Py_ssize_t, int,
@@ -811,7 +832,8 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
     """
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_groups * n_pe else n_groups * n_pe
     cdef Py_ssize_t g, q, k
-    cdef int64_t t, n_bc = 0, j, ready, b, slot = 0, end_cycle
+    cdef int64_t t, n_bc = 0, j, jn, ready, b, slot = 0, end_cycle
+    cdef Py_ssize_t nx = 0, n_slots = n_groups * n_pe
     cdef int64_t c_stall = 0, c_loads = 0, c_fill = 0
     cdef int64_t acc[3]
     cdef st_t pmax
@@ -848,6 +870,16 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
             j = slot_col[g * n_pe + q]
             if j < 0:
                 continue
+            # fetch the next broadcast column's table rows while this one runs
+            if nx <= g * n_pe + q:
+                nx = g * n_pe + q + 1
+            while nx < n_slots and slot_col[nx] < 0:
+                nx += 1
+            if nx < n_slots:
+                jn = slot_col[nx]
+                eiesim_prefetch(ptr_t + jn * n_pe, 2 * n_pe * sizeof(int32_t))
+                eiesim_prefetch(first_row + jn * n_pe, n_pe * sizeof(row_t))
+                eiesim_prefetch(last_row + jn * n_pe, n_pe * sizeof(row_t))
             # ---------------- CCU: wait until no queue is full
             ready = t
             b = ready
