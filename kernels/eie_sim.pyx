@@ -231,6 +231,8 @@ cdef class LayerTables:
         Local row of the slice's last entry (never a filler); -2 for an empty slice.
     col_fillers : ndarray of int64, shape (n_cols,)
         Filler entries of column j, all PEs.
+    col_entries : ndarray of int64, shape (n_cols,)
+        Entries (fillers included) of column j, all PEs (from the pointers).
     mac_start : ndarray of int64, shape (n_cols + 1,)
         Start of column j's run in ``macs``.
     macs : ndarray of uint16, uint32 or uint64, shape (n_macs,)
@@ -242,24 +244,27 @@ cdef class LayerTables:
     """
     cdef readonly int n_pe, code_bits
     cdef readonly Py_ssize_t n_out, n_cols
-    cdef readonly object ptr_t, first_row, last_row, col_fillers, mac_start, macs
+    cdef readonly object ptr_t, first_row, last_row, col_fillers, col_entries, mac_start, macs
     cdef readonly bint timing_int64
     # raw views of the arrays above (they are read-only and owned by this object)
     cdef const int32_t* p_ptr
     cdef const void* p_fr
     cdef const void* p_lr
     cdef const int64_t* p_fill
+    cdef const int64_t* p_ent
     cdef const int64_t* p_ms
     cdef const void* p_macs
     cdef int row_bytes, mac_bytes
 
     cdef void _bind(self, bint force_int64):
-        for arr in (self.ptr_t, self.first_row, self.last_row, self.col_fillers, self.mac_start, self.macs):
+        for arr in (self.ptr_t, self.first_row, self.last_row, self.col_fillers, self.col_entries, self.mac_start,
+                    self.macs):
             arr.setflags(write=False)
         self.p_ptr = <const int32_t*>cnp.PyArray_DATA(self.ptr_t)
         self.p_fr = cnp.PyArray_DATA(self.first_row)
         self.p_lr = cnp.PyArray_DATA(self.last_row)
         self.p_fill = <const int64_t*>cnp.PyArray_DATA(self.col_fillers)
+        self.p_ent = <const int64_t*>cnp.PyArray_DATA(self.col_entries)
         self.p_ms = <const int64_t*>cnp.PyArray_DATA(self.mac_start)
         self.p_macs = cnp.PyArray_DATA(self.macs)
         self.row_bytes = self.first_row.dtype.itemsize
@@ -314,6 +319,7 @@ cdef class LayerTables:
         cdef LayerTables t = LayerTables.__new__(LayerTables)
         t.n_pe, t.n_out, t.n_cols, t.code_bits = n_pe, n_out, n_cols, code_bits
         t.ptr_t, t.col_fillers, t.mac_start, t.macs = pt, cf, ms, mc
+        t.col_entries = np.diff(pt.astype(np.int64), axis=0).sum(axis=1)
         t.first_row = np.ascontiguousarray(fr64, dtype=rdt)
         t.last_row = np.ascontiguousarray(lr64, dtype=rdt)
         t._bind(timing_int64)
@@ -323,7 +329,7 @@ cdef class LayerTables:
     def nbytes(self):
         """Bytes held by the tables."""
         return sum(a.nbytes for a in (self.ptr_t, self.first_row, self.last_row, self.col_fillers,
-                                      self.mac_start, self.macs))
+                                      self.col_entries, self.mac_start, self.macs))
 
 
 ctypedef fused mac_t:
@@ -533,7 +539,8 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     cdef int64_t[::1] n_rows = n_rows_arr
     cdef int64_t[::1] mac_start = mac_start_arr
     cdef int64_t[::1] fill_v = fill_arr
-    cdef int64_t[::1] col_entries = np.zeros(n_cols + 1, dtype=np.int64)
+    col_ent_arr = np.zeros(n_cols + 1, dtype=np.int64)
+    cdef int64_t[::1] col_entries = col_ent_arr
     cdef int64_t[::1] cursor = np.zeros(block, dtype=np.int64)
     # no entries: the decode still reads entry 0 of each (empty) slice, behind a mask
     cdef const uint8_t* vp = &v[0] if n_entries > 0 else _NO_ENTRY
@@ -638,6 +645,7 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     t.code_bits = code_bits
     t.ptr_t, t.first_row, t.last_row, t.col_fillers = ptr_t_arr, first_arr, last_arr, fill_arr
     t.mac_start, t.macs = mac_start_arr, macs_arr
+    t.col_entries = col_ent_arr[:n_cols]
     t._bind(False)
     return t, BAD_NONE, -1
 
@@ -681,7 +689,6 @@ cdef extern from *:
             pmax = p > pmax ? p : pmax;                                                          \\
             byp += (ST)(f == p) & (ST)((ST)fr[k] == last_mac[k]);                                \\
             last_mac[k] = (ST)lr[k];                                                             \\
-            ent += n;                                                                            \\
             busy[k] += w;                                                                        \\
             fin[k] = p + w;                                                                      \\
             lines += (l1 - l0 + (ST)(l0 != lk)) & nz;                                            \\
@@ -698,14 +705,14 @@ cdef extern from *:
             ST* __restrict fin, ST* __restrict take, ST* __restrict last_mac,                    \\
             ST* __restrict lreg, ST* __restrict busy, int ls, int64_t epl,                       \\
             int64_t* __restrict acc) {                                                           \\
-        ST pmax = -1, byp = 0, ent = 0, lines = 0;                                               \\
+        ST pmax = -1, byp = 0, lines = 0;                                                      \\
         Py_ssize_t k;                                                                            \\
         if (ls >= 0) {                                                                           \\
             EIESIM_PE_STEPS(ST, e0 >> ls, (e1 - 1) >> ls)                                        \\
         } else {                                                                                 \\
             EIESIM_PE_STEPS(ST, e0 / epl, (e1 - 1) / epl)                                        \\
         }                                                                                        \\
-        acc[0] += byp; acc[1] += ent; acc[2] += lines;                                           \\
+        acc[0] += byp; acc[2] += lines;                                                          \\
         return pmax;                                                                             \\
     }
     /* A CCU stall from cycle ready to b - 1: PE k's queue was full until min(take_k(i - D), b - 1);
@@ -816,8 +823,9 @@ cdef struct Trace:
 
 
 cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* last_row,
-                     const int64_t* col_fillers, Py_ssize_t n_pe, Py_ssize_t n_groups, int fifo_depth,
-                     int64_t entries_per_line, int line_shift, const int64_t* slot_col, st_t* st,
+                     const int64_t* col_fillers, const int64_t* col_entries, Py_ssize_t n_pe,
+                     Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line, int line_shift,
+                     const int64_t* slot_col, st_t* st,
                      int64_t* busy, int64_t* stall, int64_t* c, Trace* tr) noexcept nogil:
     """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1.
 
@@ -901,6 +909,7 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
                     tr.n_loads += 1
             # ---------------- every PE takes column j and works through its slice
             c_fill += col_fillers[j]
+            acc[1] += col_entries[j]
             if st_t is int32_t:
                 if row_t is int16_t:
                     pmax = eiesim_pe_loop_32_16(n_pe, <int32_t>(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
@@ -983,17 +992,17 @@ cdef int64_t _timing_any(LayerTables t, Py_ssize_t n_groups, int fifo_depth, int
     """:func:`_timing` on the tables' row type and the state type they allow."""
     if t.timing_int64:
         if t.row_bytes == 2:
-            return _timing[int16_t, int64_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill,
+            return _timing[int16_t, int64_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
                                              t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
                                              <int64_t*>st, busy, stall, c, tr)
-        return _timing[int32_t, int64_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill,
+        return _timing[int32_t, int64_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
                                          t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
                                          <int64_t*>st, busy, stall, c, tr)
     if t.row_bytes == 2:
-        return _timing[int16_t, int32_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill,
+        return _timing[int16_t, int32_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
                                          t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
                                          <int32_t*>st, busy, stall, c, tr)
-    return _timing[int32_t, int32_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill,
+    return _timing[int32_t, int32_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
                                      t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
                                      <int32_t*>st, busy, stall, c, tr)
 

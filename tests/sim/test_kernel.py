@@ -52,7 +52,8 @@ def test_build_tables_hand_worked():
     assert list(t.macs) == [(0 << 4) | 1, (2 << 4) | 2, (3 << 4) | 3, (1 << 4) | 1, (2 << 4) | 3]
     # narrowest exact dtypes: int32 pointers, int16 rows (2 rows per PE), uint16 MACs (4 << 4 <= 2**16)
     assert (t.first_row.dtype, t.last_row.dtype, t.macs.dtype) == (np.int16, np.int16, np.uint16)
-    assert t.nbytes == 4 * 2 * 4 + 2 * (3 * 2 * 2) + 3 * 8 + 4 * 8 + 5 * 2
+    np.testing.assert_array_equal(t.col_entries, [3, 1, 1])
+    assert t.nbytes == 4 * 2 * 4 + 2 * (3 * 2 * 2) + 3 * 8 + 3 * 8 + 4 * 8 + 5 * 2
 
 
 def test_build_tables_fillers_are_counted_not_stored():
@@ -303,7 +304,7 @@ def test_tables_take_the_narrowest_exact_dtypes(n_out, n_pe, code_bits, index_bi
     assert (t.first_row.dtype, t.last_row.dtype, t.macs.dtype) == (rows, rows, macs)
     assert sorted((t.macs.astype(np.uint64) >> code_bits).tolist()) == r.tolist()
     assert t.last_row.max() == (last // n_pe)
-    assert t.nbytes == (t.ptr_t.size * 4 + 2 * t.first_row.size * np.dtype(rows).itemsize + 8 * (2 * 1 + 1)
+    assert t.nbytes == (t.ptr_t.size * 4 + 2 * t.first_row.size * np.dtype(rows).itemsize + 8 * (3 * 1 + 1)
                         + r.size * np.dtype(macs).itemsize)
     if n_out < 1 << 20:
         cfg = EIEConfig(n_pe=n_pe, fifo_depth=2, code_bits=code_bits, index_bits=index_bits,
