@@ -673,6 +673,10 @@ cdef extern from *:
     #else
     #define EIESIM_PREFETCH(P) ((void)(P))
     #endif
+    /* Broadcasts ahead whose table rows and MACs are fetched early. */
+    #ifndef EIESIM_PF_COLS
+    #define EIESIM_PF_COLS 2
+    #endif
     /* Hint the cache to fetch bytes [p, p + n). */
     static inline void eiesim_prefetch(const void* p, Py_ssize_t n) {
         const char* c = (const char*)p;
@@ -727,57 +731,49 @@ cdef extern from *:
             stall[k] += d > 0 ? d : 0;                                                           \
         }                                                                                        \
     }
-    /* float32 arithmetic pass over the broadcast columns: out[row] += cb[code] * a, the product
-       rounded to float32 before the add (no FMA: -ffp-contract=off). A column with at least
-       2**code_bits MACs first forms its 2**code_bits products once (the same float32 multiply,
-       so the same bits as forming each at its MAC), then runs 4 MACs per step; rows within a
-       column are distinct, so the step's order is free. SH: the code width (a constant for the
-       common 4-bit codebook). */
-    #define EIESIM_ARITH_COLUMN(MT, SH)                                                             \
-        if (e1 - e >= (1 << (SH))) {                                                             \
-            const MT cm = (MT)((1u << (SH)) - 1);                                                \
-            for (c = 0; c < (1 << (SH)); c++) prod[c] = cb[c] * a;                               \
-            for (; e + 4 <= e1; e += 4) {                                                        \
-                MT m0 = macs[e], m1 = macs[e + 1], m2 = macs[e + 2], m3 = macs[e + 3];          \
-                out[m0 >> (SH)] += prod[m0 & cm];                                                \
-                out[m1 >> (SH)] += prod[m1 & cm];                                                \
-                out[m2 >> (SH)] += prod[m2 & cm];                                                \
-                out[m3 >> (SH)] += prod[m3 & cm];                                                \
-            }                                                                                    \
-            for (; e < e1; e++) out[macs[e] >> (SH)] += prod[macs[e] & cm];                      \
-        } else {                                                                                 \
-            const MT cm = (MT)((1u << (SH)) - 1);                                                \
-            for (; e < e1; e++) out[macs[e] >> (SH)] += cb[macs[e] & cm] * a;                    \
+    /* float32 arithmetic pass over the broadcast columns bc[0..n_bc): out[row] += cb[code] * a, the
+       product rounded to float32 before the add (no FMA: -ffp-contract=off). A column with at least
+       2**code_bits MACs first forms its 2**code_bits products once (the same float32 multiply, so
+       the same bits as forming each at its MAC), then runs 4 MACs per step; rows within a column
+       are distinct, so the step's order is free. SH: the code width (a constant for the common
+       4-bit codebook). The MACs of the column EIESIM_PF_COLS broadcasts ahead are fetched early. */
+    #define EIESIM_ARITH_COLUMN(MT, SH)                                                          \\
+        if (e1 - e >= (1 << (SH))) {                                                             \\
+            const MT cm = (MT)((1u << (SH)) - 1);                                                \\
+            for (c = 0; c < (1 << (SH)); c++) prod[c] = cb[c] * a;                               \\
+            for (; e + 4 <= e1; e += 4) {                                                        \\
+                MT m0 = macs[e], m1 = macs[e + 1], m2 = macs[e + 2], m3 = macs[e + 3];           \\
+                out[m0 >> (SH)] += prod[m0 & cm];                                                \\
+                out[m1 >> (SH)] += prod[m1 & cm];                                                \\
+                out[m2 >> (SH)] += prod[m2 & cm];                                                \\
+                out[m3 >> (SH)] += prod[m3 & cm];                                                \\
+            }                                                                                    \\
+            for (; e < e1; e++) out[macs[e] >> (SH)] += prod[macs[e] & cm];                      \\
+        } else {                                                                                 \\
+            const MT cm = (MT)((1u << (SH)) - 1);                                                \\
+            for (; e < e1; e++) out[macs[e] >> (SH)] += cb[macs[e] & cm] * a;                    \\
         }
-    #define EIESIM_ARITH_F32(NAME, MT)                                                           \
-    static void NAME(float* __restrict out, const float* __restrict cb, const float* __restrict act, \
-                     const MT* __restrict macs, const int64_t* __restrict mac_start,             \
-                     Py_ssize_t n_slots, int code_bits, const int64_t* __restrict slot_col) {    \
-        float prod[256];                                                                         \
-        Py_ssize_t i;                                                                            \
-        Py_ssize_t nx = 0;                                                                       \
-        int c;                                                                                   \
-        for (i = 0; i < n_slots; i++) {                                                          \
-            int64_t j = slot_col[i], e, e1;                                                      \
-            float a;                                                                             \
-            if (j < 0) continue;                                                                 \
-            /* fetch the next broadcast column's MACs while this one runs */                     \
-            if (nx <= i) nx = i + 1;                                                             \
-            while (nx < n_slots && slot_col[nx] < 0) nx++;                                       \
-            if (nx < n_slots) {                                                                  \
-                const char* pf = (const char*)(macs + mac_start[slot_col[nx]]);                  \
-                const char* pl = (const char*)(macs + mac_start[slot_col[nx] + 1]);              \
-                for (; pf < pl; pf += 64) EIESIM_PREFETCH(pf);                                   \
-            }                                                                                    \
-            a = act[j];                                                                          \
-            e = mac_start[j];                                                                    \
-            e1 = mac_start[j + 1];                                                               \
-            if (code_bits == 4) {                                                                \
-                EIESIM_ARITH_COLUMN(MT, 4)                                                        \
-            } else {                                                                             \
-                EIESIM_ARITH_COLUMN(MT, code_bits)                                               \
-            }                                                                                    \
-        }                                                                                        \
+    #define EIESIM_ARITH_F32(NAME, MT)                                                           \\
+    static void NAME(float* __restrict out, const float* __restrict cb, const float* __restrict act,\\
+                     const MT* __restrict macs, const int64_t* __restrict mac_start,             \\
+                     Py_ssize_t n_bc, int code_bits, const int64_t* __restrict bc) {             \\
+        float prod[256];                                                                         \\
+        Py_ssize_t i;                                                                            \\
+        int c;                                                                                   \\
+        for (i = 0; i < n_bc; i++) {                                                             \\
+            int64_t j = bc[i], e = mac_start[j], e1 = mac_start[j + 1];                          \\
+            float a = act[j];                                                                    \\
+            if (i + EIESIM_PF_COLS < n_bc) {                                                     \\
+                int64_t jn = bc[i + EIESIM_PF_COLS];                                             \\
+                eiesim_prefetch(macs + mac_start[jn],                                            \\
+                                (mac_start[jn + 1] - mac_start[jn]) * sizeof(MT));               \\
+            }                                                                                    \\
+            if (code_bits == 4) {                                                                \\
+                EIESIM_ARITH_COLUMN(MT, 4)                                                       \\
+            } else {                                                                             \\
+                EIESIM_ARITH_COLUMN(MT, code_bits)                                               \\
+            }                                                                                    \\
+        }                                                                                        \\
     }
     EIESIM_ARITH_F32(eiesim_arith_f32_16, uint16_t)
     EIESIM_ARITH_F32(eiesim_arith_f32_32, uint32_t)
@@ -790,6 +786,7 @@ cdef extern from *:
     EIESIM_PE_LOOP(eiesim_pe_loop_64_32, int64_t, int32_t)
     """
     void eiesim_prefetch(const void*, Py_ssize_t) noexcept nogil
+    const int EIESIM_PF_COLS
     void eiesim_arith_f32_16(float*, const float*, const float*, const uint16_t*, const int64_t*, Py_ssize_t, int,
                              const int64_t*) noexcept nogil
     void eiesim_arith_f32_32(float*, const float*, const float*, const uint32_t*, const int64_t*, Py_ssize_t, int,
@@ -825,7 +822,7 @@ cdef struct Trace:
 cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* last_row,
                      const int64_t* col_fillers, const int64_t* col_entries, Py_ssize_t n_pe,
                      Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line, int line_shift,
-                     const int64_t* slot_col, st_t* st,
+                     const int64_t* slot_col, const int64_t* bc, Py_ssize_t n_bcast, st_t* st,
                      int64_t* busy, int64_t* stall, int64_t* c, Trace* tr) noexcept nogil:
     """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1.
 
@@ -841,7 +838,6 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_groups * n_pe else n_groups * n_pe
     cdef Py_ssize_t g, q, k
     cdef int64_t t, n_bc = 0, j, jn, ready, b, slot = 0, end_cycle
-    cdef Py_ssize_t nx = 0, n_slots = n_groups * n_pe
     cdef int64_t c_stall = 0, c_loads = 0, c_fill = 0
     cdef int64_t acc[3]
     cdef st_t pmax
@@ -878,13 +874,9 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
             j = slot_col[g * n_pe + q]
             if j < 0:
                 continue
-            # fetch the next broadcast column's table rows while this one runs
-            if nx <= g * n_pe + q:
-                nx = g * n_pe + q + 1
-            while nx < n_slots and slot_col[nx] < 0:
-                nx += 1
-            if nx < n_slots:
-                jn = slot_col[nx]
+            # fetch the table rows of a later broadcast column while this one runs
+            if n_bc + EIESIM_PF_COLS < n_bcast:
+                jn = bc[n_bc + EIESIM_PF_COLS]
                 eiesim_prefetch(ptr_t + jn * n_pe, 2 * n_pe * sizeof(int32_t))
                 eiesim_prefetch(first_row + jn * n_pe, n_pe * sizeof(row_t))
                 eiesim_prefetch(last_row + jn * n_pe, n_pe * sizeof(row_t))
@@ -966,18 +958,16 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
 
 
 cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* macs,
-                 const int64_t* mac_start, Py_ssize_t n_slots, int code_bits,
-                 const FixedMode* fm, const int64_t* slot_col, int64_t* c) noexcept nogil:
-    """The arithmetic pass: every broadcast column's MACs, one contiguous run per column."""
+                 const int64_t* mac_start, Py_ssize_t n_bc, int code_bits,
+                 const FixedMode* fm, const int64_t* bc, int64_t* c) noexcept nogil:
+    """The arithmetic pass: the broadcast columns ``bc[0:n_bc]``' MACs, one contiguous run per column."""
     cdef Py_ssize_t i
     cdef int64_t j, e, e1
     cdef mac_t m, cmask = (1 << code_bits) - 1
     cdef acc_t a
     cdef int64_t sat = 0
-    for i in range(n_slots):
-        j = slot_col[i]
-        if j < 0:
-            continue
+    for i in range(n_bc):
+        j = bc[i]
         a = act[j]
         e1 = mac_start[j + 1]
         for e in range(mac_start[j], e1):
@@ -987,48 +977,49 @@ cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* mac
 
 
 cdef int64_t _timing_any(LayerTables t, Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line,
-                         int line_shift, const int64_t* slot_col, void* st, int64_t* busy, int64_t* stall,
+                         int line_shift, const int64_t* slot_col, const int64_t* bc, Py_ssize_t n_bcast,
+                         void* st, int64_t* busy, int64_t* stall,
                          int64_t* c, Trace* tr) noexcept nogil:
     """:func:`_timing` on the tables' row type and the state type they allow."""
     if t.timing_int64:
         if t.row_bytes == 2:
             return _timing[int16_t, int64_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
-                                             t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                             t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
                                              <int64_t*>st, busy, stall, c, tr)
         return _timing[int32_t, int64_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
-                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
                                          <int64_t*>st, busy, stall, c, tr)
     if t.row_bytes == 2:
         return _timing[int16_t, int32_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
-                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
                                          <int32_t*>st, busy, stall, c, tr)
     return _timing[int32_t, int32_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
-                                     t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
+                                     t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
                                      <int32_t*>st, busy, stall, c, tr)
 
 
-cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const void* act, Py_ssize_t n_slots,
-                     const FixedMode* fm, const int64_t* slot_col, int64_t* c) noexcept nogil:
+cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const void* act, Py_ssize_t n_bc,
+                     const FixedMode* fm, const int64_t* bc, int64_t* c) noexcept nogil:
     """:func:`_arith` on the tables' MAC type, in float32 or fixed16."""
     if fixed:
         if t.mac_bytes == 2:
             _arith[int64_t, uint16_t](<int64_t*>out, <const int64_t*>cb, <const int64_t*>act,
-                                      <const uint16_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+                                      <const uint16_t*>t.p_macs, t.p_ms, n_bc, t.code_bits, fm, bc, c)
         elif t.mac_bytes == 4:
             _arith[int64_t, uint32_t](<int64_t*>out, <const int64_t*>cb, <const int64_t*>act,
-                                      <const uint32_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+                                      <const uint32_t*>t.p_macs, t.p_ms, n_bc, t.code_bits, fm, bc, c)
         else:
             _arith[int64_t, uint64_t](<int64_t*>out, <const int64_t*>cb, <const int64_t*>act,
-                                      <const uint64_t*>t.p_macs, t.p_ms, n_slots, t.code_bits, fm, slot_col, c)
+                                      <const uint64_t*>t.p_macs, t.p_ms, n_bc, t.code_bits, fm, bc, c)
     elif t.mac_bytes == 2:
         eiesim_arith_f32_16(<float*>out, <const float*>cb, <const float*>act, <const uint16_t*>t.p_macs, t.p_ms,
-                            n_slots, t.code_bits, slot_col)
+                            n_bc, t.code_bits, bc)
     elif t.mac_bytes == 4:
         eiesim_arith_f32_32(<float*>out, <const float*>cb, <const float*>act, <const uint32_t*>t.p_macs, t.p_ms,
-                            n_slots, t.code_bits, slot_col)
+                            n_bc, t.code_bits, bc)
     else:
         eiesim_arith_f32_64(<float*>out, <const float*>cb, <const float*>act, <const uint64_t*>t.p_macs, t.p_ms,
-                            n_slots, t.code_bits, slot_col)
+                            n_bc, t.code_bits, bc)
 
 
 cdef inline Py_ssize_t _state_size(Py_ssize_t n_pe, Py_ssize_t ring) noexcept nogil:
@@ -1049,8 +1040,11 @@ cdef int _fill_slots(int64_t* slot_col, Py_ssize_t n_slots, Py_ssize_t n_in, Py_
     """The LNZD view of one input: groups of N slots, non-zero activations, then the bias group.
 
     ``act_i`` (fixed16, else NULL) is the activation the datapath holds: the LNZD tests it.
-    Returns the non-zero count (bias excluded).
+    ``slot_col`` holds ``2 n_slots`` values: the slots (column or -1), then the broadcast
+    columns in slot order (the non-zeros ascending, then the bias column), the list both
+    passes walk. Returns the non-zero count (bias excluded).
     """
+    cdef int64_t* bc = slot_col + n_slots
     cdef Py_ssize_t jj
     cdef int nz = 0
     for jj in range(n_slots):
@@ -1059,14 +1053,17 @@ cdef int _fill_slots(int64_t* slot_col, Py_ssize_t n_slots, Py_ssize_t n_in, Py_
         for jj in range(n_in):
             if act_i[jj] != 0:
                 slot_col[jj] = jj
+                bc[nz] = jj
                 nz += 1
     else:
         for jj in range(n_in):
             if act_f[jj] != 0:
                 slot_col[jj] = jj
+                bc[nz] = jj
                 nz += 1
     if has_bias:
         slot_col[n_real_groups * n_pe] = n_in
+        bc[nz] = n_in
     return nz
 
 
@@ -1111,7 +1108,7 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
     cdef int64_t c[N_COUNTERS]
     cdef int64_t cycles
     cdef int nz
-    cdef Py_ssize_t n_bad = 0
+    cdef Py_ssize_t n_bad = 0, n_bc
     cdef bint finite = True
     cdef FixedMode fm
     if fifo_depth < 1 or entries_per_line < 1:
@@ -1127,7 +1124,7 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
     cdef int64_t* busy = <int64_t*>cnp.PyArray_DATA(busy_arr)
     cdef int64_t* stall = <int64_t*>cnp.PyArray_DATA(stall_arr)
     cdef float* act = <float*>malloc((n_cols if n_cols > 0 else 1) * sizeof(float))
-    cdef int64_t* slot_col = <int64_t*>malloc((n_slots if n_slots > 0 else 1) * sizeof(int64_t))
+    cdef int64_t* slot_col = <int64_t*>malloc((2 * n_slots if n_slots > 0 else 1) * sizeof(int64_t))
     cdef void* st = malloc(_state_size(n_pe, ring) * sizeof(int64_t))
     if act == NULL or slot_col == NULL or st == NULL:
         free(act); free(slot_col); free(st)
@@ -1142,9 +1139,10 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
             if has_bias:
                 act[n_in] = 1.0
             nz = _fill_slots(slot_col, n_slots, n_in, n_real_groups, n_pe, has_bias, act, NULL)
+            n_bc = nz + (1 if has_bias else 0)
             cycles = _timing_any(tables, n_groups, fifo_depth, entries_per_line, _line_shift(entries_per_line),
-                                 slot_col, st, busy, stall, c, NULL)
-            _arith_any(tables, False, out, &codebook[0], act, n_slots, &fm, slot_col, c)
+                                 slot_col, slot_col + n_slots, n_bc, st, busy, stall, c, NULL)
+            _arith_any(tables, False, out, &codebook[0], act, n_bc, &fm, slot_col + n_slots, c)
             for jj in range(tables.n_out):
                 n_bad += not (out[jj] - out[jj] == 0)
     free(act); free(slot_col); free(st)
@@ -1201,7 +1199,7 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     cdef Py_ssize_t n_groups = n_real_groups + (1 if has_bias else 0)
     cdef Py_ssize_t n_slots = n_groups * n_pe
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
-    cdef Py_ssize_t x, jj
+    cdef Py_ssize_t x, jj, n_bc
     cdef int line_shift
     cdef FixedMode fm
     if fifo_depth < 1 or entries_per_line < 1:
@@ -1231,7 +1229,7 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
         raise ValueError("out_f must be (n_inputs, n_out)")
     line_shift = _line_shift(entries_per_line)
     cdef int64_t c[N_COUNTERS]
-    cdef int64_t* slot_col = <int64_t*>malloc((n_slots if n_slots > 0 else 1) * sizeof(int64_t))
+    cdef int64_t* slot_col = <int64_t*>malloc((2 * n_slots if n_slots > 0 else 1) * sizeof(int64_t))
     cdef void* st = malloc(_state_size(n_pe, ring) * sizeof(int64_t))
     if slot_col == NULL or st == NULL:
         free(slot_col); free(st)
@@ -1263,15 +1261,15 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     try:
         with nogil:
             for x in range(n_inputs):
-                _fill_slots(slot_col, n_slots, n_in, n_real_groups, n_pe, has_bias, &act_f[x, 0],
-                            &act_i[x, 0] if fixed else NULL)
+                n_bc = _fill_slots(slot_col, n_slots, n_in, n_real_groups, n_pe, has_bias, &act_f[x, 0],
+                                   &act_i[x, 0] if fixed else NULL) + (1 if has_bias else 0)
                 trp = &tr if x == trace_input else NULL
                 cycles[x] = _timing_any(tables, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
-                                        st, &busy[0], &stall[0], c, trp)
+                                        slot_col + n_slots, n_bc, st, &busy[0], &stall[0], c, trp)
                 if fixed:
-                    _arith_any(tables, True, &oq[x, 0], &cb_i[0], &act_i[x, 0], n_slots, &fm, slot_col, c)
+                    _arith_any(tables, True, &oq[x, 0], &cb_i[0], &act_i[x, 0], n_bc, &fm, slot_col + n_slots, c)
                 else:
-                    _arith_any(tables, False, &of[x, 0], &cb_f[0], &act_f[x, 0], n_slots, &fm, slot_col, c)
+                    _arith_any(tables, False, &of[x, 0], &cb_f[0], &act_f[x, 0], n_bc, &fm, slot_col + n_slots, c)
     finally:
         free(slot_col); free(st)
     for jj in range(N_COUNTERS):
