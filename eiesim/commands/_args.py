@@ -56,6 +56,19 @@ def int_range(lo: int, hi: Optional[int] = None, what: str = "an integer"):
     return parse
 
 
+def jobs_arg(text: str) -> Optional[int]:
+    """argparse ``type`` of ``--jobs``: ``auto`` (None: every CPU the process may use) or ``1..1024``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Neither ``auto`` nor an integer in range.
+    """
+    if text == "auto":
+        return None
+    return int_range(1, 1024, "an integer or 'auto'")(text)
+
+
 def dim_int(text: str) -> int:
     """argparse ``type`` of a matrix dimension (``--n-out``, ``--n-in``): an integer in ``1..MAX_DIM``.
 

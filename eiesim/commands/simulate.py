@@ -17,7 +17,7 @@ from .._io import (
     require_regular_file,
     write_atomic,
 )
-from ._args import add_csv_option, add_json_option, dim_int, int_range
+from ._args import add_csv_option, add_json_option, dim_int, int_range, jobs_arg
 from ..config import ARITH_MODES, MAX_N_PE, EIEConfig
 from ..errors import EieConfigError, EieInputError
 from ._paths import check_command_outputs
@@ -94,9 +94,9 @@ def add_parser(sub) -> None:
     s.add_argument("--arith", choices=ARITH_MODES, help="datapath arithmetic")
     s.add_argument("--backend", choices=("kernel", "reference"), default="kernel",
                    help="compiled kernel (default) or the pure-Python reference model")
-    s.add_argument("--jobs", type=int_range(1, 1024), default=1, metavar="N",
-                   help="threads simulating chunks of 1,024 inputs at once (default 1; results are identical "
-                   "for every N)")
+    s.add_argument("--jobs", type=jobs_arg, default=None, metavar="N|auto",
+                   help="threads simulating chunks of 1,024 inputs at once (default auto: one per CPU this "
+                   "process may use; results are identical for every N)")
     add_json_option(s, "results")
     add_csv_option(s, "the per-layer table")
     s.add_argument("--energy", action="store_true",

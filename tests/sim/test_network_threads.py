@@ -151,18 +151,22 @@ def test_progress_bar_opens_only_after_its_delay():
 
 
 def test_cli_jobs_gives_the_same_report(digits100, tmp_path, capsys):
-    """``eiesim simulate --jobs N`` on 1,100 digits (two chunks): the same JSON and outputs for N = 1 and 3."""
+    """``eiesim simulate --jobs N`` on 1,100 digits (two chunks): the same JSON and outputs for N = 1, 3,
+    ``auto`` and the default (auto)."""
     x, y = digits100
     inp = tmp_path / "digits1100.npz"
     np.savez(inp, inputs=np.tile(x, (11, 1)), labels=np.tile(y, 11))
     got = []
-    for jobs in ("1", "3"):
+    for jobs in ("1", "3", "auto", None):
         out, npy = tmp_path / f"r{jobs}.json", tmp_path / f"o{jobs}.npy"
-        code, stdout, _ = run_cli(capsys, "simulate", "--input", inp, "--jobs", jobs, "--json", out,
-                                  "--save-output", npy)
+        code, stdout, _ = run_cli(capsys, "simulate", "--input", inp, *(["--jobs", jobs] if jobs else []),
+                                  "--json", out, "--save-output", npy)
         assert code == 0 and "accuracy on these 1100 inputs" in stdout
         got.append((json.loads(out.read_text()), np.load(npy)))
-    assert got[0][0] == got[1][0]
-    np.testing.assert_array_equal(got[0][1].view(np.uint32), got[1][1].view(np.uint32))
+    for other in got[1:]:
+        assert other[0] == got[0][0]
+        np.testing.assert_array_equal(other[1].view(np.uint32), got[0][1].view(np.uint32))
     code, _, err = run_cli(capsys, "simulate", "--jobs", "0")
     assert code == 2 and "--jobs: must be >= 1" in err
+    code, _, err = run_cli(capsys, "simulate", "--jobs", "many")
+    assert code == 2 and "--jobs: expected an integer or 'auto', got 'many'" in err
