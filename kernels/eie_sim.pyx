@@ -173,6 +173,10 @@ def fit(int64_t x, int64_t lo, int64_t hi, bint saturate, int total_bits):
     return _fit(x, lo, hi, saturate, total_bits)
 
 
+#: Tables larger than this (bytes; about a core's L2 cache) are read with prefetch hints two broadcasts
+#: ahead; smaller ones stay in cache between calls, where the hints only cost time.
+PREFETCH_MIN_BYTES = 1 << 20
+
 #: Largest timing bound (cycles, see :func:`timing_bound`) the int32 timing pass takes.
 INT32_TIMING_LIMIT = (1 << 31) - 1
 
@@ -238,6 +242,9 @@ cdef class LayerTables:
     macs : ndarray of uint16, uint32 or uint64, shape (n_macs,)
         The non-filler entries, column-major: ``(global row << code_bits) | code``;
         uint16 when ``n_out << code_bits <= 2**16``, uint32 below 2**32, else uint64.
+    prefetch : bool
+        The passes hint the cache to fetch later broadcast columns' rows and MACs
+        (the tables are larger than :data:`PREFETCH_MIN_BYTES`).
     timing_int64 : bool
         The timing pass keeps its state in int64 (:func:`timing_bound` above
         :data:`INT32_TIMING_LIMIT`), else in int32 (twice the PEs per SIMD register).
@@ -245,7 +252,7 @@ cdef class LayerTables:
     cdef readonly int n_pe, code_bits
     cdef readonly Py_ssize_t n_out, n_cols
     cdef readonly object ptr_t, first_row, last_row, col_fillers, col_entries, mac_start, macs
-    cdef readonly bint timing_int64
+    cdef readonly bint timing_int64, prefetch
     # raw views of the arrays above (they are read-only and owned by this object)
     cdef const int32_t* p_ptr
     cdef const void* p_fr
@@ -271,6 +278,7 @@ cdef class LayerTables:
         self.mac_bytes = self.macs.dtype.itemsize
         n_entries = int(self.ptr_t[self.n_cols].sum())
         self.timing_int64 = force_int64 or timing_bound(n_entries, self.n_cols, self.n_pe) > INT32_TIMING_LIMIT
+        self.prefetch = self.nbytes > PREFETCH_MIN_BYTES
 
     @classmethod
     def from_arrays(cls, *, ptr_t, first_row, last_row, col_fillers, mac_start, macs, Py_ssize_t n_out,
@@ -756,14 +764,14 @@ cdef extern from *:
     #define EIESIM_ARITH_F32(NAME, MT)                                                           \\
     static void NAME(float* __restrict out, const float* __restrict cb, const float* __restrict act,\\
                      const MT* __restrict macs, const int64_t* __restrict mac_start,             \\
-                     Py_ssize_t n_bc, int code_bits, const int64_t* __restrict bc) {             \\
+                     Py_ssize_t n_bc, int code_bits, const int64_t* __restrict bc, int pf) {     \\
         float prod[256];                                                                         \\
         Py_ssize_t i;                                                                            \\
         int c;                                                                                   \\
         for (i = 0; i < n_bc; i++) {                                                             \\
             int64_t j = bc[i], e = mac_start[j], e1 = mac_start[j + 1];                          \\
             float a = act[j];                                                                    \\
-            if (i + EIESIM_PF_COLS < n_bc) {                                                     \\
+            if (pf && i + EIESIM_PF_COLS < n_bc) {                                               \\
                 int64_t jn = bc[i + EIESIM_PF_COLS];                                             \\
                 eiesim_prefetch(macs + mac_start[jn],                                            \\
                                 (mac_start[jn + 1] - mac_start[jn]) * sizeof(MT));               \\
@@ -788,11 +796,11 @@ cdef extern from *:
     void eiesim_prefetch(const void*, Py_ssize_t) noexcept nogil
     const int EIESIM_PF_COLS
     void eiesim_arith_f32_16(float*, const float*, const float*, const uint16_t*, const int64_t*, Py_ssize_t, int,
-                             const int64_t*) noexcept nogil
+                             const int64_t*, int) noexcept nogil
     void eiesim_arith_f32_32(float*, const float*, const float*, const uint32_t*, const int64_t*, Py_ssize_t, int,
-                             const int64_t*) noexcept nogil
+                             const int64_t*, int) noexcept nogil
     void eiesim_arith_f32_64(float*, const float*, const float*, const uint64_t*, const int64_t*, Py_ssize_t, int,
-                             const int64_t*) noexcept nogil
+                             const int64_t*, int) noexcept nogil
     void eiesim_stall_32(Py_ssize_t, const int32_t*, int32_t, int32_t, int32_t*) noexcept nogil
     void eiesim_stall_64(Py_ssize_t, const int64_t*, int64_t, int64_t, int64_t*) noexcept nogil
     int32_t eiesim_pe_loop_32_16(Py_ssize_t, int32_t, const int32_t*, const int32_t*, const int16_t*,
@@ -823,7 +831,7 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
                      const int64_t* col_fillers, const int64_t* col_entries, Py_ssize_t n_pe,
                      Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line, int line_shift,
                      const int64_t* slot_col, const int64_t* bc, Py_ssize_t n_bcast, st_t* st,
-                     int64_t* busy, int64_t* stall, int64_t* c, Trace* tr) noexcept nogil:
+                     int64_t* busy, int64_t* stall, int64_t* c, Trace* tr, bint pf) noexcept nogil:
     """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1.
 
     ``st`` is work space of ``5 n_pe + ring (n_pe + 1)`` values (ring = min(D, slots)):
@@ -875,7 +883,7 @@ cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* 
             if j < 0:
                 continue
             # fetch the table rows of a later broadcast column while this one runs
-            if n_bc + EIESIM_PF_COLS < n_bcast:
+            if pf and n_bc + EIESIM_PF_COLS < n_bcast:
                 jn = bc[n_bc + EIESIM_PF_COLS]
                 eiesim_prefetch(ptr_t + jn * n_pe, 2 * n_pe * sizeof(int32_t))
                 eiesim_prefetch(first_row + jn * n_pe, n_pe * sizeof(row_t))
@@ -985,17 +993,17 @@ cdef int64_t _timing_any(LayerTables t, Py_ssize_t n_groups, int fifo_depth, int
         if t.row_bytes == 2:
             return _timing[int16_t, int64_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
                                              t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                             <int64_t*>st, busy, stall, c, tr)
+                                             <int64_t*>st, busy, stall, c, tr, t.prefetch)
         return _timing[int32_t, int64_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
                                          t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                         <int64_t*>st, busy, stall, c, tr)
+                                         <int64_t*>st, busy, stall, c, tr, t.prefetch)
     if t.row_bytes == 2:
         return _timing[int16_t, int32_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
                                          t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                         <int32_t*>st, busy, stall, c, tr)
+                                         <int32_t*>st, busy, stall, c, tr, t.prefetch)
     return _timing[int32_t, int32_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
                                      t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                     <int32_t*>st, busy, stall, c, tr)
+                                     <int32_t*>st, busy, stall, c, tr, t.prefetch)
 
 
 cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const void* act, Py_ssize_t n_bc,
@@ -1013,13 +1021,13 @@ cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const
                                       <const uint64_t*>t.p_macs, t.p_ms, n_bc, t.code_bits, fm, bc, c)
     elif t.mac_bytes == 2:
         eiesim_arith_f32_16(<float*>out, <const float*>cb, <const float*>act, <const uint16_t*>t.p_macs, t.p_ms,
-                            n_bc, t.code_bits, bc)
+                            n_bc, t.code_bits, bc, t.prefetch)
     elif t.mac_bytes == 4:
         eiesim_arith_f32_32(<float*>out, <const float*>cb, <const float*>act, <const uint32_t*>t.p_macs, t.p_ms,
-                            n_bc, t.code_bits, bc)
+                            n_bc, t.code_bits, bc, t.prefetch)
     else:
         eiesim_arith_f32_64(<float*>out, <const float*>cb, <const float*>act, <const uint64_t*>t.p_macs, t.p_ms,
-                            n_bc, t.code_bits, bc)
+                            n_bc, t.code_bits, bc, t.prefetch)
 
 
 cdef inline Py_ssize_t _state_size(Py_ssize_t n_pe, Py_ssize_t ring) noexcept nogil:
