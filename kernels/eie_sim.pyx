@@ -712,7 +712,7 @@ cdef extern from *:
        latest take cycle; adds bypasses, entries and line reads to acc[0..2]. ls >= 0:
        lines of 2**ls entries, else of epl entries. */
     #define EIESIM_PE_LOOP(NAME, ST, ROW)                                                        \\
-    EIESIM_CLONES static ST NAME(Py_ssize_t n_pe, ST b1, const int32_t* __restrict p0,          \\
+    static inline ST NAME(Py_ssize_t n_pe, ST b1, const int32_t* __restrict p0,                 \\
             const int32_t* __restrict p1, const ROW* __restrict fr, const ROW* __restrict lr,  \\
             ST* __restrict fin, ST* __restrict take, ST* __restrict last_mac,                    \\
             ST* __restrict lreg, ST* __restrict busy, int ls, int64_t epl,                       \\
@@ -729,15 +729,15 @@ cdef extern from *:
     }
     /* A CCU stall from cycle ready to b - 1: PE k's queue was full until min(take_k(i - D), b - 1);
        counted in the state type (the timing bound covers it), branch-free so it vectorises. */
-    #define EIESIM_STALL(NAME, ST)                                                                \
-    EIESIM_CLONES static void NAME(Py_ssize_t n_pe, const ST* __restrict ring, ST ready, ST b,   \
-                     ST* __restrict stall) {                                                     \
-        Py_ssize_t k;                                                                            \
-        ST bm1 = b - 1, r1 = ready - 1;                                                          \
-        for (k = 0; k < n_pe; k++) {                                                             \
-            ST lim = ring[k] < bm1 ? ring[k] : bm1, d = lim - r1;                                \
-            stall[k] += d > 0 ? d : 0;                                                           \
-        }                                                                                        \
+    #define EIESIM_STALL(NAME, ST)                                                                \\
+    static inline void NAME(Py_ssize_t n_pe, const ST* __restrict ring, ST ready, ST b,          \\
+                     ST* __restrict stall) {                                                     \\
+        Py_ssize_t k;                                                                            \\
+        ST bm1 = b - 1, r1 = ready - 1;                                                          \\
+        for (k = 0; k < n_pe; k++) {                                                             \\
+            ST lim = ring[k] < bm1 ? ring[k] : bm1, d = lim - r1;                                \\
+            stall[k] += d > 0 ? d : 0;                                                           \\
+        }                                                                                        \\
     }
     /* float32 arithmetic pass over the broadcast columns bc[0..n_bc): out[row] += cb[code] * a, the
        product rounded to float32 before the add (no FMA: -ffp-contract=off). A column with at least
@@ -792,6 +792,110 @@ cdef extern from *:
     EIESIM_PE_LOOP(eiesim_pe_loop_32_32, int32_t, int32_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_64_16, int64_t, int16_t)
     EIESIM_PE_LOOP(eiesim_pe_loop_64_32, int64_t, int32_t)
+    /* Trace records of one input, filled by the timing pass (NULL: tracing off). */
+    typedef struct {
+        int64_t* bc;        /* (n_bc, 3): broadcast cycle b, first cycle the CCU held it (ready), column j */
+        int64_t* take;      /* (n_bc, n_pe): cycle at whose end PE k took broadcast i off its queue */
+        int64_t* loads;     /* (n_groups + 1,): cycles of the LNZD group loads */
+        int64_t cap_bc;     /* rows of bc / take */
+        int64_t n_bc;       /* out: broadcasts recorded */
+        int64_t n_loads;    /* out: group loads recorded */
+    } eiesim_trace;
+    /* The timing pass over one input's LNZD slots (the contract: _timing_any in the Cython part);
+       cnt receives broadcasts, stall cycles, group loads, line reads, entries, fillers, bypasses.
+       One function per state and row type, built per target (target_clones) with the loops over
+       the PEs inlined: one dispatch per input instead of one call per broadcast. */
+    #define EIESIM_TIMING(NAME, ST, ROW, PE_LOOP, STALL)                                         \\
+    EIESIM_CLONES static int64_t NAME(const int32_t* __restrict ptr_t, const ROW* __restrict first_row,\\
+            const ROW* __restrict last_row, const int64_t* __restrict col_fillers,               \\
+            const int64_t* __restrict col_entries, Py_ssize_t n_pe, Py_ssize_t n_groups, int fifo_depth,\\
+            int64_t epl, int ls, const int64_t* __restrict slot_col, const int64_t* __restrict bc,\\
+            Py_ssize_t n_bcast, ST* st, int64_t* __restrict busy, int64_t* __restrict stall,     \\
+            int64_t* __restrict cnt, eiesim_trace* tr, int pf) {                                 \\
+        Py_ssize_t ring = fifo_depth < n_groups * n_pe ? fifo_depth : n_groups * n_pe;           \\
+        Py_ssize_t g, q, k;                                                                      \\
+        int64_t t, n_bc = 0, j, jn, ready, b, slot = 0, end_cycle;                               \\
+        int64_t c_stall = 0, c_loads, c_fill = 0, c_ent = 0;                                     \\
+        int64_t acc[3] = {0, 0, 0};                                                              \\
+        ST* fin = st;                                                                            \\
+        ST* line_reg = st + n_pe;                                                                \\
+        ST* last_mac = st + 2 * n_pe;                                                            \\
+        ST* busy_in = st + 3 * n_pe;                                                             \\
+        ST* stall_in = st + 4 * n_pe;                                                            \\
+        ST* pop_max = st + 5 * n_pe;                                                             \\
+        ST* pop_ring;                                                                            \\
+        ST* ring_row;                                                                            \\
+        int loaded;                                                                              \\
+        if (ring < 1) ring = 1;                                                                  \\
+        pop_ring = pop_max + ring;                                                               \\
+        for (k = 0; k < n_pe; k++) {                                                             \\
+            fin[k] = -1; line_reg[k] = -1; last_mac[k] = -2; busy_in[k] = 0; stall_in[k] = 0;    \\
+        }                                                                                        \\
+        t = 1;  /* cycle 0: the empty LNZD register loads group 0 */                             \\
+        c_loads = n_groups > 0 ? 1 : 0;                                                          \\
+        if (tr != NULL && n_groups > 0) { tr->loads[0] = 0; tr->n_loads = 1; }                   \\
+        for (g = 0; g < n_groups; g++) {                                                         \\
+            loaded = 0;                                                                          \\
+            for (q = 0; q < n_pe; q++) {                                                         \\
+                j = slot_col[g * n_pe + q];                                                      \\
+                if (j < 0) continue;                                                             \\
+                if (pf && n_bc + EIESIM_PF_COLS < n_bcast) {  /* a later column's rows, early */ \\
+                    jn = bc[n_bc + EIESIM_PF_COLS];                                              \\
+                    eiesim_prefetch(ptr_t + jn * n_pe, 2 * n_pe * sizeof(int32_t));              \\
+                    eiesim_prefetch(first_row + jn * n_pe, n_pe * sizeof(ROW));                  \\
+                    eiesim_prefetch(last_row + jn * n_pe, n_pe * sizeof(ROW));                   \\
+                }                                                                                \\
+                /* CCU: wait until no queue is full */                                           \\
+                ready = t;                                                                       \\
+                b = ready;                                                                       \\
+                ring_row = pop_ring + slot * n_pe;                                               \\
+                if (n_bc >= fifo_depth && pop_max[slot] + 1 > b) {                               \\
+                    b = pop_max[slot] + 1;                                                       \\
+                    c_stall += b - ready;                                                        \\
+                    STALL(n_pe, ring_row, (ST)ready, (ST)b, stall_in);                           \\
+                }                                                                                \\
+                t = b + 1;                                                                       \\
+                if (q == n_pe - 1) {                                                             \\
+                    loaded = 1;                                                                  \\
+                    c_loads++;                                                                   \\
+                    if (tr != NULL) { tr->loads[tr->n_loads] = b; tr->n_loads++; }               \\
+                }                                                                                \\
+                /* every PE takes column j and works through its slice */                        \\
+                c_fill += col_fillers[j];                                                        \\
+                c_ent += col_entries[j];                                                         \\
+                pop_max[slot] = PE_LOOP(n_pe, (ST)(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,\\
+                                        first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,\\
+                                        last_mac, line_reg, busy_in, ls, epl, acc);              \\
+                if (tr != NULL && n_bc < tr->cap_bc) {  /* event hook: the broadcast, every take */\\
+                    tr->bc[3 * n_bc] = b;                                                        \\
+                    tr->bc[3 * n_bc + 1] = ready;                                                \\
+                    tr->bc[3 * n_bc + 2] = j;                                                    \\
+                    for (k = 0; k < n_pe; k++) tr->take[n_bc * n_pe + k] = ring_row[k];          \\
+                    tr->n_bc = n_bc + 1;                                                         \\
+                }                                                                                \\
+                n_bc++;                                                                          \\
+                if (++slot == fifo_depth) slot = 0;                                              \\
+            }                                                                                    \\
+            if (!loaded) {  /* the group has no further non-zero: loading the next costs a cycle */\\
+                if (tr != NULL) { tr->loads[tr->n_loads] = t; tr->n_loads++; }                   \\
+                t++;                                                                             \\
+                c_loads++;                                                                       \\
+            }                                                                                    \\
+        }                                                                                        \\
+        cnt[0] = n_bc; cnt[1] = c_stall; cnt[2] = c_loads; cnt[3] = acc[2];                      \\
+        cnt[4] = c_ent; cnt[5] = c_fill; cnt[6] = acc[0];                                        \\
+        end_cycle = t - 1;                                                                       \\
+        for (k = 0; k < n_pe; k++) {                                                             \\
+            busy[k] += busy_in[k];                                                               \\
+            stall[k] += stall_in[k];                                                             \\
+            if (fin[k] > end_cycle) end_cycle = fin[k];                                          \\
+        }                                                                                        \\
+        return end_cycle + 1;                                                                    \\
+    }
+    EIESIM_TIMING(eiesim_timing_32_16, int32_t, int16_t, eiesim_pe_loop_32_16, eiesim_stall_32)
+    EIESIM_TIMING(eiesim_timing_32_32, int32_t, int32_t, eiesim_pe_loop_32_32, eiesim_stall_32)
+    EIESIM_TIMING(eiesim_timing_64_16, int64_t, int16_t, eiesim_pe_loop_64_16, eiesim_stall_64)
+    EIESIM_TIMING(eiesim_timing_64_32, int64_t, int32_t, eiesim_pe_loop_64_32, eiesim_stall_64)
     """
     void eiesim_prefetch(const void*, Py_ssize_t) noexcept nogil
     const int EIESIM_PF_COLS
@@ -801,168 +905,30 @@ cdef extern from *:
                              const int64_t*, int) noexcept nogil
     void eiesim_arith_f32_64(float*, const float*, const float*, const uint64_t*, const int64_t*, Py_ssize_t, int,
                              const int64_t*, int) noexcept nogil
-    void eiesim_stall_32(Py_ssize_t, const int32_t*, int32_t, int32_t, int32_t*) noexcept nogil
-    void eiesim_stall_64(Py_ssize_t, const int64_t*, int64_t, int64_t, int64_t*) noexcept nogil
-    int32_t eiesim_pe_loop_32_16(Py_ssize_t, int32_t, const int32_t*, const int32_t*, const int16_t*,
-                                 const int16_t*, int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int, int64_t,
-                                 int64_t*) noexcept nogil
-    int32_t eiesim_pe_loop_32_32(Py_ssize_t, int32_t, const int32_t*, const int32_t*, const int32_t*,
-                                 const int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int32_t*, int, int64_t,
-                                 int64_t*) noexcept nogil
-    int64_t eiesim_pe_loop_64_16(Py_ssize_t, int64_t, const int32_t*, const int32_t*, const int16_t*,
-                                 const int16_t*, int64_t*, int64_t*, int64_t*, int64_t*, int64_t*, int, int64_t,
-                                 int64_t*) noexcept nogil
-    int64_t eiesim_pe_loop_64_32(Py_ssize_t, int64_t, const int32_t*, const int32_t*, const int32_t*,
-                                 const int32_t*, int64_t*, int64_t*, int64_t*, int64_t*, int64_t*, int, int64_t,
-                                 int64_t*) noexcept nogil
-
-
-cdef struct Trace:
-    # event records of one input, filled by the timing pass (NULL: tracing off)
-    int64_t* bc         # (n_bc, 3): broadcast cycle b, first cycle the CCU held it (ready), column j
-    int64_t* take       # (n_bc, n_pe): cycle at whose end PE k took broadcast i off its queue
-    int64_t* loads      # (n_groups + 1,): cycles of the LNZD group loads
-    int64_t cap_bc      # rows of bc / take
-    int64_t n_bc        # out: broadcasts recorded
-    int64_t n_loads     # out: group loads recorded
-
-
-cdef int64_t _timing(const int32_t* ptr_t, const row_t* first_row, const row_t* last_row,
-                     const int64_t* col_fillers, const int64_t* col_entries, Py_ssize_t n_pe,
-                     Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line, int line_shift,
-                     const int64_t* slot_col, const int64_t* bc, Py_ssize_t n_bcast, st_t* st,
-                     int64_t* busy, int64_t* stall, int64_t* c, Trace* tr, bint pf) noexcept nogil:
-    """The timing pass over one input's LNZD slots; returns the last CCU/PE cycle + 1.
-
-    ``st`` is work space of ``5 n_pe + ring (n_pe + 1)`` values (ring = min(D, slots)):
-    each PE's last busy cycle, line register, previous MAC row, busy and stall counts, then
-    the take cycles of the last D broadcasts per PE and their maximum. ``st_t`` is
-    int32 when :func:`timing_bound` allows it, else int64.
-
-    ``tr`` (NULL when tracing is off) receives the events this pass computes: per
-    broadcast (b, ready, j) and every PE's take cycle p, and each group load's cycle;
-    the off path costs one predicted-not-taken branch per broadcast and per group.
-    """
-    cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_groups * n_pe else n_groups * n_pe
-    cdef Py_ssize_t g, q, k
-    cdef int64_t t, n_bc = 0, j, jn, ready, b, slot = 0, end_cycle
-    cdef int64_t c_stall = 0, c_loads = 0, c_fill = 0
-    cdef int64_t acc[3]
-    cdef st_t pmax
-    cdef st_t* fin = st
-    cdef st_t* line_reg = st + n_pe
-    cdef st_t* last_mac = st + 2 * n_pe
-    cdef st_t* busy_in = st + 3 * n_pe
-    cdef st_t* stall_in = st + 4 * n_pe
-    cdef st_t* pop_max = st + 5 * n_pe
-    cdef st_t* pop_ring
-    cdef st_t* ring_row
-    cdef bint loaded
-    if ring < 1:
-        ring = 1
-    pop_ring = pop_max + ring
-    acc[0] = 0
-    acc[1] = 0
-    acc[2] = 0
-    for k in range(n_pe):
-        fin[k] = -1
-        line_reg[k] = -1
-        last_mac[k] = -2
-        busy_in[k] = 0
-        stall_in[k] = 0
-    # cycle 0: the empty LNZD register loads group 0
-    t = 1
-    c_loads = 1 if n_groups > 0 else 0
-    if tr != NULL and n_groups > 0:
-        tr.loads[0] = 0
-        tr.n_loads = 1
-    for g in range(n_groups):
-        loaded = False
-        for q in range(n_pe):
-            j = slot_col[g * n_pe + q]
-            if j < 0:
-                continue
-            # fetch the table rows of a later broadcast column while this one runs
-            if pf and n_bc + EIESIM_PF_COLS < n_bcast:
-                jn = bc[n_bc + EIESIM_PF_COLS]
-                eiesim_prefetch(ptr_t + jn * n_pe, 2 * n_pe * sizeof(int32_t))
-                eiesim_prefetch(first_row + jn * n_pe, n_pe * sizeof(row_t))
-                eiesim_prefetch(last_row + jn * n_pe, n_pe * sizeof(row_t))
-            # ---------------- CCU: wait until no queue is full
-            ready = t
-            b = ready
-            ring_row = pop_ring + slot * n_pe
-            if n_bc >= fifo_depth and pop_max[slot] + 1 > b:
-                b = pop_max[slot] + 1
-                c_stall += b - ready
-                if st_t is int32_t:
-                    eiesim_stall_32(n_pe, <const int32_t*>ring_row, <int32_t>ready, <int32_t>b,
-                                    <int32_t*>stall_in)
-                else:
-                    eiesim_stall_64(n_pe, <const int64_t*>ring_row, ready, b, <int64_t*>stall_in)
-            t = b + 1
-            if q == n_pe - 1:
-                loaded = True
-                c_loads += 1
-                if tr != NULL:
-                    tr.loads[tr.n_loads] = b
-                    tr.n_loads += 1
-            # ---------------- every PE takes column j and works through its slice
-            c_fill += col_fillers[j]
-            acc[1] += col_entries[j]
-            if st_t is int32_t:
-                if row_t is int16_t:
-                    pmax = eiesim_pe_loop_32_16(n_pe, <int32_t>(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
-                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
-                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
-                else:
-                    pmax = eiesim_pe_loop_32_32(n_pe, <int32_t>(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
-                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
-                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
-            else:
-                if row_t is int16_t:
-                    pmax = eiesim_pe_loop_64_16(n_pe, b + 1, ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
-                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
-                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
-                else:
-                    pmax = eiesim_pe_loop_64_32(n_pe, b + 1, ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,
-                                                first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,
-                                                last_mac, line_reg, busy_in, line_shift, entries_per_line, acc)
-            pop_max[slot] = pmax
-            if tr != NULL and n_bc < tr.cap_bc:  # event hook: this broadcast and every PE's take cycle
-                tr.bc[3 * n_bc] = b
-                tr.bc[3 * n_bc + 1] = ready
-                tr.bc[3 * n_bc + 2] = j
-                for k in range(n_pe):
-                    tr.take[n_bc * n_pe + k] = ring_row[k]
-                tr.n_bc = n_bc + 1
-            n_bc += 1
-            slot += 1
-            if slot == fifo_depth:
-                slot = 0
-        if not loaded:
-            if tr != NULL:
-                tr.loads[tr.n_loads] = t
-                tr.n_loads += 1
-            t += 1  # the group has no further non-zero: loading the next costs a cycle
-            c_loads += 1
-    c[C_BROADCASTS] += n_bc
-    c[C_CCU_STALL] += c_stall
-    c[C_GROUP_LOADS] += c_loads
-    c[C_PTR_READS] += n_bc * n_pe
-    c[C_LINE_READS] += acc[2]
-    c[C_ENTRIES] += acc[1]
-    c[C_FILLERS] += c_fill
-    c[C_MACS] += acc[1] - c_fill
-    c[C_ACC_WRITES] += acc[1] - c_fill
-    c[C_BYPASSES] += acc[0]
-    end_cycle = t - 1
-    for k in range(n_pe):
-        busy[k] += busy_in[k]
-        stall[k] += stall_in[k]
-        if fin[k] > end_cycle:
-            end_cycle = fin[k]
-    return end_cycle + 1
+    ctypedef struct Trace "eiesim_trace":
+        # event records of one input, filled by the timing pass (NULL: tracing off)
+        int64_t* bc         # (n_bc, 3): broadcast cycle b, first cycle the CCU held it (ready), column j
+        int64_t* take       # (n_bc, n_pe): cycle at whose end PE k took broadcast i off its queue
+        int64_t* loads      # (n_groups + 1,): cycles of the LNZD group loads
+        int64_t cap_bc      # rows of bc / take
+        int64_t n_bc        # out: broadcasts recorded
+        int64_t n_loads     # out: group loads recorded
+    int64_t eiesim_timing_32_16(const int32_t*, const int16_t*, const int16_t*, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, int32_t*, int64_t*, int64_t*, int64_t*, Trace*,
+                                  int) noexcept nogil
+    int64_t eiesim_timing_32_32(const int32_t*, const int32_t*, const int32_t*, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, int32_t*, int64_t*, int64_t*, int64_t*, Trace*,
+                                  int) noexcept nogil
+    int64_t eiesim_timing_64_16(const int32_t*, const int16_t*, const int16_t*, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, int64_t*, int64_t*, int64_t*, int64_t*, Trace*,
+                                  int) noexcept nogil
+    int64_t eiesim_timing_64_32(const int32_t*, const int32_t*, const int32_t*, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, int64_t*, int64_t*, int64_t*, int64_t*, Trace*,
+                                  int) noexcept nogil
 
 
 cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* macs,
@@ -986,24 +952,53 @@ cdef void _arith(acc_t* out, const acc_t* cb, const acc_t* act, const mac_t* mac
 
 cdef int64_t _timing_any(LayerTables t, Py_ssize_t n_groups, int fifo_depth, int64_t entries_per_line,
                          int line_shift, const int64_t* slot_col, const int64_t* bc, Py_ssize_t n_bcast,
-                         void* st, int64_t* busy, int64_t* stall,
-                         int64_t* c, Trace* tr) noexcept nogil:
-    """:func:`_timing` on the tables' row type and the state type they allow."""
-    if t.timing_int64:
-        if t.row_bytes == 2:
-            return _timing[int16_t, int64_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
-                                             t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                             <int64_t*>st, busy, stall, c, tr, t.prefetch)
-        return _timing[int32_t, int64_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
-                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                         <int64_t*>st, busy, stall, c, tr, t.prefetch)
-    if t.row_bytes == 2:
-        return _timing[int16_t, int32_t](t.p_ptr, <const int16_t*>t.p_fr, <const int16_t*>t.p_lr, t.p_fill, t.p_ent,
-                                         t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                         <int32_t*>st, busy, stall, c, tr, t.prefetch)
-    return _timing[int32_t, int32_t](t.p_ptr, <const int32_t*>t.p_fr, <const int32_t*>t.p_lr, t.p_fill, t.p_ent,
-                                     t.n_pe, n_groups, fifo_depth, entries_per_line, line_shift, slot_col, bc, n_bcast,
-                                     <int32_t*>st, busy, stall, c, tr, t.prefetch)
+                         void* st, int64_t* busy, int64_t* stall, int64_t* c, Trace* tr) noexcept nogil:
+    """The timing pass over one input's LNZD slots (C: ``EIESIM_TIMING``); returns the last CCU/PE cycle + 1.
+
+    ``slot_col`` holds the input's LNZD slots (column or -1), ``bc[0:n_bcast]`` its
+    broadcast columns in slot order. ``st`` is work space of ``5 n_pe + ring (n_pe + 1)``
+    values (ring = min(D, slots)): each PE's last busy cycle, line register, previous MAC
+    row, busy and stall counts, then the take cycles of the last D broadcasts per PE and
+    their maximum; int32 when :func:`timing_bound` allows it, else int64. Busy and stall
+    cycles are added to ``busy`` and ``stall``, the counters to ``c``.
+
+    ``tr`` (NULL when tracing is off) receives the events this pass computes: per
+    broadcast (b, ready, j) and every PE's take cycle p, and each group load's cycle;
+    the off path costs one predicted-not-taken branch per broadcast and per group.
+    """
+    cdef int64_t cnt[7]
+    cdef int64_t end
+    cdef const int16_t* fr16 = <const int16_t*>t.p_fr
+    cdef const int16_t* lr16 = <const int16_t*>t.p_lr
+    cdef const int32_t* fr32 = <const int32_t*>t.p_fr
+    cdef const int32_t* lr32 = <const int32_t*>t.p_lr
+    if t.timing_int64 and t.row_bytes == 2:
+        end = eiesim_timing_64_16(t.p_ptr, fr16, lr16, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+                                  entries_per_line, line_shift, slot_col, bc, n_bcast, <int64_t*>st, busy, stall,
+                                  cnt, tr, t.prefetch)
+    elif t.timing_int64:
+        end = eiesim_timing_64_32(t.p_ptr, fr32, lr32, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+                                  entries_per_line, line_shift, slot_col, bc, n_bcast, <int64_t*>st, busy, stall,
+                                  cnt, tr, t.prefetch)
+    elif t.row_bytes == 2:
+        end = eiesim_timing_32_16(t.p_ptr, fr16, lr16, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+                                  entries_per_line, line_shift, slot_col, bc, n_bcast, <int32_t*>st, busy, stall,
+                                  cnt, tr, t.prefetch)
+    else:
+        end = eiesim_timing_32_32(t.p_ptr, fr32, lr32, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+                                  entries_per_line, line_shift, slot_col, bc, n_bcast, <int32_t*>st, busy, stall,
+                                  cnt, tr, t.prefetch)
+    c[C_BROADCASTS] += cnt[0]
+    c[C_CCU_STALL] += cnt[1]
+    c[C_GROUP_LOADS] += cnt[2]
+    c[C_PTR_READS] += cnt[0] * t.n_pe
+    c[C_LINE_READS] += cnt[3]
+    c[C_ENTRIES] += cnt[4]
+    c[C_FILLERS] += cnt[5]
+    c[C_MACS] += cnt[4] - cnt[5]
+    c[C_ACC_WRITES] += cnt[4] - cnt[5]
+    c[C_BYPASSES] += cnt[6]
+    return end
 
 
 cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const void* act, Py_ssize_t n_bc,
