@@ -24,8 +24,35 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 COMMANDS = ("simulate", "compress", "convert", "inspect", "validate", "energy", "plot", "workloads", "sweep")
 
 
+def _help_width() -> int:
+    """Columns for help text: argparse's own rule (``shutil.get_terminal_size().columns - 2``:
+    ``$COLUMNS``, else the terminal of stdout, else 80), without importing :mod:`shutil` (issue
+    11: argparse builds a formatter per ``add_argument`` and imports shutil for its width)."""
+    try:
+        cols = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        cols = 0
+    if cols <= 0:
+        try:
+            cols = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            cols = 0
+    return (cols if cols > 0 else 80) - 2
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter with the width of :func:`_help_width`."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, _help_width() if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with the house error format: one line on stderr, exit code 2."""
+    """argparse with the house error format (one line on stderr, exit code 2) and :class:`_Formatter`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D102 - argparse API
         self.exit(2, f"eiesim: error: {message} (see '{self.prog} --help')\n")

@@ -44,5 +44,30 @@ def test_simulating_a_dump_does_not_import_the_container_reader(tmp_path):
                           f"    assert main(['simulate', '--eie-dump', {str(d)!r}]) == 0")
     assert "eiesim.format.eiedump" in mods and "eiesim.sim.network" in mods  # it did simulate
     unwanted = HEAVY + ("eiesim.format.container", "eiesim.format.huffman", "zipfile", "fractions", "tomllib",
-                        "eiesim.commands.compress", "eiesim.commands.validate", "eiesim.energy")  # other commands
+                        "eiesim.commands.compress", "eiesim.commands.validate", "eiesim.energy",  # other commands
+                        "shutil")  # argparse's formatter width (eiesim.cli._help_width)
     assert not [m for m in unwanted if _loaded(mods, m)]
+
+
+def test_help_width_follows_argparse_rule(monkeypatch):
+    """eiesim's help formatter wraps as argparse's own would (``shutil.get_terminal_size().columns - 2``),
+    so skipping the shutil import changes no help text."""
+    import argparse
+    import shutil
+
+    from eiesim.cli import _Formatter, _help_width, build_parser
+
+    for cols in ("60", "123", "0", "junk", None):
+        if cols is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", cols)
+        assert _help_width() == shutil.get_terminal_size().columns - 2
+        ours = build_parser("simulate")
+        theirs = build_parser("simulate")
+        for p in (theirs, *theirs._subparsers._group_actions[0].choices.values()):
+            p.formatter_class = argparse.HelpFormatter
+        sub_ours = ours._subparsers._group_actions[0].choices["simulate"]
+        sub_theirs = theirs._subparsers._group_actions[0].choices["simulate"]
+        assert sub_ours.formatter_class is _Formatter
+        assert sub_ours.format_help() == sub_theirs.format_help()
