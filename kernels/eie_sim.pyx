@@ -1070,8 +1070,55 @@ cdef int _fill_slots(int64_t* slot_col, Py_ssize_t n_slots, Py_ssize_t n_in, Py_
     return nz
 
 
+cdef class _OneInput:
+    """One float32 input's work space and timing pass (``run_one``): it owns every buffer the two
+    passes share, so a timing pass running on another thread never outlives them."""
+    cdef LayerTables tables
+    cdef Py_ssize_t n_groups, n_slots, n_bc
+    cdef int fifo_depth, line_shift
+    cdef int64_t epl, cycles
+    cdef float* act
+    cdef int64_t* slot_col
+    cdef void* st
+    cdef int64_t c[N_COUNTERS]
+    cdef object busy_arr, stall_arr
+
+    def __cinit__(self, LayerTables tables, Py_ssize_t n_groups, int fifo_depth, int entries_per_line):
+        cdef Py_ssize_t n_pe = tables.n_pe, jj
+        self.tables = tables
+        self.n_groups = n_groups
+        self.n_slots = n_groups * n_pe
+        self.fifo_depth = fifo_depth
+        self.epl = entries_per_line
+        self.line_shift = _line_shift(entries_per_line)
+        ring = fifo_depth if fifo_depth < self.n_slots else self.n_slots
+        self.act = <float*>malloc((tables.n_cols if tables.n_cols > 0 else 1) * sizeof(float))
+        self.slot_col = <int64_t*>malloc((2 * self.n_slots if self.n_slots > 0 else 1) * sizeof(int64_t))
+        self.st = malloc(_state_size(n_pe, ring) * sizeof(int64_t))
+        if self.act == NULL or self.slot_col == NULL or self.st == NULL:
+            raise MemoryError()
+        for jj in range(N_COUNTERS):
+            self.c[jj] = 0
+        self.busy_arr = np.zeros(n_pe, dtype=np.int64)
+        self.stall_arr = np.zeros(n_pe, dtype=np.int64)
+
+    def __dealloc__(self):
+        free(self.act)
+        free(self.slot_col)
+        free(self.st)
+
+    def __call__(self):
+        """The timing pass (without the GIL): cycles, busy, stall and the timing counters."""
+        cdef int64_t* busy = <int64_t*>cnp.PyArray_DATA(self.busy_arr)
+        cdef int64_t* stall = <int64_t*>cnp.PyArray_DATA(self.stall_arr)
+        with nogil:
+            self.cycles = _timing_any(self.tables, self.n_groups, self.fifo_depth, self.epl, self.line_shift,
+                                      self.slot_col, self.slot_col + self.n_slots, self.n_bc, self.st, busy,
+                                      stall, self.c, NULL)
+
+
 def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_ssize_t n_in, bint has_bias,
-            int fifo_depth, int entries_per_line):
+            int fifo_depth, int entries_per_line, submit=None):
     """Simulate one float32 input vector: the warm single-input path of ``simulate``.
 
     Parameters
@@ -1085,6 +1132,11 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
     has_bias : bool
     fifo_depth, entries_per_line : int >= 1
         Activation queue depth D, spmat entries per SRAM line L.
+    submit : callable, optional
+        ``submit(fn) -> future`` (e.g. ``ThreadPoolExecutor.submit``): the timing pass runs
+        through it, on another thread, while this thread runs the arithmetic pass; both
+        release the GIL and share nothing they write, so the results are those of the
+        serial order. None: both passes on this thread.
 
     Returns
     -------
@@ -1105,35 +1157,25 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
     cdef Py_ssize_t n_pe = tables.n_pe, n_cols = tables.n_cols
     cdef Py_ssize_t n_real_groups = (n_in + n_pe - 1) // n_pe
     cdef Py_ssize_t n_groups = n_real_groups + (1 if has_bias else 0)
-    cdef Py_ssize_t n_slots = n_groups * n_pe
-    cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
     cdef Py_ssize_t jj
-    cdef int64_t c[N_COUNTERS]
-    cdef int64_t cycles
     cdef int nz
-    cdef Py_ssize_t n_bad = 0, n_bc
+    cdef Py_ssize_t n_bad = 0
     cdef bint finite = True
     cdef FixedMode fm
+    cdef int64_t c_arith[N_COUNTERS]  # the arithmetic pass's counter (saturations: fixed16 only)
+    for jj in range(N_COUNTERS):
+        c_arith[jj] = 0
     if fifo_depth < 1 or entries_per_line < 1:
         raise ValueError("fifo_depth and entries_per_line must be positive")
     if n_in + (1 if has_bias else 0) != n_cols or a.shape[0] != n_in:
         raise ValueError("n_in and has_bias do not match the layer's columns")
     if codebook.shape[0] < (1 << tables.code_bits):
         raise ValueError("codebook is shorter than 2**code_bits")
+    cdef _OneInput job = _OneInput(tables, n_groups, fifo_depth, entries_per_line)
     out_arr = np.zeros(tables.n_out, dtype=np.float32)
-    busy_arr = np.zeros(n_pe, dtype=np.int64)
-    stall_arr = np.zeros(n_pe, dtype=np.int64)
     cdef float* out = <float*>cnp.PyArray_DATA(out_arr)
-    cdef int64_t* busy = <int64_t*>cnp.PyArray_DATA(busy_arr)
-    cdef int64_t* stall = <int64_t*>cnp.PyArray_DATA(stall_arr)
-    cdef float* act = <float*>malloc((n_cols if n_cols > 0 else 1) * sizeof(float))
-    cdef int64_t* slot_col = <int64_t*>malloc((2 * n_slots if n_slots > 0 else 1) * sizeof(int64_t))
-    cdef void* st = malloc(_state_size(n_pe, ring) * sizeof(int64_t))
-    if act == NULL or slot_col == NULL or st == NULL:
-        free(act); free(slot_col); free(st)
-        raise MemoryError()
-    for jj in range(N_COUNTERS):
-        c[jj] = 0
+    cdef float* act = job.act
+    cdef int64_t* bc = job.slot_col + job.n_slots
     with nogil:
         for jj in range(n_in):
             act[jj] = a[jj]
@@ -1141,17 +1183,21 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
         if finite:
             if has_bias:
                 act[n_in] = 1.0
-            nz = _fill_slots(slot_col, n_slots, n_in, n_real_groups, n_pe, has_bias, act, NULL)
-            n_bc = nz + (1 if has_bias else 0)
-            cycles = _timing_any(tables, n_groups, fifo_depth, entries_per_line, _line_shift(entries_per_line),
-                                 slot_col, slot_col + n_slots, n_bc, st, busy, stall, c, NULL)
-            _arith_any(tables, False, out, &codebook[0], act, n_bc, &fm, slot_col + n_slots, c)
-            for jj in range(tables.n_out):
-                n_bad += not (out[jj] - out[jj] == 0)
-    free(act); free(slot_col); free(st)
+            nz = _fill_slots(job.slot_col, job.n_slots, n_in, n_real_groups, n_pe, has_bias, act, NULL)
+            job.n_bc = nz + (1 if has_bias else 0)
     if not finite:
         return None
-    return cycles, out_arr, busy_arr, stall_arr, tuple([c[jj] for jj in range(N_COUNTERS)]), nz, n_bad
+    fut = None if submit is None else submit(job)
+    if fut is None:
+        job()
+    with nogil:  # the arithmetic pass (fm unused in float32) and the non-finite outputs
+        _arith_any(tables, False, out, &codebook[0], act, job.n_bc, &fm, bc, c_arith)
+        for jj in range(tables.n_out):
+            n_bad += not (out[jj] - out[jj] == 0)
+    if fut is not None:
+        fut.result()  # the job owns the shared buffers: an interrupted wait leaves them to it
+    return (job.cycles, out_arr, job.busy_arr, job.stall_arr, tuple([job.c[jj] for jj in range(N_COUNTERS)]), nz,
+            n_bad)
 
 
 def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixed, fixed_mode,

@@ -8,6 +8,7 @@ Two backends produce identical results (cycles, counters, output bits):
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -30,6 +31,32 @@ MAX_TRACE_RECORDS = 1 << 27
 
 
 _KERNEL: list = []
+
+#: The helper thread of the single-input path (``simulate(threads=2)``): made on first use, and
+#: forgotten in a forked child (whose copy has no thread behind it).
+_HELPER: list = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HELPER.clear)
+_CPUS: list = []
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), computed once."""
+    if not _CPUS:
+        try:
+            _CPUS.append(max(1, len(os.sched_getaffinity(0))))
+        except AttributeError:  # pragma: no cover - macOS / Windows
+            _CPUS.append(max(1, os.cpu_count() or 1))
+    return _CPUS[0]
+
+
+def _helper_submit():
+    """``submit`` of a one-thread pool that runs the timing pass beside the arithmetic pass."""
+    if not _HELPER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _HELPER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-timing"))
+    return _HELPER[0].submit
 
 
 def _kernel():
@@ -132,7 +159,7 @@ def _check_args(layer, config, backend: str) -> EIEConfig:
 
 
 def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend: str = "kernel",
-             warn: bool = True, events: bool = False) -> SimResult:
+             warn: bool = True, events: bool = False, threads: Optional[int] = None) -> SimResult:
     """Simulate one compressed layer on one input vector, cycle by cycle.
 
     Parameters
@@ -155,6 +182,14 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     events : bool
         Record the run's timing events (``SimResult.events``, a
         :class:`~eiesim.sim.result.TimingEvents`) for :mod:`eiesim.sim.trace`.
+    threads : {None, 1, 2}
+        2: the kernel's timing pass runs on a helper thread while this thread runs
+        the arithmetic pass (kernel, float32, no events; both passes release the
+        GIL and write nothing in common, so every result is that of 1). None
+        (default): 2 when the layer's kernel tables exceed
+        :data:`~eiesim._kernels.eie_sim.PREFETCH_MIN_BYTES` (1 MiB, where a call
+        takes long enough for the hand-over, about 30 us, to pay) and the process
+        may use two CPUs, else 1.
 
     Returns
     -------
@@ -172,7 +207,8 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     EieFormatError
         The layer's arrays break a format rule.
     EieConfigError
-        ``backend`` is unknown or ``config`` is not an EIEConfig.
+        ``backend`` is unknown, ``config`` is not an EIEConfig, or ``threads`` is
+        not None, 1 or 2.
 
     Warns
     -----
@@ -184,10 +220,14 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         activations are finite (an accumulator passed the float32 range).
     """
     config = _check_args(layer, config, backend)
+    if threads is not None and (type(threads) is not int or threads not in (1, 2)):
+        raise EieConfigError(f"simulate: threads must be None, 1 or 2, got {threads!r}")
     if backend == "kernel" and not events and config.arith == "float32":
         plan = layer_plan(layer, config)
         if plan.tables is not None:
-            return _simulate_float32(plan, activations, config, warn)
+            if threads is None:
+                threads = 2 if plan.tables.prefetch and _usable_cpus() > 1 else 1
+            return _simulate_float32(plan, activations, config, warn, threads == 2)
     prog = prepare(layer, activations, config)
     if backend == "kernel":
         raw = _run_kernel(prog, events)
@@ -230,18 +270,19 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     )
 
 
-def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig, warn: bool) -> SimResult:
+def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig, warn: bool, overlap: bool) -> SimResult:
     """:func:`simulate`'s warm path (kernel, float32, no events): one compiled call per input.
 
     Equal to ``prepare`` + ``_run_kernel`` (the tests hold them to identical results),
     without building a :class:`LayerProgram`: the per-layer part is ``plan``'s, and
-    the kernel builds the LNZD view and checks the values are finite itself.
+    the kernel builds the LNZD view and checks the values are finite itself. ``overlap``: the
+    timing pass runs on the helper thread (:func:`_helper_submit`).
     """
     a = activations
     if not (type(a) is np.ndarray and a.dtype == np.float32 and a.ndim == 1 and a.shape[0] == plan.n_in):
         a = _coerce_activations(a, plan.n_in, plan.name)
     got = _kernel().run_one(plan.tables, a, plan.codebook, plan.n_in, plan.has_bias, config.fifo_depth,
-                            config.entries_per_line)
+                            config.entries_per_line, _helper_submit() if overlap else None)
     if got is None:  # a value is not finite: the full check names it
         _coerce_activations(a, plan.n_in, plan.name)
         raise EieInputError(f"layer {plan.name!r}: an activation is not finite")  # pragma: no cover

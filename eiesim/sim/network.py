@@ -25,7 +25,7 @@ import numpy as np
 
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieError, EieInputError
-from .engine import simulate_batch
+from .engine import _usable_cpus, simulate_batch
 from .program import layer_tables
 from .result import COUNTER_NAMES, FixedPointSaturationWarning, saturation_message
 
@@ -330,14 +330,6 @@ def _host_ops(network, k: int, n_steps: int) -> dict:
     from .lstm import host_ops_per_step  # here: only networks with LSTM layers need it
 
     return {op: v * n_steps for op, v in host_ops_per_step(network.layer_io(k)[1]).items()}
-
-
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def _forward(network, a: np.ndarray, start: int, config, backend: str, sums) -> np.ndarray:

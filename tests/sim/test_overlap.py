@@ -1,0 +1,131 @@
+"""``simulate(threads=2)``: the kernel's timing pass on a helper thread beside the arithmetic pass.
+
+The two passes write nothing in common, so every result must be that of ``threads=1`` (and of the
+reference); the default picks 2 only for tables over 1 MiB on a process that may use two CPUs;
+a forked child, whose copy of the helper pool has no thread, must not hang.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eiesim.config import EIEConfig
+from eiesim.errors import EieConfigError
+from eiesim.format.eiedump import read_dump
+from eiesim.format.layout import CompressedLayer
+from eiesim.sim import engine
+from eiesim.sim.engine import simulate
+from eiesim.sim.program import layer_plan
+
+eie_sim = pytest.importorskip("eiesim._kernels.eie_sim")
+
+
+def _same(a, b):
+    assert a.cycles == b.cycles and a.counters == b.counters and a.act_nonzeros == b.act_nonzeros
+    for k in ("busy", "stall", "idle"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+    np.testing.assert_array_equal(a.output.view(np.uint32), b.output.view(np.uint32))
+
+
+def _layer(seed, n_out, n_in, n_pe, density=0.3):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(1, 16, size=(n_out, n_in)) * (rng.random((n_out, n_in)) < density)
+    cb = np.r_[0.0, rng.uniform(-2, 2, 15)].astype(np.float32)
+    layer = CompressedLayer.from_codes(codes, cb, n_pe, bias_codes=rng.integers(0, 16, n_out))
+    x = (rng.uniform(-3, 3, n_in) * (rng.random(n_in) < 0.5)).astype(np.float32)
+    return layer, x
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n_out=st.integers(1, 70), n_in=st.integers(1, 70),
+       n_pe=st.sampled_from([1, 2, 3, 4, 8]), depth=st.integers(1, 9), line_bits=st.sampled_from([8, 24, 64]))
+def test_overlap_gives_the_serial_results(seed, n_out, n_in, n_pe, depth, line_bits):
+    layer, x = _layer(seed, n_out, n_in, n_pe)
+    cfg = EIEConfig(n_pe=n_pe, fifo_depth=depth, spmat_line_bits=line_bits)
+    one = simulate(layer, x, cfg, threads=1)
+    _same(simulate(layer, x, cfg, threads=2), one)
+    _same(simulate(layer, x, cfg, backend="reference"), one)
+
+
+def test_overlap_on_the_real_fc8(fc8_dir):
+    dump = read_dump(fc8_dir)
+    cfg = EIEConfig(n_pe=64, fifo_depth=7)
+    one = simulate(dump.layer, dump.activations, cfg, threads=1)
+    assert one.cycles == 7926  # the authors' C++ simulator on this dump (tests/sim/test_fc8.py)
+    for _ in range(3):
+        _same(simulate(dump.layer, dump.activations, cfg, threads=2), one)
+
+
+@pytest.mark.parametrize("bad", [0, 3, -1, 2.0, True, "2"])
+def test_threads_must_be_none_1_or_2(bad):
+    layer, x = _layer(0, 8, 8, 2)
+    with pytest.raises(EieConfigError, match="threads must be None, 1 or 2"):
+        simulate(layer, x, threads=bad)
+
+
+def test_default_overlaps_only_large_tables_with_two_cpus(monkeypatch):
+    calls = []
+
+    class _Done:
+        def result(self):
+            return None
+
+    def counting_submit():
+        def submit(job):
+            calls.append(job)
+            job()
+            return _Done()
+        return submit
+
+    monkeypatch.setattr(engine, "_helper_submit", counting_submit)
+    small, xs = _layer(1, 30, 30, 4)
+    big, xb = _layer(2, 1000, 2200, 64, density=0.25)  # ~550k MACs: tables of ~1.8 MB
+    assert not layer_plan(small, EIEConfig(n_pe=4)).tables.prefetch
+    assert layer_plan(big, EIEConfig(n_pe=64)).tables.prefetch
+    for cpus, want in ((1, 0), (2, 1), (16, 1)):
+        monkeypatch.setattr(engine, "_usable_cpus", lambda c=cpus: c)
+        calls.clear()
+        simulate(small, xs, EIEConfig(n_pe=4))
+        r = simulate(big, xb, EIEConfig(n_pe=64))
+        assert len(calls) == want, cpus
+        _same(r, simulate(big, xb, EIEConfig(n_pe=64), threads=1))
+    calls.clear()
+    simulate(small, xs, EIEConfig(n_pe=4), threads=2)  # asked for: overlapped whatever the size
+    assert len(calls) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_helper():
+    """The parent's helper pool has no thread in a forked child: without the at-fork reset the
+    child's first overlapped call would wait forever on a job nobody runs."""
+    layer, x = _layer(3, 40, 40, 4)
+    cfg = EIEConfig(n_pe=4)
+    want = simulate(layer, x, cfg, threads=2)  # the parent's pool now exists
+    assert engine._HELPER
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        ok = simulate(layer, x, cfg, threads=2).cycles == want.cycles
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(w)
+    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("child hung")))
+    signal.alarm(30)
+    try:
+        got = os.read(r, 1)
+        os.waitpid(pid, 0)
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        signal.alarm(0)
+        os.close(r)
+    assert got == b"1"
