@@ -21,6 +21,10 @@ Rows (targets from issue 11):
   (same matrix, int32 indices, same input): the real AlexNet FC8 dump
   (64 PEs, FIFO 7), a synthetic fc6-size (9216 -> 4096, 9 % weights, 35 %
   activations) and VGG-6-size (25088 -> 4096, 4 % / 35 %) layer (seed 0).
+  ``simulate`` takes its default ``threads``: these layers' tables exceed 1 MiB, so on a
+  machine with two usable CPUs the timing pass runs on a helper thread beside the
+  arithmetic pass (scipy's matvec has one thread); ``fc8-1t``, ``vgg6-1t``: the same
+  with ``threads=1``.
 * ``cold``: first call on a fresh copy of the FC8 layer (its per-layer pass
   included) / a warm call on the same copy; ``cold-vgg6`` the same on VGG-6.
 * ``rss``: the memory ratio above, VGG-6-size layer.
@@ -74,8 +78,8 @@ from eiesim.commands._args import check_output_args  # noqa: E402
 from eiesim.format.layout import CompressedLayer  # noqa: E402
 from eiesim.sim.engine import simulate  # noqa: E402
 
-ALL_ROWS = ("fc8", "fc6", "vgg6", "cold", "cold-vgg6", "rss", "mnist", "cli-fc8", "reference", "encode",
-            "huffman", "container", "trace-off", "trace-on", "fuzz")
+ALL_ROWS = ("fc8", "fc6", "vgg6", "fc8-1t", "vgg6-1t", "cold", "cold-vgg6", "rss", "mnist", "cli-fc8", "reference",
+            "encode", "huffman", "container", "trace-off", "trace-on", "fuzz")
 
 
 # ----------------------------------------------------------------------------- timing helpers
@@ -197,7 +201,7 @@ def fresh_copy(layer):
                            index_bits=layer.index_bits, name=layer.name)
 
 
-def vs_scipy(name, pairs):
+def vs_scipy(name, pairs, threads=None):
     layer, a, cfg = workload(name)
     W = layer.to_scipy("csc")
     W.indices = W.indices.astype(np.int32)
@@ -205,7 +209,7 @@ def vs_scipy(name, pairs):
     b = layer.bias_values()
     if b is None:
         b = np.zeros(layer.n_out, dtype=np.float32)
-    r = interleaved(lambda: simulate(layer, a, cfg), lambda: W @ a + b, pairs)
+    r = interleaved(lambda: simulate(layer, a, cfg, threads=threads), lambda: W @ a + b, pairs)
     r["detail"] = f"{layer.shape[0]}x{layer.shape[1]}, nnz {W.nnz:,}, {simulate(layer, a, cfg).cycles:,} cycles"
     return r
 
@@ -475,6 +479,9 @@ TABLE = [
     ("fc8", "warm simulate / scipy CSC W@a+b, real FC8", "<= 0.6", lambda p: vs_scipy("fc8", p.pairs)),
     ("fc6", "same, AlexNet fc6-size (9216->4096, 9 % / 35 %)", "<= 0.6", lambda p: vs_scipy("fc6", p.pairs)),
     ("vgg6", "same, VGG-6-size (25088->4096, 4 % / 35 %)", "<= 0.6", lambda p: vs_scipy("vgg6", p.pairs)),
+    ("fc8-1t", "same, FC8, one thread (simulate(threads=1))", "<= 0.6",
+     lambda p: vs_scipy("fc8", p.pairs, threads=1)),
+    ("vgg6-1t", "same, VGG-6-size, one thread", "<= 0.6", lambda p: vs_scipy("vgg6", p.pairs, threads=1)),
     ("cold", "first (cold) call / warm call, FC8", "<= 2", lambda p: cold("fc8", p.pairs)),
     ("cold-vgg6", "first (cold) call / warm call, VGG-6-size", "<= 2", lambda p: cold("vgg6", p.pairs)),
     ("rss", "peak RSS simulating VGG-6-size / encoded arrays + input", "<= 2", lambda p: rss_row(p.pairs)),
@@ -519,7 +526,7 @@ def main(argv=None) -> int:
     unknown = sorted(set(want) - set(ALL_ROWS))
     if unknown:
         ap.error(f"--rows: unknown {', '.join(unknown)} (known: {', '.join(ALL_ROWS)})")
-    needs_fc8 = {"fc8", "cold", "cli-fc8", "trace-off", "trace-on"}
+    needs_fc8 = {"fc8", "fc8-1t", "cold", "cli-fc8", "trace-off", "trace-on"}
     if not (FC8 / "arithm.dat").is_file() and needs_fc8 & set(want):
         print(f"note: {FC8} not found; FC8 rows skipped", file=sys.stderr)
         want = [w for w in want if w not in needs_fc8]

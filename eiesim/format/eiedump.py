@@ -190,6 +190,10 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
                    n_out_inferred=c.n_out is None, warnings=tuple(warnings_))
 
 
+#: Entries per group of PEs in :func:`_infer_n_out` (its temporaries: about 16 bytes per entry).
+_INFER_CHUNK = 1 << 16
+
+
 def _infer_n_out(root: Path, ptr: np.ndarray, v: np.ndarray, z: np.ndarray):
     """``n_out`` of a dump as its largest decoded global row + 1, and the row-outlier warning.
 
@@ -222,15 +226,24 @@ def _infer_n_out(root: Path, ptr: np.ndarray, v: np.ndarray, z: np.ndarray):
     if not v.any():
         raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly", code="META-MISSING")
     N = ptr.shape[0]
-    # running sum of z (int32 while it cannot overflow: z < 2**8), read at the segment boundaries
-    csum = np.empty(z.size + 1, dtype=np.int32 if z.size < 1 << 23 else np.int64)
-    csum[0] = 0
-    np.cumsum(z, dtype=csum.dtype, out=csum[1:])
-    bounds = (ptr + (np.cumsum(ptr[:, -1]) - ptr[:, -1])[:, None]).astype(np.intp)  # (N, n_cols + 1)
-    # sum(z + 1) up to each boundary: its difference between a segment's ends, less 1, is the
-    # segment's last local row (-1: empty segment); one gather, no per-segment temporaries
-    ends = csum[bounds] + bounds
-    last = np.diff(ends, axis=1).max(axis=1) - 1  # last decoded local row, per PE (-1: none)
+    off = np.concatenate([[0], np.cumsum(ptr[:, -1])])  # each PE's first entry in z
+    last = np.empty(N, dtype=np.int64)  # last decoded local row, per PE (-1: none)
+    k0 = 0
+    while k0 < N:  # PEs in groups of about 2**16 entries: the temporaries stay small (and in cache)
+        k1 = k0 + 1
+        while k1 < N and off[k1 + 1] - off[k0] <= _INFER_CHUNK:
+            k1 += 1
+        zg = z[off[k0]: off[k1]]
+        # running sum of z (int32 while it cannot overflow: z < 2**8), read at the segment boundaries
+        csum = np.empty(zg.size + 1, dtype=np.int32 if zg.size < 1 << 23 else np.int64)
+        csum[0] = 0
+        np.cumsum(zg, dtype=csum.dtype, out=csum[1:])
+        bounds = (ptr[k0:k1] + (off[k0:k1] - off[k0])[:, None]).astype(np.intp)  # (PEs, n_cols + 1)
+        # sum(z + 1) up to each boundary: its difference between a segment's ends, less 1, is the
+        # segment's last local row (-1: empty segment); one gather, no per-segment temporaries
+        ends = csum[bounds] + bounds
+        last[k0:k1] = np.diff(ends, axis=1).max(axis=1) - 1
+        k0 = k1
     n_out = int((last * N + np.arange(N))[last >= 0].max()) + 1
     if N > 1:
         order = np.argsort(last, kind="stable")

@@ -314,10 +314,21 @@ def test_inferred_n_out_is_flagged_and_a_lone_far_pe_warned(tmp_path):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_pe=st.integers(1, 9), n_out=st.integers(1, 70), n_in=st.integers(1, 12),
-       density=st.floats(0.0, 0.6))
-def test_inferred_n_out_is_the_last_real_row_plus_one(tmp_path_factory, seed, n_pe, n_out, n_in, density):
+       density=st.floats(0.0, 0.6), chunk=st.sampled_from([1, 5, 40, 1 << 16]))
+def test_inferred_n_out_is_the_last_real_row_plus_one(tmp_path_factory, seed, n_pe, n_out, n_in, density, chunk):
     """read_dump's one-pass inference (segment sums of z + 1) gives the largest decoded global row of a real
-    entry + 1, as decoding every entry does (long gaps: fillers included)."""
+    entry + 1, as decoding every entry does (long gaps: fillers included), whatever the groups of PEs it
+    sums at once (``_INFER_CHUNK`` entries: one PE per group up to all PEs in one)."""
+    import eiesim.format.eiedump as eiedump
+
+    was, eiedump._INFER_CHUNK = eiedump._INFER_CHUNK, chunk
+    try:
+        _check_inferred_n_out(tmp_path_factory, seed, n_pe, n_out, n_in, density)
+    finally:
+        eiedump._INFER_CHUNK = was
+
+
+def _check_inferred_n_out(tmp_path_factory, seed, n_pe, n_out, n_in, density):
     rng = np.random.default_rng(seed)
     codes = rng.integers(1, 16, (n_out, n_in)) * (rng.random((n_out, n_in)) < density)
     lay = CompressedLayer.from_codes(codes, CB16, n_pe, bias_codes=rng.integers(0, 16, n_out))
