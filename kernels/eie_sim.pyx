@@ -741,12 +741,12 @@ cdef extern from *:
     }
     /* float32 arithmetic pass over the broadcast columns bc[0..n_bc): out[row] += cb[code] * a, the
        product rounded to float32 before the add (no FMA: -ffp-contract=off). A column with at least
-       2**code_bits MACs first forms its 2**code_bits products once (the same float32 multiply, so
+       2 * 2**code_bits MACs first forms its 2**code_bits products once (the same float32 multiply, so
        the same bits as forming each at its MAC), then runs 4 MACs per step; rows within a column
        are distinct, so the step's order is free. SH: the code width (a constant for the common
        4-bit codebook). The MACs of the column EIESIM_PF_COLS broadcasts ahead are fetched early. */
     #define EIESIM_ARITH_COLUMN(MT, SH)                                                          \\
-        if (e1 - e >= (1 << (SH))) {                                                             \\
+        if (e1 - e >= (2 << (SH))) {                                                             \\
             const MT cm = (MT)((1u << (SH)) - 1);                                                \\
             for (c = 0; c < (1 << (SH)); c++) prod[c] = cb[c] * a;                               \\
             for (; e + 4 <= e1; e += 4) {                                                        \\
