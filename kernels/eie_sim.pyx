@@ -242,6 +242,10 @@ cdef class LayerTables:
     macs : ndarray of uint16, uint32 or uint64, shape (n_macs,)
         The non-filler entries, column-major: ``(global row << code_bits) | code``;
         uint16 when ``n_out << code_bits <= 2**16``, uint32 below 2**32, else uint64.
+    n_active : int
+        PEs that own a row, ``min(n_pe, n_out)`` (``n_pe`` for hand-made tables that give
+        entries to a PE without rows): the timing pass steps these; a PE without rows and
+        entries takes every activation at once, busy one cycle per broadcast.
     prefetch : bool
         The passes hint the cache to fetch later broadcast columns' rows and MACs
         (the tables are larger than :data:`PREFETCH_MIN_BYTES`).
@@ -250,6 +254,7 @@ cdef class LayerTables:
         :data:`INT32_TIMING_LIMIT`), else in int32 (twice the PEs per SIMD register).
     """
     cdef readonly int n_pe, code_bits
+    cdef readonly Py_ssize_t n_active
     cdef readonly Py_ssize_t n_out, n_cols
     cdef readonly object ptr_t, first_row, last_row, col_fillers, col_entries, mac_start, macs
     cdef readonly bint timing_int64, prefetch
@@ -279,6 +284,11 @@ cdef class LayerTables:
         n_entries = int(self.ptr_t[self.n_cols].sum())
         self.timing_int64 = force_int64 or timing_bound(n_entries, self.n_cols, self.n_pe) > INT32_TIMING_LIMIT
         self.prefetch = self.nbytes > PREFETCH_MIN_BYTES
+        # PEs k >= n_out own no row, so (built tables) no entry: the timing pass gives them a closed form
+        na = min(self.n_pe, self.n_out)
+        if na < self.n_pe and np.any(self.ptr_t[self.n_cols, na:] != 0):  # hand-made tables may differ
+            na = self.n_pe
+        self.n_active = na
 
     @classmethod
     def from_arrays(cls, *, ptr_t, first_row, last_row, col_fillers, mac_start, macs, Py_ssize_t n_out,
@@ -808,13 +818,14 @@ cdef extern from *:
     #define EIESIM_TIMING(NAME, ST, ROW, PE_LOOP, STALL)                                         \\
     EIESIM_CLONES static int64_t NAME(const int32_t* __restrict ptr_t, const ROW* __restrict first_row,\\
             const ROW* __restrict last_row, const int64_t* __restrict col_fillers,               \\
-            const int64_t* __restrict col_entries, Py_ssize_t n_pe, Py_ssize_t n_groups, int fifo_depth,\\
+            const int64_t* __restrict col_entries, Py_ssize_t n_pe, Py_ssize_t n_act,            \\
+            Py_ssize_t n_groups, int fifo_depth,                                                 \\
             int64_t epl, int ls, const int64_t* __restrict slot_col, const int64_t* __restrict bc,\\
             Py_ssize_t n_bcast, ST* st, int64_t* __restrict busy, int64_t* __restrict stall,     \\
             int64_t* __restrict cnt, eiesim_trace* tr, int pf) {                                 \\
         Py_ssize_t ring = fifo_depth < n_groups * n_pe ? fifo_depth : n_groups * n_pe;           \\
         Py_ssize_t g, q, k;                                                                      \\
-        int64_t t, n_bc = 0, j, jn, ready, b, slot = 0, end_cycle;                               \\
+        int64_t t, n_bc = 0, j, jn, ready, b = 0, slot = 0, end_cycle, e_stall = 0, lim;         \\
         int64_t c_stall = 0, c_loads, c_fill = 0, c_ent = 0;                                     \\
         int64_t acc[3] = {0, 0, 0};                                                              \\
         ST* fin = st;                                                                            \\
@@ -823,11 +834,13 @@ cdef extern from *:
         ST* busy_in = st + 3 * n_pe;                                                             \\
         ST* stall_in = st + 4 * n_pe;                                                            \\
         ST* pop_max = st + 5 * n_pe;                                                             \\
+        ST* e_take;                                                                              \\
         ST* pop_ring;                                                                            \\
         ST* ring_row;                                                                            \\
         int loaded;                                                                              \\
         if (ring < 1) ring = 1;                                                                  \\
-        pop_ring = pop_max + ring;                                                               \\
+        e_take = pop_max + ring;                                                                 \\
+        pop_ring = e_take + ring;                                                                \\
         for (k = 0; k < n_pe; k++) {                                                             \\
             fin[k] = -1; line_reg[k] = -1; last_mac[k] = -2; busy_in[k] = 0; stall_in[k] = 0;    \\
         }                                                                                        \\
@@ -852,7 +865,9 @@ cdef extern from *:
                 if (n_bc >= fifo_depth && pop_max[slot] + 1 > b) {                               \\
                     b = pop_max[slot] + 1;                                                       \\
                     c_stall += b - ready;                                                        \\
-                    STALL(n_pe, ring_row, (ST)ready, (ST)b, stall_in);                           \\
+                    STALL(n_act, ring_row, (ST)ready, (ST)b, stall_in);                          \\
+                    lim = e_take[slot] < b - 1 ? e_take[slot] : b - 1;                           \\
+                    e_stall += lim - ready + 1 > 0 ? lim - ready + 1 : 0;                        \\
                 }                                                                                \\
                 t = b + 1;                                                                       \\
                 if (q == n_pe - 1) {                                                             \\
@@ -863,14 +878,18 @@ cdef extern from *:
                 /* every PE takes column j and works through its slice */                        \\
                 c_fill += col_fillers[j];                                                        \\
                 c_ent += col_entries[j];                                                         \\
-                pop_max[slot] = PE_LOOP(n_pe, (ST)(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,\\
+                pop_max[slot] = PE_LOOP(n_act, (ST)(b + 1), ptr_t + j * n_pe, ptr_t + (j + 1) * n_pe,\\
                                         first_row + j * n_pe, last_row + j * n_pe, fin, ring_row,\\
                                         last_mac, line_reg, busy_in, ls, epl, acc);              \\
+                /* a PE without rows (k >= n_act) takes each activation at once: p = b + 1 */    \\
+                e_take[slot] = (ST)(b + 1);                                                      \\
+                if (n_act < n_pe && pop_max[slot] < (ST)(b + 1)) pop_max[slot] = (ST)(b + 1);    \\
                 if (tr != NULL && n_bc < tr->cap_bc) {  /* event hook: the broadcast, every take */\\
                     tr->bc[3 * n_bc] = b;                                                        \\
                     tr->bc[3 * n_bc + 1] = ready;                                                \\
                     tr->bc[3 * n_bc + 2] = j;                                                    \\
-                    for (k = 0; k < n_pe; k++) tr->take[n_bc * n_pe + k] = ring_row[k];          \\
+                    for (k = 0; k < n_pe; k++)                                                   \\
+                        tr->take[n_bc * n_pe + k] = k < n_act ? ring_row[k] : b + 1;             \\
                     tr->n_bc = n_bc + 1;                                                         \\
                 }                                                                                \\
                 n_bc++;                                                                          \\
@@ -885,11 +904,16 @@ cdef extern from *:
         cnt[0] = n_bc; cnt[1] = c_stall; cnt[2] = c_loads; cnt[3] = acc[2];                      \\
         cnt[4] = c_ent; cnt[5] = c_fill; cnt[6] = acc[0];                                        \\
         end_cycle = t - 1;                                                                       \\
-        for (k = 0; k < n_pe; k++) {                                                             \\
+        for (k = 0; k < n_act; k++) {                                                            \\
             busy[k] += busy_in[k];                                                               \\
             stall[k] += stall_in[k];                                                             \\
             if (fin[k] > end_cycle) end_cycle = fin[k];                                          \\
         }                                                                                        \\
+        for (; k < n_pe; k++) {  /* busy one cycle per broadcast, last busy cycle b + 1 */      \\
+            busy[k] += n_bc;                                                                     \\
+            stall[k] += e_stall;                                                                 \\
+        }                                                                                        \\
+        if (n_act < n_pe && n_bc > 0 && b + 2 > end_cycle) end_cycle = b + 2;                    \\
         return end_cycle + 1;                                                                    \\
     }
     EIESIM_TIMING(eiesim_timing_32_16, int32_t, int16_t, eiesim_pe_loop_32_16, eiesim_stall_32)
@@ -914,19 +938,19 @@ cdef extern from *:
         int64_t n_bc        # out: broadcasts recorded
         int64_t n_loads     # out: group loads recorded
     int64_t eiesim_timing_32_16(const int32_t*, const int16_t*, const int16_t*, const int64_t*,
-                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
                                   const int64_t*, Py_ssize_t, int32_t*, int64_t*, int64_t*, int64_t*, Trace*,
                                   int) noexcept nogil
     int64_t eiesim_timing_32_32(const int32_t*, const int32_t*, const int32_t*, const int64_t*,
-                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
                                   const int64_t*, Py_ssize_t, int32_t*, int64_t*, int64_t*, int64_t*, Trace*,
                                   int) noexcept nogil
     int64_t eiesim_timing_64_16(const int32_t*, const int16_t*, const int16_t*, const int64_t*,
-                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
                                   const int64_t*, Py_ssize_t, int64_t*, int64_t*, int64_t*, int64_t*, Trace*,
                                   int) noexcept nogil
     int64_t eiesim_timing_64_32(const int32_t*, const int32_t*, const int32_t*, const int64_t*,
-                                  const int64_t*, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
+                                  const int64_t*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, int64_t, int, const int64_t*,
                                   const int64_t*, Py_ssize_t, int64_t*, int64_t*, int64_t*, int64_t*, Trace*,
                                   int) noexcept nogil
 
@@ -956,10 +980,11 @@ cdef int64_t _timing_any(LayerTables t, Py_ssize_t n_groups, int fifo_depth, int
     """The timing pass over one input's LNZD slots (C: ``EIESIM_TIMING``); returns the last CCU/PE cycle + 1.
 
     ``slot_col`` holds the input's LNZD slots (column or -1), ``bc[0:n_bcast]`` its
-    broadcast columns in slot order. ``st`` is work space of ``5 n_pe + ring (n_pe + 1)``
+    broadcast columns in slot order. ``st`` is work space of ``5 n_pe + ring (n_pe + 2)``
     values (ring = min(D, slots)): each PE's last busy cycle, line register, previous MAC
-    row, busy and stall counts, then the take cycles of the last D broadcasts per PE and
-    their maximum; int32 when :func:`timing_bound` allows it, else int64. Busy and stall
+    row, busy and stall counts, then for each of the last D broadcasts the latest take
+    cycle, the take cycle of the PEs without rows (``k >= n_active``) and every PE's take
+    cycle; int32 when :func:`timing_bound` allows it, else int64. Busy and stall
     cycles are added to ``busy`` and ``stall``, the counters to ``c``.
 
     ``tr`` (NULL when tracing is off) receives the events this pass computes: per
@@ -973,19 +998,19 @@ cdef int64_t _timing_any(LayerTables t, Py_ssize_t n_groups, int fifo_depth, int
     cdef const int32_t* fr32 = <const int32_t*>t.p_fr
     cdef const int32_t* lr32 = <const int32_t*>t.p_lr
     if t.timing_int64 and t.row_bytes == 2:
-        end = eiesim_timing_64_16(t.p_ptr, fr16, lr16, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+        end = eiesim_timing_64_16(t.p_ptr, fr16, lr16, t.p_fill, t.p_ent, t.n_pe, t.n_active, n_groups, fifo_depth,
                                   entries_per_line, line_shift, slot_col, bc, n_bcast, <int64_t*>st, busy, stall,
                                   cnt, tr, t.prefetch)
     elif t.timing_int64:
-        end = eiesim_timing_64_32(t.p_ptr, fr32, lr32, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+        end = eiesim_timing_64_32(t.p_ptr, fr32, lr32, t.p_fill, t.p_ent, t.n_pe, t.n_active, n_groups, fifo_depth,
                                   entries_per_line, line_shift, slot_col, bc, n_bcast, <int64_t*>st, busy, stall,
                                   cnt, tr, t.prefetch)
     elif t.row_bytes == 2:
-        end = eiesim_timing_32_16(t.p_ptr, fr16, lr16, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+        end = eiesim_timing_32_16(t.p_ptr, fr16, lr16, t.p_fill, t.p_ent, t.n_pe, t.n_active, n_groups, fifo_depth,
                                   entries_per_line, line_shift, slot_col, bc, n_bcast, <int32_t*>st, busy, stall,
                                   cnt, tr, t.prefetch)
     else:
-        end = eiesim_timing_32_32(t.p_ptr, fr32, lr32, t.p_fill, t.p_ent, t.n_pe, n_groups, fifo_depth,
+        end = eiesim_timing_32_32(t.p_ptr, fr32, lr32, t.p_fill, t.p_ent, t.n_pe, t.n_active, n_groups, fifo_depth,
                                   entries_per_line, line_shift, slot_col, bc, n_bcast, <int32_t*>st, busy, stall,
                                   cnt, tr, t.prefetch)
     c[C_BROADCASTS] += cnt[0]
@@ -1027,7 +1052,7 @@ cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const
 
 cdef inline Py_ssize_t _state_size(Py_ssize_t n_pe, Py_ssize_t ring) noexcept nogil:
     """Values of :func:`_timing`'s work space (int64-sized, whatever the state type)."""
-    return 5 * n_pe + (ring if ring > 0 else 1) * (n_pe + 1)
+    return 5 * n_pe + (ring if ring > 0 else 1) * (n_pe + 2)
 
 
 cdef inline int _line_shift(int entries_per_line) noexcept nogil:

@@ -19,6 +19,7 @@ from eiesim.config import EIEConfig
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate, simulate_batch
 from eiesim.sim.result import COUNTER_NAMES
+from ..conftest import CB16
 
 eie_sim = pytest.importorskip("eiesim._kernels.eie_sim")
 
@@ -313,3 +314,22 @@ def test_tables_take_the_narrowest_exact_dtypes(n_out, n_pe, code_bits, index_bi
         rr = simulate(layer, np.array([1.5], np.float32), cfg, backend="reference")
         assert (rk.cycles, rk.counters) == (rr.cycles, rr.counters)
         np.testing.assert_array_equal(rk.output.view(np.uint32), rr.output.view(np.uint32))
+
+
+def test_hand_made_tables_step_a_row_less_pe_that_has_entries():
+    """``n_active``: built tables step only the PEs that own a row (min(n_pe, n_out)); hand-made tables
+    that give entries to a row-less PE (timing-only tables) keep every PE stepped, and time it as busy."""
+    layer = CompressedLayer.from_codes(np.array([[1, 2], [3, 0]]), CB16, 4)  # 2 rows on 4 PEs
+    t, bad, _ = eie_sim.build_tables(ptr=layer.ptr, v=layer.v, z=layer.z, n_out=2, code_bits=4, index_bits=4)
+    assert bad == 0 and (t.n_pe, t.n_active) == (4, 2)
+    # PE 3 (no rows) holds 5 timing-only entries in column 0 (fillers by the pointers, no MACs)
+    ptr_t = np.array([[0, 0, 0, 0], [1, 1, 0, 5], [2, 1, 0, 5]])
+    rows = dict(first_row=np.array([[0, 0, -2, -1], [0, -2, -2, -2]]),
+                last_row=np.array([[0, 0, -2, -1], [0, -2, -2, -2]]))
+    hand = eie_sim.LayerTables.from_arrays(ptr_t=ptr_t, **rows, col_fillers=np.array([5, 0]),
+                                           mac_start=np.array([0, 2, 3]),
+                                           macs=np.array([(0 << 4) | 1, (1 << 4) | 3, (0 << 4) | 2], np.uint16),
+                                           n_out=2, code_bits=4)
+    assert hand.n_active == 4
+    got = _run(hand, [1.0, 1.0], fifo_depth=1, entries_per_line=16)
+    assert got["busy"].tolist()[3] == 5 + 1  # 5 entries in column 0, one idle-take cycle in column 1

@@ -241,3 +241,27 @@ def test_long_columns_take_the_product_table_with_the_same_bits(code_bits):
     assert per_col.min() == 0 and per_col.max() >= 2 << code_bits and (per_col < 2 << code_bits).sum() > 1
     x = rng.uniform(-2, 2, n_in).astype(np.float32)
     _same_result(simulate(layer, x, cfg), simulate(layer, x, cfg, backend="reference"))
+
+
+@pytest.mark.parametrize("n_out, n_pe, depth", [(1, 8, 1), (3, 8, 1), (3, 8, 2), (10, 64, 3), (7, 12, 5), (12, 12, 1)])
+def test_pes_without_rows_follow_the_reference(n_out, n_pe, depth):
+    """PEs ``k >= n_out`` own no row: the kernel gives them a closed form (take at once, busy one cycle
+    per broadcast) instead of stepping them. Cycles, per-PE busy and stall (their queues are full while
+    the CCU stalls on another PE), counters, outputs and every traced take cycle match the reference."""
+    rng = np.random.default_rng(n_out * 100 + n_pe)
+    n_in = 40
+    codes = rng.integers(1, 16, size=(n_out, n_in)) * (rng.random((n_out, n_in)) < 0.9)
+    cb = np.r_[0.0, rng.uniform(-2, 2, 15)].astype(np.float32)
+    layer = CompressedLayer.from_codes(codes, cb, n_pe, bias_codes=rng.integers(0, 16, n_out))
+    x = (rng.uniform(-2, 2, n_in) * (rng.random(n_in) < 0.8)).astype(np.float32)
+    cfg = EIEConfig(n_pe=n_pe, fifo_depth=depth)
+    rk = simulate(layer, x, cfg, events=True)
+    rr = simulate(layer, x, cfg, backend="reference", events=True)
+    _same_result(rk, rr)
+    # one row per PE: a PE takes each activation the cycle after it arrives, so only a queue of one
+    # makes the CCU stall (a cycle per broadcast), and then every queue was full, row-less PEs' too
+    assert (rk.counters["ccu_stall_cycles"] > 0) == (depth == 1)
+    assert rk.stall[min(n_out, n_pe - 1)] == rk.stall[-1] == (rk.counters["ccu_stall_cycles"] if depth == 1 else 0)
+    for f in ("bc_cycle", "bc_ready", "bc_col", "take", "loads"):
+        np.testing.assert_array_equal(getattr(rk.events, f), getattr(rr.events, f))
+    _same_result(simulate(layer, x, cfg), rr)  # the warm path (run_one) too
