@@ -10,9 +10,10 @@ Three entry points, called by ``eiesim.sim.engine``:
 ``run_batch(tables, ...)``
     Simulates a batch of independent input vectors on one layer (one input is
     a batch of one), without the GIL.
-``run_one(tables, a, codebook, ...)``
+``run_one(tables, a, codebook, ..., submit=None)``
     One float32 input, with the fewest Python objects per call: ``simulate``'s
-    warm path.
+    warm path. With ``submit`` (a thread pool's), the timing pass runs on another
+    thread while the calling thread runs the arithmetic pass.
 
 Timing and arithmetic are separate passes. Between broadcasts nothing couples
 the PEs, so the **timing pass** advances broadcast by broadcast and computes
@@ -34,20 +35,31 @@ The CCU may broadcast activation i at cycle t only if no queue is full at the
 start of t, i.e. every PE has taken activation i - D (D = fifo_depth) by the
 end of cycle t - 1: b_i = max(ready_i, max_k p_k(i - D) + 1). Group loads
 never wait. PE k's queue was full during the stall cycles t <= p_k(i - D).
+A PE that owns no row (k >= n_out) has no entry, so f = p_prev + 1 <= b_i + 1:
+it takes every activation at p = b_i + 1 and is busy one cycle per broadcast;
+the pass gives such PEs in closed form and steps only ``LayerTables.n_active``.
 
 The **arithmetic pass** walks the broadcast columns in the same order over a
 column-major copy of the entries (all PEs' slices of column j are adjacent,
 PE 0 first), so each column is one contiguous run instead of N separate
 streams. Each output row belongs to one PE and receives its products in
 column order in both passes' orders and in the reference, so float32 sums are
-bit-identical. One multiply-add loop serves float32 and fixed16 through the
-fused accumulator type ``acc_t``.
+bit-identical. float32 has its own C loop (``EIESIM_ARITH_F32``: a long
+column's 2**code_bits products formed once, 4 MACs per step); fixed16 one
+multiply-add loop through the fused accumulator type ``acc_t``.
+
+Both passes walk the input's list of broadcast columns and, for tables larger
+than :data:`PREFETCH_MIN_BYTES`, hint the cache to fetch the table rows and MACs
+of the column two broadcasts ahead. The passes write nothing in common, which
+is what lets ``run_one`` run them on two threads with the serial results.
 
 The timing state is int32 when :func:`timing_bound` (a cap on every cycle
-number the pass forms) fits, else int64: cycle counts may pass 2**31. The loop
-over the PEs is branch-free C over restrict pointers, so the compiler keeps 4
-(SSE2) or 8 (AVX2, picked at load time by ``target_clones`` on GCC/glibc) PEs
-per register. The tables take the narrowest exact dtypes per layer (uint16
+number the pass forms) fits, else int64: cycle counts may pass 2**31. The
+timing pass is C (``EIESIM_TIMING``, one function per state and row type) and
+its loop over the PEs is branch-free over restrict pointers, so the compiler
+keeps 4 (SSE2) or 8 (AVX2) PEs per register; the whole pass is built twice and
+the loader picks the AVX2 or the portable build on the running CPU
+(``target_clones`` on GCC/glibc), once per input. The tables take the narrowest exact dtypes per layer (uint16
 MACs, int16 rows where they fit, see :class:`LayerTables`).
 
 Complexity per input: O(B * N) timing (B broadcasts, N PEs) + O(entries of
@@ -182,7 +194,7 @@ INT32_TIMING_LIMIT = (1 << 31) - 1
 
 
 def timing_bound(int64_t n_entries, Py_ssize_t n_cols, Py_ssize_t n_pe):
-    """An upper bound on any cycle number, busy count or line count the timing pass forms.
+    """An upper bound on any cycle number, busy, stall or line count the timing pass forms.
 
     Every cycle the CCU broadcasts, loads a group, or waits for a PE that is busy or
     one cycle from taking an activation; after the last broadcast each PE finishes
