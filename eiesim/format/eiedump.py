@@ -177,7 +177,8 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
     if pes.v.size and (int(pes.v.max()) >= 1 << DUMP_CODE_BITS or int(pes.z.max()) >= 1 << DUMP_INDEX_BITS) \
             or np.any(P[:, n_in] != P[:, padded]):
         check_csc(sink, c, "full")  # codes, indices or padding columns out of range: name the rule and file
-    ptr = np.concatenate([P[:, : n_in + 1], P[:, padded + 1:]], axis=1)
+    # the real columns and the bias column (no copy when there are no padding columns)
+    ptr = P if padded == n_in else np.concatenate([P[:, : n_in + 1], P[:, padded + 1:]], axis=1)
     v, z = pes.v.astype(np.uint8), pes.z.astype(np.uint8)
     warnings_ = ()
     if n_out is None:
