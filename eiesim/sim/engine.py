@@ -187,9 +187,9 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         the arithmetic pass (kernel, float32, no events; both passes release the
         GIL and write nothing in common, so every result is that of 1). None
         (default): 2 when the layer's kernel tables exceed
-        :data:`~eiesim._kernels.eie_sim.PREFETCH_MIN_BYTES` (1 MiB, where a call
-        takes long enough for the hand-over, about 30 us, to pay) and the process
-        may use two CPUs, else 1.
+        :data:`~eiesim._kernels.eie_sim.PREFETCH_MIN_BYTES` (1 MiB: a call long
+        enough for the hand-over, about 50 us on a 2-core x86-64 host, to pay) and
+        the process may use two CPUs, else 1.
 
     Returns
     -------
