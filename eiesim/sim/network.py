@@ -15,7 +15,6 @@ PEs. Layers run one after the other; their cycles add.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from dataclasses import dataclass
