@@ -371,10 +371,6 @@ ctypedef fused row_t:
     int16_t
     int32_t
 
-ctypedef fused st_t:
-    int32_t
-    int64_t
-
 cdef uint8_t _NO_ENTRY[2]  # zeros: v and z of a layer without entries
 
 
@@ -1063,7 +1059,7 @@ cdef void _arith_any(LayerTables t, bint fixed, void* out, const void* cb, const
 
 
 cdef inline Py_ssize_t _state_size(Py_ssize_t n_pe, Py_ssize_t ring) noexcept nogil:
-    """Values of :func:`_timing`'s work space (int64-sized, whatever the state type)."""
+    """Values of :func:`_timing_any`'s work space (int64-sized, whatever the state type)."""
     return 5 * n_pe + (ring if ring > 0 else 1) * (n_pe + 2)
 
 
