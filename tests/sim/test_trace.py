@@ -10,7 +10,6 @@ the 16 x 8 matrix of EIE Fig. 2/3 (PE0's non-zeros) on 4 PEs.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -23,8 +22,10 @@ from eiesim.format.layout import CompressedLayer  # noqa: E402
 from eiesim.sim.engine import simulate  # noqa: E402
 from eiesim.sim.trace import ccu_signals, parse_pes, parse_window, pe_signals, write_trace  # noqa: E402
 
+from ..conftest import FC8_DIR  # noqa: E402
+
 CB = np.array([0.0] + [i / 4 for i in range(1, 16)], dtype=np.float32)
-FC8 = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "alexnet_fc8_eie")
+FC8 = FC8_DIR  # honours EIESIM_SHARED_DATA (tests/conftest.py)
 
 # EIE Fig. 2/3: PE0's non-zeros (row, column) of the 16 x 8 matrix over 4 PEs
 PE0_NZ = [(0, 0), (8, 0), (12, 0), (4, 1), (0, 2), (12, 2), (0, 4), (4, 4), (0, 5), (12, 5),
@@ -212,7 +213,7 @@ def test_options_are_checked():
 
 
 # ------------------------------------------------------------------ the real FC8: CCU stalls where the counters say
-@pytest.mark.skipif(not os.path.isdir(FC8), reason="../shared/data/alexnet_fc8_eie not present")
+@pytest.mark.skipif(not FC8.is_dir(), reason=f"{FC8} not present (set EIESIM_SHARED_DATA)")
 def test_fc8_window_shows_ccu_stalls(tmp_path):
     from eiesim.format.eiedump import read_dump
 
