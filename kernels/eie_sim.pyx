@@ -45,7 +45,7 @@ PE 0 first), so each column is one contiguous run instead of N separate
 streams. Each output row belongs to one PE and receives its products in
 column order in both passes' orders and in the reference, so float32 sums are
 bit-identical. float32 has its own C loop (``EIESIM_ARITH_F32``: a long
-column's 2**code_bits products formed once, 4 MACs per step); fixed16 one
+column's 2**code_bits products formed once, 8 MACs per step); fixed16 one
 multiply-add loop through the fused accumulator type ``acc_t``.
 
 Both passes walk the input's list of broadcast columns and, for tables larger
@@ -760,19 +760,24 @@ cdef extern from *:
     /* float32 arithmetic pass over the broadcast columns bc[0..n_bc): out[row] += cb[code] * a, the
        product rounded to float32 before the add (no FMA: -ffp-contract=off). A column with at least
        2 * 2**code_bits MACs first forms its 2**code_bits products once (the same float32 multiply, so
-       the same bits as forming each at its MAC), then runs 4 MACs per step; rows within a column
+       the same bits as forming each at its MAC), then runs 8 MACs per step; rows within a column
        are distinct, so the step's order is free. SH: the code width (a constant for the common
        4-bit codebook). The MACs of the column EIESIM_PF_COLS broadcasts ahead are fetched early. */
     #define EIESIM_ARITH_COLUMN(MT, SH)                                                          \\
         if (e1 - e >= (2 << (SH))) {                                                             \\
             const MT cm = (MT)((1u << (SH)) - 1);                                                \\
             for (c = 0; c < (1 << (SH)); c++) prod[c] = cb[c] * a;                               \\
-            for (; e + 4 <= e1; e += 4) {                                                        \\
+            for (; e + 8 <= e1; e += 8) {                                                        \\
                 MT m0 = macs[e], m1 = macs[e + 1], m2 = macs[e + 2], m3 = macs[e + 3];           \\
+                MT m4 = macs[e + 4], m5 = macs[e + 5], m6 = macs[e + 6], m7 = macs[e + 7];       \\
                 out[m0 >> (SH)] += prod[m0 & cm];                                                \\
                 out[m1 >> (SH)] += prod[m1 & cm];                                                \\
                 out[m2 >> (SH)] += prod[m2 & cm];                                                \\
                 out[m3 >> (SH)] += prod[m3 & cm];                                                \\
+                out[m4 >> (SH)] += prod[m4 & cm];                                                \\
+                out[m5 >> (SH)] += prod[m5 & cm];                                                \\
+                out[m6 >> (SH)] += prod[m6 & cm];                                                \\
+                out[m7 >> (SH)] += prod[m7 & cm];                                                \\
             }                                                                                    \\
             for (; e < e1; e++) out[macs[e] >> (SH)] += prod[macs[e] & cm];                      \\
         } else {                                                                                 \\
