@@ -39,6 +39,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_HELPER.clear)
 _CPUS: list = []
 
+#: Layers with at least this many (column, PE) pairs run their timing pass on the helper thread by
+#: default (``simulate(threads=None)``): a full-density timing pass of 2**19 PE steps takes about
+#: 0.45 ms at ~0.9 ns per step, enough to pay the ~50 us hand-over at 35 % activations. Measured on
+#: the README's benchmark (2-core x86-64): the real FC8 (262,208 pairs) was no faster on two threads
+#: (0.496 vs 0.441 ms in one run, 0.490 vs 0.512 in another); the VGG-6-size layer (1,605,696) 1.6x.
+OVERLAP_MIN_STEPS = 1 << 19
+
 
 def _usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one), computed once."""
@@ -186,10 +193,10 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         2: the kernel's timing pass runs on a helper thread while this thread runs
         the arithmetic pass (kernel, float32, no events; both passes release the
         GIL and write nothing in common, so every result is that of 1). None
-        (default): 2 when the layer's kernel tables exceed
-        :data:`~eiesim._kernels.eie_sim.PREFETCH_MIN_BYTES` (1 MiB: a call long
-        enough for the hand-over, about 50 us on a 2-core x86-64 host, to pay) and
-        the process may use two CPUs, else 1.
+        (default): 2 when the layer has at least :data:`OVERLAP_MIN_STEPS`
+        (column, PE) pairs (a timing pass long enough for the hand-over, about
+        50 us on a 2-core x86-64 host, to pay) and the process may use two CPUs,
+        else 1.
 
     Returns
     -------
@@ -226,7 +233,8 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         plan = layer_plan(layer, config)
         if plan.tables is not None:
             if threads is None:
-                threads = 2 if plan.tables.prefetch and _usable_cpus() > 1 else 1
+                steps = plan.tables.n_cols * plan.tables.n_pe
+                threads = 2 if steps >= OVERLAP_MIN_STEPS and _usable_cpus() > 1 else 1
             return _simulate_float32(plan, activations, config, warn, threads == 2)
     prog = prepare(layer, activations, config)
     if backend == "kernel":

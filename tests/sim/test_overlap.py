@@ -1,7 +1,8 @@
 """``simulate(threads=2)``: the kernel's timing pass on a helper thread beside the arithmetic pass.
 
 The two passes write nothing in common, so every result must be that of ``threads=1`` (and of the
-reference); the default picks 2 only for tables over 1 MiB on a process that may use two CPUs;
+reference); the default picks 2 only for layers of at least ``OVERLAP_MIN_STEPS`` (column, PE)
+pairs on a process that may use two CPUs;
 a forked child, whose copy of the helper pool has no thread, must not hang.
 """
 
@@ -69,7 +70,7 @@ def test_threads_must_be_none_1_or_2(bad):
         simulate(layer, x, threads=bad)
 
 
-def test_default_overlaps_only_large_tables_with_two_cpus(monkeypatch):
+def test_default_overlaps_only_large_layers_with_two_cpus(monkeypatch):
     calls = []
 
     class _Done:
@@ -85,13 +86,16 @@ def test_default_overlaps_only_large_tables_with_two_cpus(monkeypatch):
 
     monkeypatch.setattr(engine, "_helper_submit", counting_submit)
     small, xs = _layer(1, 30, 30, 4)
-    big, xb = _layer(2, 1000, 2200, 64, density=0.25)  # ~550k MACs: tables of ~1.8 MB
-    assert not layer_plan(small, EIEConfig(n_pe=4)).tables.prefetch
-    assert layer_plan(big, EIEConfig(n_pe=64)).tables.prefetch
+    edge, xe = _layer(4, 64, engine.OVERLAP_MIN_STEPS // 64 - 2, 64, density=0.02)  # bias: one pair short
+    big, xb = _layer(2, 100, engine.OVERLAP_MIN_STEPS // 64 - 1, 64, density=0.02)  # bias: exactly the bound
+    for layer, want_pairs in ((edge, engine.OVERLAP_MIN_STEPS - 64), (big, engine.OVERLAP_MIN_STEPS)):
+        t = layer_plan(layer, EIEConfig(n_pe=64)).tables
+        assert t.n_cols * t.n_pe == want_pairs
     for cpus, want in ((1, 0), (2, 1), (16, 1)):
         monkeypatch.setattr(engine, "_usable_cpus", lambda c=cpus: c)
         calls.clear()
         simulate(small, xs, EIEConfig(n_pe=4))
+        simulate(edge, xe, EIEConfig(n_pe=64))
         r = simulate(big, xb, EIEConfig(n_pe=64))
         assert len(calls) == want, cpus
         _same(r, simulate(big, xb, EIEConfig(n_pe=64), threads=1))
