@@ -59,8 +59,9 @@ timing pass is C (``EIESIM_TIMING``, one function per state and row type) and
 its loop over the PEs is branch-free over restrict pointers, so the compiler
 keeps 4 (SSE2) or 8 (AVX2) PEs per register; the whole pass is built twice and
 the loader picks the AVX2 or the portable build on the running CPU
-(``target_clones`` on GCC/glibc), once per input. The tables take the narrowest exact dtypes per layer (uint16
-MACs, int16 rows where they fit, see :class:`LayerTables`).
+(``target_clones`` on GCC/glibc), once per input. The tables take the
+narrowest exact dtypes per layer (uint16 MACs, int16 rows where they fit, see
+:class:`LayerTables`).
 
 Complexity per input: O(B * N) timing (B broadcasts, N PEs) + O(entries of
 the broadcast columns) arithmetic + O(n_groups * N) LNZD scan.
