@@ -1243,7 +1243,7 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
               bint has_bias, Py_ssize_t n_in, int fifo_depth, int entries_per_line,
               out_f, out_q, int64_t[::1] cycles, int64_t[::1] busy, int64_t[::1] stall,
               int64_t[::1] counters, Py_ssize_t trace_input=-1, trace_bc=None, trace_take=None,
-              trace_loads=None):
+              trace_loads=None, nonzeros=None):
     """Simulate ``n_inputs`` independent input vectors on one layer.
 
     ================  ==============================  =================================================
@@ -1271,6 +1271,8 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     trace_bc          int64 (cap, 3)                  out: per broadcast (cycle b, ready cycle, column)
     trace_take        int64 (cap, n_pe)               out: per broadcast, each PE's take cycle p
     trace_loads       int64 (n_groups + 1,)           out: group-load cycles
+    nonzeros          int64 (n_inputs,) or None       out: non-zero activations per input as the LNZD
+                                                      sees them (fixed16: quantised), bias excluded
     ================  ==============================  =================================================
 
     With ``trace_input >= 0`` returns ``(n_broadcasts, n_group_loads)`` recorded
@@ -1289,6 +1291,13 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
     cdef Py_ssize_t ring = fifo_depth if fifo_depth < n_slots else n_slots
     cdef Py_ssize_t x, jj, n_bc
     cdef int line_shift
+    cdef int64_t[::1] nz_out
+    cdef int64_t* nzp = NULL
+    if nonzeros is not None:
+        nz_out = nonzeros
+        if nz_out.shape[0] != n_inputs:
+            raise ValueError("nonzeros must be (n_inputs,)")
+        nzp = &nz_out[0] if n_inputs > 0 else NULL
     cdef FixedMode fm
     if fifo_depth < 1 or entries_per_line < 1:
         raise ValueError("fifo_depth and entries_per_line must be positive")
@@ -1350,7 +1359,10 @@ def run_batch(LayerTables tables, *, act, act_q, codebook, codebook_q, bint fixe
         with nogil:
             for x in range(n_inputs):
                 n_bc = _fill_slots(slot_col, n_slots, n_in, n_real_groups, n_pe, has_bias, &act_f[x, 0],
-                                   &act_i[x, 0] if fixed else NULL) + (1 if has_bias else 0)
+                                   &act_i[x, 0] if fixed else NULL)
+                if nzp != NULL:
+                    nzp[x] = n_bc
+                n_bc += 1 if has_bias else 0
                 trp = &tr if x == trace_input else NULL
                 cycles[x] = _timing_any(tables, n_groups, fifo_depth, entries_per_line, line_shift, slot_col,
                                         slot_col + n_slots, n_bc, st, &busy[0], &stall[0], c, trp)

@@ -104,6 +104,7 @@ def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray, *, tra
     busy = np.zeros(prog.n_pe, dtype=np.int64)
     stall = np.zeros(prog.n_pe, dtype=np.int64)
     counters = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
+    nonzeros = np.zeros(n, dtype=np.int64)
     trace = {}
     if trace_input >= 0:
         n_pe = prog.n_pe
@@ -120,7 +121,8 @@ def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray, *, tra
         prog.tables, act=act, act_q=act_q, codebook=prog.codebook, codebook_q=prog.codebook_q,
         fixed=prog.fixed, fixed_mode=_fixed_mode(prog), has_bias=prog.n_cols > prog.n_in, n_in=prog.n_in,
         fifo_depth=prog.fifo_depth, entries_per_line=prog.entries_per_line,
-        out_f=out_f, out_q=out_q, cycles=cycles, busy=busy, stall=stall, counters=counters, **trace,
+        out_f=out_f, out_q=out_q, cycles=cycles, busy=busy, stall=stall, counters=counters, nonzeros=nonzeros,
+        **trace,
     )
     extra = {}
     if trace:
@@ -133,6 +135,7 @@ def _kernel_batch(prog: LayerProgram, act: np.ndarray, act_q: np.ndarray, *, tra
         "busy": busy,
         "stall": stall,
         "counters": {name: int(counters[i]) for i, name in enumerate(COUNTER_NAMES)},
+        "nonzeros": nonzeros,
     }
 
 
@@ -357,9 +360,9 @@ def _coerce_batch(x, n_in: int, name: str):
     if a.dtype.kind == "f":
         with np.errstate(over="ignore"):
             a32 = np.ascontiguousarray(a, dtype=np.float32)
-        bad = ~np.isfinite(a32)
-        if bad.any():
-            n = int(np.flatnonzero(bad.any(axis=1))[0])
+        finite = np.isfinite(a32)
+        if not finite.all():
+            n = int(np.flatnonzero(~finite.all(axis=1))[0])
             try:
                 _coerce_activations(a[n], n_in, name)
             except EieInputError as exc:
@@ -435,13 +438,11 @@ def simulate_batch(layer, inputs, config: Optional[EIEConfig] = None, *, backend
 
         fmt = fixed_format(config)
         act_q = np.ascontiguousarray(quantize(act, config.act_frac_bits, fmt), dtype=np.int64)
-        act_nz = np.count_nonzero(act_q[:, : prog.n_in], axis=1).astype(np.int64)
         act_sat = np.count_nonzero(out_of_range(a32, config.act_frac_bits, fmt), axis=1).astype(np.int64)
     else:
         act_q = np.zeros((0, 0), dtype=np.int64)
-        act_nz = np.count_nonzero(a32, axis=1).astype(np.int64)
         act_sat = np.zeros(n_inputs, dtype=np.int64)
-    raw = _kernel_batch(prog, act, act_q)
+    raw = _kernel_batch(prog, act, act_q)  # counts each input's non-zeros as its LNZD view is built
     if prog.fixed:
         output_fixed = raw["output"]
         output = (output_fixed.astype(np.float64) / float(1 << prog.act_frac_bits)).astype(np.float32)
@@ -455,6 +456,6 @@ def simulate_batch(layer, inputs, config: Optional[EIEConfig] = None, *, backend
         busy=raw["busy"],
         stall=raw["stall"],
         counters=raw["counters"],
-        act_nonzeros=act_nz,
+        act_nonzeros=raw["nonzeros"],
         act_saturations=act_sat,
     )
