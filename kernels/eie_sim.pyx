@@ -935,8 +935,6 @@ cdef extern from *:
     EIESIM_TIMING(eiesim_timing_64_16, int64_t, int16_t, eiesim_pe_loop_64_16, eiesim_stall_64)
     EIESIM_TIMING(eiesim_timing_64_32, int64_t, int32_t, eiesim_pe_loop_64_32, eiesim_stall_64)
     """
-    void eiesim_prefetch(const void*, Py_ssize_t) noexcept nogil
-    const int EIESIM_PF_COLS
     void eiesim_arith_f32_16(float*, const float*, const float*, const uint16_t*, const int64_t*, Py_ssize_t, int,
                              const int64_t*, int) noexcept nogil
     void eiesim_arith_f32_32(float*, const float*, const float*, const uint32_t*, const int64_t*, Py_ssize_t, int,
