@@ -1,10 +1,53 @@
-"""Compiled Cython kernels (built from ``kernels/*.pyx`` by ``setup.py``)."""
+"""Compiled Cython kernels (built from ``kernels/*.pyx`` by ``setup.py``), and the one helper
+thread their callers hand half of a kernel's work to (:func:`helper_submit`)."""
 
 from __future__ import annotations
 
 import os
 
 from ..errors import EieError
+
+#: The helper thread (a one-worker pool, made on first use), and forgotten in a forked child
+#: (whose copy has no thread behind it).
+_HELPER: list = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HELPER.clear)
+_CPUS: list = []
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), computed once.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    if not _CPUS:
+        try:
+            _CPUS.append(max(1, len(os.sched_getaffinity(0))))
+        except AttributeError:  # pragma: no cover - macOS / Windows
+            _CPUS.append(max(1, os.cpu_count() or 1))
+    return _CPUS[0]
+
+
+def helper_submit():
+    """``submit`` of the one-thread pool that runs half of a kernel's work beside the caller.
+
+    Used by the simulator's timing pass (``run_one(submit=...)``) and the per-layer pass
+    (``build_tables(submit=...)``); both release the GIL and keep their buffers alive
+    until the helper is done with them.
+
+    Returns
+    -------
+    callable
+        ``concurrent.futures.ThreadPoolExecutor.submit`` of the pool (imported on first use).
+    """
+    if not _HELPER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _HELPER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-helper"))
+    return _HELPER[0].submit
 
 
 def missing_kernel_error(name: str, fallback: str, cause) -> EieError:

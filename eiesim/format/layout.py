@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import EieFormatError
+from ..errors import EieConfigError, EieFormatError
 from .relindex import decode_segments, encode_segments_sparse
 from .rules import RaiseSink, _gather_ranges, check_csc_arrays
 from .rules import n_local_rows as _n_local_rows
@@ -753,8 +753,16 @@ class CompressedLayer:
                          has_bias=self.has_bias, code_bits=self.code_bits, index_bits=self.index_bits,
                          name=self.name, level=level, zero_rule=False)
 
-    def kernel_tables(self):
+    def kernel_tables(self, threads=None):
         """The simulator kernel's tables of this layer, built (and all full rules checked) once.
+
+        Parameters
+        ----------
+        threads : {None, 1, 2}
+            2: a layer of at least ``eie_sim.SPLIT_MIN_ENTRIES`` (2**21) entries decodes
+            half of its columns on the kernels' helper thread (the same tables). None
+            (default): 2 when the process may use two CPUs, else 1. A layer whose
+            tables are already built returns them whatever ``threads`` is.
 
         Returns
         -------
@@ -765,7 +773,14 @@ class CompressedLayer:
             immutable) and take about 8 bytes per (column, PE) (12 beyond
             32,767 rows per PE) and 2 per non-filler entry (4 when
             ``n_out << code_bits`` passes 2**16, 8 past 2**32).
+
+        Raises
+        ------
+        EieConfigError
+            ``threads`` is not None, 1 or 2.
         """
+        if threads is not None and (type(threads) is not int or threads not in (1, 2)):
+            raise EieConfigError(f"kernel_tables: threads must be None, 1 or 2, got {threads!r}")
         cached = self.__dict__.get("_kernel_tables")
         if cached is not None:
             return cached
@@ -773,8 +788,12 @@ class CompressedLayer:
             from .._kernels import eie_sim
         except ImportError:  # pragma: no cover - only on a broken install
             return None
+        from .._kernels import helper_submit, usable_cpus
+
+        split = threads == 2 or (threads is None and self.v.size >= eie_sim.SPLIT_MIN_ENTRIES and usable_cpus() > 1)
         tables, _, _ = eie_sim.build_tables(ptr=self.ptr, v=self.v, z=self.z, n_out=self.n_out,
-                                            code_bits=self.code_bits, index_bits=self.index_bits)
+                                            code_bits=self.code_bits, index_bits=self.index_bits,
+                                            submit=helper_submit() if split else None)
         if tables is not None:
             object.__setattr__(self, "_kernel_tables", tables)
         return tables

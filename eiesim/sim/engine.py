@@ -8,13 +8,13 @@ Two backends produce identical results (cycles, counters, output bits):
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
+from .._kernels import helper_submit as _helper_submit, usable_cpus as _usable_cpus
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieFormatError, EieInputError
 from .program import PIPELINE_DRAIN, LayerPlan, LayerProgram, _coerce_activations, layer_plan, prepare
@@ -32,38 +32,12 @@ MAX_TRACE_RECORDS = 1 << 27
 
 _KERNEL: list = []
 
-#: The helper thread of the single-input path (``simulate(threads=2)``): made on first use, and
-#: forgotten in a forked child (whose copy has no thread behind it).
-_HELPER: list = []
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_HELPER.clear)
-_CPUS: list = []
-
 #: Layers with at least this many (column, PE) pairs run their timing pass on the helper thread by
 #: default (``simulate(threads=None)``): a full-density timing pass of 2**19 PE steps takes about
 #: 0.45 ms at ~0.9 ns per step, enough to pay the ~50 us hand-over at 35 % activations. Measured on
 #: the README's benchmark (2-core x86-64): the real FC8 (262,208 pairs) was no faster on two threads
 #: (0.496 vs 0.441 ms in one run, 0.490 vs 0.512 in another); the VGG-6-size layer (1,605,696) 1.6x.
 OVERLAP_MIN_STEPS = 1 << 19
-
-
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one), computed once."""
-    if not _CPUS:
-        try:
-            _CPUS.append(max(1, len(os.sched_getaffinity(0))))
-        except AttributeError:  # pragma: no cover - macOS / Windows
-            _CPUS.append(max(1, os.cpu_count() or 1))
-    return _CPUS[0]
-
-
-def _helper_submit():
-    """``submit`` of a one-thread pool that runs the timing pass beside the arithmetic pass."""
-    if not _HELPER:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _HELPER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-timing"))
-    return _HELPER[0].submit
 
 
 def _kernel():
@@ -199,7 +173,8 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         (default): 2 when the layer has at least :data:`OVERLAP_MIN_STEPS`
         (column, PE) pairs (a timing pass long enough for the hand-over, about
         50 us on a 2-core x86-64 host, to pay) and the process may use two CPUs,
-        else 1.
+        else 1. The first call on a layer passes it to the per-layer pass
+        (:meth:`CompressedLayer.kernel_tables`): 1 builds the tables on this thread.
 
     Returns
     -------
@@ -233,7 +208,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     if threads is not None and (type(threads) is not int or threads not in (1, 2)):
         raise EieConfigError(f"simulate: threads must be None, 1 or 2, got {threads!r}")
     if backend == "kernel" and not events and config.arith == "float32":
-        plan = layer_plan(layer, config)
+        plan = layer_plan(layer, config, threads)
         if plan.tables is not None:
             if threads is None:
                 steps = plan.tables.n_cols * plan.tables.n_pe

@@ -22,9 +22,10 @@ from typing import List, Optional
 
 import numpy as np
 
+from .._kernels import usable_cpus
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieError, EieInputError
-from .engine import _usable_cpus, simulate_batch
+from .engine import simulate_batch
 from .program import layer_tables
 from .result import COUNTER_NAMES, FixedPointSaturationWarning, saturation_message
 
@@ -475,7 +476,7 @@ def simulate_network(
         config = EIEConfig.for_layer(network.layers[0])
     check_network_config(network, config)
     if workers is None:
-        workers = _usable_cpus()
+        workers = usable_cpus()
     if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise EieConfigError(f"workers must be a positive integer or None, got {workers!r}")
     sums = _new_sums(network)

@@ -165,7 +165,7 @@ def _kernel_module():
         return None
     return eie_sim
 
-def layer_tables(layer):
+def layer_tables(layer, threads=None):
     """Check a layer's full format rules once and return the kernel's tables for it.
 
     The kernel's per-layer pass (``eie_sim.build_tables``, through
@@ -178,6 +178,8 @@ def layer_tables(layer):
     Parameters
     ----------
     layer : eiesim.format.layout.CompressedLayer
+    threads : {None, 1, 2}
+        Threads of the per-layer pass (:meth:`CompressedLayer.kernel_tables`).
 
     Returns
     -------
@@ -189,7 +191,7 @@ def layer_tables(layer):
     EieFormatError
         The layer breaks a format rule (the message starts with the layer's name).
     """
-    tables = layer.kernel_tables()
+    tables = layer.kernel_tables(threads)
     if tables is not None:
         return tables
     try:
@@ -259,7 +261,7 @@ class LayerPlan:
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def layer_plan(layer, config: EIEConfig) -> LayerPlan:
+def layer_plan(layer, config: EIEConfig, threads=None) -> LayerPlan:
     """Check a layer against a config and build everything per-layer a simulation needs, once.
 
     The result is kept for the layer object (layers are immutable) and the last
@@ -269,6 +271,8 @@ def layer_plan(layer, config: EIEConfig) -> LayerPlan:
     ----------
     layer : eiesim.format.layout.CompressedLayer
     config : EIEConfig
+    threads : {None, 1, 2}
+        Threads of the per-layer pass when it runs (:meth:`CompressedLayer.kernel_tables`).
 
     Returns
     -------
@@ -298,7 +302,7 @@ def layer_plan(layer, config: EIEConfig) -> LayerPlan:
             f"layer {name!r} uses {layer.code_bits}-bit codes and {layer.index_bits}-bit relative "
             f"indices; the config has code_bits = {config.code_bits}, index_bits = {config.index_bits}"
         )
-    tables = layer_tables(layer)
+    tables = layer_tables(layer, threads)
     _check_zero_codes(layer)
     fixed = config.arith == "fixed16"
     if fixed:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import eiesim._kernels
 from eiesim.config import EIEConfig
 from eiesim.errors import EieConfigError
 from eiesim.format.eiedump import read_dump
@@ -111,7 +112,7 @@ def test_a_forked_child_gets_its_own_helper():
     layer, x = _layer(3, 40, 40, 4)
     cfg = EIEConfig(n_pe=4)
     want = simulate(layer, x, cfg, threads=2)  # the parent's pool now exists
-    assert engine._HELPER
+    assert eiesim._kernels._HELPER
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
