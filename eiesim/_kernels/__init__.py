@@ -16,7 +16,9 @@ _CPUS: list = []
 
 
 def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one), computed once.
+    """CPUs this process may run on (its affinity mask where the OS has one, at most the cap of
+    :func:`limit_cpus`), computed once: the simulator's defaults (``simulate(threads=None)``, the
+    per-layer pass, ``simulate_network(workers=None)``) use helper threads only when it is above 1.
 
     Returns
     -------
@@ -29,6 +31,28 @@ def usable_cpus() -> int:
         except AttributeError:  # pragma: no cover - macOS / Windows
             _CPUS.append(max(1, os.cpu_count() or 1))
     return _CPUS[0]
+
+
+def limit_cpus(n: int) -> None:
+    """Cap :func:`usable_cpus` at ``n`` for this process: a pool worker's share of the CPUs.
+
+    A sweep's worker processes call it, so ``jobs`` workers on ``jobs`` CPUs do not each add
+    helper threads on large layers (results are the same with or without them).
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+
+    Raises
+    ------
+    ValueError
+        ``n`` is not an integer >= 1.
+    """
+    if type(n) is not int or n < 1:
+        raise ValueError(f"limit_cpus: n must be an integer >= 1, got {n!r}")
+    cpus = usable_cpus()
+    _CPUS[:] = [min(cpus, n)]
 
 
 def helper_submit():

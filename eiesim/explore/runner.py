@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from .. import __version__
+from .._kernels import limit_cpus, usable_cpus
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieError, EieInputError
 from .spec import Point, SweepSpec
@@ -630,6 +631,14 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _pool_worker(parent_pid: int, cpus: int) -> None:
+    """Pool-worker initializer: :func:`_die_with_parent`, and this worker's share of the CPUs
+    (``cpus``, :func:`eiesim._kernels.limit_cpus`): ``jobs`` workers on as many CPUs simulate on
+    one thread each instead of each adding the simulator's helper thread on large layers."""
+    _die_with_parent(parent_pid)
+    limit_cpus(cpus)
+
+
 def local_pool(jobs: int) -> Executor:
     """A process pool of ``jobs`` workers for :func:`run_sweep` that do not outlive the caller.
 
@@ -642,11 +651,13 @@ def local_pool(jobs: int) -> Executor:
     -------
     concurrent.futures.ProcessPoolExecutor
         Each worker is ended (SIGTERM) when the process that made the pool
-        dies, killed or not (Linux; elsewhere a plain pool).
+        dies, killed or not (Linux; elsewhere a plain pool), and may use
+        ``max(1, usable_cpus() // jobs)`` CPUs (:func:`eiesim._kernels.limit_cpus`).
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent, initargs=(os.getpid(),))
+    share = max(1, usable_cpus() // max(1, jobs))
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_pool_worker, initargs=(os.getpid(), share))
 
 
 def default_batch_size(n_points: int, workers: int) -> int:

@@ -195,6 +195,33 @@ def test_process_pool_gives_the_serial_results(tmp_path):
     assert sorted(ids) == sorted(p.id for p in spec.points)
 
 
+def _worker_cpus():
+    import eiesim._kernels
+
+    return eiesim._kernels.usable_cpus()
+
+
+def test_local_pool_workers_each_get_their_share_of_the_cpus():
+    """Pool workers see max(1, CPUs // jobs) usable CPUs, so on large layers ``jobs`` workers on as
+    many CPUs do not each add the simulator's helper thread (a worker used to see every CPU)."""
+    import eiesim._kernels
+    from eiesim.explore.runner import local_pool
+
+    cpus = eiesim._kernels.usable_cpus()
+    for jobs in (1, 2):
+        with local_pool(jobs) as ex:
+            assert ex.submit(_worker_cpus).result(timeout=60) == max(1, cpus // jobs)
+    assert eiesim._kernels.usable_cpus() == cpus  # the sweep process keeps its own
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.0, True, "2", None])
+def test_limit_cpus_refuses_what_is_not_a_positive_integer(bad):
+    import eiesim._kernels
+
+    with pytest.raises(ValueError, match="limit_cpus"):
+        eiesim._kernels.limit_cpus(bad)
+
+
 def test_batches_keep_workload_and_n_together():
     doc = {"version": 1, "workloads": [{"benchmark": "NT-We"}, {"benchmark": "NT-Wd"}],
            "grid": {"n_pe": [16, 64], "fifo_depth": [1, 2, 4]}}
