@@ -807,13 +807,17 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
     Returns
     -------
     (LayerTables or None, int, int)
-        The tables, ``BAD_NONE`` and -1; or ``None``, the ``BAD_*`` code of the
-        first broken rule and the entry (or PE) it was found at. The rules are
-        those of ``CompressedLayer.check_format(full=True)``, in its order:
-        pointers non-decreasing, ``v < 2**code_bits``, ``z < 2**index_bits``,
-        fillers ``(0, 2**index_bits - 1)``, no filler at a segment's end, decoded
-        rows inside the PE's rows; plus a PE's entry count below 2**31 (the int32
-        pointer table).
+        The tables, ``BAD_NONE`` and -1; or ``None``, the ``BAD_*`` code of a
+        broken rule and the entry (or PE) it was found at. The rules are those of
+        ``CompressedLayer.check_format(full=True)``: pointers non-decreasing,
+        ``v < 2**code_bits``, ``z < 2**index_bits``, fillers
+        ``(0, 2**index_bits - 1)``, no filler at a segment's end, decoded rows
+        inside the PE's rows; plus a PE's entry count below 2**31 (the int32
+        pointer table). The passes run in that order, but the last two rules are
+        checked slice by slice (blocks of 64 columns, PE by PE), so when a layer
+        breaks several rules the code may name another one than ``check_format``
+        would: callers run ``check_format`` for the message (``kernel_tables``
+        returns None).
 
     Notes
     -----

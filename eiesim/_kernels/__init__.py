@@ -3,6 +3,7 @@ thread their callers hand half of a kernel's work to (:func:`helper_submit`)."""
 
 from __future__ import annotations
 
+import operator
 import os
 
 from ..errors import EieError
@@ -12,7 +13,8 @@ from ..errors import EieError
 _HELPER: list = []
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_HELPER.clear)
-_CPUS: list = []
+_CPUS: list = []  # the affinity mask's CPUs, computed once
+_CAP: list = []  # limit_cpus's cap
 
 
 def usable_cpus() -> int:
@@ -30,29 +32,37 @@ def usable_cpus() -> int:
             _CPUS.append(max(1, len(os.sched_getaffinity(0))))
         except AttributeError:  # pragma: no cover - macOS / Windows
             _CPUS.append(max(1, os.cpu_count() or 1))
-    return _CPUS[0]
+    return min(_CPUS[0], _CAP[0]) if _CAP else _CPUS[0]
 
 
-def limit_cpus(n: int) -> None:
-    """Cap :func:`usable_cpus` at ``n`` for this process: a pool worker's share of the CPUs.
+def limit_cpus(n) -> None:
+    """Set this process's cap on :func:`usable_cpus` to ``n``: a pool worker's share of the CPUs.
 
-    A sweep's worker processes call it, so ``jobs`` workers on ``jobs`` CPUs do not each add
-    helper threads on large layers (results are the same with or without them).
+    :func:`usable_cpus` then returns the smaller of the affinity mask's CPUs and ``n`` (a later
+    call replaces the cap, higher or lower). A sweep's worker processes call it, so ``jobs``
+    workers on ``jobs`` CPUs do not each add helper threads on large layers (results are the
+    same with or without them).
 
     Parameters
     ----------
-    n : int
-        At least 1.
+    n : int or None
+        At least 1 (any integer type); None removes the cap.
 
     Raises
     ------
     ValueError
-        ``n`` is not an integer >= 1.
+        ``n`` is not None or an integer >= 1 (bool included).
     """
-    if type(n) is not int or n < 1:
-        raise ValueError(f"limit_cpus: n must be an integer >= 1, got {n!r}")
-    cpus = usable_cpus()
-    _CPUS[:] = [min(cpus, n)]
+    if n is None:
+        _CAP.clear()
+        return
+    try:
+        k = operator.index(n)
+    except TypeError:
+        k = 0
+    if isinstance(n, bool) or k < 1:
+        raise ValueError(f"limit_cpus: n must be an integer >= 1 or None, got {n!r}")
+    _CAP[:] = [k]
 
 
 def helper_submit():

@@ -214,7 +214,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
                 steps = plan.tables.n_cols * plan.tables.n_pe
                 threads = 2 if steps >= OVERLAP_MIN_STEPS and _usable_cpus() > 1 else 1
             return _simulate_float32(plan, activations, config, warn, threads == 2)
-    prog = prepare(layer, activations, config)
+    prog = prepare(layer, activations, config, threads)
     if backend == "kernel":
         raw = _run_kernel(prog, events)
     else:

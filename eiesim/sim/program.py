@@ -324,7 +324,7 @@ def layer_plan(layer, config: EIEConfig, threads=None) -> LayerPlan:
     return plan
 
 
-def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
+def prepare(layer, activations, config: EIEConfig, threads=None) -> LayerProgram:
     """Check a layer against a config and an input vector; build the flat program.
 
     Parameters
@@ -338,6 +338,8 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         the test is on the value after quantisation to the activation format
         (``act_frac_bits``), the value the hardware's activation SRAM holds.
     config : EIEConfig
+    threads : {None, 1, 2}
+        Threads of the per-layer pass when it runs (:meth:`CompressedLayer.kernel_tables`).
 
     Returns
     -------
@@ -352,7 +354,7 @@ def prepare(layer, activations, config: EIEConfig) -> LayerProgram:
         If the layer's arrays break a format rule (full check), or a stored entry
         with code >= 1 decodes to 0.0 (``ENTRY-DECODES-TO-ZERO``).
     """
-    plan = layer_plan(layer, config)
+    plan = layer_plan(layer, config, threads)
     name, n_pe, n_out, n_in, n_cols = plan.name, plan.n_pe, plan.n_out, plan.n_in, plan.n_cols
     a = _coerce_activations(activations, n_in, name)
 

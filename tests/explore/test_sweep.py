@@ -214,12 +214,24 @@ def test_local_pool_workers_each_get_their_share_of_the_cpus():
     assert eiesim._kernels.usable_cpus() == cpus  # the sweep process keeps its own
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.0, True, "2", None])
+@pytest.mark.parametrize("bad", [0, -1, 1.0, True, "2", np.int64(0)])
 def test_limit_cpus_refuses_what_is_not_a_positive_integer(bad):
     import eiesim._kernels
 
     with pytest.raises(ValueError, match="limit_cpus"):
         eiesim._kernels.limit_cpus(bad)
+
+
+def test_limit_cpus_sets_the_cap_and_none_removes_it(monkeypatch):
+    import eiesim._kernels as k
+
+    monkeypatch.setattr(k, "_CPUS", [4])
+    monkeypatch.setattr(k, "_CAP", [])
+    seen = []
+    for n in (1, 3, np.int64(2), 8, None):
+        k.limit_cpus(n)
+        seen.append(k.usable_cpus())
+    assert seen == [1, 3, 2, 4, 4]  # a later cap replaces an earlier one, higher or lower
 
 
 def test_batches_keep_workload_and_n_together():

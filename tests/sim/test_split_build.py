@@ -174,3 +174,24 @@ def test_an_interrupted_wait_leaves_the_other_half_its_buffers(split_everything)
     gate.set()
     inner[0].result(timeout=30)
     _assert_same(_build(layer, submit=_Recorder()), _build(layer))
+
+
+@pytest.mark.parametrize("kw", [{}, {"events": True}, {"backend": "reference"}, {"arith": "fixed16"}])
+def test_simulate_threads_1_builds_on_its_own_thread_on_every_path(monkeypatch, kw):
+    """simulate(threads=1) passes threads to the per-layer pass on the float32 warm path and on the
+    prepare() path (events, fixed16, the reference backend) alike; threads=None splits."""
+    layer = _layer(4, 64, 300, 4, 0.2)
+    monkeypatch.setattr(eie_sim, "SPLIT_MIN_ENTRIES", 0)
+    monkeypatch.setattr(eiesim._kernels, "usable_cpus", lambda: 2)
+    rec = _Recorder()
+    monkeypatch.setattr(eiesim._kernels, "helper_submit", lambda: rec)
+    arith = kw.pop("arith", "float32")
+    cfg = EIEConfig(n_pe=4, arith=arith)
+    x = np.ones(layer.n_in, np.float32)
+    for threads, want in ((1, 0), (None, 1)):
+        fresh = CompressedLayer(shape=layer.shape, n_pe=4, codebook=layer.codebook, ptr=layer.ptr, v=layer.v,
+                                z=layer.z)
+        rec.jobs = 0
+        one = simulate(fresh, x, cfg, threads=threads, **kw)
+        assert rec.jobs == want, threads
+    assert one.cycles == simulate(layer, x, cfg, threads=1, **kw).cycles

@@ -70,8 +70,10 @@ def test_one_hash_per_file_version_everywhere():
             assert seen.setdefault(name, pin) == pin, f"{name} pinned differently in {path.name}"
 
 
-@pytest.mark.parametrize("spec", [s for s in REGISTRY if s.packages and s.installed], ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [s for s in REGISTRY if s.packages], ids=lambda s: s.name)
 def test_installed_packages_are_the_pinned_versions(spec):
+    if not spec.installed:
+        pytest.skip(f"{spec.name}'s packages are not installed; install with:  {spec.install_command}")
     for pip_name, version, _ in spec.packages:
         assert importlib.metadata.version(pip_name) == version
 
