@@ -783,6 +783,68 @@ cdef int64_t _count_fillers(const uint8_t* v, const int64_t* pe_off, const int32
     return n
 
 
+def last_rows(const int64_t[:, ::1] ptr, const uint8_t[::1] z):
+    """Each PE's largest decoded local row: the most of ``sum(z + 1) - 1`` over its segments.
+
+    The compiled twin of the NumPy inference in ``eiesim.format.eiedump`` (a dump does
+    not store ``n_out``): one running sum of ``z + 1`` per PE, read at its segment
+    boundaries, without a branch per segment. A segment's rows grow along it, so its
+    last entry's row is its largest.
+
+    Parameters
+    ----------
+    ptr : ndarray of int64, shape (n_pe, n_cols + 1)
+        Per-PE local column pointers.
+    z : ndarray of uint8, shape (n_entries,)
+        Relative row indices, PE 0 first.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_pe,)
+        -1 for a PE without entries.
+
+    Raises
+    ------
+    ValueError
+        A pointer row does not start at 0 or decreases, or the pointers' entry count is
+        not ``len(z)`` (checked before the loop).
+    """
+    cdef Py_ssize_t n_pe = ptr.shape[0], n_cols = ptr.shape[1] - 1
+    cdef Py_ssize_t k, j
+    cdef int64_t e, base = 0, most = 0, n_k, d, best
+    if n_pe < 1 or n_cols < 0:
+        raise ValueError("ptr must be (n_pe, n_cols + 1)")
+    for k in range(n_pe):
+        if ptr[k, 0] != 0:
+            raise ValueError(f"ptr[{k}, 0] must be 0")
+        for j in range(n_cols):
+            if ptr[k, j + 1] < ptr[k, j]:
+                raise ValueError(f"ptr[{k}] decreases at column {j}")
+        base += ptr[k, n_cols]
+        if ptr[k, n_cols] > most:
+            most = ptr[k, n_cols]
+    if base != z.shape[0]:
+        raise ValueError(f"the pointers count {base} entries, z holds {z.shape[0]}")
+    out_arr = np.empty(n_pe, dtype=np.int64)
+    csum_arr = np.empty(most + 1, dtype=np.int64)
+    cdef int64_t[::1] out = out_arr
+    cdef int64_t[::1] c = csum_arr
+    base = 0
+    with nogil:
+        for k in range(n_pe):
+            n_k = ptr[k, n_cols]
+            c[0] = 0
+            for e in range(n_k):
+                c[e + 1] = c[e] + z[base + e] + 1
+            best = 0
+            for j in range(n_cols):
+                d = c[ptr[k, j + 1]] - c[ptr[k, j]]
+                best = d if d > best else best
+            out[k] = best - 1
+            base += n_k
+    return out_arr
+
+
 def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8_t[::1] z,
                  Py_ssize_t n_out, int code_bits, int index_bits, submit=None):
     """The per-layer pass: check every full format rule and build the kernel's tables.

@@ -191,7 +191,7 @@ def read_dump(path, *, n_out: int | None = None, n_in: int | None = None,
                    n_out_inferred=c.n_out is None, warnings=tuple(warnings_))
 
 
-#: Entries per group of PEs in :func:`_infer_n_out` (its temporaries: about 16 bytes per entry).
+#: Entries per group of PEs in :func:`_last_rows_numpy` (its temporaries: about 16 bytes per entry).
 _INFER_CHUNK = 1 << 16
 
 
@@ -227,6 +227,42 @@ def _infer_n_out(root: Path, ptr: np.ndarray, v: np.ndarray, z: np.ndarray):
     if not v.any():
         raise EieFormatError(f"{root}: the dump holds no non-zero; pass n_out explicitly", code="META-MISSING")
     N = ptr.shape[0]
+    last = _last_rows(ptr, z)  # last decoded local row, per PE (-1: none)
+    n_out = int((last * N + np.arange(N))[last >= 0].max()) + 1
+    if N > 1:
+        order = np.argsort(last, kind="stable")
+        top, second = int(order[-1]), int(order[-2])
+        if last[top] - last[second] > ROW_OUTLIER_LOCAL_ROWS:
+            return n_out, (
+                f"{root}: n_out = {n_out} is inferred from PE {top} alone: its last non-zero decodes to "
+                f"local row {int(last[top])} (global row {n_out - 1}), every other PE's by local row "
+                f"{int(last[second])} -- a missing or misplaced filler entry in spm/spm{top}.dat? "
+                "Pass n_out (--n-out) if the layer really has that many rows",)
+    return n_out, ()
+
+
+#: :func:`_last_rows` uses the compiled kernel (``eie_sim.last_rows``) when it is built; tests set
+#: this False to run the NumPy twin.
+_USE_KERNEL = True
+
+
+def _last_rows(ptr: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Each PE's last (largest) decoded local row, -1 for a PE without entries: the kernel's
+    ``eie_sim.last_rows`` when built, else (and in tests) :func:`_last_rows_numpy` -- the same values."""
+    if _USE_KERNEL:
+        try:
+            from .._kernels import eie_sim
+        except ImportError:  # pragma: no cover - only on a broken install
+            pass
+        else:
+            return eie_sim.last_rows(np.ascontiguousarray(ptr, dtype=np.int64), np.ascontiguousarray(z))
+    return _last_rows_numpy(ptr, z)
+
+
+def _last_rows_numpy(ptr: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """:func:`_last_rows` in NumPy: one running sum of ``z`` over groups of PEs, read at the segment
+    boundaries (``ptr`` checked: starts at 0, non-decreasing, ends at each PE's entry count)."""
+    N = ptr.shape[0]
     off = np.concatenate([[0], np.cumsum(ptr[:, -1])])  # each PE's first entry in z
     last = np.empty(N, dtype=np.int64)  # last decoded local row, per PE (-1: none)
     k0 = 0
@@ -245,17 +281,7 @@ def _infer_n_out(root: Path, ptr: np.ndarray, v: np.ndarray, z: np.ndarray):
         ends = csum[bounds] + bounds
         last[k0:k1] = np.diff(ends, axis=1).max(axis=1) - 1
         k0 = k1
-    n_out = int((last * N + np.arange(N))[last >= 0].max()) + 1
-    if N > 1:
-        order = np.argsort(last, kind="stable")
-        top, second = int(order[-1]), int(order[-2])
-        if last[top] - last[second] > ROW_OUTLIER_LOCAL_ROWS:
-            return n_out, (
-                f"{root}: n_out = {n_out} is inferred from PE {top} alone: its last non-zero decodes to "
-                f"local row {int(last[top])} (global row {n_out - 1}), every other PE's by local row "
-                f"{int(last[second])} -- a missing or misplaced filler entry in spm/spm{top}.dat? "
-                "Pass n_out (--n-out) if the layer really has that many rows",)
-    return n_out, ()
+    return last
 
 
 def write_dump(layer: CompressedLayer, path, activations=None) -> Path:

@@ -314,18 +314,44 @@ def test_inferred_n_out_is_flagged_and_a_lone_far_pe_warned(tmp_path):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_pe=st.integers(1, 9), n_out=st.integers(1, 70), n_in=st.integers(1, 12),
-       density=st.floats(0.0, 0.6), chunk=st.sampled_from([1, 5, 40, 1 << 16]))
+       density=st.floats(0.0, 0.6), chunk=st.sampled_from([1, 5, 40, 1 << 16, None]))
 def test_inferred_n_out_is_the_last_real_row_plus_one(tmp_path_factory, seed, n_pe, n_out, n_in, density, chunk):
     """read_dump's one-pass inference (segment sums of z + 1) gives the largest decoded global row of a real
-    entry + 1, as decoding every entry does (long gaps: fillers included), whatever the groups of PEs it
-    sums at once (``_INFER_CHUNK`` entries: one PE per group up to all PEs in one)."""
+    entry + 1, as decoding every entry does (long gaps: fillers included): the compiled ``eie_sim.last_rows``
+    (``chunk`` None) and the NumPy twin whatever the groups of PEs it sums at once (``_INFER_CHUNK``
+    entries: one PE per group up to all PEs in one)."""
     import eiesim.format.eiedump as eiedump
 
-    was, eiedump._INFER_CHUNK = eiedump._INFER_CHUNK, chunk
+    was = eiedump._INFER_CHUNK, eiedump._USE_KERNEL
+    eiedump._INFER_CHUNK, eiedump._USE_KERNEL = (was[0], True) if chunk is None else (chunk, False)
     try:
         _check_inferred_n_out(tmp_path_factory, seed, n_pe, n_out, n_in, density)
     finally:
-        eiedump._INFER_CHUNK = was
+        eiedump._INFER_CHUNK, eiedump._USE_KERNEL = was
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_pe=st.integers(1, 9), n_cols=st.integers(1, 40),
+       fill=st.sampled_from([0.0, 0.2, 0.9]), zmax=st.sampled_from([1, 16, 256]))
+def test_kernel_last_rows_equals_the_numpy_twin(seed, n_pe, n_cols, fill, zmax):
+    """``eie_sim.last_rows`` and ``_last_rows_numpy`` on any pointers and indices (empty PEs, empty
+    segments, 8-bit indices), and the kernel refuses pointers that would make it read out of bounds."""
+    import eiesim.format.eiedump as eiedump
+
+    eie_sim = pytest.importorskip("eiesim._kernels.eie_sim")
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 6, (n_pe, n_cols)) * (rng.random((n_pe, n_cols)) < fill)
+    ptr = np.concatenate([np.zeros((n_pe, 1), np.int64), np.cumsum(counts, axis=1)], axis=1)
+    z = rng.integers(0, zmax, int(ptr[:, -1].sum())).astype(np.uint8)
+    got = eie_sim.last_rows(ptr, z)
+    np.testing.assert_array_equal(got, eiedump._last_rows_numpy(ptr, z))
+    if z.size:
+        with pytest.raises(ValueError, match="entries"):
+            eie_sim.last_rows(ptr, z[:-1])
+        bad = ptr.copy()
+        bad[0, -1] = bad[0, 1] - 1
+        with pytest.raises(ValueError, match="decreases|entries"):
+            eie_sim.last_rows(bad, z)
 
 
 def _check_inferred_n_out(tmp_path_factory, seed, n_pe, n_out, n_in, density):
