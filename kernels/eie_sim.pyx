@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cycle-level EIE kernel: the compiled twin of ``eiesim/sim/reference.py``.
 
-Three entry points, called by ``eiesim.sim.engine``:
+Three entry points, called by ``eiesim.sim.engine`` (and ``last_rows``, each PE's largest
+decoded local row, by ``eiesim.format.eiedump`` to infer a dump's ``n_out``):
 
 ``build_tables(ptr=, v=, z=, n_out=, code_bits=, index_bits=, submit=None)``
     The per-layer pass, run once per layer object: it checks every full format
