@@ -7,9 +7,9 @@ from hypothesis import given, settings, strategies as st
 
 from eiesim.format.layout import CompressedLayer
 
-eie_sim = pytest.importorskip("eiesim._kernels.eie_sim")
+from ._tables import assert_same_tables as _assert_same
 
-FIELDS = ("ptr_t", "first_row", "last_row", "col_fillers", "col_entries", "mac_start", "macs")
+eie_sim = pytest.importorskip("eiesim._kernels.eie_sim")
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +29,6 @@ def _both(ptr, v, z, n_out, code_bits, index_bits):
                                         index_bits=index_bits))
     eie_sim.simd_decode(True)
     return out
-
-
-def _assert_same(a, b):
-    assert a[1:] == b[1:]
-    if a[0] is None:
-        assert b[0] is None
-        return
-    for f in FIELDS:
-        x, y = getattr(a[0], f), getattr(b[0], f)
-        assert x.dtype == y.dtype, f
-        np.testing.assert_array_equal(x, y, err_msg=f)
 
 
 @st.composite
@@ -73,8 +62,7 @@ def test_slices_across_8_entry_steps_and_the_layer_end(simd_switch, length):
     codes = np.zeros((n_out, 2), dtype=np.int64)
     rows = np.arange(0, 2 * length, 2)[:length] % n_out
     codes[np.unique(rows), 0] = 1 + np.arange(np.unique(rows).size) % 15
-    codes[[5, 40, 63], 1] = [3, 0, 9]
-    codes[40, 1] = 4
+    codes[[5, 40, 63], 1] = [3, 4, 9]
     layer = CompressedLayer.from_codes(codes, np.r_[0.0, np.ones(15)].astype(np.float32), 1, index_bits=2)
     assert layer.n_fillers > 0
     a, b = _both(layer.ptr, layer.v, layer.z, n_out, 4, 2)

@@ -16,9 +16,10 @@ from eiesim.errors import EieConfigError
 from eiesim.format.layout import CompressedLayer
 from eiesim.sim.engine import simulate
 
+from ._tables import assert_same_tables as _assert_same
+
 eie_sim = pytest.importorskip("eiesim._kernels.eie_sim")
 
-FIELDS = ("ptr_t", "first_row", "last_row", "col_fillers", "col_entries", "mac_start", "macs")
 POOL = ThreadPoolExecutor(max_workers=1)
 
 
@@ -37,17 +38,6 @@ def _build(layer, v=None, z=None, submit=None):
     return eie_sim.build_tables(ptr=layer.ptr, v=layer.v if v is None else v, z=layer.z if z is None else z,
                                 n_out=layer.n_out, code_bits=layer.code_bits, index_bits=layer.index_bits,
                                 submit=submit)
-
-
-def _assert_same(a, b):
-    assert a[1:] == b[1:]
-    if a[0] is None:
-        assert b[0] is None
-        return
-    for f in FIELDS:
-        x, y = getattr(a[0], f), getattr(b[0], f)
-        assert x.dtype == y.dtype, f
-        np.testing.assert_array_equal(x, y, err_msg=f)
 
 
 def _layer(seed, n_out, n_in, n_pe, density, code_bits=4, index_bits=4):
