@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import os
 
-from ..errors import EieError
+from ..errors import EieConfigError, EieError
 
 #: The helper thread (a one-worker pool, made on first use), and forgotten in a forked child
 #: (whose copy has no thread behind it).
@@ -63,6 +63,24 @@ def limit_cpus(n) -> None:
     if isinstance(n, bool) or k < 1:
         raise ValueError(f"limit_cpus: n must be an integer >= 1 or None, got {n!r}")
     _CAP[:] = [k]
+
+
+def check_threads(threads, who: str) -> None:
+    """Refuse a ``threads`` argument other than None, 1 or 2 (``simulate``, ``kernel_tables``).
+
+    Parameters
+    ----------
+    threads : object
+    who : str
+        The caller, first in the message.
+
+    Raises
+    ------
+    EieConfigError
+        ``threads`` is not None, 1 or 2 (a bool is refused).
+    """
+    if threads is not None and (type(threads) is not int or threads not in (1, 2)):
+        raise EieConfigError(f"{who}: threads must be None, 1 or 2, got {threads!r}")
 
 
 def helper_submit():

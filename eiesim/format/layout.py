@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import EieConfigError, EieFormatError
+from ..errors import EieFormatError
 from .relindex import decode_segments, encode_segments_sparse
 from .rules import RaiseSink, _gather_ranges, check_csc_arrays
 from .rules import n_local_rows as _n_local_rows
@@ -779,8 +779,9 @@ class CompressedLayer:
         EieConfigError
             ``threads`` is not None, 1 or 2.
         """
-        if threads is not None and (type(threads) is not int or threads not in (1, 2)):
-            raise EieConfigError(f"kernel_tables: threads must be None, 1 or 2, got {threads!r}")
+        from .._kernels import check_threads
+
+        check_threads(threads, "kernel_tables")
         cached = self.__dict__.get("_kernel_tables")
         if cached is not None:
             return cached

@@ -144,9 +144,9 @@ class Table:
 
     def to_csv(self) -> str:
         """The table as CSV text (stdlib :mod:`csv`, ``"\\n"`` line ends, quoting as needed)."""
-        buf = io.StringIO()
         import csv  # here: only --csv writes one
 
+        buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(self.csv_header())
         w.writerows(self.csv_rows())

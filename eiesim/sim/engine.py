@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._kernels import helper_submit as _helper_submit, usable_cpus as _usable_cpus
+from .._kernels import check_threads, helper_submit as _helper_submit, usable_cpus as _usable_cpus
 from ..config import EIEConfig
 from ..errors import EieConfigError, EieFormatError, EieInputError
 from .program import PIPELINE_DRAIN, LayerPlan, LayerProgram, _coerce_activations, layer_plan, prepare
@@ -205,8 +205,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         activations are finite (an accumulator passed the float32 range).
     """
     config = _check_args(layer, config, backend)
-    if threads is not None and (type(threads) is not int or threads not in (1, 2)):
-        raise EieConfigError(f"simulate: threads must be None, 1 or 2, got {threads!r}")
+    check_threads(threads, "simulate")
     if backend == "kernel" and not events and config.arith == "float32":
         plan = layer_plan(layer, config, threads)
         if plan.tables is not None:
