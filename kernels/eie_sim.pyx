@@ -865,7 +865,8 @@ def build_tables(*, const int64_t[:, ::1] ptr, const uint8_t[::1] v, const uint8
         and two blocks of columns decodes its second half of the columns (split at the
         block boundary nearest to half of the entries) on that pool while the calling
         thread decodes the first. The tables, and the first broken rule named, are those
-        of one thread.
+        of one thread. A ``submit`` that returns None or raises RuntimeError (a pool shut
+        down): this thread decodes both halves.
 
     Returns
     -------
@@ -1549,7 +1550,8 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
         ``submit(fn) -> future`` (e.g. ``ThreadPoolExecutor.submit``): the timing pass runs
         through it, on another thread, while this thread runs the arithmetic pass; both
         release the GIL and share nothing they write, so the results are those of the
-        serial order. None: both passes on this thread.
+        serial order. None, a ``submit`` that returns None or raises RuntimeError (a pool
+        shut down): both passes on this thread.
 
     Returns
     -------
@@ -1600,7 +1602,12 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
             job.n_bc = nz + (1 if has_bias else 0)
     if not finite:
         return None
-    fut = None if submit is None else submit(job)
+    fut = None
+    if submit is not None:
+        try:
+            fut = submit(job)
+        except RuntimeError:  # a pool shut down (interpreter exit): this thread runs the timing pass
+            fut = None
     if fut is None:
         job()
     with nogil:  # the arithmetic pass (fm unused in float32) and the non-finite outputs

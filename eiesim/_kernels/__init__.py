@@ -93,13 +93,24 @@ def helper_submit():
     Returns
     -------
     callable
-        ``concurrent.futures.ThreadPoolExecutor.submit`` of the pool (imported on first use).
+        ``submit(fn)``: the pool's future of ``fn()``, or None when the pool refuses new
+        jobs (it is shut down: interpreter exit, e.g. a call from an ``atexit`` handler);
+        the kernels then run ``fn`` on the calling thread. The pool is made on first use
+        (``concurrent.futures.ThreadPoolExecutor``).
     """
     if not _HELPER:
         from concurrent.futures import ThreadPoolExecutor
 
         _HELPER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-helper"))
-    return _HELPER[0].submit
+    pool = _HELPER[0]
+
+    def submit(fn):
+        try:
+            return pool.submit(fn)
+        except RuntimeError:  # shut down: the caller runs fn itself
+            return None
+
+    return submit
 
 
 def missing_kernel_error(name: str, fallback: str, cause) -> EieError:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -134,3 +137,56 @@ def test_a_forked_child_gets_its_own_helper():
         signal.alarm(0)
         os.close(r)
     assert got == b"1"
+
+
+def test_a_shut_down_helper_pool_runs_both_passes_here(monkeypatch):
+    """At interpreter exit (an ``atexit`` handler) the helper pool refuses new jobs with
+    RuntimeError; ``simulate(threads=2)`` must then run the timing pass on the calling
+    thread, as the per-layer pass already did (it raised before)."""
+    layer, x = _layer(5, 50, 60, 4)
+    cfg = EIEConfig(n_pe=4)
+    want = simulate(layer, x, cfg, threads=1)
+    closed = ThreadPoolExecutor(max_workers=1)
+    closed.shutdown()
+    monkeypatch.setattr(eiesim._kernels, "_HELPER", [closed])
+    assert eiesim._kernels.helper_submit()(lambda: 1) is None  # refused: the caller runs the job
+    _same(simulate(layer, x, cfg, threads=2), want)
+
+
+def test_run_one_runs_the_timing_pass_here_when_submit_refuses():
+    """``run_one``'s ``submit`` contract is ``build_tables``': a RuntimeError (a pool shut down)
+    or None means this thread runs the job."""
+    layer, x = _layer(6, 40, 50, 4)
+    cfg = EIEConfig(n_pe=4)
+    want = simulate(layer, x, cfg, threads=1)
+    plan = layer_plan(layer, cfg)
+
+    def refuse(job):
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    for submit in (refuse, lambda job: None):
+        got = eie_sim.run_one(plan.tables, x, plan.codebook, plan.n_in, plan.has_bias, cfg.fifo_depth,
+                              cfg.entries_per_line, submit)
+        assert got[0] + engine.PIPELINE_DRAIN == want.cycles
+        np.testing.assert_array_equal(got[1].view(np.uint32), want.output.view(np.uint32))
+        np.testing.assert_array_equal(got[2], want.busy)
+        np.testing.assert_array_equal(got[3], want.stall)
+
+
+def test_simulate_from_an_atexit_handler(tmp_path):
+    """The user's case behind the test above, in a real interpreter exit (it raised before)."""
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import atexit\n"
+        "import numpy as np\n"
+        "from eiesim.config import EIEConfig\n"
+        "from eiesim.format.layout import CompressedLayer\n"
+        "from eiesim.sim.engine import simulate\n"
+        "rng = np.random.default_rng(0)\n"
+        "codes = rng.integers(1, 16, size=(64, 40)) * (rng.random((64, 40)) < 0.3)\n"
+        "layer = CompressedLayer.from_codes(codes, np.r_[0.0, rng.uniform(-2, 2, 15)].astype(np.float32), 4)\n"
+        "x = rng.uniform(-1, 1, 40).astype(np.float32)\n"
+        "want = simulate(layer, x, EIEConfig(n_pe=4), threads=2).cycles  # the helper pool now exists\n"
+        "atexit.register(lambda: print('late', simulate(layer, x, EIEConfig(n_pe=4), threads=2).cycles == want))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "late True", out.stderr[-2000:]
