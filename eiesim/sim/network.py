@@ -400,7 +400,11 @@ def _forward_threads(network, x, starts, chunk: int, config, backend: str, sums,
             pass
     pool = ThreadPoolExecutor(max_workers=min(workers, len(starts)), thread_name_prefix="eiesim-chunk")
     try:
-        for start, (a, part, exc) in zip(starts, pool.map(job, starts)):
+        try:
+            results = pool.map(job, starts)
+        except RuntimeError:  # interpreter exit (an atexit handler): no new threads; the chunks run here
+            results = map(job, starts)
+        for start, (a, part, exc) in zip(starts, results):
             if exc is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
                 _name_first_failure(network, x, start, chunk, config, backend)

