@@ -8,8 +8,8 @@ import os
 
 from ..errors import EieConfigError, EieError
 
-#: The helper thread (a one-worker pool, made on first use), and forgotten in a forked child
-#: (whose copy has no thread behind it).
+#: The helper thread: [one-worker pool, its refusal-safe submit], made on first use and
+#: forgotten in a forked child (whose copy has no thread behind it).
 _HELPER: list = []
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_HELPER.clear)
@@ -101,16 +101,17 @@ def helper_submit():
     if not _HELPER:
         from concurrent.futures import ThreadPoolExecutor
 
-        _HELPER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-helper"))
-    pool = _HELPER[0]
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-helper")
 
-    def submit(fn):
-        try:
-            return pool.submit(fn)
-        except RuntimeError:  # shut down: the caller runs fn itself
-            return None
+        def submit(fn):
+            try:
+                return pool.submit(fn)
+            except RuntimeError:  # shut down: the caller runs fn itself
+                return None
 
-    return submit
+        _HELPER.append(pool)
+        _HELPER.append(submit)
+    return _HELPER[1]
 
 
 def missing_kernel_error(name: str, fallback: str, cause) -> EieError:

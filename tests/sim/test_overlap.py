@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -146,9 +145,9 @@ def test_a_shut_down_helper_pool_runs_both_passes_here(monkeypatch):
     layer, x = _layer(5, 50, 60, 4)
     cfg = EIEConfig(n_pe=4)
     want = simulate(layer, x, cfg, threads=1)
-    closed = ThreadPoolExecutor(max_workers=1)
-    closed.shutdown()
-    monkeypatch.setattr(eiesim._kernels, "_HELPER", [closed])
+    monkeypatch.setattr(eiesim._kernels, "_HELPER", [])  # a pool of this test's own, then shut down
+    assert eiesim._kernels.helper_submit()(lambda: 1).result() == 1
+    eiesim._kernels._HELPER[0].shutdown()
     assert eiesim._kernels.helper_submit()(lambda: 1) is None  # refused: the caller runs the job
     _same(simulate(layer, x, cfg, threads=2), want)
 
