@@ -10,7 +10,9 @@ FC8's ratio swing between 2.6 and 4.3 on the same machine.
 
 Whole-process rows run the two commands alternately as child processes
 (``--proc-pairs`` pairs, default 21) and report the median ratio of their wall
-times. The memory row runs a child that simulates a tiny layer (so the one-time
+times. Each timed row also gives the ratios' quartiles (``q1-q3``: the middle
+half of the pairs): a row whose target lies between them is at its line, whatever
+its median says. The memory row runs a child that simulates a tiny layer (so the one-time
 imports of a first call are not counted), loads a VGG-6-sized layer, resets its
 peak-RSS mark (``/proc/self/clear_refs``), simulates once, and reports
 ``(peak RSS - RSS before the layer was loaded) / (bytes of the layer's
@@ -117,8 +119,15 @@ def interleaved(fa, fb, pairs: int, setup=None) -> dict:
             ta.append(t1 - t0)
             tb.append(t2 - t1)
             ratios.append((t1 - t0) / (t2 - t1))
+    return _summary(ta, tb, ratios)
+
+
+def _summary(ta, tb, ratios) -> dict:
+    """Medians of the two sides' times (ms) and of the per-pair ratios, with the ratios' quartiles
+    (``q1``, ``q3``: the middle half of the pairs, to tell a row at its line from one clear of it)."""
+    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0], None, ratios[0])
     return {"a_ms": 1e3 * statistics.median(ta), "b_ms": 1e3 * statistics.median(tb),
-            "ratio": statistics.median(ratios), "pairs": pairs}
+            "ratio": statistics.median(ratios), "q1": q1, "q3": q3, "pairs": len(ratios)}
 
 
 def process_pairs(cmd_a, cmd_b, pairs: int, env=None) -> dict:
@@ -151,8 +160,7 @@ def process_pairs(cmd_a, cmd_b, pairs: int, env=None) -> dict:
             ta.append(a)
             tb.append(b)
             ratios.append(a / b)
-    return {"a_ms": 1e3 * statistics.median(ta), "b_ms": 1e3 * statistics.median(tb),
-            "ratio": statistics.median(ratios), "pairs": pairs}
+    return _summary(ta, tb, ratios)
 
 
 # ----------------------------------------------------------------------------- workloads
@@ -537,7 +545,8 @@ def main(argv=None) -> int:
         want = [w for w in want if w not in needs_fc8]
 
     rows = []
-    print(f"{'case':<74} {'A ms':>9} {'B ms':>9} {'A/B':>8} {'target':>7} {'met':>4}  detail", flush=True)
+    print(f"{'case':<74} {'A ms':>9} {'B ms':>9} {'A/B':>8} {'q1-q3':>13} {'target':>7} {'met':>4}  detail",
+          flush=True)
     for key, case, target, fn in TABLE:
         if key not in want:
             continue
@@ -546,7 +555,8 @@ def main(argv=None) -> int:
         rows.append(r)
         a = "-" if r["a_ms"] is None else f"{r['a_ms']:.3f}"
         b = "-" if r["b_ms"] is None else f"{r['b_ms']:.3f}"
-        print(f"{case:<74} {a:>9} {b:>9} {r['ratio']:>8.3f} {target:>7} {r['met']:>4}  {r['detail']}",
+        q = "-" if r.get("q1") is None else "-".join(f"{x:.3f}" if x < 10 else f"{x:.1f}" for x in (r["q1"], r["q3"]))
+        print(f"{case:<74} {a:>9} {b:>9} {r['ratio']:>8.3f} {q:>13} {target:>7} {r['met']:>4}  {r['detail']}",
               flush=True)
     if args.json:
         doc = {"pairs": args.pairs, "proc_pairs": args.proc_pairs, "pairs_slow": args.pairs_slow,
