@@ -83,6 +83,11 @@ def check_threads(threads, who: str) -> None:
         raise EieConfigError(f"{who}: threads must be None, 1 or 2, got {threads!r}")
 
 
+def _run_here(fn):
+    """A ``submit`` that takes no job: the caller runs ``fn`` itself."""
+    return None
+
+
 def helper_submit():
     """``submit`` of the one-thread pool that runs half of a kernel's work beside the caller.
 
@@ -94,14 +99,17 @@ def helper_submit():
     -------
     callable
         ``submit(fn)``: the pool's future of ``fn()``, or None when the pool refuses new
-        jobs (it is shut down: interpreter exit, e.g. a call from an ``atexit`` handler);
-        the kernels then run ``fn`` on the calling thread. The pool is made on first use
-        (``concurrent.futures.ThreadPoolExecutor``).
+        jobs (it is shut down, or cannot be made: interpreter exit, e.g. a call from an
+        ``atexit`` handler); the kernels then run ``fn`` on the calling thread. The pool is
+        made on first use (``concurrent.futures.ThreadPoolExecutor``).
     """
     if not _HELPER:
-        from concurrent.futures import ThreadPoolExecutor
+        try:
+            from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-helper")
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eiesim-helper")
+        except RuntimeError:  # interpreter exit: concurrent.futures cannot even be imported now
+            return _run_here
 
         def submit(fn):
             try:

@@ -381,8 +381,11 @@ def _name_first_failure(network, x: np.ndarray, start: int, chunk: int, config, 
 
 def _forward_threads(network, x, starts, chunk: int, config, backend: str, sums, outputs, bar,
                      workers: int) -> None:
-    """Chunks on a thread pool; results taken in input order, so the run equals the serial loop."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Chunks on a thread pool; results taken in input order, so the run equals the serial loop.
+
+    At interpreter exit (an ``atexit`` handler) no pool can be made or used: the chunks then run on
+    this thread, in order, with the same results.
+    """
 
     def job(start):
         part = _new_sums(network)
@@ -398,15 +401,19 @@ def _forward_threads(network, x, starts, chunk: int, config, backend: str, sums,
             layer_tables(layer)
         except EieError:
             pass
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(starts)), thread_name_prefix="eiesim-chunk")
+    pool = None
     try:
         try:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(max_workers=min(workers, len(starts)), thread_name_prefix="eiesim-chunk")
             results = pool.map(job, starts)
-        except RuntimeError:  # interpreter exit (an atexit handler): no new threads; the chunks run here
+        except RuntimeError:  # interpreter exit: no new threads (nor the module's import); the chunks run here
             results = map(job, starts)
         for start, (a, part, exc) in zip(starts, results):
             if exc is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
                 _name_first_failure(network, x, start, chunk, config, backend)
                 raise exc
             outputs[start:start + a.shape[0]] = a
@@ -414,7 +421,8 @@ def _forward_threads(network, x, starts, chunk: int, config, backend: str, sums,
             if bar is not None:
                 bar.update(a.shape[0])
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def simulate_network(

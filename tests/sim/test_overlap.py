@@ -27,6 +27,8 @@ from eiesim.sim import engine
 from eiesim.sim.engine import simulate
 from eiesim.sim.program import layer_plan
 
+from ..conftest import TRACES
+
 eie_sim = pytest.importorskip("eiesim._kernels.eie_sim")
 
 
@@ -172,20 +174,33 @@ def test_run_one_runs_the_timing_pass_here_when_submit_refuses():
         np.testing.assert_array_equal(got[3], want.stall)
 
 
-def test_simulate_from_an_atexit_handler(tmp_path):
-    """The user's case behind the test above, in a real interpreter exit (it raised before)."""
+@pytest.mark.parametrize("pool_made", [True, False])
+def test_simulate_from_an_atexit_handler(tmp_path, pool_made):
+    """The user's case behind the test above, in a real interpreter exit (both raised before): the
+    helper pool made earlier and shut down, or never made (``concurrent.futures`` can no longer be
+    imported); and a threaded network run of several chunks."""
     script = tmp_path / "late.py"
     script.write_text(
-        "import atexit\n"
+        "import atexit, sys\n"
         "import numpy as np\n"
         "from eiesim.config import EIEConfig\n"
+        "from eiesim.format.container import load_network\n"
         "from eiesim.format.layout import CompressedLayer\n"
         "from eiesim.sim.engine import simulate\n"
+        "from eiesim.sim.network import simulate_network\n"
         "rng = np.random.default_rng(0)\n"
         "codes = rng.integers(1, 16, size=(64, 40)) * (rng.random((64, 40)) < 0.3)\n"
         "layer = CompressedLayer.from_codes(codes, np.r_[0.0, rng.uniform(-2, 2, 15)].astype(np.float32), 4)\n"
         "x = rng.uniform(-1, 1, 40).astype(np.float32)\n"
-        "want = simulate(layer, x, EIEConfig(n_pe=4), threads=2).cycles  # the helper pool now exists\n"
-        "atexit.register(lambda: print('late', simulate(layer, x, EIEConfig(n_pe=4), threads=2).cycles == want))\n")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "late True", out.stderr[-2000:]
+        f"want = simulate(layer, x, EIEConfig(n_pe=4), threads={2 if pool_made else 1}).cycles\n"
+        "net = load_network(sys.argv[1])\n"
+        "digits = np.tile(np.load(sys.argv[2])['inputs'][:4], (600, 1))  # 2,400 inputs: 3 chunks\n"
+        "print('pool module', 'concurrent.futures' in sys.modules)\n"
+        "def late():\n"
+        "    print('late', simulate(layer, x, EIEConfig(n_pe=4), threads=2).cycles == want)\n"
+        "    print('network', simulate_network(net, digits, workers=2).outputs.shape)\n"
+        "atexit.register(late)\n")
+    out = subprocess.run([sys.executable, str(script), str(TRACES / "lenet300100.eie"),
+                          str(TRACES / "mnist_test100.npz")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split("\n") == [
+        f"pool module {pool_made}", "late True", "network (2400, 10)", ""], out.stderr[-2000:]
