@@ -49,7 +49,8 @@ Rows (targets from issue 11):
   hook costs one NULL test per broadcast and per group (issue 14: "zero cost when off").
 * ``trace-on``: ``simulate(events=True)`` / ``simulate()`` on FC8, the cost of recording.
 
-Usage: ``python scripts/bench.py [--rows fc8,vgg6,...] [--pairs P] [--proc-pairs P] [--json OUT]``
+Usage: ``python scripts/bench.py [--rows fc8,vgg6,...] [--pairs P] [--proc-pairs P] [--json OUT] [--markdown]``;
+``python scripts/bench.py --render OUT.json`` prints the README's table of an earlier run.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -219,7 +221,8 @@ def vs_scipy(name, pairs, threads=None):
     if b is None:
         b = np.zeros(layer.n_out, dtype=np.float32)
     r = interleaved(lambda: simulate(layer, a, cfg, threads=threads), lambda: W @ a + b, pairs)
-    r["detail"] = f"{layer.shape[0]}x{layer.shape[1]}, nnz {W.nnz:,}, {simulate(layer, a, cfg).cycles:,} cycles"
+    r["cycles"] = simulate(layer, a, cfg).cycles
+    r["detail"] = f"{layer.shape[0]}x{layer.shape[1]}, nnz {W.nnz:,}, {r['cycles']:,} cycles"
     return r
 
 
@@ -272,7 +275,8 @@ def rss_row(_pairs):
     m = json.loads(out.stdout)
     denom = m["encoded"] + m["input"]
     extra = m["peak"] - m["rss0"]
-    return {"a_ms": None, "b_ms": None, "ratio": extra / denom, "pairs": 1,
+    return {"a_ms": None, "b_ms": None, "ratio": extra / denom, "pairs": 1, "a_mib": extra / 2**20,
+            "b_mib": denom / 2**20,
             "detail": f"peak - before load {extra / 2**20:.1f} MiB / encoded + input {denom / 2**20:.1f} MiB"}
 
 
@@ -523,6 +527,50 @@ def _meets(ratio, target):
     return "yes" if (ratio <= float(val) if op == "<=" else ratio >= float(val)) else "no"
 
 
+#: The README's wording of each row (Markdown); ``{cycles}``, ``{a_mib}``, ``{b_mib}`` from the row.
+MARKDOWN_CASE = {
+    "fc8": "warm simulate / scipy CSC W@a+b, real FC8 ({cycles:,} cycles)",
+    "fc6": "same, AlexNet fc6-size (9216→4096, 9 % / 35 %)",
+    "vgg6": "same, VGG-6-size (25088→4096, 4 % / 35 %)",
+    "fc8-1t": "same, FC8, one thread (`simulate(threads=1)`)",
+    "vgg6-1t": "same, VGG-6-size, one thread",
+    "cold": "first (cold) call / warm call, FC8",
+    "cold-vgg6": "first (cold) call / warm call, VGG-6-size",
+    "rss": "peak RSS simulating VGG-6-size / encoded arrays + input ({a_mib:.1f} / {b_mib:.1f} MiB)",
+    "mnist": "`simulate --input mnist10k.npz` (LeNet, 10,000 digits) / NumPy dense forward, processes",
+    "cli-fc8": "`simulate --eie-dump FC8 --fifo-depth 7` / `python -c \"import numpy\"`, processes",
+    "reference": "pure-Python reference / kernel, 512×512 10 % / 35 %",
+    "encode": "`from_weights` (dense → per-PE CSC) / `scipy.sparse.csc_matrix(dense)`, VGG-6-size",
+}
+
+
+def _num(x) -> str:
+    """A ratio or a time as the tables print it: 3 decimals below 10, else 4 significant digits."""
+    return "–" if x is None else f"{x:.3f}" if abs(x) < 10 else f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}"
+
+
+def markdown_table(doc: dict) -> str:
+    """The README's benchmark table (Markdown) from a ``--json`` document of this script.
+
+    One line per row: the case (:data:`MARKDOWN_CASE`, else the row's own text), the median times
+    of A and B (ms), the median ratio, the ratios' quartiles and the target (``≤``/``≥``).
+    """
+    out = ["| case (A / B) | A ms | B ms | A / B | q1–q3 | target |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in doc["rows"]:
+        fields = {k: r.get(k) for k in ("cycles", "a_mib", "b_mib")}
+        case = MARKDOWN_CASE.get(r["key"], r["case"])
+        case = r["case"] if any(v is None and "{" + k in case for k, v in fields.items()) else case.format(**fields)
+        q = "–" if r.get("q1") is None or r.get("pairs", 0) < 2 else f"{_num(r['q1'])}–{_num(r['q3'])}"
+        target = r["target"].replace("<=", "≤").replace(">=", "≥")
+        out.append(f"| {case} | {_num(r['a_ms'])} | {_num(r['b_ms'])} | {_num(r['ratio'])} | {q} | {target} |")
+    if "loadavg_start" in doc:
+        out += ["", textwrap.fill(
+            f"(One run: {doc['pairs']} interleaved pairs per in-process row, {doc['proc_pairs']} paired process "
+            f"runs per whole-process row, {doc['cpus']} CPUs, load average {doc['loadavg_start'][0]:.2f} at the "
+            f"start and {doc['loadavg'][0]:.2f} at the end.)", 105, break_on_hyphens=False)]
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=",".join(ALL_ROWS), help=f"comma-separated subset of {','.join(ALL_ROWS)}")
@@ -531,10 +579,18 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs-slow", type=int, default=21,
                     help="pairs for the encode / Huffman / container rows (seconds per pair)")
     ap.add_argument("--json", metavar="OUT")
+    ap.add_argument("--markdown", action="store_true", help="also print the table as the README gives it")
+    ap.add_argument("--render", metavar="JSON",
+                    help="print the README table of an earlier run's --json output and exit (runs nothing)")
     ap.add_argument("--baseline-kernel", metavar="DIR",
                     help="folder holding an eie_sim extension built without the trace hook (row trace-off)")
     args = ap.parse_args(argv)
+    if args.render:
+        with open(args.render, encoding="utf-8") as fh:
+            sys.stdout.write(markdown_table(json.load(fh)))
+        return 0
     check_output_args(ap, [("--json", args.json)])  # before the benchmarks, not after
+    load_start = os.getloadavg()
     want = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = sorted(set(want) - set(ALL_ROWS))
     if unknown:
@@ -560,8 +616,11 @@ def main(argv=None) -> int:
               flush=True)
     if args.json:
         doc = {"pairs": args.pairs, "proc_pairs": args.proc_pairs, "pairs_slow": args.pairs_slow,
-               "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "rows": rows}
+               "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg": os.getloadavg(), "rows": rows}
         write_atomic(args.json, json_bytes(doc))
+    if args.markdown:
+        print()
+        sys.stdout.write(markdown_table({"rows": rows}))  # the run's settings: --render of its --json
     return 0
 
 

@@ -41,15 +41,17 @@ dse                slow    ``python scripts/reproduce_eie_dse.py --out DIR --joi
                            paper's Figs. 8-13 statements against eiesim, the joint optimum; ~6 min)
 cpu-baseline       slow    ``python scripts/measure_cpu_baseline.py --out DIR --no-plot`` (geomean
                            speedup / energy efficiency over a CPU measured on this machine; ~2 min)
+bench              fast    ``python scripts/bench.py --render docs/benchmarks.json``: the benchmark
+                           table of the run recorded there (``scripts/bench.py --json``; timings
+                           depend on the machine, so the run is kept, not repeated here)
 =================  ======  ====================================================
 
 Sections that need ``../shared/data`` (``fc8``, ``alex8-density``,
 ``eie-table``'s real FC8 row, ``real-workloads``) are skipped, with a note on stderr, when it is
 absent (``EIESIM_SHARED_DATA`` points elsewhere); ``real-workloads`` likewise when a registry
 workload's packages are not installed (the note gives the install command). Not generated (yet): the
-benchmark table (``scripts/bench.py``: machine-dependent timings, quoted from
-one run) and the Deep Compression tables (``scripts/reproduce_deep_compression.py``,
-~70 s of training); their numbers are quoted from the runs the README names.
+Deep Compression tables (``scripts/reproduce_deep_compression.py``, ~70 s of training); their numbers
+are quoted from the run the README names.
 Renderers read the commands' JSON outputs, not their text, so the numbers
 follow the simulator when it changes (e.g. the FC8 cycle count).
 """
@@ -301,6 +303,10 @@ def render_cpu_baseline(r: Runner) -> str:
         f"{load['start']:.1f} → {load['end']:.1f} during the run (other work slows the CPU side only).")
 
 
+def render_bench(r: Runner) -> str:
+    return r.run([sys.executable, "scripts/bench.py", "--render", "docs/benchmarks.json"], {})["stdout"]
+
+
 SECTIONS: Dict[str, Section] = {s.name: s for s in (
     Section("simulate-default", "fast", render_simulate_default),
     Section("fc8", "fast", render_fc8),
@@ -310,6 +316,7 @@ SECTIONS: Dict[str, Section] = {s.name: s for s in (
     Section("real-workloads", "slow", render_real_workloads),
     Section("dse", "slow", render_dse),
     Section("cpu-baseline", "slow", render_cpu_baseline),
+    Section("bench", "fast", render_bench),
 )}
 
 
