@@ -51,7 +51,7 @@ from ..errors import EieFormatError
 from .huffman import MAX_ALPHABET, HuffmanStream
 from .huffman import decode as huffman_decode
 from .huffman import encode as huff_encode
-from .layout import CompressedLayer
+from .layout import MAX_DIM, CompressedLayer  # noqa: F401 - MAX_DIM: the largest dimension / PE count read
 from .lstm import lstm_dims
 from .network import _ACTIVATIONS, LAYER_KINDS, Network  # noqa: F401 - Network re-exported (its home before)
 from .rules import RaiseSink
@@ -86,8 +86,6 @@ MAX_MEMBER_BYTES = 1 << 31
 MAX_TOTAL_BYTES = 1 << 33
 _MAX_MEMBERS = 1 << 16
 _MAX_LAYERS = 1 << 12
-#: Largest matrix dimension / PE count accepted from a manifest.
-MAX_DIM = 1 << 28
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: identical input, identical file
 
 _PTR_DTYPES = {"<u2": 16, "<u4": 32, "<i8": 63}  # dtype -> widest pointer it holds

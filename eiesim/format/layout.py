@@ -23,6 +23,11 @@ from .rules import n_local_rows as _n_local_rows
 __all__ = ["CompressedLayer", "MAX_DENSE_BYTES"]
 
 
+#: Largest matrix dimension (``n_out``, ``n_in``) and PE count of a layer: the container's limit
+#: (docs/FORMAT.md section 4), so every layer that can be built can be saved and read back.
+MAX_DIM = 1 << 28
+
+
 def _as_int(val, name: str, lo: int, hi: int | None = None) -> int:
     if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)):
         raise EieFormatError(f"{name}: expected an integer, got {val!r}", code="ARGUMENT")
@@ -82,9 +87,10 @@ class CompressedLayer:
     Parameters
     ----------
     shape : tuple of int
-        ``(n_out, n_in)`` of the weight matrix W (rows = outputs).
+        ``(n_out, n_in)`` of the weight matrix W (rows = outputs), each in
+        ``[1, MAX_DIM]`` (:data:`MAX_DIM` = 2**28, the container's limit).
     n_pe : int
-        Number of PEs N. PE ``k`` owns global rows ``i`` with ``i % N == k``;
+        Number of PEs N, in ``[1, MAX_DIM]``. PE ``k`` owns global rows ``i`` with ``i % N == k``;
         its local row ``r`` is global row ``r * N + k`` (EIE, Section III).
     codebook : numpy.ndarray of float32, shape (2**code_bits,)
         Shared weights; ``codebook[0]`` must be +0.0 (bit pattern 0): it is
@@ -145,9 +151,9 @@ class CompressedLayer:
             raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}", code="ARGUMENT") from None
         if len(shp) != 2:
             raise EieFormatError(f"shape: expected (n_out, n_in), got {self.shape!r}", code="ARGUMENT")
-        shp = (_as_int(shp[0], "shape[0] (n_out)", 1), _as_int(shp[1], "shape[1] (n_in)", 1))
+        shp = (_as_int(shp[0], "shape[0] (n_out)", 1, MAX_DIM), _as_int(shp[1], "shape[1] (n_in)", 1, MAX_DIM))
         object.__setattr__(self, "shape", shp)
-        object.__setattr__(self, "n_pe", _as_int(self.n_pe, "n_pe", 1))
+        object.__setattr__(self, "n_pe", _as_int(self.n_pe, "n_pe", 1, MAX_DIM))
         object.__setattr__(self, "code_bits", _as_int(self.code_bits, "code_bits", 1, 8))
         object.__setattr__(self, "index_bits", _as_int(self.index_bits, "index_bits", 1, 8))
         if not isinstance(self.has_bias, (bool, np.bool_)):

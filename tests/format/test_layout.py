@@ -369,3 +369,32 @@ def test_roundtrip_property(case):
                                         code_bits=code_bits, index_bits=index_bits)
     assert np.array_equal(lay2.v, lay.v) and np.array_equal(lay2.z, lay.z)
     assert np.array_equal(lay2.ptr, lay.ptr)
+
+
+def test_dimensions_and_pe_count_are_bounded_by_the_containers_limit(tmp_path):
+    """A layer of more than 2**28 rows (one entry, built from a sparse matrix) was accepted, then
+    ``simulate`` raised a raw MemoryError and ``save_network`` wrote a file ``load_network`` refused
+    (fresh-user findings 3 and 4). The container's limit, MAX_DIM, now holds at construction."""
+    from eiesim.format.container import load_network, save_network
+    from eiesim.format.layout import MAX_DIM
+    from eiesim.format.network import Network
+
+    one = lambda shape: sp.coo_matrix(([3], ([0], [0])), shape=shape)  # noqa: E731
+    for shape in ((2**40, 2), (MAX_DIM + 1, 2)):
+        with pytest.raises(EieFormatError, match=r"shape\[0\] \(n_out\): \d+ is outside \[1, 268435456\]") as e:
+            CompressedLayer.from_codes(one(shape), CB16, 4)
+        assert e.value.code == "ARGUMENT"
+    edge = CompressedLayer.from_codes(one((MAX_DIM, 2)), CB16, 4, name="edge")
+    with pytest.raises(EieFormatError, match=r"shape\[1\] \(n_in\)"):
+        CompressedLayer(shape=(4, MAX_DIM + 1), n_pe=4, codebook=CB16, ptr=np.zeros((4, 2), np.int64),
+                        v=np.zeros(0, np.uint8), z=np.zeros(0, np.uint8))
+    with pytest.raises(EieFormatError, match=r"n_pe: \d+ is outside \[1, 268435456\]"):
+        CompressedLayer(shape=(4, 1), n_pe=MAX_DIM + 1, codebook=CB16, ptr=np.zeros((1, 2), np.int64),
+                        v=np.zeros(0, np.uint8), z=np.zeros(0, np.uint8))
+    # the largest layer that can be built saves and reads back
+    save_network(tmp_path / "edge.eie", Network([edge]))
+    back = load_network(tmp_path / "edge.eie").layers[0]
+    assert back.shape == (MAX_DIM, 2)
+    np.testing.assert_array_equal(back.ptr, edge.ptr)
+    np.testing.assert_array_equal(back.v, edge.v)
+    np.testing.assert_array_equal(back.z, edge.z)
