@@ -169,6 +169,20 @@ def _chmod_default(path: str) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def decode_error_text(exc: BaseException) -> str:
+    """The reason of a JSON or TOML decoding error, for a one-line message.
+
+    The exception's text, except for CPython's limit on the digits of an integer (4300 by default),
+    whose advice to call ``sys.set_int_max_str_digits()`` is meant for programmers, not for the user
+    of a damaged file.
+    """
+    text = str(exc) or type(exc).__name__
+    if "int_max_str_digits" in text:
+        digits = re.search(r"value has (\d+) digits", text)
+        return f"an integer of {digits.group(1) + ' ' if digits else 'more than 4300 '}digits is too long to read"
+    return text
+
+
 def _check_target(path: str, error) -> None:
     """Refuse targets an atomic rename would destroy: devices, FIFOs, directories, read-only files."""
     import stat
@@ -204,7 +218,9 @@ def check_writable(path, *, error=_io_error) -> None:
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
         raise error(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
+    # no write bit at all: read-only to the user, as a file without one is (_check_target), even for
+    # root, whom os.access lets write anywhere
+    if not os.access(folder, os.W_OK) or not os.stat(folder).st_mode & 0o222:
         raise error(f"{path}: folder {folder} is not writable")
     _check_target(real, error)
 

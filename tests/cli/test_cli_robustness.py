@@ -121,6 +121,20 @@ def test_output_targets_that_must_not_be_replaced(capsys, tmp_path):
     assert_one_line_error(code, err, "not a regular file")
 
 
+def test_output_into_a_read_only_folder_is_refused_even_as_root(capsys, tmp_path):
+    """A folder without write bits is read-only to the user, as a file without them is; as root
+    ``os.access`` says every folder is writable, so the file was written (fresh-user finding 5)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        code, out, err = run(capsys, "simulate", "--json", str(ro / "new.json"))
+        assert_one_line_error(code, err, "is not writable")
+        assert list(ro.iterdir()) == [] and out == ""
+    finally:
+        ro.chmod(0o755)
+
+
 def test_symlinked_output_replaces_the_target_and_keeps_the_link(capsys, tmp_path):
     target = tmp_path / "target.json"
     target.write_text("old")
