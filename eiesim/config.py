@@ -350,7 +350,7 @@ class EIEConfig:
             JSON's last-one-wins would hide a typo), or holds an invalid
             configuration.
         """
-        from ._io import read_regular_file
+        from ._io import decode_error_text, read_regular_file
 
         try:  # Python >= 3.11; imported here: most runs read no config file
             import tomllib as _toml
@@ -366,5 +366,5 @@ class EIEConfig:
             text = raw.decode("utf-8")
             data = json.loads(text, object_pairs_hook=_unique_keys) if kind == "JSON" else _toml.loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise EieConfigError(f"{path}: not valid {kind}: {str(exc) or type(exc).__name__}") from None
+            raise EieConfigError(f"{path}: not valid {kind}: {decode_error_text(exc)}") from None
         return cls.from_dict(data, source=path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 
-from .._io import read_regular_file
+from .._io import decode_error_text, read_regular_file
 from ..energy.model import _REQUIRED_COUNTERS
 from ..errors import EieInputError
 
@@ -52,7 +52,7 @@ def load_results_json(path) -> dict:
     except RecursionError:
         raise EieInputError(f"{path}: cannot read results JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise EieInputError(f"{path}: cannot read results JSON ({exc})") from None
+        raise EieInputError(f"{path}: cannot read results JSON ({decode_error_text(exc)})") from None
     if not isinstance(doc, dict):
         raise EieInputError(f"{path}: expected a JSON object")
     return doc
@@ -77,18 +77,34 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+#: Largest integer a results file may hold (2**53: every count converts to float64 exactly, and sums
+#: of up to 1,024 of them stay within int64). The simulator's counts are far below it.
+MAX_COUNT = 1 << 53
+
+
 def Int(lo: int = 0):
-    """An integer (never a boolean) of at least ``lo``."""
+    """An integer (never a boolean) in ``[lo, MAX_COUNT]``."""
     def check(v, where):
         if not _is_int(v) or v < lo:
             raise _Bad(where, f"expected an integer >= {lo}", v)
+        if v > MAX_COUNT:
+            raise _Bad(where, f"expected an integer <= 2**53 ({MAX_COUNT})", v)
     return check
 
 
+def _finite(v) -> bool:
+    """``math.isfinite`` that is False, not OverflowError, for an integer past the float64 range."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def Num(lo: float = 0.0, *, strict: bool = False):
-    """A finite number (never a boolean) of at least ``lo`` (above it when ``strict``)."""
+    """A finite number (never a boolean; an integer within the float64 range) of at least ``lo``
+    (above it when ``strict``)."""
     def check(v, where):
-        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v)
               and (v > lo if strict else v >= lo))
         if not ok:
             raise _Bad(where, f"expected a finite number {'>' if strict else '>='} {lo:g}", v)

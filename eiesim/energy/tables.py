@@ -646,7 +646,7 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
         recursion limit included), gives no entries (an empty file), or an
         entry is invalid.
     """
-    from .._io import read_regular_file
+    from .._io import decode_error_text, read_regular_file
 
     try:  # Python >= 3.11; imported here: most runs read no table file
         import tomllib as _toml
@@ -661,7 +661,7 @@ def load_table(path: "str | os.PathLike", *, base: Optional[EnergyTable] = DEFAU
     try:
         data = _toml.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: arrays nested too deeply
-        raise EieConfigError(f"{path}: not valid TOML: {str(exc) or type(exc).__name__}") from None
+        raise EieConfigError(f"{path}: not valid TOML: {decode_error_text(exc)}") from None
     table = EnergyTable.from_dict(data, source=path, base=base)
     if not data.get("entries"):  # an empty or wrong file would otherwise price silently as the base table
         raise EieConfigError(f"{path}: an energy table file gives no [entries.<name>] table (nothing to price; "

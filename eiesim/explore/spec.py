@@ -505,13 +505,13 @@ def load_spec(path, *, resolve_workload=None) -> SweepSpec:
         The file is missing, not a regular file, over 1 MiB, not valid TOML,
         or breaks a rule of :func:`parse_spec`.
     """
-    from .._io import read_regular_file
+    from .._io import decode_error_text, read_regular_file
 
     path = os.fspath(path)
     raw = read_regular_file(path, 1 << 20, error=EieConfigError, what="sweep spec")
     try:
         data = _toml.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise EieConfigError(f"{path}: not valid TOML: {str(exc) or type(exc).__name__}") from None
+        raise EieConfigError(f"{path}: not valid TOML: {decode_error_text(exc)}") from None
     return parse_spec(data, source=path, root=os.path.dirname(os.path.abspath(path)),
                       resolve_workload=resolve_workload)

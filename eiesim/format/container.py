@@ -45,8 +45,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import __version__
-from .._io import (MAX_NPY_HEADER_BYTES, ZipMemberError, open_regular_file, open_zip, parse_npy_header,
-                   read_zip_member, write_atomic_with, zip_member_problem)
+from .._io import (MAX_NPY_HEADER_BYTES, ZipMemberError, decode_error_text, open_regular_file, open_zip,
+                   parse_npy_header, read_zip_member, write_atomic_with, zip_member_problem)
 from ..errors import EieFormatError
 from .huffman import MAX_ALPHABET, HuffmanStream
 from .huffman import decode as huffman_decode
@@ -646,7 +646,8 @@ class _Reader:
         try:
             manifest = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise _fatal(path, "CONTAINER-UNREADABLE", f"{_MANIFEST} is not valid JSON ({exc})") from None
+            raise _fatal(path, "CONTAINER-UNREADABLE",
+                         f"{_MANIFEST} is not valid JSON ({decode_error_text(exc)})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise _fatal(path, "CONTAINER-VERSION", f"manifest does not declare format {FORMAT_NAME!r}")
         major = manifest.get("version")

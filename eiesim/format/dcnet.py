@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._io import open_regular_file, os_error_message, read_regular_file, write_atomic
+from .._io import decode_error_text, open_regular_file, os_error_message, read_regular_file, write_atomic
 from ..errors import EieFormatError
 from .layout import CompressedLayer, _frozen
 from .netrules import MAX_NET_WEIGHTS, check_header, check_net_layer, check_positions, plan_layers
@@ -205,7 +205,7 @@ def load_layer_specs(path) -> tuple[LayerSpec, ...]:
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
-        raise EieFormatError(f"{path}: not valid JSON ({str(exc) or type(exc).__name__})",
+        raise EieFormatError(f"{path}: not valid JSON ({decode_error_text(exc)})",
                              code="NET-UNREADABLE") from None
     if not isinstance(doc, dict):
         raise EieFormatError(f"{path}: top level must be an object with a 'layers' list", code="NET-UNREADABLE")

@@ -353,7 +353,10 @@ def _finite_numbers(value, where: str, size=None) -> np.ndarray:
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
         raise EieInputError(f"{where}: expected {'a list of numbers' if isinstance(value, list) else 'a number'}")
-    arr = np.asarray(items, dtype=np.float64)
+    try:
+        arr = np.asarray(items, dtype=np.float64)
+    except OverflowError:  # an integer past the float64 range (e.g. 2**1100 in a hand-edited file)
+        raise EieInputError(f"{where}: expected finite numbers >= 0 (a value is past the float64 range)") from None
     if not np.isfinite(arr).all() or (arr < 0).any():
         raise EieInputError(f"{where}: expected finite numbers >= 0")
     if size is not None and arr.size != size:
@@ -376,6 +379,8 @@ def _require_pe_layers(doc: dict) -> List[dict]:
         _finite_numbers(l["cycles"], f"{where}.cycles")
         if "n_inputs" in l:
             _finite_numbers(l["n_inputs"], f"{where}.n_inputs")
+        if l.get("load_balance_efficiency") is not None:
+            _finite_numbers(l["load_balance_efficiency"], f"{where}.load_balance_efficiency")
         busy = _finite_numbers(l["pe_busy"], f"{where}.pe_busy")
         if l.get("pe_stall") is not None:
             _finite_numbers(l["pe_stall"], f"{where}.pe_stall", size=busy.size)
@@ -478,13 +483,15 @@ def plot_layers(doc: dict, path=None) -> Figure:
         energy = dict(energy_layers(doc))
     except EieInputError:
         energy = {}
+    clock = (doc.get("config") or {}).get("clock_hz")
+    if clock is not None:  # a damaged file: refused naming the field, before any figure; 0 Hz: no time shown
+        clock = float(_finite_numbers(clock, "config.clock_hz")[0]) or None
     names = [l["name"] for l in layers]
     cyc = np.array([l["cycles"] / max(1, l.get("n_inputs", 1)) for l in layers])
     x = np.arange(len(names))
     panels = 2 if energy else 1
     fig = _new_figure((max(9.0, 4.5 + 1.0 * len(names) * panels), 4.6))
     axes = fig.subplots(1, panels, squeeze=False)[0]
-    clock = (doc.get("config") or {}).get("clock_hz")
     axes[0].bar(x, cyc, 0.6, color="#1f77b4", label="simulated cycles per input")
     for xi, c in zip(x, cyc):
         axes[0].annotate(f"{c:,.0f}" + (f"\n{1e6 * c / clock:.2f} µs" if clock else ""), (xi, c),
