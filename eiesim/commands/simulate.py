@@ -352,9 +352,11 @@ def _execute_workload(args) -> SimulateRun:
     from ..workloads.registry import get_spec, load
     from ..workloads.run import run_workload
 
-    for flag, what in (("input", "--input"), ("n_out", "--n-out"), ("save_output", "--save-output")):
+    for flag, what, why in (("input", "--input", "the workload brings its own inputs"),
+                            ("n_out", "--n-out", "the workload brings its own network"),
+                            ("save_output", "--save-output", "a workload's results are its scores: use --json")):
         if getattr(args, flag, None) is not None:
-            raise EieInputError(f"{what} does not apply to --workload (the workload brings its own inputs)")
+            raise EieInputError(f"{what} does not apply to --workload ({why})")
     spec = get_spec(args.workload)  # unknown name: one line listing the registered ones
     table = _energy_table(args)
     if args.config is not None:  # a bad config file stops the run before the workload is loaded

@@ -224,6 +224,8 @@ def parse_pes(text: Optional[str], n_pe: int) -> List[int]:
                 a = b = int(item)
         except ValueError:
             raise EieInputError(f"--trace-pes {text!r}: {item!r} is not a PE index or range A-B") from None
+        if a > b:
+            raise EieInputError(f"--trace-pes {text!r}: the range {item!r} is reversed (write {b}-{a})")
         if not (0 <= a <= b < n_pe):
             raise EieInputError(f"--trace-pes {text!r}: PEs are 0..{n_pe - 1}")
         out.update(range(a, b + 1))

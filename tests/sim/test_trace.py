@@ -207,6 +207,8 @@ def test_options_are_checked():
         parse_window("200:300", 100)
     with pytest.raises(EieInputError, match="PEs are 0..3"):
         parse_pes("2-4", 4)
+    with pytest.raises(EieInputError, match=r"the range '3-1' is reversed \(write 1-3\)"):
+        parse_pes("0,3-1", 64)  # said "PEs are 0..63" (fresh-user finding)
     res = simulate(_fig2_layer(), np.ones(8, dtype=np.float32), EIEConfig(n_pe=4))
     with pytest.raises(EieInputError, match="no timing events"):
         write_trace(res, "x.vcd")

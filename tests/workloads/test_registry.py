@@ -83,7 +83,11 @@ def test_cli_missing_workload_package_exit_2(capsys, monkeypatch):
 
 def test_cli_workload_refuses_input_flags(capsys):
     assert main(["simulate", "--workload", "lenet-300-100", "--input", "x.npy"]) == 2
-    assert "does not apply to --workload" in capsys.readouterr().err
+    assert "--input does not apply to --workload (the workload brings its own inputs)" in capsys.readouterr().err
+    # an output flag: the reason said "brings its own inputs" (fresh-user finding)
+    assert main(["simulate", "--workload", "lenet-300-100", "--save-output", "y.npy"]) == 2
+    assert "--save-output does not apply to --workload (a workload's results are its scores: use --json)" \
+        in capsys.readouterr().err
     assert main(["simulate", "--inputs", "3"]) == 2
     assert "--inputs applies to --workload only" in capsys.readouterr().err
 
