@@ -821,10 +821,13 @@ class _Reader:
                 self.sink.error("META-MISSING", f"array {key!r} is not declared", **loc)
             return None
         if (not isinstance(d, dict) or not isinstance(d.get("file"), str) or not isinstance(d.get("dtype"), str)
-                or not isinstance(d.get("shape"), list)
-                or not all(_is_int(s) and 0 <= s <= MAX_MEMBER_BYTES for s in d["shape"])):
+                or not isinstance(d.get("shape"), list)):
             self.sink.error("META-MISSING", f"array {key!r}: declaration needs 'file', 'dtype' and 'shape' "
                             "(a list of sizes)", **loc)
+            return None
+        if not all(_is_int(s) and 0 <= s <= MAX_MEMBER_BYTES for s in d["shape"]):
+            self.sink.error("META-MISSING", f"array {key!r}: 'shape' must be a list of integer sizes in "
+                            f"[0, {MAX_MEMBER_BYTES}]", **loc)
             return None
         return d
 

@@ -238,6 +238,28 @@ def test_load_errors_name_file_layer_and_code(tmp_path):
     assert ei.value.code in {"PTR-SHORT", "META-INCONSISTENT"}
 
 
+def test_an_array_declared_too_large_is_named_as_such(tmp_path):
+    """A declaration with all three fields but a shape of 2**40 said "needs 'file', 'dtype' and 'shape'"
+    (fresh-user finding 6): the message now names the shape's rule."""
+    p = tmp_path / "n.eie"
+    save_network(p, make_net())
+    with zipfile.ZipFile(p) as zf:
+        items = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    q = tmp_path / "q.eie"
+    with zipfile.ZipFile(q, "w") as zf:
+        for name, data in items:
+            if name == "manifest.json":
+                m = json.loads(data)
+                m["layers"][0]["arrays"]["v"]["shape"] = [2**40]
+                data = json.dumps(m).encode()
+            zf.writestr(name, data)
+    with pytest.raises(EieFormatError, match=r"array 'v': 'shape' must be a list of integer sizes in "
+                                             r"\[0, 2147483648\]") as ei:
+        load_network(q)
+    assert ei.value.code == "META-MISSING"
+    assert any("'shape' must be a list of integer sizes" in str(f) for f in validate_container(q).findings)
+
+
 # ---------------------------------------------------------------- the spec page is enough to write a reader
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "FORMAT.md"
 
