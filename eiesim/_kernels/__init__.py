@@ -65,22 +65,35 @@ def limit_cpus(n) -> None:
     _CAP[:] = [k]
 
 
-def check_threads(threads, who: str) -> None:
-    """Refuse a ``threads`` argument other than None, 1 or 2 (``simulate``, ``kernel_tables``).
+def check_threads(threads, who: str):
+    """A ``threads`` argument as None, 1 or 2 (``simulate``, ``kernel_tables``), else refused.
 
     Parameters
     ----------
-    threads : object
+    threads : None or int
+        Any integer type (``operator.index``: a NumPy integer too), but not a bool.
     who : str
         The caller, first in the message.
+
+    Returns
+    -------
+    None or int
+        ``threads`` as a Python int (or None).
 
     Raises
     ------
     EieConfigError
-        ``threads`` is not None, 1 or 2 (a bool is refused).
+        ``threads`` is not None, 1 or 2 (a bool, a float or a string is refused).
     """
-    if threads is not None and (type(threads) is not int or threads not in (1, 2)):
+    if threads is None:
+        return None
+    try:
+        k = operator.index(threads)
+    except TypeError:
+        k = 0
+    if isinstance(threads, bool) or k not in (1, 2):
         raise EieConfigError(f"{who}: threads must be None, 1 or 2, got {threads!r}")
+    return k
 
 
 def _run_here(fn):

@@ -787,7 +787,7 @@ class CompressedLayer:
         """
         from .._kernels import check_threads
 
-        check_threads(threads, "kernel_tables")
+        threads = check_threads(threads, "kernel_tables")
         cached = self.__dict__.get("_kernel_tables")
         if cached is not None:
             return cached

@@ -205,7 +205,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         activations are finite (an accumulator passed the float32 range).
     """
     config = _check_args(layer, config, backend)
-    check_threads(threads, "simulate")
+    threads = check_threads(threads, "simulate")
     if backend == "kernel" and not events and config.arith == "float32":
         plan = layer_plan(layer, config, threads)
         if plan.tables is not None:

@@ -68,11 +68,20 @@ def test_overlap_on_the_real_fc8(fc8_dir):
         _same(simulate(dump.layer, dump.activations, cfg, threads=2), one)
 
 
-@pytest.mark.parametrize("bad", [0, 3, -1, 2.0, True, "2"])
+@pytest.mark.parametrize("bad", [0, 3, -1, 2.0, True, np.True_, "2", np.int64(3)])
 def test_threads_must_be_none_1_or_2(bad):
     layer, x = _layer(0, 8, 8, 2)
     with pytest.raises(EieConfigError, match="threads must be None, 1 or 2"):
         simulate(layer, x, threads=bad)
+
+
+def test_threads_may_be_a_numpy_integer():
+    """``threads=np.int64(2)`` was refused (fresh-user finding 7)."""
+    layer, x = _layer(0, 30, 30, 4)
+    one = simulate(layer, x, threads=1)
+    for t in (np.int64(2), np.int32(1), np.uint8(2)):
+        _same(simulate(layer, x, threads=t), one)
+        assert layer.kernel_tables(threads=t) is not None
 
 
 def test_default_overlaps_only_large_layers_with_two_cpus(monkeypatch):
