@@ -1,7 +1,8 @@
 """The README's generated blocks match the commands they quote (issue 9 W6).
 
 Runs the fast sections of ``scripts/readme_tables.py`` (``eiesim simulate``'s
-default output; the real FC8 line when ../shared/data is present). The slow
+default output; the real FC8 line when ../shared/data is present; the benchmark table
+rendered from the recorded run, ``docs/benchmarks.json``). The slow
 sections (the EIE Table IV reproduction, about a minute) are checked by the
 script only: ``python scripts/readme_tables.py --check``.
 """
@@ -30,7 +31,7 @@ def rt():
 
 
 def test_readme_fast_sections_are_up_to_date(rt, capsys):
-    code = rt.main(["--check", "--sections", "simulate-default", "fc8"])
+    code = rt.main(["--check", "--sections", "simulate-default", "fc8", "bench"])
     out, err = capsys.readouterr()
     assert code == 0, f"README drifted from its commands:\n{out}\n{err}"
 
