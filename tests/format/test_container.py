@@ -219,7 +219,8 @@ def test_committed_trace_loads_and_validates():
     assert rep.codes() <= {"CODEBOOK-UNUSED"}
 
 
-def test_load_errors_name_file_layer_and_code(tmp_path):
+def _with_manifest(tmp_path, edit):
+    """A saved network whose manifest ``edit(manifest)`` changed; returns the new file's path."""
     p = tmp_path / "n.eie"
     save_network(p, make_net())
     with zipfile.ZipFile(p) as zf:
@@ -229,9 +230,14 @@ def test_load_errors_name_file_layer_and_code(tmp_path):
         for name, data in items:
             if name == "manifest.json":
                 m = json.loads(data)
-                m["layers"][1]["shape"] = [7, 41]
+                edit(m)
                 data = json.dumps(m).encode()
             zf.writestr(name, data)
+    return q
+
+
+def test_load_errors_name_file_layer_and_code(tmp_path):
+    q = _with_manifest(tmp_path, lambda m: m["layers"][1].update(shape=[7, 41]))
     with pytest.raises(EieFormatError) as ei:
         load_network(q)
     assert str(q) in str(ei.value) and "layer 1" in str(ei.value)
@@ -241,18 +247,7 @@ def test_load_errors_name_file_layer_and_code(tmp_path):
 def test_an_array_declared_too_large_is_named_as_such(tmp_path):
     """A declaration with all three fields but a shape of 2**40 said "needs 'file', 'dtype' and 'shape'"
     (fresh-user finding 6): the message now names the shape's rule."""
-    p = tmp_path / "n.eie"
-    save_network(p, make_net())
-    with zipfile.ZipFile(p) as zf:
-        items = [(i.filename, zf.read(i)) for i in zf.infolist()]
-    q = tmp_path / "q.eie"
-    with zipfile.ZipFile(q, "w") as zf:
-        for name, data in items:
-            if name == "manifest.json":
-                m = json.loads(data)
-                m["layers"][0]["arrays"]["v"]["shape"] = [2**40]
-                data = json.dumps(m).encode()
-            zf.writestr(name, data)
+    q = _with_manifest(tmp_path, lambda m: m["layers"][0]["arrays"]["v"].update(shape=[2**40]))
     with pytest.raises(EieFormatError, match=r"array 'v': 'shape' must be a list of integer sizes in "
                                              r"\[0, 2147483648\]") as ei:
         load_network(q)
