@@ -20,7 +20,7 @@ from .relindex import decode_segments, encode_segments_sparse
 from .rules import RaiseSink, _gather_ranges, check_csc_arrays
 from .rules import n_local_rows as _n_local_rows
 
-__all__ = ["CompressedLayer", "MAX_DENSE_BYTES"]
+__all__ = ["CompressedLayer", "MAX_DENSE_BYTES", "MAX_DIM"]
 
 
 #: Largest matrix dimension (``n_out``, ``n_in``) and PE count of a layer: the container's limit
