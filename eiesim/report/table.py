@@ -61,7 +61,8 @@ class Column:
     title : str
         Printed header (and the CSV header): the unit in the name (``time us``, ``LB eff %``).
     fmt : callable, default str
-        Text of a cell value (never called on None or a ``str``, which print as they are).
+        Text of a cell value (never called on None or a ``str``, which print as they are, their
+        non-printable characters escaped).
     csv : tuple of str, optional
         When the printed cell packs several numbers, its value is a tuple of
         them and the CSV gives each its own column, titled here.
@@ -89,6 +90,13 @@ def _csv_cell(v) -> str:
     return str(v)
 
 
+def _printable(text: str) -> str:
+    """``text`` with each non-printable character (``str.isprintable``) as its Python escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 @dataclasses.dataclass(frozen=True)
 class Table:
     """A table of cell values with its text and CSV renderings.
@@ -112,9 +120,11 @@ class Table:
         return [c.title for c in self.columns]
 
     def text_rows(self) -> List[Optional[List[str]]]:
-        """The cells as printed (None for a rule)."""
+        """The cells as printed (None for a rule); a string's non-printable characters escaped
+        (``\\n``, ``\\x00``, ``\\u202e``: a layer name from a file must not move the terminal's cursor
+        or reverse the text after it, nor break the columns)."""
         def show(col: Column, v) -> str:
-            return col.none if v is None else v if isinstance(v, str) else col.fmt(v)
+            return col.none if v is None else _printable(v) if isinstance(v, str) else col.fmt(v)
 
         return [None if r is None else [show(c, v) for c, v in zip(self.columns, r)] for r in self.rows]
 

@@ -8,6 +8,7 @@ of the same run, on the real files of ../shared/data and the embedded LeNet trac
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -278,6 +279,29 @@ def test_table_text_and_csv_from_one_set_of_values():
                     ["total", "", "", "7", repr(1 / 3), "2.0"]]
     assert float(rows[1][4]) == 0.1 + 0.2 and float(rows[2][4]) == 1 / 3  # full precision round trip
     assert t.to_csv().count("\n") == 3 and '"a,b"' in t.to_csv()
+
+
+def test_text_escapes_control_characters_and_the_csv_keeps_them(capsys, tmp_path):
+    """A layer name from a file with NUL, a newline or U+202E (right-to-left override) went raw to
+    the terminal table (fresh-user finding 8): the text escapes them; CSV and JSON keep the name."""
+    name = "ip\x001\n\u202eevil"
+    t = Table([Column("name"), Column("n", count)], [[name, 3], ["ok", 4]])
+    assert t.text().splitlines() == [
+        "name                 n",
+        "-------------------  -",
+        "ip\\x001\\n\\u202eevil  3",
+        "ok                   4",
+    ]
+    assert list(csv.reader(io.StringIO(t.to_csv())))[1] == [name, "3"]
+    from eiesim.format.container import load_network, save_network
+    from eiesim.format.network import Network
+
+    net = load_network(TRACES / "lenet300100.eie")
+    path = tmp_path / "odd.eie"
+    save_network(path, Network([dataclasses.replace(net.layers[0], name=name)] + list(net.layers[1:])))
+    code, out, err = run_cli(capsys, "inspect", str(path))
+    assert code == 0, err
+    assert "ip\\x001\\n\\u202eevil" in out and "\u202e" not in out and "\x00" not in out
 
 
 def test_simulate_workload_csv_matches_json(capsys, tmp_path):
