@@ -56,13 +56,20 @@ def limit_cpus(n) -> None:
     if n is None:
         _CAP.clear()
         return
-    try:
-        k = operator.index(n)
-    except TypeError:
-        k = 0
-    if isinstance(n, bool) or k < 1:
+    k = _integer(n)
+    if k is None or k < 1:
         raise ValueError(f"limit_cpus: n must be an integer >= 1 or None, got {n!r}")
     _CAP[:] = [k]
+
+
+def _integer(x):
+    """``x`` as a Python int when it is of an integer type (a NumPy integer too), but not a bool; else None."""
+    if isinstance(x, bool):
+        return None
+    try:
+        return operator.index(x)
+    except TypeError:
+        return None
 
 
 def check_threads(threads, who: str):
@@ -87,11 +94,8 @@ def check_threads(threads, who: str):
     """
     if threads is None:
         return None
-    try:
-        k = operator.index(threads)
-    except TypeError:
-        k = 0
-    if isinstance(threads, bool) or k not in (1, 2):
+    k = _integer(threads)
+    if k not in (1, 2):
         raise EieConfigError(f"{who}: threads must be None, 1 or 2, got {threads!r}")
     return k
 

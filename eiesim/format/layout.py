@@ -785,7 +785,7 @@ class CompressedLayer:
         EieConfigError
             ``threads`` is not None, 1 or 2.
         """
-        from .._kernels import check_threads
+        from .._kernels import check_threads, helper_submit, usable_cpus
 
         threads = check_threads(threads, "kernel_tables")
         cached = self.__dict__.get("_kernel_tables")
@@ -795,8 +795,6 @@ class CompressedLayer:
             from .._kernels import eie_sim
         except ImportError:  # pragma: no cover - only on a broken install
             return None
-        from .._kernels import helper_submit, usable_cpus
-
         split = threads == 2 or (threads is None and self.v.size >= eie_sim.SPLIT_MIN_ENTRIES and usable_cpus() > 1)
         tables, _, _ = eie_sim.build_tables(ptr=self.ptr, v=self.v, z=self.z, n_out=self.n_out,
                                             code_bits=self.code_bits, index_bits=self.index_bits,
