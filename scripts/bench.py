@@ -545,7 +545,8 @@ MARKDOWN_CASE = {
 
 
 def _num(x) -> str:
-    """A ratio or a time as the tables print it: 3 decimals below 10, else 4 significant digits."""
+    """A ratio or a time as the tables print it: 3 decimals below 10, 4 significant digits below 1000,
+    else 1 decimal; None as a dash."""
     return "–" if x is None else f"{x:.3f}" if abs(x) < 10 else f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}"
 
 
@@ -611,7 +612,7 @@ def main(argv=None) -> int:
         rows.append(r)
         a = "-" if r["a_ms"] is None else f"{r['a_ms']:.3f}"
         b = "-" if r["b_ms"] is None else f"{r['b_ms']:.3f}"
-        q = "-" if r.get("q1") is None else "-".join(f"{x:.3f}" if x < 10 else f"{x:.1f}" for x in (r["q1"], r["q3"]))
+        q = "-" if r.get("q1") is None else f"{_num(r['q1'])}-{_num(r['q3'])}"
         print(f"{case:<74} {a:>9} {b:>9} {r['ratio']:>8.3f} {q:>13} {target:>7} {r['met']:>4}  {r['detail']}",
               flush=True)
     if args.json:
