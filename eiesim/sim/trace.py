@@ -472,7 +472,8 @@ def trace_network_layer(network, inputs, config, *, layer: Optional[str] = None,
     inputs : ndarray of float, shape (n_inputs, n_in)
     config : EIEConfig
     layer : str, optional
-        Layer name; default the first layer.
+        Layer name, or its 0-based index as a string when no layer has that name
+        (:func:`check_trace_target`); default the first layer.
     input_index : int
         Which input (0-based).
     backend : {"kernel", "reference"}
@@ -510,15 +511,27 @@ def trace_network_layer(network, inputs, config, *, layer: Optional[str] = None,
 def check_trace_target(names: Sequence[str], n_inputs: int, layer: Optional[str], input_index: int) -> int:
     """Index of the layer to trace; checks the input index (before any simulation).
 
+    ``layer`` is a layer's name or, when no layer has that name, its 0-based index (``"2"``):
+    the way to pick one of two layers of the same name.
+
     Raises
     ------
     EieInputError
-        Unknown layer name (the message lists the names) or input index outside ``0 .. n_inputs - 1``.
+        Unknown layer name or index (the message lists the names), a name that more than one layer
+        has (the message gives their indices), or input index outside ``0 .. n_inputs - 1``.
     """
     if not (0 <= input_index < n_inputs):
         raise EieInputError(f"--trace-input {input_index}: the run has inputs 0..{n_inputs - 1}")
     if layer is None:
         return 0
-    if layer not in names:
-        raise EieInputError(f"--trace-layer {layer!r}: the network's layers are {', '.join(names)}")
-    return list(names).index(layer)
+    names = list(names)
+    hits = [k for k, name in enumerate(names) if name == layer]
+    if len(hits) > 1:
+        raise EieInputError(f"--trace-layer {layer!r}: layers {', '.join(map(str, hits))} all have that name; "
+                            f"give the index of the one to trace (e.g. --trace-layer {hits[-1]})")
+    if hits:
+        return hits[0]
+    if layer.isascii() and layer.isdigit() and int(layer) < len(names):
+        return int(layer)
+    raise EieInputError(f"--trace-layer {layer!r}: the network's layers are {', '.join(names)} "
+                        f"(or their indices 0..{len(names) - 1})")

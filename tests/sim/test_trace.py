@@ -262,9 +262,26 @@ def test_cli_trace_of_a_network_layer_and_input(tmp_path, capsys):
     assert traced.counters == ip2.counters
 
 
+def test_trace_target_by_name_or_index_and_duplicate_names_refused():
+    from eiesim.errors import EieInputError
+    from eiesim.sim.trace import check_trace_target
+
+    assert check_trace_target(["ip1", "ip2", "ip3"], 5, "ip2", 0) == 1
+    assert check_trace_target(["ip1", "ip2", "ip3"], 5, "2", 0) == 2  # no layer named "2": its index
+    assert check_trace_target(["a", "1", "b"], 5, "1", 0) == 1  # a name wins over an index
+    assert check_trace_target(["a", "0", "b"], 5, "0", 0) == 1
+    assert check_trace_target(["fc", "relu", "fc"], 5, "2", 0) == 2  # the way to pick the second "fc"
+    with pytest.raises(EieInputError, match=r"layers 0, 2 all have that name; give the index .*--trace-layer 2"):
+        check_trace_target(["fc", "relu", "fc"], 5, "fc", 0)
+    for bad in ("3", "-1", "٢", "nope"):
+        with pytest.raises(EieInputError, match=r"layers are ip1, ip2, ip3 \(or their indices 0\.\.2\)"):
+            check_trace_target(["ip1", "ip2", "ip3"], 5, bad, 0)
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["--trace", "{d}/t.txt"], "suffix must be one of"),
     (["--trace", "{d}/t.vcd", "--trace-layer", "nope"], "layers are ip1, ip2, ip3"),
+    (["--trace", "{d}/t.vcd", "--trace-layer", "3"], "(or their indices 0..2)"),
     (["--trace", "{d}/t.vcd", "--trace-input", "100"], "inputs 0..99"),
     (["--trace", "{d}/t.vcd", "--trace-pes", "70"], "PEs are 0..63"),
     (["--trace", "{d}/t.vcd", "--trace-window", "9:3"], "--trace-window"),
