@@ -24,10 +24,10 @@ Rows (targets from issue 11):
   (same matrix, int32 indices, same input): the real AlexNet FC8 dump
   (64 PEs, FIFO 7), a synthetic fc6-size (9216 -> 4096, 9 % weights, 35 %
   activations) and VGG-6-size (25088 -> 4096, 4 % / 35 %) layer (seed 0).
-  ``simulate`` takes its default ``threads``: on a machine with two usable CPUs the
-  fc6- and VGG-6-size layers (at least 2**19 (column, PE) pairs) run the timing pass on
-  a helper thread beside the arithmetic pass (scipy's matvec has one thread), FC8 runs
-  on one; ``fc8-1t``, ``vgg6-1t``: the same with ``threads=1``.
+  ``simulate`` takes its default ``threads``: on a machine with two usable CPUs all three
+  (calls of at least 2**16 PE steps and 2**16 MACs, ``eiesim.sim.engine.OVERLAP_MIN_STEPS``)
+  run the timing pass on a helper thread beside the arithmetic pass (scipy's matvec has one
+  thread); ``fc8-1t``, ``vgg6-1t``: the same with ``threads=1``.
 * ``cold``: first call on a fresh copy of the FC8 layer (its per-layer pass
   included) / a warm call on the same copy; ``cold-vgg6`` the same on VGG-6. Each
   also gives its memory floor (:func:`memory_floor`): 1 + (reading the layer's stored

@@ -32,12 +32,20 @@ MAX_TRACE_RECORDS = 1 << 27
 
 _KERNEL: list = []
 
-#: Layers with at least this many (column, PE) pairs run their timing pass on the helper thread by
-#: default (``simulate(threads=None)``): a full-density timing pass of 2**19 PE steps takes about
-#: 0.45 ms at ~0.9 ns per step, enough to pay the ~50 us hand-over at 35 % activations. Measured on
-#: the README's benchmark (2-core x86-64): the real FC8 (262,208 pairs) was no faster on two threads
-#: (0.496 vs 0.441 ms in one run, 0.490 vs 0.512 in another); the VGG-6-size layer (1,605,696) 1.6x.
-OVERLAP_MIN_STEPS = 1 << 19
+#: A call runs its timing pass on the helper thread by default (``simulate(threads=None)``, two
+#: usable CPUs) when it has at least this many PE steps (broadcasts x PEs that own rows) and about
+#: :data:`OVERLAP_MIN_MACS` MACs (broadcasts x the layer's mean MACs per column): overlapping saves the
+#: shorter pass, less a hand-over of about 50 us. At ~1 ns per PE step and ~0.6 ns per MAC both passes
+#: then take 40-65 us or more. Measured (2-core x86-64, 41 interleaved pairs, two threads / one):
+#: the real FC8 (112,640 steps, ~452,000 MACs) 0.82 in two runs; synthetic 1000 x 4096 layers at 35 %
+#: activations 0.84 (9 % weights), 0.99 (25 %), 1.23 (4 %: ~58,000 MACs) and, at 10 % activations
+#: (26,000 steps), 1.87; 4096 x 4096 at 4 % 0.78; 300 x 8192 at 9 % (~76,000 MACs) 0.94; 1000 x 3072
+#: at 9 % (69,000 steps, ~96,000 MACs) 1.03. (An earlier bound, 2**19 (column, PE) pairs of the layer,
+#: left FC8 on one thread.)
+OVERLAP_MIN_STEPS = 1 << 16
+
+#: See :data:`OVERLAP_MIN_STEPS`.
+OVERLAP_MIN_MACS = 1 << 16
 
 
 def _kernel():
@@ -170,10 +178,10 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         2: the kernel's timing pass runs on a helper thread while this thread runs
         the arithmetic pass (kernel, float32, no events; both passes release the
         GIL and write nothing in common, so every result is that of 1). None
-        (default): 2 when the layer has at least :data:`OVERLAP_MIN_STEPS`
-        (column, PE) pairs (a timing pass long enough for the hand-over, about
-        50 us on a 2-core x86-64 host, to pay) and the process may use two CPUs,
-        else 1. The first call on a layer passes it to the per-layer pass
+        (default): 2 when this input gives at least :data:`OVERLAP_MIN_STEPS`
+        PE steps and about :data:`OVERLAP_MIN_MACS` MACs (both passes long enough
+        for the hand-over, about 50 us on a 2-core x86-64 host, to pay) and the
+        process may use two CPUs, else 1. The first call on a layer passes it to the per-layer pass
         (:meth:`CompressedLayer.kernel_tables`): 1 builds the tables on this thread.
 
     Returns
@@ -209,10 +217,7 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     if backend == "kernel" and not events and config.arith == "float32":
         plan = layer_plan(layer, config, threads)
         if plan.tables is not None:
-            if threads is None:
-                steps = plan.tables.n_cols * plan.tables.n_pe
-                threads = 2 if steps >= OVERLAP_MIN_STEPS and _usable_cpus() > 1 else 1
-            return _simulate_float32(plan, activations, config, warn, threads == 2)
+            return _simulate_float32(plan, activations, config, warn, threads)
     prog = prepare(layer, activations, config, threads)
     if backend == "kernel":
         raw = _run_kernel(prog, events)
@@ -255,17 +260,31 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     )
 
 
-def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig, warn: bool, overlap: bool) -> SimResult:
+def _overlap_pays(tables, a: np.ndarray) -> bool:
+    """Whether this input's call is long enough to overlap its passes (:data:`OVERLAP_MIN_STEPS`,
+    :data:`OVERLAP_MIN_MACS`) and two CPUs may be used. ``a``: float32 activations, shape (n_in,)."""
+    n_rows_pes = min(tables.n_pe, tables.n_out)  # PEs that own no row take no step
+    if tables.n_cols * n_rows_pes < OVERLAP_MIN_STEPS or tables.macs.size < OVERLAP_MIN_MACS:
+        return False  # not even with every column broadcast
+    n_bc = int(np.count_nonzero(a)) + (tables.n_cols - a.shape[0])  # the bias column is always broadcast
+    return (n_bc * n_rows_pes >= OVERLAP_MIN_STEPS and n_bc * tables.macs.size >= OVERLAP_MIN_MACS * tables.n_cols
+            and _usable_cpus() > 1)
+
+
+def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig, warn: bool,
+                      threads: Optional[int]) -> SimResult:
     """:func:`simulate`'s warm path (kernel, float32, no events): one compiled call per input.
 
     Equal to ``prepare`` + ``_run_kernel`` (the tests hold them to identical results),
     without building a :class:`LayerProgram`: the per-layer part is ``plan``'s, and
-    the kernel builds the LNZD view and checks the values are finite itself. ``overlap``: the
-    timing pass runs on the helper thread (:func:`_helper_submit`).
+    the kernel builds the LNZD view and checks the values are finite itself. ``threads``: 2
+    runs the timing pass on the helper thread (:func:`_helper_submit`), None when
+    :func:`_overlap_pays`.
     """
     a = activations
     if not (type(a) is np.ndarray and a.dtype == np.float32 and a.ndim == 1 and a.shape[0] == plan.n_in):
         a = _coerce_activations(a, plan.n_in, plan.name)
+    overlap = threads == 2 or (threads is None and _overlap_pays(plan.tables, a))
     got = _kernel().run_one(plan.tables, a, plan.codebook, plan.n_in, plan.has_bias, config.fifo_depth,
                             config.entries_per_line, _helper_submit() if overlap else None)
     if got is None:  # a value is not finite: the full check names it

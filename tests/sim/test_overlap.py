@@ -1,8 +1,8 @@
 """``simulate(threads=2)``: the kernel's timing pass on a helper thread beside the arithmetic pass.
 
 The two passes write nothing in common, so every result must be that of ``threads=1`` (and of the
-reference); the default picks 2 only for layers of at least ``OVERLAP_MIN_STEPS`` (column, PE)
-pairs on a process that may use two CPUs;
+reference); the default picks 2 only for calls of at least ``OVERLAP_MIN_STEPS`` PE steps and
+``OVERLAP_MIN_MACS`` MACs on a process that may use two CPUs;
 a forked child, whose copy of the helper pool has no thread, must not hang.
 """
 
@@ -84,7 +84,27 @@ def test_threads_may_be_a_numpy_integer():
         assert layer.kernel_tables(threads=t) is not None
 
 
-def test_default_overlaps_only_large_layers_with_two_cpus(monkeypatch):
+def _exact_layer(n_out, n_in, n_macs):
+    """A 64-PE layer of exactly ``n_macs`` MACs (the bias column's ``n_out`` included)."""
+    codes = np.zeros(n_out * n_in, dtype=np.int64)
+    codes[:n_macs - n_out] = np.arange(n_macs - n_out) % 15 + 1
+    layer = CompressedLayer.from_codes(codes.reshape(n_out, n_in), np.r_[0.0, np.arange(1, 16)].astype(np.float32),
+                                       64, bias_codes=np.ones(n_out, dtype=np.int64))
+    assert layer.kernel_tables().macs.size == n_macs
+    return layer
+
+
+def _input(n_in, n_nonzero):
+    x = np.zeros(n_in, dtype=np.float32)
+    x[:n_nonzero] = 0.5
+    return x
+
+
+def test_default_overlaps_only_calls_with_enough_steps_and_macs(monkeypatch):
+    """``threads=None`` overlaps a call of at least ``OVERLAP_MIN_STEPS`` PE steps (broadcasts, the
+    bias column's included, x PEs that own rows) and ``OVERLAP_MIN_MACS`` MACs (broadcasts x mean
+    MACs per column), on two usable CPUs; the real FC8 (112,640 steps) is overlapped."""
+    assert (engine.OVERLAP_MIN_STEPS, engine.OVERLAP_MIN_MACS) == (1 << 16, 1 << 16)
     calls = []
 
     class _Done:
@@ -99,23 +119,47 @@ def test_default_overlaps_only_large_layers_with_two_cpus(monkeypatch):
         return submit
 
     monkeypatch.setattr(engine, "_helper_submit", counting_submit)
-    small, xs = _layer(1, 30, 30, 4)
-    edge, xe = _layer(4, 64, engine.OVERLAP_MIN_STEPS // 64 - 2, 64, density=0.02)  # bias: one pair short
-    big, xb = _layer(2, 100, engine.OVERLAP_MIN_STEPS // 64 - 1, 64, density=0.02)  # bias: exactly the bound
-    for layer, want_pairs in ((edge, engine.OVERLAP_MIN_STEPS - 64), (big, engine.OVERLAP_MIN_STEPS)):
-        t = layer_plan(layer, EIEConfig(n_pe=64)).tables
-        assert t.n_cols * t.n_pe == want_pairs
-    for cpus, want in ((1, 0), (2, 1), (16, 1)):
+    # steps decide: 128 rows on 64 PEs, 2,048 columns of 128 MACs (the MAC bound needs 512 broadcasts)
+    dense = _exact_layer(128, 2047, 128 * 2048)
+    # MACs decide: 64 rows, 4,096 columns (262,144 steps at full broadcast), MACs one short / exactly
+    short, exact = _exact_layer(64, 4095, (1 << 16) - 1), _exact_layer(64, 4095, 1 << 16)
+    cfg = EIEConfig(n_pe=64)
+    cases = [(dense, _input(2047, 1022), False),  # 1,023 broadcasts x 64 PEs: 65,472 steps
+             (dense, _input(2047, 1023), True),   # 65,536 steps
+             (short, _input(4095, 4095), False),
+             (exact, _input(4095, 4095), True),
+             (exact, _input(4095, 4094), False)]  # 4,095 broadcasts x 16 MACs per column
+    for cpus in (1, 2, 16):
         monkeypatch.setattr(engine, "_usable_cpus", lambda c=cpus: c)
-        calls.clear()
-        simulate(small, xs, EIEConfig(n_pe=4))
-        simulate(edge, xe, EIEConfig(n_pe=64))
-        r = simulate(big, xb, EIEConfig(n_pe=64))
-        assert len(calls) == want, cpus
-        _same(r, simulate(big, xb, EIEConfig(n_pe=64), threads=1))
+        for layer, x, want in cases:
+            calls.clear()
+            r = simulate(layer, x, cfg)
+            assert len(calls) == (want and cpus > 1), (cpus, layer.n_out, int(np.count_nonzero(x)))
+            _same(r, simulate(layer, x, cfg, threads=1))
+    small, xs = _layer(1, 30, 30, 4)
     calls.clear()
     simulate(small, xs, EIEConfig(n_pe=4), threads=2)  # asked for: overlapped whatever the size
     assert len(calls) == 1
+
+
+def test_default_overlaps_the_real_fc8(fc8_dir, monkeypatch):
+    dump = read_dump(fc8_dir)
+    calls = []
+    real = engine._helper_submit
+
+    def spying_submit():
+        submit = real()
+
+        def spy(job):
+            calls.append(job)
+            return submit(job)
+        return spy
+
+    monkeypatch.setattr(engine, "_helper_submit", spying_submit)
+    monkeypatch.setattr(engine, "_usable_cpus", lambda: 2)
+    cfg = EIEConfig(n_pe=64, fifo_depth=7)
+    r = simulate(dump.layer, dump.activations, cfg)
+    assert r.cycles == 7926 and len(calls) == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
