@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 
 from ._args import int_range
@@ -53,6 +56,30 @@ def _dask_executor(address: str):
     return client, client.get_executor(), workers
 
 
+@contextlib.contextmanager
+def _ctrl_c_as_flag(active: bool):
+    """While ``active`` (tasks on an executor) and on the main thread: the first SIGINT only sets a
+    flag, which :func:`~eiesim.explore.run_sweep` polls (its ``stop``), and restores Python's handler
+    (a second Ctrl-C raises at once). A ``KeyboardInterrupt`` raised inside the executor's code could
+    leave a process pool unable to shut down: the sweep then hung at exit (fresh-user finding).
+    Yields ``stop`` (a callable) or None."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    hit = threading.Event()
+
+    def on_sigint(signum, frame):
+        hit.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield hit.is_set
+    finally:
+        if previous is not None:  # None: a handler not installed from Python, nothing to restore
+            signal.signal(signal.SIGINT, previous)
+
+
 def run(args) -> int:
     """Execute ``eiesim sweep``; returns the exit code.
 
@@ -64,7 +91,9 @@ def run(args) -> int:
     Returns
     -------
     int
-        0 when every point of the spec is in the results file.
+        0 when every point of the spec is in the results file; 130 after Ctrl-C with ``--jobs`` or
+        ``--scheduler`` (the queued tasks cancelled, the pool's workers stopped, the points written
+        so far kept: ``--resume`` finishes the rest).
 
     Raises
     ------
@@ -94,6 +123,8 @@ def run(args) -> int:
         if bar is not None:
             bar.update(1)
 
+    from ..explore.runner import SweepInterrupted, stop_local_pool
+
     client = None
     executor = None
     workers = 1
@@ -111,8 +142,19 @@ def run(args) -> int:
             if args.resume and os.path.exists(args.out):
                 ids = {p.id for p in spec.points}
                 bar.update(len({r["point"] for r in read_results(args.out)[0]} & ids))
-        summary = run_sweep(spec, args.out, executor=executor, workers=workers, batch_size=args.batch,
-                            resume=args.resume, on_point=on_point)
+        with _ctrl_c_as_flag(executor is not None) as stop:
+            summary = run_sweep(spec, args.out, executor=executor, workers=workers, batch_size=args.batch,
+                                resume=args.resume, on_point=on_point, stop=stop)
+    except (SweepInterrupted, KeyboardInterrupt) as exc:
+        if executor is not None and client is None:  # our own pool: its workers ignore SIGINT
+            stop_local_pool(executor)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        if bar is not None:
+            bar.close()
+            bar = None
+        print(f"eiesim: {exc}", file=sys.stderr)
+        return 130
     finally:
         if bar is not None:
             bar.close()

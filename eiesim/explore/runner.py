@@ -42,7 +42,9 @@ __all__ = [
     "resolve_workload",
     "default_batch_size",
     "EieSweepError",
+    "SweepInterrupted",
     "local_pool",
+    "stop_local_pool",
 ]
 
 
@@ -52,6 +54,17 @@ class EieSweepError(EieError, RuntimeError):
     The points written before the failure stay in the results file; the
     message says how many and that ``--resume`` finishes the rest.
     """
+
+
+class SweepInterrupted(EieSweepError):
+    """:func:`run_sweep`'s ``stop`` asked it to stop (the command line: Ctrl-C).
+
+    The queued tasks were cancelled; the points written before stay in the results
+    file (the message says how many) and ``--resume`` finishes the rest.
+    """
+
+#: Seconds between two polls of :func:`run_sweep`'s ``stop`` while tasks run on an executor.
+STOP_POLL_S = 0.2
 
 #: Version of the JSON line layout written by :func:`run_sweep`.
 RESULT_VERSION = 1
@@ -632,11 +645,18 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _pool_worker(parent_pid: int, cpus: int) -> None:
-    """Pool-worker initializer: :func:`_die_with_parent`, and this worker's share of the CPUs
+    """Pool-worker initializer: :func:`_die_with_parent`, this worker's share of the CPUs
     (``cpus``, :func:`eiesim._kernels.limit_cpus`): ``jobs`` workers on as many CPUs simulate on
-    one thread each instead of each adding the simulator's helper thread on large layers."""
+    one thread each instead of each adding the simulator's helper thread on large layers; and
+    SIGINT ignored. A terminal's Ctrl-C reaches the whole process group: a worker interrupted
+    inside the pool's queue could leave the pool unable to shut down (the sweep then hung at exit,
+    fresh-user finding); the sweep process handles it and stops its workers
+    (:func:`stop_local_pool`)."""
+    import signal
+
     _die_with_parent(parent_pid)
     limit_cpus(cpus)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def local_pool(jobs: int) -> Executor:
@@ -660,6 +680,25 @@ def local_pool(jobs: int) -> Executor:
     return ProcessPoolExecutor(max_workers=jobs, initializer=_pool_worker, initargs=(os.getpid(), share))
 
 
+def stop_local_pool(executor: Executor) -> None:
+    """Stop a :func:`local_pool` now (an interrupted sweep): drop its queued tasks and end its
+    workers (SIGTERM) without waiting for the tasks they run; their points are not written, those
+    written before stay (``--resume`` runs them again).
+
+    Parameters
+    ----------
+    executor : concurrent.futures.ProcessPoolExecutor
+        A pool from :func:`local_pool`.
+    """
+    # the pool's worker processes (no public accessor before Python 3.14's terminate_workers)
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+    # the pool's own thread sees its workers gone, fails their tasks and ends; waiting for it here
+    # keeps it from racing the interpreter's exit (Python 3.11 then printed an ignored OSError)
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
 def default_batch_size(n_points: int, workers: int) -> int:
     """Points per task: about four tasks per worker, at least 8 points (a point takes 1-50 ms).
 
@@ -680,7 +719,8 @@ def default_batch_size(n_points: int, workers: int) -> int:
 
 def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, workers: int = 1,
               batch_size: Optional[int] = None, resume: bool = False, table=None,
-              on_point: Optional[Callable[[Dict[str, Any]], None]] = None) -> SweepSummary:
+              on_point: Optional[Callable[[Dict[str, Any]], None]] = None,
+              stop: Optional[Callable[[], bool]] = None) -> SweepSummary:
     """Run every point of ``spec`` not yet in ``out``, appending one JSON line per finished point.
 
     Parameters
@@ -702,6 +742,14 @@ def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, work
         Default: the spec's ``[energy] table`` or eiesim's default table.
     on_point : callable, optional
         Called with each written record (progress reporting).
+    stop : callable, optional
+        Polled between batches and every :data:`STOP_POLL_S` seconds while tasks
+        run on ``executor``; when it returns True the queued tasks are cancelled
+        and :class:`SweepInterrupted` is raised (tasks already running are not
+        waited for; their points are not written). The command line sets it
+        from a SIGINT handler, so that Ctrl-C never raises inside the executor's
+        own code (a ``KeyboardInterrupt`` there could leave a process pool unable
+        to shut down).
 
     Returns
     -------
@@ -712,6 +760,8 @@ def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, work
     EieInputError
         ``out`` exists without ``resume``, or holds a line that is not a
         results record.
+    SweepInterrupted
+        ``stop`` returned True.
     EieError
         A point fails (the message names the point and workload); the
         points finished before it stay in ``out``.
@@ -759,15 +809,26 @@ def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, work
                     on_point(doc)
             os.fsync(fh.fileno())
 
+        def interrupted() -> SweepInterrupted:
+            return SweepInterrupted(f"interrupted: {written} point(s) were written to {out}; rerun with --resume "
+                                    "to finish")
+
         if executor is None:
             for b in batches:
+                if stop is not None and stop():
+                    raise interrupted()
                 emit(run_batch(b, spec.root, table))
         else:
             pending = {executor.submit(run_batch, b, spec.root, table) for b in batches}
             error: Optional[BaseException] = None
             try:
                 while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    finished, pending = wait(pending, timeout=None if stop is None else STOP_POLL_S,
+                                             return_when=FIRST_COMPLETED)
+                    if stop is not None and stop():
+                        for fut in pending:
+                            fut.cancel()
+                        raise interrupted()
                     for fut in finished:
                         if fut.cancelled():
                             continue

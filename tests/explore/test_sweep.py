@@ -20,6 +20,7 @@ from eiesim.energy.model import mac_energy_pj
 from eiesim.errors import EieConfigError, EieInputError
 from eiesim.explore import (
     EieSweepError,
+    SweepInterrupted,
     load_spec,
     make_batches,
     parse_spec,
@@ -383,6 +384,89 @@ def test_killed_sweep_takes_its_pool_workers_with_it(tmp_path):
     for w in alive:  # do not leave them behind even when the test fails
         os.kill(w, signal.SIGKILL)
     assert not alive, f"pool workers outlived the killed sweep: {sorted(alive)}"
+
+
+#: 90 points: long enough, one point per task, to be signalled while it runs
+_LONG_GRID = "n_pe = [4, 8, 16, 32, 64]\nfifo_depth = [1, 2, 3, 4, 6, 8]\nspmat_line_bits = [32, 64, 128]"
+
+
+def _start_sweep(tmp_path, spec_path, out, *extra):
+    cmd = [sys.executable, "-m", "eiesim", "sweep", str(spec_path), "--out", str(out), "--batch", "1", *extra]
+    # a session of its own: the test can signal the sweep's whole process group, as a terminal's Ctrl-C does
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+                            start_new_session=True)
+
+
+def _wait_running(proc, out, lines, workers=0):
+    deadline = time.time() + 120
+    kids = set()
+    while time.time() < deadline and proc.poll() is None:
+        kids = _children(proc.pid)
+        if len(kids) >= workers and out.exists() and out.read_bytes().count(b"\n") >= lines:
+            return kids
+        time.sleep(0.02)
+    pytest.fail("the sweep ended before it could be signalled: " + proc.stderr.read().decode())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the pool workers through /proc")
+def test_ctrl_c_reaching_the_pool_workers_leaves_the_sweep_running(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group. A worker that took it raised
+    KeyboardInterrupt inside the pool (the sweep failed, or could hang at exit: fresh-user finding);
+    the workers now ignore it and the sweep process alone decides."""
+    spec_path = _lenet_spec(tmp_path, _LONG_GRID, count=3)
+    out = tmp_path / "r.jsonl"
+    proc = _start_sweep(tmp_path, spec_path, out, "--jobs", "2")
+    for w in _wait_running(proc, out, 1, workers=2):
+        os.kill(w, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert len(read_results(out)[0]) == 90
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the pool workers through /proc")
+def test_ctrl_c_stops_a_pool_sweep_at_once_and_resume_finishes_it(tmp_path):
+    spec_path = _lenet_spec(tmp_path, _LONG_GRID, count=3)
+    out = tmp_path / "r.jsonl"
+    proc = _start_sweep(tmp_path, spec_path, out, "--jobs", "2")
+    workers = _wait_running(proc, out, 3, workers=2)
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.time()
+    _, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 10  # the tasks running are not waited for
+    n = len(read_results(out)[0])
+    assert proc.returncode == 130
+    assert err.decode().strip() == (f"eiesim: interrupted: {n} point(s) were written to {out}; rerun with --resume "
+                                    "to finish")
+    assert 3 <= n < 90
+    alive = {w for w in workers if Path(f"/proc/{w}").exists()
+             and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+    assert not alive, f"pool workers outlived the interrupted sweep: {sorted(alive)}"
+    assert main(["sweep", str(spec_path), "--out", str(out), "--resume"]) == 0
+    ref = tmp_path / "ref.jsonl"
+    assert main(["sweep", str(spec_path), "--out", str(ref)]) == 0
+    assert _sorted_lines(out) == _sorted_lines(ref)
+
+
+def test_run_sweep_stops_when_asked(tmp_path):
+    spec = load_spec(_lenet_spec(tmp_path, "fifo_depth = [1, 2, 4, 8]"), resolve_workload=resolve_workload)
+    out = tmp_path / "r.jsonl"
+    polls = []
+
+    def stop():  # serial: polled before each batch; the third poll stops
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(SweepInterrupted, match=f"interrupted: 2 point\\(s\\) were written to {out}; rerun with --resume"):
+        run_sweep(spec, out, batch_size=1, stop=stop)
+    assert len(read_results(out)[0]) == 2
+    out2 = tmp_path / "r2.jsonl"
+    with ThreadPoolExecutor(1) as ex:  # on an executor: polled while the tasks run; the queued ones are cancelled
+        with pytest.raises(SweepInterrupted, match="point\\(s\\) were written") as info:
+            run_sweep(spec, out2, executor=ex, workers=1, batch_size=1, stop=lambda: True)
+    n = len(read_results(out2)[0]) if out2.stat().st_size else 0
+    assert f"interrupted: {n} point(s)" in str(info.value) and n < 4
+    assert run_sweep(spec, out2, resume=True).run == 4 - n
+    assert run_sweep(spec, out, resume=True).run == 2
 
 
 DASK_REASON = "dask.distributed is not installed: pip install 'eiesim[dask]'"
