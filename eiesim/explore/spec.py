@@ -15,7 +15,7 @@ Format (``version = 1``; every key is checked and an error names it)::
 
     [[workloads]]                       # one or more; exactly one of:
     benchmark = "Alex-7"                #   a layer of EIE Table III (synthetic stand-in)
-    seeds = [0, 1]                      #   benchmark only (default [0])
+    seeds = [0, 1]                      #   benchmark only (default [0]; each 0 .. 2**31 - 1)
     profile = "fc8"                     #   benchmark only (eiesim.workloads.synthetic.PROFILES)
     # dump = "../shared/data/alexnet_fc8_eie"   # the authors' simulator dump directory
     # network = "traces/lenet300100.eie"        # a .eie container (every layer, ReLU between)
@@ -65,7 +65,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..config import EIEConfig
 from ..errors import EieConfigError
-from ..workloads.benchmarks import BENCHMARK_ORDER, BENCHMARKS
+from ..workloads.benchmarks import BENCHMARK_ORDER, BENCHMARKS, MAX_SEED
 from ..workloads.registry import get_spec as _registry_spec
 from ..workloads.registry import workload_names as _registry_names
 from ..workloads.synthetic import PROFILES
@@ -318,6 +318,9 @@ def _parse_workloads(src: str, raw: Any, default_inputs: Mapping) -> List[Dict[s
             raise _err(src, f"{key}.seeds", f"expected a non-empty list of integers >= 0, got {seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise _err(src, f"{key}.seeds", f"seed given twice in {seeds!r}")
+        if kind == "benchmark" and max(seeds) > MAX_SEED:
+            raise _err(src, f"{key}.seeds", f"seed {max(seeds)} is past {MAX_SEED} (2**31 - 1): a benchmark layer's "
+                                            "seed is mixed into 31 bits, so it would repeat a smaller seed's layer")
         profile = wl.get("profile", "fc8")
         if profile not in PROFILES:
             raise _err(src, f"{key}.profile", f"unknown profile {profile!r} (have {', '.join(PROFILES)})")

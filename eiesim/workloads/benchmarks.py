@@ -14,10 +14,12 @@ import zlib
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
+import numpy as np
+
 from ..errors import EieInputError
 from .synthetic import PROFILES, SyntheticSpec
 
-__all__ = ["BenchmarkLayer", "BENCHMARKS", "BENCHMARK_ORDER", "benchmark_spec", "SOURCE"]
+__all__ = ["BenchmarkLayer", "BENCHMARKS", "BENCHMARK_ORDER", "MAX_SEED", "benchmark_spec", "SOURCE"]
 
 SOURCE = "EIE (Han et al., ISCA 2016) Table III (shape, densities) and Table IV (EIE time, batch 1)"
 
@@ -76,6 +78,11 @@ _ROWS = (
 BENCHMARKS: Dict[str, BenchmarkLayer] = {r[0]: BenchmarkLayer(*r) for r in _ROWS}
 BENCHMARK_ORDER = tuple(BENCHMARKS)
 
+#: Largest base seed of :func:`benchmark_spec`: it is mixed into 31 bits, so a larger seed would
+#: give the layer of a smaller one (2**31 + s the layer of s; a sweep's seed-averaged figure
+#: counted it twice: fresh-user finding).
+MAX_SEED = (1 << 31) - 1
+
 
 def benchmark_spec(name: str, profile: str = "fc8", *, seed: int = 0, act_density=None) -> SyntheticSpec:
     """The synthetic stand-in of benchmark ``name``.
@@ -87,8 +94,8 @@ def benchmark_spec(name: str, profile: str = "fc8", *, seed: int = 0, act_densit
     profile : str, default "fc8"
         Knob preset of :data:`eiesim.workloads.synthetic.PROFILES`.
     seed : int
-        Base seed; the layer's seed is ``seed`` mixed with a CRC of its name,
-        so every layer gets its own stream.
+        Base seed in ``0 .. MAX_SEED`` (2**31 - 1); the layer's seed is ``seed``
+        mixed with a CRC of its name, so every layer gets its own stream.
     act_density : float, optional
         Override the paper's activation density.
 
@@ -101,8 +108,12 @@ def benchmark_spec(name: str, profile: str = "fc8", *, seed: int = 0, act_densit
     Raises
     ------
     EieInputError
-        Unknown name or profile (or an out-of-range ``act_density``).
+        Unknown name or profile, a seed outside ``0 .. MAX_SEED`` (or an out-of-range
+        ``act_density``).
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise EieInputError(f"seed {seed!r}: must be an integer in 0..{MAX_SEED} (2**31 - 1)")
+    seed = int(seed)
     if name not in BENCHMARKS:
         raise EieInputError(f"unknown benchmark layer {name!r} (have {', '.join(BENCHMARK_ORDER)})")
     if profile not in PROFILES:

@@ -161,3 +161,16 @@ def test_benchmark_table():
     assert benchmark_spec("VGG-7", act_density=0.5).act_density == 0.5
     with pytest.raises(EieInputError):
         benchmark_spec("Alex-9")
+
+
+def test_benchmark_seeds_past_31_bits_are_refused():
+    """Seeds 2**31 + s gave the layer of seed s (fresh-user finding): refused, with the bound."""
+    from eiesim.errors import EieInputError
+    from eiesim.workloads.benchmarks import MAX_SEED, benchmark_spec
+
+    assert MAX_SEED == 2**31 - 1
+    seeds = {benchmark_spec("Alex-8", seed=s).seed for s in (0, 1, 2**30, MAX_SEED, np.int64(5))}
+    assert len(seeds) == 5
+    for bad in (2**31, 2**32, 2**64 + 1, -1, True, 1.0):
+        with pytest.raises(EieInputError, match=r"seed .*: must be an integer in 0\.\.2147483647"):
+            benchmark_spec("Alex-8", seed=bad)
