@@ -553,8 +553,9 @@ class EnergyTable:
         Returns
         -------
         EnergyTable
-            The table named ``data["name"]`` (default: ``base.name``, or
-            ``source`` without a base).
+            The table named ``data["name"]``; without one, ``base.name`` followed by
+            how many entries ``source`` overrides (a report then never calls an
+            edited table the default), or ``source`` without a base.
 
         Raises
         ------
@@ -599,7 +600,13 @@ class EnergyTable:
                 f"{', '.join(map(repr, unknown))} (a typo?); the known entries are: "
                 f"{', '.join(sorted(KNOWN_ENTRIES))}"
             )
-        name = data.get("name", base.name if base is not None else source)
+        if "name" in data:
+            name = data["name"]
+        elif base is not None and entries:  # say the base is not priced as it stands (fresh-user finding)
+            n = len(entries)
+            name = f"{base.name}, with {n} entr{'y' if n == 1 else 'ies'} from {source}"
+        else:
+            name = base.name if base is not None else source
         if not isinstance(name, str):
             raise EieConfigError(f"{source}: 'name' must be a string")
         if base is not None:

@@ -92,6 +92,25 @@ def test_user_table_overrides_entry_by_entry(tmp_path):
     assert t.value("sram_read_32b") == 5.0  # from the default
 
 
+def test_a_table_file_without_a_name_is_not_called_the_default(tmp_path, capsys):
+    """``energy --table mine.toml`` (no ``name``) printed the default table's name although its prices
+    changed (fresh-user finding): the name now says what the file overrides."""
+    from eiesim.cli import main
+
+    p = tmp_path / "tb.toml"
+    p.write_text('[entries.int32_add]\nvalue = 0.0\nunit = "pJ"\nsource = "me"\n')
+    t = load_table(p)
+    assert t.name == f"{DEFAULT_TABLE.name}, with 1 entry from {p}"
+    p.write_text('[entries.int32_add]\nvalue = 0.0\nunit = "pJ"\nsource = "me"\n'
+                 '[entries.dram_read_32b]\nvalue = 1.0\nunit = "pJ"\nsource = "me"\n')
+    assert load_table(p).name.endswith(f", with 2 entries from {p}")
+    res = tmp_path / "r.json"
+    assert main(["simulate", "--json", str(res)]) == 0
+    capsys.readouterr()
+    assert main(["energy", str(res), "--table", str(p)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"energy table: {DEFAULT_TABLE.name}, with 2 entries from {p}"
+
+
 @pytest.mark.parametrize("body,match", [
     ('[entries.x]\nvalue = 1.0\nunit = "pJ"\n', "lacks source"),
     ('[entries.x]\nvalue = 1.0\nunit = "parsecs"\nsource = "s"\n', "unit"),
