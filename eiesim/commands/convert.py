@@ -45,18 +45,20 @@ def add_parser(sub) -> None:
     """
     s = sub.add_parser(
         "convert",
-        help="re-encode a dump directory, .net stream or codes+codebook file as a .eie container",
+        help="re-encode a dump directory, .eie container, .net stream or codes+codebook file as a .eie container",
         description="Write an already compressed layer or network as a .eie container, codes and codebooks "
         "kept exactly, re-interleaved over --n-pe PEs. SRC: the authors' simulator dump directory (one "
-        "layer); a Deep Compression .net stream (its FC-shaped layers: (out, in) or (out, in, 1, 1); "
+        "layer); a .eie container (re-interleaved for another N); a Deep Compression .net stream (its FC-shaped layers: (out, in) or (out, in, 1, 1); "
         "--layers layers.json, default the one beside it); or .npz/.safetensors holding PREFIX.codes "
         "(2-D integers, 0 = pruned), PREFIX.codebook (2**b floats, entry 0 = +0.0) and optional "
         "PREFIX.bias_codes, layers in file order (--select sets the order).",
     )
-    s.add_argument("src", metavar="SRC", help="dump directory, .net stream (or its folder), .npz or .safetensors")
+    s.add_argument("src", metavar="SRC", help="dump directory, .eie container, .net stream (or its folder), .npz or "
+                   ".safetensors")
     s.add_argument("--out", required=True, metavar="DST.eie", help="output .eie container")
     s.add_argument("--n-pe", type=int_range(1, MAX_N_PE), metavar="N",
-                   help=f"PEs of the new layout, 1..{MAX_N_PE} (default: the dump's N; 64 for other sources)")
+                   help=f"PEs of the new layout, 1..{MAX_N_PE} (default: the dump's or container's N; 64 for "
+                   "other sources)")
     s.add_argument("--n-out", type=dim_int, metavar="ROWS",
                    help="outputs of a dump's layer (a dump does not store it; default: inferred from the largest "
                    "decoded row)")
@@ -203,8 +205,8 @@ def load_source(args):
     Returns
     -------
     network : eiesim.format.container.Network
-        Every layer over ``args.n_pe`` PEs (default: the dump's N, else 64).
-    kind : {"dump", "net", "codes"}
+        Every layer over ``args.n_pe`` PEs (default: the dump's or container's N, else 64).
+    kind : {"dump", "eie", "net", "codes"}
     source : str
         The file read (a ``.net`` folder resolves to its stream).
 
@@ -225,6 +227,7 @@ def load_source(args):
     if args.n_out is not None and not is_dump:
         raise EieInputError("--n-out applies to a dump directory only (other sources store their shapes)")
     low = src.lower()
+    kept_activation = None  # a container's own, for its layers
     if is_dump:
         if args.select is not None or args.layers is not None or args.drop_bias:
             raise EieInputError("--select/--layers/--drop-bias do not apply to a dump directory (one layer)")
@@ -238,6 +241,16 @@ def load_source(args):
             print(f"warning: {w}")
         layers, kind = [dump.layer], "dump"
         n_pe = n_pe or dump.layer.n_pe
+    elif low.endswith(".eie"):  # a container: re-interleaved for another N (it was read as a .net stream)
+        if args.layers is not None or args.drop_bias or args.index_bits != 4:
+            raise EieInputError("--layers/--drop-bias/--index-bits do not apply to a .eie container (its layers "
+                                "keep their codes and widths; use --select to pick layers)")
+        from ..format.container import load_network
+
+        source = load_network(src, check="full")
+        layers, kind = _select(list(source.layers), args.select, src), "eie"
+        n_pe = n_pe or layers[0].n_pe
+        kept_activation = source.activation if len(layers) > 1 else None
     elif low.endswith((".npz", ".safetensors")):
         if args.layers is not None or args.drop_bias:
             raise EieInputError("--layers/--drop-bias apply to a .net stream only (use --select to pick layers)")
@@ -247,7 +260,7 @@ def load_source(args):
         n_pe = n_pe or 64
         layers, src = _from_net(src, args.layers, n_pe, args.select, args.drop_bias)
         kind = "net"
-    activation = args.activation or ("none" if len(layers) == 1 else "relu")
+    activation = args.activation or kept_activation or ("none" if len(layers) == 1 else "relu")
     try:
         network = Network(tuple(layers), activation=activation, metadata={})
     except EieFormatError as exc:

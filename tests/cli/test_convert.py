@@ -95,6 +95,35 @@ def test_convert_codes_and_codebook(capsys, tmp_path, ext):
     assert np.array_equal(l2.to_dense(), cb2[c2])
 
 
+def test_convert_a_container_to_another_n(capsys, tmp_path):
+    """A .eie source was read as a .net stream ("a .net stream has no layer list": fresh-user finding):
+    it is re-interleaved for another N, codes, codebooks, activation and simulated outputs kept."""
+    from eiesim.format.container import Network, save_network
+    from eiesim.sim.network import simulate_network
+
+    rng = np.random.default_rng(3)
+    c1 = rng.integers(1, 16, (24, 18)) * (rng.random((24, 18)) < 0.3)
+    c2 = rng.integers(1, 16, (7, 24)) * (rng.random((7, 24)) < 0.4)
+    net = Network((CompressedLayer.from_codes(c1, CB16, 8, bias_codes=rng.integers(0, 16, 24), name="a"),
+                   CompressedLayer.from_codes(c2, CB16, 8, name="b")), activation="relu", metadata={})
+    src, dst, one = tmp_path / "n8.eie", tmp_path / "n3.eie", tmp_path / "b3.eie"
+    save_network(src, net, {})
+    code, out, err = run(capsys, "convert", src, "--out", dst, "--n-pe", 3)
+    assert code == 0, err
+    assert f"converted {src} (eie) -> {dst}, 2 layer(s) over 3 PEs" in out
+    got = load_network(dst)
+    assert got.activation == "relu" and [l.n_pe for l in got.layers] == [3, 3]
+    for new, old in zip(got.layers, net.layers):
+        assert np.array_equal(new.to_codes(), old.to_codes()) and np.array_equal(_bits(new.codebook), _bits(old.codebook))
+    x = rng.uniform(0, 1, (4, 18)).astype(np.float32)
+    assert np.array_equal(_bits(simulate_network(got, x).outputs), _bits(simulate_network(net, x).outputs))
+    assert run(capsys, "convert", src, "--out", one, "--select", "b")[0] == 0  # keeps N = 8
+    (b,) = load_network(one).layers
+    assert b.n_pe == 8 and b.name == "b" and np.array_equal(b.to_codes(), c2)
+    code, _, err = run(capsys, "convert", src, "--out", tmp_path / "x.eie", "--drop-bias")
+    assert code == 2 and "do not apply to a .eie container" in err
+
+
 def test_convert_refusals(capsys, tmp_path, squeezenet_dir):
     np.savez(tmp_path / "w.npz", w=np.ones((3, 3), np.float32))
     code, _, err = run(capsys, "convert", tmp_path / "w.npz", "--out", tmp_path / "o.eie")
