@@ -472,6 +472,20 @@ class _Sound:
     sound: np.ndarray  # (n_good,) bool: p[0] == 0, p[-1] <= stored, non-decreasing
 
 
+def _pe_count_hint(c: CscLayer, lens: np.ndarray) -> str:
+    """When every pointer file of a dump has one length that another PE count would give (the count
+    nearest to the files found), a hint that a PE's files are missing or extra; else "". A dump's N is
+    the number of its files, so one missing pair made every intact file look too short."""
+    if c.pad_cols is None or lens.size == 0 or (lens != lens[0]).any() or c.n_in is None:
+        return ""
+    N, Lp, n_in = c.n_pe, int(lens[0]), c.n_in
+    for n in sorted(range(1, 2 * N + 2), key=lambda n: (abs(n - N), n)):
+        if n != N and -(-n_in // n) * n + 2 == Lp:
+            return (f"; every pointer file has the {Lp} values of N = {n} PEs for {n_in} input columns, but "
+                    f"{N} PE(s) have files: a PE's ptr/spm pair missing or extra?")
+    return ""
+
+
 def _pointer_lengths(sink, c: CscLayer):
     """``PTR-SHORT`` / ``PTR-LONG``; returns ``(P, gidx)`` of the PEs with the declared length."""
     N, L = c.n_pe, c.ptr_len
@@ -483,8 +497,9 @@ def _pointer_lengths(sink, c: CscLayer):
     for code, bad, word in (("PTR-SHORT", present & (lens < L), "short"), ("PTR-LONG", present & (lens > L), "long")):
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
+            hint = _pe_count_hint(c, lens[present]) if bad.sum() == present.sum() else ""
             sink.add(code, f"PE {k}'s pointer array has {int(lens[k])} values, {L} declared "
-                     f"({int(bad.sum())} PE(s) too {word})", pe=k, count=int(bad.sum()), member=c.pm(k))
+                     f"({int(bad.sum())} PE(s) too {word}){hint}", pe=k, count=int(bad.sum()), member=c.pm(k))
     if isinstance(c.ptrs, np.ndarray):
         if c.ptrs.shape[1] != L or N == 0:
             return None, None

@@ -487,6 +487,31 @@ def test_dump_short_pointer_file(tmp_path):
     assert validate_dump(d, n_out=20).codes() == {"PTR-SHORT"}
 
 
+def test_dump_missing_or_extra_pe_is_named_as_such(tmp_path):
+    """A dump with one PE's ptr/spm pair deleted (or one too many) blamed ptr0.dat's length, because N is
+    the file count (fresh-user finding): the message now says which N the intact files fit."""
+    import shutil
+
+    hint = ("every pointer file has the 18 values of N = 4 PEs for 13 input columns, but {n} PE(s) have files: "
+            "a PE's ptr/spm pair missing or extra?")
+    d = make_dump(tmp_path)  # n_in = 13 over 4 PEs: 16 padded columns + 2
+    (d / "ptr" / "ptr3.dat").unlink()
+    (d / "spm" / "spm3.dat").unlink()
+    rep = validate_dump(d, n_out=20)
+    (f,) = [f for f in rep.findings if f.code in ("PTR-SHORT", "PTR-LONG")]
+    assert f.message.endswith(hint.format(n=3)) and "(3 PE(s) too long)" in f.message  # 13 columns on 3 PEs: 17
+    d = make_dump(tmp_path, name="e")
+    shutil.copy(d / "ptr" / "ptr0.dat", d / "ptr" / "ptr4.dat")
+    shutil.copy(d / "spm" / "spm0.dat", d / "spm" / "spm4.dat")
+    rep = validate_dump(d, n_out=20)
+    (f,) = [f for f in rep.findings if f.code in ("PTR-SHORT", "PTR-LONG")]
+    assert f.message.endswith(hint.format(n=5)) and "(5 PE(s) too long)" in f.message  # 5 PEs: 17
+    d = make_dump(tmp_path, name="f")  # one file short: no such hint
+    _rw(d / "ptr" / "ptr3.dat", "<u4", lambda a: a[:-1])
+    (f,) = validate_dump(d, n_out=20).findings
+    assert "missing or extra" not in f.message
+
+
 def test_dump_pointer_start_and_slack(tmp_path):
     d = make_dump(tmp_path)
     _rw(d / "ptr" / "ptr0.dat", "<u4", lambda a: np.where(np.arange(a.size) == 0, 1, a))
