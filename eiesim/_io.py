@@ -203,6 +203,21 @@ def _check_target(path: str, error) -> None:
         raise error(f"{path}: file is read-only; refusing to replace it")
 
 
+def _check_not_a_stream(path: str, error) -> None:
+    """Refuse ``-`` and paths under ``/dev`` or ``/proc`` (``/dev/stdout``, ``/proc/self/fd/1``).
+
+    An output is written by replacing a file (:func:`write_atomic`): through such a link that file
+    is whatever a stream was redirected to, so ``--json /dev/stdout > report.txt`` replaced the
+    report with the JSON (fresh-user finding); ``-`` made a file named ``-``.
+    """
+    if path == "-":
+        raise error("-: outputs are files here, not standard output; give a file name")
+    parts = os.path.abspath(path).split(os.sep)
+    if len(parts) > 2 and parts[1] in ("dev", "proc"):
+        raise error(f"{path}: a device or a process's stream, not a file; outputs are written by replacing a "
+                    "file: give a file name")
+
+
 def check_writable(path, *, error=_io_error) -> None:
     """Check before any work that ``path`` can be written by :func:`write_atomic`.
 
@@ -214,6 +229,7 @@ def check_writable(path, *, error=_io_error) -> None:
     path = os.fspath(path)
     if path == "":
         raise error("empty output path")
+    _check_not_a_stream(path, error)
     real = os.path.realpath(path)
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
@@ -306,6 +322,7 @@ def write_atomic_with(path, writer: Callable, *, error=_io_error) -> None:
     path = os.fspath(path)
     if path == "":
         raise error("empty output path")
+    _check_not_a_stream(path, error)
     real = os.path.realpath(path)
     _check_target(real, error)
     folder = os.path.dirname(real)

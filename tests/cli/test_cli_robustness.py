@@ -118,7 +118,29 @@ def test_output_targets_that_must_not_be_replaced(capsys, tmp_path):
     assert_one_line_error(code, err, "not a regular file")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     code, _, err = run(capsys, "simulate", "--json", "/dev/null")
-    assert_one_line_error(code, err, "not a regular file")
+    assert_one_line_error(code, err, "a device or a process's stream, not a file")
+
+
+@pytest.mark.parametrize("target", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/2"])
+def test_an_output_through_a_stream_link_is_refused(target, tmp_path):
+    """``--json /dev/stdout > report.txt`` replaced report.txt (the redirect target) with the JSON: the
+    output is written by renaming a new file over the path's target (fresh-user finding)."""
+    report = tmp_path / "report.txt"
+    with open(report, "wb") as fh:
+        proc = subprocess.run([sys.executable, "-c", "import sys; del sys.path[0]; from eiesim.cli import main; "
+                               "sys.exit(main(sys.argv[1:]))", "simulate", "--json", target], stdout=fh,
+                              stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().strip() == (f"eiesim: error: --json: {target}: a device or a process's stream, not "
+                                            "a file; outputs are written by replacing a file: give a file name")
+    assert report.read_bytes() == b""
+
+
+def test_dash_is_not_standard_output(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "simulate", "--csv", "-")
+    assert_one_line_error(code, err, "-: outputs are files here, not standard output; give a file name")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_into_a_read_only_folder_is_refused_even_as_root(capsys, tmp_path):

@@ -112,6 +112,20 @@ def test_a_table_file_without_a_name_is_not_called_the_default(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("body,match", [
+    ('[entries.chip_n_pe]\nvalue = 0\nunit = "count"\nsource = "s"\n', "'chip_n_pe': must be > 0"),
+    ('[entries.table2_clock]\nvalue = 0.0\nunit = "Hz"\nsource = "s"\n', "'table2_clock': must be > 0"),
+    ("".join(f'[entries.pe_power_{k}]\nvalue = 0.0\nunit = "mW"\nsource = "s"\n'
+             for k in ("memory", "clock", "register", "combinational")), "per-type powers .* are all 0"),
+])
+def test_entries_the_model_divides_by_must_not_be_zero(tmp_path, body, match):
+    """``chip_n_pe = 0`` priced a run into ZeroDivisionError (fuzz seed 14, table api 151)."""
+    p = tmp_path / "t.toml"
+    p.write_text(body)
+    with pytest.raises(EieConfigError, match=match):
+        load_table(p)
+
+
+@pytest.mark.parametrize("body,match", [
     ('[entries.x]\nvalue = 1.0\nunit = "pJ"\n', "lacks source"),
     ('[entries.x]\nvalue = 1.0\nunit = "parsecs"\nsource = "s"\n', "unit"),
     ('[entries.x]\nvalue = -1.0\nunit = "pJ"\nsource = "s"\n', ">= 0"),
