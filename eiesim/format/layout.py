@@ -33,8 +33,8 @@ def _as_int(val, name: str, lo: int, hi: int | None = None) -> int:
         raise EieFormatError(f"{name}: expected an integer, got {val!r}", code="ARGUMENT")
     val = int(val)
     if val < lo or (hi is not None and val > hi):
-        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise EieFormatError(f"{name}: {val} is outside {rng}", code="ARGUMENT")
+        rng = f"outside [{lo}, {hi}]" if hi is not None else f"not >= {lo}"
+        raise EieFormatError(f"{name}: {val} is {rng}", code="ARGUMENT")
     return val
 
 

@@ -462,7 +462,7 @@ def simulate_network(
     Raises
     ------
     EieInputError
-        If the inputs do not have ``n_in`` columns or are not finite, or a
+        If there is no input, the inputs do not have ``n_in`` columns or are not finite, or a
         layer overflows to a non-finite output (the message names the input
         and the layer).
     EieConfigError
@@ -480,9 +480,10 @@ def simulate_network(
     x = np.asarray(inputs)
     if x.ndim == 1:
         x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != network.n_in:
+    if x.ndim != 2 or x.shape[1] != network.n_in or x.shape[0] == 0:
+        # no input at all was a result of 0 cycles per input; simulate_batch and the CLI refuse it
         raise EieInputError(
-            f"network inputs must have shape (n, {network.n_in}), got {np.asarray(inputs).shape}"
+            f"network inputs must have shape (n >= 1, {network.n_in}), got {np.asarray(inputs).shape}"
         )
     if config is None:
         config = EIEConfig.for_layer(network.layers[0])

@@ -209,3 +209,23 @@ def test_non_layer_and_non_config_arguments_raise_typed_errors():
         simulate({"ptr": []}, [1.0])
     with pytest.raises(EieConfigError, match="EIEConfig"):
         simulate(lay, [1.0, 1.0, 1.0], {"n_pe": 3})
+
+
+def test_a_network_run_needs_at_least_one_input():
+    """``simulate_network`` on a (0, n_in) array returned a result of 0 cycles per input, while
+    ``simulate_batch`` and the command line refuse it (fresh-user finding)."""
+    from eiesim.format.network import Network
+    from eiesim.sim.network import simulate_network
+
+    rng = np.random.default_rng(0)
+    net = Network((CompressedLayer.from_codes(rng.integers(0, 16, (6, 5)), np.r_[0.0, np.ones(15)].astype(np.float32),
+                                              2),), activation="none", metadata={})
+    for x in (np.zeros((0, 5), np.float32), np.zeros((0, 4), np.float32), np.zeros((3, 4), np.float32)):
+        with pytest.raises(EieInputError, match=r"network inputs must have shape \(n >= 1, 5\), got \(\d, \d\)"):
+            simulate_network(net, x)
+    assert simulate_network(net, np.ones((1, 5), np.float32)).outputs.shape == (1, 6)
+
+
+def test_an_integer_below_its_bound_is_worded_as_such():
+    with pytest.raises(EieFormatError, match=r"shape\[0\] \(n_out\): 0 is not >= 1"):
+        CompressedLayer.from_codes(np.ones((0, 5), np.int64), np.r_[0.0, np.ones(15)].astype(np.float32), 2)
