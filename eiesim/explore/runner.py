@@ -586,6 +586,8 @@ class SweepSummary:
     tasks : int
         Executor tasks submitted.
     batch_size : int
+        Points in the largest task (at most the batch size asked for; ``--batch 100000`` on 16
+        points reported tasks "of up to 100000 points").
     """
 
     total: int
@@ -849,4 +851,4 @@ def run_sweep(spec: SweepSpec, out, *, executor: Optional[Executor] = None, work
             if error is not None:
                 raise error
     return SweepSummary(total=len(spec.points), skipped=len(spec.points) - len(todo), run=written,
-                        tasks=len(batches), batch_size=bs)
+                        tasks=len(batches), batch_size=max((len(b) for b in batches), default=bs))

@@ -193,8 +193,10 @@ def test_process_pool_gives_the_serial_results(tmp_path):
     s1 = run_sweep(spec, a)
     with ProcessPoolExecutor(2) as ex:
         s2 = run_sweep(spec, b, executor=ex, workers=2, batch_size=2)
-    assert (s1.run, s2.run, s2.tasks) == (6, 6, 4)
+    assert (s1.run, s2.run, s2.tasks, s2.batch_size) == (6, 6, 4, 2)
     assert _sorted_lines(a) == _sorted_lines(b)
+    # the largest task, not the size asked for ("2 tasks of up to 100000 points" on 6 points)
+    assert run_sweep(spec, tmp_path / "c.jsonl", batch_size=100000).batch_size == 3  # (workload, N) groups of 3
     ids = [json.loads(l)["point"] for l in a.read_text().splitlines()]
     assert sorted(ids) == sorted(p.id for p in spec.points)
 
