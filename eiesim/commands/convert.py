@@ -48,8 +48,9 @@ def add_parser(sub) -> None:
         help="re-encode a dump directory, .eie container, .net stream or codes+codebook file as a .eie container",
         description="Write an already compressed layer or network as a .eie container, codes and codebooks "
         "kept exactly, re-interleaved over --n-pe PEs. SRC: the authors' simulator dump directory (one "
-        "layer); a .eie container (re-interleaved for another N); a Deep Compression .net stream (its FC-shaped layers: (out, in) or (out, in, 1, 1); "
-        "--layers layers.json, default the one beside it); or .npz/.safetensors holding PREFIX.codes "
+        "layer); a .eie container (re-interleaved for another N); a Deep Compression .net stream (its "
+        "FC-shaped layers: (out, in) or (out, in, 1, 1); --layers layers.json, default the one beside it); "
+        "or .npz/.safetensors holding PREFIX.codes "
         "(2-D integers, 0 = pruned), PREFIX.codebook (2**b floats, entry 0 = +0.0) and optional "
         "PREFIX.bias_codes, layers in file order (--select sets the order).",
     )

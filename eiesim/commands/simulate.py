@@ -111,7 +111,8 @@ def add_parser(sub) -> None:
     t.add_argument("--trace-window", metavar="START:END", help="cycles to trace, END exclusive (default: all)")
     t.add_argument("--trace-pes", metavar="LIST", help="PEs to trace, e.g. 0-7,12 (default: all)")
     t.add_argument("--trace-input", type=int, default=0, metavar="K", help="input to trace, 0-based (default 0)")
-    t.add_argument("--trace-layer", metavar="NAME", help="layer to trace, by name or 0-based index (default: the first)")
+    t.add_argument("--trace-layer", metavar="NAME",
+                   help="layer to trace, by name or 0-based index (default: the first)")
     s.set_defaults(func=run)
 
 

@@ -27,7 +27,7 @@ from .runner import (
 from .spec import CONFIG_AXES, KNOB_AXES, SPEC_VERSION, Point, SweepSpec, load_spec, parse_spec, point_id
 
 __all__ = [
-    "RESULT_VERSION", "EieSweepError", "SweepInterrupted", "SweepSummary", "default_batch_size", "make_batches", "read_results",
-    "resolve_workload", "run_batch", "run_point", "run_sweep", "table_identity",
+    "RESULT_VERSION", "EieSweepError", "SweepInterrupted", "SweepSummary", "default_batch_size", "make_batches",
+    "read_results", "resolve_workload", "run_batch", "run_point", "run_sweep", "table_identity",
     "CONFIG_AXES", "KNOB_AXES", "SPEC_VERSION", "Point", "SweepSpec", "load_spec", "parse_spec", "point_id",
 ]

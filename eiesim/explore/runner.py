@@ -63,6 +63,7 @@ class SweepInterrupted(EieSweepError):
     file (the message says how many) and ``--resume`` finishes the rest.
     """
 
+
 #: Seconds between two polls of :func:`run_sweep`'s ``stop`` while tasks run on an executor.
 STOP_POLL_S = 0.2
 

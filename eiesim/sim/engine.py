@@ -181,8 +181,9 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
         (default): 2 when this input gives at least :data:`OVERLAP_MIN_STEPS`
         PE steps and about :data:`OVERLAP_MIN_MACS` MACs (both passes long enough
         for the hand-over, about 50 us on a 2-core x86-64 host, to pay) and the
-        process may use two CPUs, else 1. The first call on a layer passes it to the per-layer pass
-        (:meth:`CompressedLayer.kernel_tables`): 1 builds the tables on this thread.
+        process may use two CPUs, else 1. The first call on a layer passes it to
+        the per-layer pass (:meth:`CompressedLayer.kernel_tables`): 1 builds the
+        tables on this thread.
 
     Returns
     -------
