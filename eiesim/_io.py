@@ -204,18 +204,29 @@ def _check_target(path: str, error) -> None:
 
 
 def _check_not_a_stream(path: str, error) -> None:
-    """Refuse ``-`` and paths under ``/dev`` or ``/proc`` (``/dev/stdout``, ``/proc/self/fd/1``).
+    """Refuse ``-`` and a path that is, or links through, ``/proc`` or ``/dev`` (``/dev/shm`` excepted).
 
-    An output is written by replacing a file (:func:`write_atomic`): through such a link that file
-    is whatever a stream was redirected to, so ``--json /dev/stdout > report.txt`` replaced the
-    report with the JSON (fresh-user finding); ``-`` made a file named ``-``.
+    An output is written by replacing a file (:func:`write_atomic`): through ``/dev/stdout`` or
+    ``/proc/self/fd/1`` that file is whatever a stream was redirected to, so ``--json /dev/stdout >
+    report.txt`` replaced the report with the JSON (fresh-user finding), as did a symlink to
+    ``/dev/stdout``; ``-`` made a file named ``-``. The links are followed one at a time
+    (:func:`os.path.realpath` would resolve ``/proc/self/fd/1`` to the redirected file itself),
+    each with its folder resolved (``/proc/self/cwd/x`` is a file in the current folder).
     """
     if path == "-":
         raise error("-: outputs are files here, not standard output; give a file name")
-    parts = os.path.abspath(path).split(os.sep)
-    if len(parts) > 2 and parts[1] in ("dev", "proc"):
-        raise error(f"{path}: a device or a process's stream, not a file; outputs are written by replacing a "
-                    "file: give a file name")
+    hop, link = os.path.abspath(path), None
+    for _ in range(40):  # the kernel's own limit on symlinks in one lookup
+        hop = os.path.join(os.path.realpath(os.path.dirname(hop)), os.path.basename(hop))
+        parts = hop.split(os.sep)
+        if len(parts) > 2 and (parts[1] == "proc" or (parts[1] == "dev" and parts[2] != "shm")):
+            shown = path if link is None else f"{path} (a link to {link})"
+            raise error(f"{shown}: a device or a process's stream, not a file; outputs are written by replacing a "
+                        "file: give a file name")
+        if not os.path.islink(hop):
+            return
+        link = os.path.join(os.path.dirname(hop), os.readlink(hop))
+        hop = link
 
 
 def check_writable(path, *, error=_io_error) -> None:

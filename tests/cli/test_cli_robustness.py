@@ -121,19 +121,37 @@ def test_output_targets_that_must_not_be_replaced(capsys, tmp_path):
     assert_one_line_error(code, err, "a device or a process's stream, not a file")
 
 
-@pytest.mark.parametrize("target", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/2"])
+@pytest.mark.parametrize("target", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/2", "link.json", "link2.json"])
 def test_an_output_through_a_stream_link_is_refused(target, tmp_path):
     """``--json /dev/stdout > report.txt`` replaced report.txt (the redirect target) with the JSON: the
-    output is written by renaming a new file over the path's target (fresh-user finding)."""
+    output is written by renaming a new file over the path's target (fresh-user finding); so did a
+    symlink to /dev/stdout (second fresh-user finding), and a link to that link."""
     report = tmp_path / "report.txt"
+    (tmp_path / "link.json").symlink_to("/dev/stdout")
+    (tmp_path / "link2.json").symlink_to(tmp_path / "link.json")
     with open(report, "wb") as fh:
         proc = subprocess.run([sys.executable, "-c", "import sys; del sys.path[0]; from eiesim.cli import main; "
                                "sys.exit(main(sys.argv[1:]))", "simulate", "--json", target], stdout=fh,
                               stderr=subprocess.PIPE, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.decode().strip() == (f"eiesim: error: --json: {target}: a device or a process's stream, not "
+    shown = target if target.startswith("/") else f"{target} (a link to /dev/stdout)"
+    assert proc.stderr.decode().strip() == (f"eiesim: error: --json: {shown}: a device or a process's stream, not "
                                             "a file; outputs are written by replacing a file: give a file name")
     assert report.read_bytes() == b""
+
+
+def test_regular_files_behind_proc_or_in_dev_shm_are_outputs(capsys, tmp_path, monkeypatch):
+    """``/proc/self/cwd/x`` is a file of the current folder, ``/dev/shm`` a file system: both written."""
+    from eiesim._io import check_writable
+
+    monkeypatch.chdir(tmp_path)
+    check_writable("/proc/self/cwd/x.json")
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        check_writable("/dev/shm/eiesim-test-x.json")
+    (tmp_path / "ok.json").symlink_to(tmp_path / "real.json")  # a link to a file: written through
+    code, _, err = run(capsys, "simulate", "--json", "ok.json")
+    assert code == 0, err
+    assert (tmp_path / "real.json").stat().st_size > 0 and (tmp_path / "ok.json").is_symlink()
 
 
 def test_dash_is_not_standard_output(capsys, tmp_path, monkeypatch):
