@@ -58,11 +58,12 @@ def _dask_executor(address: str):
 
 @contextlib.contextmanager
 def _ctrl_c_as_flag(active: bool):
-    """While ``active`` (tasks on an executor) and on the main thread: the first SIGINT only sets a
-    flag, which :func:`~eiesim.explore.run_sweep` polls (its ``stop``), and restores Python's handler
-    (a second Ctrl-C raises at once). A ``KeyboardInterrupt`` raised inside the executor's code could
-    leave a process pool unable to shut down: the sweep then hung at exit (fresh-user finding).
-    Yields ``stop`` (a callable) or None."""
+    """While ``active`` (tasks on an executor) and on the main thread: SIGINT only sets a flag, which
+    :func:`~eiesim.explore.run_sweep` polls (its ``stop``). A ``KeyboardInterrupt`` raised inside the
+    executor's code could leave a process pool unable to shut down: the sweep then hung at exit
+    (fresh-user finding), and a second Ctrl-C during the shutdown printed tracebacks at exit (second
+    fresh-user finding), so every Ctrl-C until the pool is shut down only sets the flag: stopping
+    takes well under a second. Yields ``stop`` (a callable) or None."""
     if not active or threading.current_thread() is not threading.main_thread():
         yield None
         return
@@ -70,7 +71,6 @@ def _ctrl_c_as_flag(active: bool):
 
     def on_sigint(signum, frame):
         hit.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -129,39 +129,39 @@ def run(args) -> int:
     executor = None
     workers = 1
     t0 = time.perf_counter()
-    try:
-        if args.scheduler:
-            client, executor, workers = _dask_executor(args.scheduler)
-        elif args.jobs > 1:
-            from ..explore.runner import local_pool
+    # with an executor, Ctrl-C only sets a flag from before the pool exists until after it is shut down
+    with _ctrl_c_as_flag(bool(args.scheduler) or args.jobs > 1) as stop:
+        try:
+            if args.scheduler:
+                client, executor, workers = _dask_executor(args.scheduler)
+            elif args.jobs > 1:
+                from ..explore.runner import local_pool
 
-            executor, workers = local_pool(args.jobs), args.jobs
-        if bar is not None:
-            from ..explore import read_results
+                executor, workers = local_pool(args.jobs), args.jobs
+            if bar is not None:
+                from ..explore import read_results
 
-            if args.resume and os.path.exists(args.out):
-                ids = {p.id for p in spec.points}
-                bar.update(len({r["point"] for r in read_results(args.out)[0]} & ids))
-        with _ctrl_c_as_flag(executor is not None) as stop:
+                if args.resume and os.path.exists(args.out):
+                    ids = {p.id for p in spec.points}
+                    bar.update(len({r["point"] for r in read_results(args.out)[0]} & ids))
             summary = run_sweep(spec, args.out, executor=executor, workers=workers, batch_size=args.batch,
                                 resume=args.resume, on_point=on_point, stop=stop)
-    except (SweepInterrupted, KeyboardInterrupt) as exc:
-        if executor is not None and client is None:  # our own pool: its workers ignore SIGINT
-            stop_local_pool(executor)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        if bar is not None:
-            bar.close()
-            bar = None
-        print(f"eiesim: {exc}", file=sys.stderr)
-        return 130
-    finally:
-        if bar is not None:
-            bar.close()
-        if executor is not None:
-            executor.shutdown(wait=True)  # run_sweep has cancelled what had not started
-        if client is not None:
-            client.close()
+        except SweepInterrupted as exc:
+            if executor is not None and client is None:  # our own pool: its workers ignore SIGINT
+                stop_local_pool(executor)
+            if bar is not None:
+                bar.close()
+                bar = None
+            print(f"eiesim: {exc}", file=sys.stderr)
+            return 130
+        finally:
+            if bar is not None:
+                bar.close()
+            if executor is not None:
+                executor.shutdown(wait=True)  # run_sweep has cancelled what had not started
+            if client is not None:
+                client.close()
+    # a Ctrl-C after the last point was written: every point is in the file, the sweep is done
     dt = time.perf_counter() - t0
     rate = summary.run / dt if dt > 0 else 0.0
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else (

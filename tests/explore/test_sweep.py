@@ -452,6 +452,23 @@ def test_ctrl_c_stops_a_pool_sweep_at_once_and_resume_finishes_it(tmp_path):
     assert _sorted_lines(out) == _sorted_lines(ref)
 
 
+def test_ctrl_c_only_sets_the_flag_until_the_pool_is_shut_down():
+    """A second Ctrl-C restored Python's handler and raised KeyboardInterrupt inside the pool's shutdown
+    (tracebacks at exit: second fresh-user finding): every SIGINT in the block now only sets the flag."""
+    from eiesim.commands.sweep import _ctrl_c_as_flag
+
+    before = signal.getsignal(signal.SIGINT)
+    with _ctrl_c_as_flag(True) as stop:
+        assert stop() is False
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the handler runs between bytecodes of the main thread
+        assert stop() is True
+    assert signal.getsignal(signal.SIGINT) is before
+    with _ctrl_c_as_flag(False) as stop:  # no executor: Ctrl-C stays Python's KeyboardInterrupt
+        assert stop is None and signal.getsignal(signal.SIGINT) is before
+
+
 def test_run_sweep_stops_when_asked(tmp_path):
     spec = load_spec(_lenet_spec(tmp_path, "fifo_depth = [1, 2, 4, 8]"), resolve_workload=resolve_workload)
     out = tmp_path / "r.jsonl"
