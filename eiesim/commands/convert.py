@@ -65,8 +65,8 @@ def add_parser(sub) -> None:
                    "decoded row)")
     s.add_argument("--layers", metavar="JSON", help="layer list of a .net stream (default: layers.json beside it)")
     s.add_argument("--select", metavar="NAMES",
-                   help="comma-separated layer names to convert, in network order (default: every FC-shaped "
-                   "layer)")
+                   help="comma-separated layer names to convert, each once, in the order the new network runs "
+                   "them (default: every FC-shaped layer)")
     s.add_argument("--drop-bias", action="store_true",
                    help="convert a .net stream's layers without their float biases (default: fold each bias into "
                    "EIE's bias column, refused when a value is not a codebook value)")
@@ -114,6 +114,9 @@ def _select(layers, select, src):
     names = [n.strip() for n in select.split(",")]
     if not all(names):
         raise EieInputError(f"--select: {select!r} holds an empty name")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:  # it wrote a network with one layer twice under one name (fresh-user finding)
+        raise EieInputError(f"--select: {twice!r} is given twice")
     by_name = {layer.name: layer for layer in layers}
     missing = [n for n in names if n not in by_name]
     if missing:

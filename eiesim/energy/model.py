@@ -740,9 +740,16 @@ def _first_non_finite(obj, where: str = ""):
 
 
 def _largest_entry(table: EnergyTable) -> str:
-    """``"largest entry: NAME = VALUE UNIT"`` -- the usual culprit of an overflow."""
+    """``"largest entry: NAME = VALUE UNIT; smallest non-zero: NAME = VALUE UNIT"`` -- the usual
+    culprits of an overflow: a huge price, or a tiny divisor (``chip_n_pe = 1e-300`` was blamed on
+    the largest entry alone: second fresh-user finding)."""
     name, e = max(table.entries.items(), key=lambda kv: kv[1].value)
-    return f"largest entry: {name} = {e.value:g} {e.unit}"
+    out = f"largest entry: {name} = {e.value:g} {e.unit}"
+    positive = [kv for kv in table.entries.items() if kv[1].value > 0]
+    if positive:
+        small, es = min(positive, key=lambda kv: kv[1].value)
+        out += f"; smallest non-zero: {small} = {es.value:g} {es.unit}"
+    return out
 
 
 #: Table entries pricing one multiply + one add per arithmetic (EIE Fig. 10 compares these).

@@ -63,6 +63,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+import numpy as np
+
 from ..config import EIEConfig
 from ..errors import EieConfigError
 from ..workloads.benchmarks import BENCHMARK_ORDER, BENCHMARKS, MAX_SEED
@@ -314,8 +316,9 @@ def _parse_workloads(src: str, raw: Any, default_inputs: Mapping) -> List[Dict[s
                 raise _err(src, f"{key}.{k}", f"applies to benchmark workloads only, not a {kind}")
         seeds = wl.get("seeds", [0])
         if not isinstance(seeds, list) or not seeds or any(
-                isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+                isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
             raise _err(src, f"{key}.seeds", f"expected a non-empty list of integers >= 0, got {seeds!r}")
+        seeds = [int(s) for s in seeds]  # a NumPy integer from the API was refused as "not an integer"
         if len(set(seeds)) != len(seeds):
             raise _err(src, f"{key}.seeds", f"seed given twice in {seeds!r}")
         if kind == "benchmark" and max(seeds) > MAX_SEED:

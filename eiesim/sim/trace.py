@@ -527,7 +527,8 @@ def check_trace_target(names: Sequence[str], n_inputs: int, layer: Optional[str]
     names = list(names)
     hits = [k for k, name in enumerate(names) if name == layer]
     if len(hits) > 1:
-        raise EieInputError(f"--trace-layer {layer!r}: layers {', '.join(map(str, hits))} all have that name; "
+        listed = f"{', '.join(map(str, hits[:-1]))} and {hits[-1]}"
+        raise EieInputError(f"--trace-layer {layer!r}: layers {listed} have that name; "
                             f"give the index of the one to trace (e.g. --trace-layer {hits[-1]})")
     if hits:
         return hits[0]

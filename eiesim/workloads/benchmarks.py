@@ -112,7 +112,8 @@ def benchmark_spec(name: str, profile: str = "fc8", *, seed: int = 0, act_densit
         ``act_density``).
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise EieInputError(f"seed {seed!r}: must be an integer in 0..{MAX_SEED} (2**31 - 1)")
+        shown = int(seed) if isinstance(seed, np.integer) else repr(seed)
+        raise EieInputError(f"seed {shown}: must be an integer in 0..{MAX_SEED} (2**31 - 1)")
     seed = int(seed)
     if name not in BENCHMARKS:
         raise EieInputError(f"unknown benchmark layer {name!r} (have {', '.join(BENCHMARK_ORDER)})")

@@ -111,6 +111,20 @@ def test_a_table_file_without_a_name_is_not_called_the_default(tmp_path, capsys)
     assert capsys.readouterr().out.splitlines()[0] == f"energy table: {DEFAULT_TABLE.name}, with 2 entries from {p}"
 
 
+def test_an_overflow_names_a_tiny_divisor_too(tmp_path, capsys):
+    """``chip_n_pe = 1e-300`` overflowed the paper's method and the message blamed the largest entry
+    (``table2_clock``) alone (second fresh-user finding)."""
+    from eiesim.cli import main
+
+    p = tmp_path / "t.toml"
+    p.write_text('[entries.chip_n_pe]\nvalue = 1e-300\nunit = "count"\nsource = "s"\n')
+    res = tmp_path / "r.json"
+    assert main(["simulate", "--json", str(res)]) == 0
+    capsys.readouterr()
+    assert main(["energy", str(res), "--table", str(p)]) == 2
+    assert "is not finite" in (err := capsys.readouterr().err) and "smallest non-zero: chip_n_pe = 1e-300 count" in err
+
+
 @pytest.mark.parametrize("body,match", [
     ('[entries.chip_n_pe]\nvalue = 0\nunit = "count"\nsource = "s"\n', "'chip_n_pe': must be > 0"),
     ('[entries.table2_clock]\nvalue = 0.0\nunit = "Hz"\nsource = "s"\n', "'table2_clock': must be > 0"),

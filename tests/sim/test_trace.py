@@ -271,8 +271,10 @@ def test_trace_target_by_name_or_index_and_duplicate_names_refused():
     assert check_trace_target(["a", "1", "b"], 5, "1", 0) == 1  # a name wins over an index
     assert check_trace_target(["a", "0", "b"], 5, "0", 0) == 1
     assert check_trace_target(["fc", "relu", "fc"], 5, "2", 0) == 2  # the way to pick the second "fc"
-    with pytest.raises(EieInputError, match=r"layers 0, 2 all have that name; give the index .*--trace-layer 2"):
+    with pytest.raises(EieInputError, match=r"layers 0 and 2 have that name; give the index .*--trace-layer 2"):
         check_trace_target(["fc", "relu", "fc"], 5, "fc", 0)
+    with pytest.raises(EieInputError, match=r"layers 0, 1 and 3 have that name"):
+        check_trace_target(["fc", "fc", "x", "fc"], 5, "fc", 0)
     for bad in ("3", "-1", "٢", "nope"):
         with pytest.raises(EieInputError, match=r"layers are ip1, ip2, ip3 \(or their indices 0\.\.2\)"):
             check_trace_target(["ip1", "ip2", "ip3"], 5, bad, 0)

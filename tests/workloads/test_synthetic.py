@@ -174,3 +174,10 @@ def test_benchmark_seeds_past_31_bits_are_refused():
     for bad in (2**31, 2**32, 2**64 + 1, -1, True, 1.0):
         with pytest.raises(EieInputError, match=r"seed .*: must be an integer in 0\.\.2147483647"):
             benchmark_spec("Alex-8", seed=bad)
+    with pytest.raises(EieInputError, match=r"^seed 2147483648: must"):  # not np.uint64(2147483648)
+        benchmark_spec("Alex-8", seed=np.uint64(2**31))
+    from eiesim.explore import parse_spec  # a NumPy integer seed in a spec given as a dict was refused
+
+    spec = parse_spec({"version": 1, "workloads": [{"benchmark": "Alex-7", "seeds": [np.int64(1), 2]}],
+                       "grid": {"n_pe": [64]}})
+    assert len(spec.points) == 2
