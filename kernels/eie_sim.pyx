@@ -1532,7 +1532,7 @@ cdef class _OneInput:
 
 
 def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_ssize_t n_in, bint has_bias,
-            int fifo_depth, int entries_per_line, submit=None):
+            int fifo_depth, int entries_per_line, submit=None, overlap_min=None):
     """Simulate one float32 input vector: the warm single-input path of ``simulate``.
 
     Parameters
@@ -1552,6 +1552,12 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
         release the GIL and share nothing they write, so the results are those of the
         serial order. None, a ``submit`` that returns None or raises RuntimeError (a pool
         shut down): both passes on this thread.
+    overlap_min : (int, int), optional
+        ``(min_steps, min_macs)``: use ``submit`` only when this input's broadcasts (the
+        bias column's included) times the PEs that own rows reach ``min_steps`` and the
+        broadcasts times the layer's mean MACs per column reach ``min_macs``
+        (``eiesim.sim.engine.OVERLAP_MIN_STEPS``); counted from the LNZD view this call
+        builds anyway. None: ``submit`` whenever given.
 
     Returns
     -------
@@ -1602,6 +1608,11 @@ def run_one(LayerTables tables, const float[:] a, const float[::1] codebook, Py_
             job.n_bc = nz + (1 if has_bias else 0)
     if not finite:
         return None
+    if submit is not None and overlap_min is not None:  # Python ints: the products may pass int64
+        min_steps, min_macs = overlap_min
+        if (job.n_bc * min(n_pe, tables.n_out) < min_steps
+                or job.n_bc * tables.macs.size < min_macs * n_cols):
+            submit = None
     fut = None
     if submit is not None:
         try:

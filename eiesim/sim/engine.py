@@ -261,14 +261,13 @@ def simulate(layer, activations, config: Optional[EIEConfig] = None, *, backend:
     )
 
 
-def _overlap_pays(tables, a: np.ndarray) -> bool:
-    """Whether this input's call is long enough to overlap its passes (:data:`OVERLAP_MIN_STEPS`,
-    :data:`OVERLAP_MIN_MACS`) and two CPUs may be used. ``a``: float32 activations, shape (n_in,)."""
+def _may_overlap(tables) -> bool:
+    """Whether a call on these tables could be long enough to overlap its passes with every column
+    broadcast (:data:`OVERLAP_MIN_STEPS`, :data:`OVERLAP_MIN_MACS`) and two CPUs may be used; the
+    kernel then decides for its input from the broadcasts it counts anyway (``run_one``'s
+    ``overlap_min``)."""
     n_rows_pes = min(tables.n_pe, tables.n_out)  # PEs that own no row take no step
-    if tables.n_cols * n_rows_pes < OVERLAP_MIN_STEPS or tables.macs.size < OVERLAP_MIN_MACS:
-        return False  # not even with every column broadcast
-    n_bc = int(np.count_nonzero(a)) + (tables.n_cols - a.shape[0])  # the bias column is always broadcast
-    return (n_bc * n_rows_pes >= OVERLAP_MIN_STEPS and n_bc * tables.macs.size >= OVERLAP_MIN_MACS * tables.n_cols
+    return (tables.n_cols * n_rows_pes >= OVERLAP_MIN_STEPS and tables.macs.size >= OVERLAP_MIN_MACS
             and _usable_cpus() > 1)
 
 
@@ -279,15 +278,19 @@ def _simulate_float32(plan: LayerPlan, activations, config: EIEConfig, warn: boo
     Equal to ``prepare`` + ``_run_kernel`` (the tests hold them to identical results),
     without building a :class:`LayerProgram`: the per-layer part is ``plan``'s, and
     the kernel builds the LNZD view and checks the values are finite itself. ``threads``: 2
-    runs the timing pass on the helper thread (:func:`_helper_submit`), None when
-    :func:`_overlap_pays`.
+    runs the timing pass on the helper thread (:func:`_helper_submit`); None lets the kernel
+    do so when this input's work reaches :data:`OVERLAP_MIN_STEPS` and :data:`OVERLAP_MIN_MACS`.
     """
     a = activations
     if not (type(a) is np.ndarray and a.dtype == np.float32 and a.ndim == 1 and a.shape[0] == plan.n_in):
         a = _coerce_activations(a, plan.n_in, plan.name)
-    overlap = threads == 2 or (threads is None and _overlap_pays(plan.tables, a))
+    submit, bounds = None, None
+    if threads == 2:
+        submit = _helper_submit()
+    elif threads is None and _may_overlap(plan.tables):
+        submit, bounds = _helper_submit(), (OVERLAP_MIN_STEPS, OVERLAP_MIN_MACS)
     got = _kernel().run_one(plan.tables, a, plan.codebook, plan.n_in, plan.has_bias, config.fifo_depth,
-                            config.entries_per_line, _helper_submit() if overlap else None)
+                            config.entries_per_line, submit, bounds)
     if got is None:  # a value is not finite: the full check names it
         _coerce_activations(a, plan.n_in, plan.name)
         raise EieInputError(f"layer {plan.name!r}: an activation is not finite")  # pragma: no cover
