@@ -322,6 +322,26 @@ class EnergyTable:
     name: str
     entries: Mapping[str, EnergyEntry] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Entries the energy model divides by must not be 0 (a table with ``chip_n_pe = 0`` raised
+        ``ZeroDivisionError``: fuzz seed 14): ``chip_n_pe``, ``table2_clock``, and each of EIE Table
+        II's two power splits (``pe_power_<module>``, ``pe_power_<type>``) as a whole. Checked here,
+        so a table built in code, merged or read from a file obeys it alike.
+
+        Raises
+        ------
+        EieConfigError
+            One of those entries (or a whole split) is 0.
+        """
+        for key in ("chip_n_pe", "table2_clock"):
+            if key in self.entries and self.entries[key].value == 0:
+                raise EieConfigError(f"entry {key!r}: must be > 0 (the energy model divides by it)")
+        for what, names in (("module", EIE_MODULES), ("type", EIE_KINDS)):
+            keys = [f"pe_power_{n}" for n in names]
+            if all(k in self.entries for k in keys) and sum(self.entries[k].value for k in keys) == 0:
+                raise EieConfigError(f"the per-{what} powers {', '.join(keys)} are all 0 (EIE Table II's "
+                                     "split divides by their sum)")
+
     # ------------------------------------------------------------ look-ups
     def get(self, key: str) -> EnergyEntry:
         """The entry ``key``.
@@ -609,23 +629,10 @@ class EnergyTable:
             name = base.name if base is not None else source
         if not isinstance(name, str):
             raise EieConfigError(f"{source}: 'name' must be a string")
-        table = base.merged(entries, name=name) if base is not None else cls(name=name, entries=entries)
-        _check_divisors(table, source)
-        return table
-
-
-def _check_divisors(table: "EnergyTable", source) -> None:
-    """Entries the energy model divides by must not be 0 (a table with ``chip_n_pe = 0`` raised
-    ``ZeroDivisionError``: fuzz seed 14): ``chip_n_pe``, ``table2_clock``, and each of EIE Table II's
-    two power splits (``pe_power_<module>``, ``pe_power_<type>``) as a whole."""
-    for key in ("chip_n_pe", "table2_clock"):
-        if key in table.entries and table.entries[key].value == 0:
-            raise EieConfigError(f"{source}: entry {key!r}: must be > 0 (the energy model divides by it)")
-    for what, names in (("module", EIE_MODULES), ("type", EIE_KINDS)):
-        keys = [f"pe_power_{n}" for n in names]
-        if all(k in table.entries for k in keys) and sum(table.entries[k].value for k in keys) == 0:
-            raise EieConfigError(f"{source}: the per-{what} powers {', '.join(keys)} are all 0 (EIE Table II's "
-                                 "split divides by their sum)")
+        try:  # the table's own rules (an entry the model divides by is not 0), named with the file
+            return base.merged(entries, name=name) if base is not None else cls(name=name, entries=entries)
+        except EieConfigError as exc:
+            raise EieConfigError(f"{source}: {exc}") from None
 
 
 #: Names of the entries the energy model prices (those of the default table, derived ones included);

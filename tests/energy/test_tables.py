@@ -139,6 +139,14 @@ def test_entries_the_model_divides_by_must_not_be_zero(tmp_path, body, match):
         load_table(p)
 
 
+def test_a_table_built_in_code_obeys_the_divisor_rule_too():
+    zero = EnergyEntry("chip_n_pe", 0, "count", "s")
+    with pytest.raises(EieConfigError, match="'chip_n_pe': must be > 0"):
+        DEFAULT_TABLE.merged({"chip_n_pe": zero})
+    with pytest.raises(EieConfigError, match="'chip_n_pe': must be > 0"):
+        EnergyTable(name="mine", entries={"chip_n_pe": zero})
+
+
 @pytest.mark.parametrize("body,match", [
     ('[entries.x]\nvalue = 1.0\nunit = "pJ"\n', "lacks source"),
     ('[entries.x]\nvalue = 1.0\nunit = "parsecs"\nsource = "s"\n', "unit"),
