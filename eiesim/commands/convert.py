@@ -70,9 +70,9 @@ def add_parser(sub) -> None:
     s.add_argument("--drop-bias", action="store_true",
                    help="convert a .net stream's layers without their float biases (default: fold each bias into "
                    "EIE's bias column, refused when a value is not a codebook value)")
-    s.add_argument("--index-bits", type=int_range(1, 8), default=4, metavar="B",
+    s.add_argument("--index-bits", type=int_range(1, 8), default=None, metavar="B",
                    help="relative-index bits of the new layout for .npz/.safetensors sources, 1..8 (default 4; a "
-                   "dump and a .net stream keep theirs)")
+                   "dump, a .eie container and a .net stream keep theirs)")
     s.add_argument("--activation", choices=("relu", "none"), default=None,
                    help="non-linearity between layers recorded in the container (default: none for one layer, "
                    "relu for several)")
@@ -246,7 +246,7 @@ def load_source(args):
         layers, kind = [dump.layer], "dump"
         n_pe = n_pe or dump.layer.n_pe
     elif low.endswith(".eie"):  # a container: re-interleaved for another N (it was read as a .net stream)
-        if args.layers is not None or args.drop_bias or args.index_bits != 4:
+        if args.layers is not None or args.drop_bias or args.index_bits is not None:
             raise EieInputError("--layers/--drop-bias/--index-bits do not apply to a .eie container (its layers "
                                 "keep their codes and widths; use --select to pick layers)")
         from ..format.container import load_network
@@ -259,7 +259,8 @@ def load_source(args):
         if args.layers is not None or args.drop_bias:
             raise EieInputError("--layers/--drop-bias apply to a .net stream only (use --select to pick layers)")
         n_pe = n_pe or 64
-        layers, kind = _from_codes(src, n_pe, args.index_bits, args.select), "codes"
+        index_bits = 4 if args.index_bits is None else args.index_bits
+        layers, kind = _from_codes(src, n_pe, index_bits, args.select), "codes"
     else:
         n_pe = n_pe or 64
         layers, src = _from_net(src, args.layers, n_pe, args.select, args.drop_bias)

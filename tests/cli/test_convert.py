@@ -120,8 +120,9 @@ def test_convert_a_container_to_another_n(capsys, tmp_path):
     assert run(capsys, "convert", src, "--out", one, "--select", "b")[0] == 0  # keeps N = 8
     (b,) = load_network(one).layers
     assert b.n_pe == 8 and b.name == "b" and np.array_equal(b.to_codes(), c2)
-    code, _, err = run(capsys, "convert", src, "--out", tmp_path / "x.eie", "--drop-bias")
-    assert code == 2 and "do not apply to a .eie container" in err
+    for flag in (["--drop-bias"], ["--index-bits", "4"]):  # even the value that used to be the default
+        code, _, err = run(capsys, "convert", src, "--out", tmp_path / "x.eie", *flag)
+        assert code == 2 and "do not apply to a .eie container" in err
     # one layer twice gave a network of two layers of one name (second fresh-user finding)
     code, _, err = run(capsys, "convert", src, "--out", tmp_path / "x.eie", "--select", "b, b")
     assert code == 2 and "--select: 'b' is given twice" in err and not (tmp_path / "x.eie").exists()
